@@ -1,0 +1,540 @@
+//! 事实目录: the fact catalogue — every fact kind a partner department can answer, with its value
+//! type, unit, reference period and how long an answer stays valid.
+//!
+//! Invariants:
+//! - [`FactKind`] is closed; its wire name `<department>.<fact>` (e.g. `labor.monthly_wages`) is
+//!   stable forever. A new fact is a new variant, never a renamed one.
+//! - Money is always an integer number of fen (分, 1/100 yuan) in an `i64`. Areas are integer
+//!   square decimetres (1 dm² = 0.01 m²). No floating point anywhere in the catalogue or on the wire.
+//! - A [`FactValue`] is checked against its kind's [`FactSpec`] ([`FactSpec::check_value`]) before
+//!   anyone uses it: right type, a code from the allowed set, no negative amounts.
+
+use serde::{Deserialize, Serialize};
+use time::{Date, Month};
+
+use crate::Department;
+use crate::wire::YearMonth;
+
+/// The type of a fact's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ValueType {
+    /// true / false
+    Bool,
+    /// a non-negative whole number
+    Count,
+    /// an amount of money in fen (分)
+    MoneyFen,
+    /// an area in square decimetres (0.01 m²)
+    AreaDm2,
+    /// a number of days
+    Days,
+    /// one code from the fact's allowed set
+    Code,
+    /// a date, or null when there is none (e.g. no death registered)
+    OptionalDate,
+    /// one amount in fen per calendar month, for the months of the reference period
+    MonthlyFen,
+}
+
+/// The unit a value is expressed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Unit {
+    /// no unit (booleans, codes, dates)
+    None,
+    /// 分 (total over the reference period)
+    Fen,
+    /// 分/月
+    FenPerMonth,
+    /// 分/学年
+    FenPerAcademicYear,
+    /// 平方分米 (0.01 m²)
+    Dm2,
+    /// 个/次: a count
+    Count,
+    /// 天
+    Days,
+}
+
+/// How the reference period of a fact is derived from the query's `as_of` date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PeriodKind {
+    /// the state on the `as_of` date (from = to = as_of)
+    AsOf,
+    /// the 12 complete calendar months before the month of `as_of`
+    Trailing12Months,
+    /// the calendar month containing `as_of`, up to `as_of` (a monthly amount currently paid)
+    CurrentMonth,
+    /// the academic year (1 September – 31 August) containing `as_of`
+    AcademicYear,
+}
+
+/// 参考期: the period a fact describes, inclusive on both ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReferencePeriod {
+    #[serde(with = "crate::wire::date")]
+    #[schemars(schema_with = "crate::wire::date_schema")]
+    pub from: Date,
+    #[serde(with = "crate::wire::date")]
+    #[schemars(schema_with = "crate::wire::date_schema")]
+    pub to: Date,
+}
+
+impl PeriodKind {
+    /// The reference period for a query made "as of" `as_of`.
+    pub fn period_for(self, as_of: Date) -> ReferencePeriod {
+        match self {
+            PeriodKind::AsOf => ReferencePeriod {
+                from: as_of,
+                to: as_of,
+            },
+            PeriodKind::Trailing12Months => {
+                let last = YearMonth::of(as_of).previous();
+                let mut first = last;
+                for _ in 0..11 {
+                    first = first.previous();
+                }
+                ReferencePeriod {
+                    from: first.first_day(),
+                    to: last.last_day(),
+                }
+            }
+            PeriodKind::CurrentMonth => ReferencePeriod {
+                from: YearMonth::of(as_of).first_day(),
+                to: as_of,
+            },
+            PeriodKind::AcademicYear => {
+                let start_year = if as_of.month() as u8 >= Month::September as u8 {
+                    as_of.year()
+                } else {
+                    as_of.year() - 1
+                };
+                ReferencePeriod {
+                    from: Date::from_calendar_date(start_year, Month::September, 1)
+                        .unwrap_or(as_of),
+                    to: Date::from_calendar_date(start_year + 1, Month::August, 31)
+                        .unwrap_or(as_of),
+                }
+            }
+        }
+    }
+}
+
+/// The typed value of one fact. On the wire: `{"type": "money_fen", "value": 123456}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "type", content = "value", rename_all = "snake_case")]
+pub enum FactValue {
+    Bool(bool),
+    Count(u32),
+    /// 分: integer fen
+    MoneyFen(i64),
+    /// 平方分米: integer square decimetres
+    AreaDm2(i64),
+    Days(u32),
+    Code(String),
+    OptionalDate(
+        #[serde(with = "crate::wire::date::option")]
+        #[schemars(schema_with = "crate::wire::optional_date_schema")]
+        Option<Date>,
+    ),
+    MonthlyFen(Vec<MonthAmount>),
+}
+
+/// One month's amount in a [`FactValue::MonthlyFen`] series.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MonthAmount {
+    pub month: YearMonth,
+    /// 分
+    pub fen: i64,
+}
+
+impl FactValue {
+    pub fn value_type(&self) -> ValueType {
+        match self {
+            FactValue::Bool(_) => ValueType::Bool,
+            FactValue::Count(_) => ValueType::Count,
+            FactValue::MoneyFen(_) => ValueType::MoneyFen,
+            FactValue::AreaDm2(_) => ValueType::AreaDm2,
+            FactValue::Days(_) => ValueType::Days,
+            FactValue::Code(_) => ValueType::Code,
+            FactValue::OptionalDate(_) => ValueType::OptionalDate,
+            FactValue::MonthlyFen(_) => ValueType::MonthlyFen,
+        }
+    }
+}
+
+/// Everything the catalogue says about one fact kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FactSpec {
+    pub kind: FactKind,
+    /// The department that answers it.
+    pub department: Department,
+    pub value_type: ValueType,
+    pub unit: Unit,
+    pub period: PeriodKind,
+    /// How many days an answer may be reused (once-only) before the department must be asked again.
+    pub validity_days: u32,
+    pub name_zh: &'static str,
+    pub name_en: &'static str,
+    /// For [`ValueType::Code`]: the allowed codes. Empty otherwise.
+    pub codes: &'static [&'static str],
+}
+
+macro_rules! catalogue {
+    ($(
+        $variant:ident = $wire:literal, $dept:ident, $vt:ident, $unit:ident, $period:ident,
+        $valid:literal, $zh:literal, $en:literal, [$($code:literal),*];
+    )*) => {
+        /// 事实种类: one kind of fact a department can answer. Wire name `<department>.<fact>`.
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord,
+            Serialize, Deserialize, schemars::JsonSchema,
+        )]
+        pub enum FactKind {
+            $(
+                #[doc = concat!($zh, ": ", $en)]
+                #[serde(rename = $wire)]
+                $variant,
+            )*
+        }
+
+        impl FactKind {
+            /// Every fact kind, in catalogue order.
+            pub const ALL: &'static [FactKind] = &[$(FactKind::$variant),*];
+
+            /// The catalogue entry for this kind.
+            pub fn spec(self) -> &'static FactSpec {
+                match self {
+                    $(FactKind::$variant => &FactSpec {
+                        kind: FactKind::$variant,
+                        department: Department::$dept,
+                        value_type: ValueType::$vt,
+                        unit: Unit::$unit,
+                        period: PeriodKind::$period,
+                        validity_days: $valid,
+                        name_zh: $zh,
+                        name_en: $en,
+                        codes: &[$($code),*],
+                    },)*
+                }
+            }
+
+            /// The stable wire name, e.g. `labor.monthly_wages`.
+            pub fn code(self) -> &'static str {
+                match self {
+                    $(FactKind::$variant => $wire,)*
+                }
+            }
+        }
+    };
+}
+
+catalogue! {
+    // 民政 civil affairs
+    MaritalStatus = "civil_affairs.marital_status", CivilAffairs, Code, None, AsOf, 90,
+        "婚姻状况", "marital status", ["unmarried", "married", "divorced", "widowed"];
+    AssistanceStatus = "civil_affairs.assistance_status", CivilAffairs, Code, None, AsOf, 30,
+        "当前救助状态", "current assistance status",
+        ["none", "dibao", "tekun", "orphan", "child_in_hardship"];
+    DeathRegistration = "civil_affairs.death_registration", CivilAffairs, OptionalDate, None, AsOf, 7,
+        "死亡登记(火化)日期", "registered date of death (null if none)", [];
+    // 卫健/医保 health and medical insurance
+    MedicalExpensesTotal = "health.medical_expenses_total_12m", Health, MoneyFen, Fen,
+        Trailing12Months, 30, "近12个月医疗费用总额", "medical expenses over the last 12 months", [];
+    MedicalExpensesReimbursed = "health.medical_expenses_reimbursed_12m", Health, MoneyFen, Fen,
+        Trailing12Months, 30, "近12个月医保报销金额", "medical expenses reimbursed over the last 12 months", [];
+    MedicalExpensesOutOfPocket = "health.medical_expenses_out_of_pocket_12m", Health, MoneyFen, Fen,
+        Trailing12Months, 30, "近12个月个人自付医疗费用", "out-of-pocket medical expenses over the last 12 months", [];
+    SeriousIllness = "health.serious_illness", Health, Code, None, AsOf, 90,
+        "重特大疾病/慢性病", "serious or chronic illness", ["none", "chronic", "serious"];
+    HospitalStays = "health.hospital_stays_12m", Health, Count, Count, Trailing12Months, 30,
+        "近12个月住院次数", "hospital stays over the last 12 months", [];
+    InpatientDays = "health.inpatient_days_12m", Health, Days, Days, Trailing12Months, 30,
+        "近12个月住院天数", "inpatient days over the last 12 months", [];
+    // 教育 education
+    Enrolment = "education.enrolment", Education, Code, None, AsOf, 90,
+        "在学状态及学段", "enrolment and stage",
+        ["not_enrolled", "preschool", "primary", "junior_secondary", "senior_secondary",
+         "secondary_vocational", "higher_vocational", "undergraduate", "postgraduate"];
+    TuitionFees = "education.fees", Education, MoneyFen, FenPerAcademicYear, AcademicYear, 180,
+        "学费及住宿费", "tuition and boarding fees", [];
+    EducationAidReceived = "education.aid_received", Education, MoneyFen, FenPerAcademicYear,
+        AcademicYear, 90, "已获教育资助金额", "education aid received", [];
+    // 住建 housing
+    PropertiesOwned = "housing.properties_owned", Housing, Count, Count, AsOf, 30,
+        "名下房产套数", "properties owned", [];
+    FloorAreaOwned = "housing.floor_area_owned", Housing, AreaDm2, Dm2, AsOf, 30,
+        "名下房产建筑面积", "floor area of properties owned", [];
+    PublicRentalHousing = "housing.public_rental_housing", Housing, Bool, None, AsOf, 30,
+        "承租公租房", "lives in public rental housing", [];
+    ProvidentFundBalance = "housing.provident_fund_balance", Housing, MoneyFen, Fen, AsOf, 30,
+        "住房公积金余额", "housing provident fund balance", [];
+    ProvidentFundMonthlyContribution = "housing.provident_fund_monthly_contribution", Housing,
+        MoneyFen, FenPerMonth, CurrentMonth, 30,
+        "住房公积金月缴存额", "housing provident fund monthly contribution", [];
+    // 人社 labor and social security
+    EmploymentStatus = "labor.employment_status", Labor, Code, None, AsOf, 30,
+        "就业状态", "employment status",
+        ["employed", "self_employed", "registered_unemployed", "retired", "not_in_labor_force"];
+    MonthlyWages = "labor.monthly_wages", Labor, MonthlyFen, FenPerMonth, Trailing12Months, 30,
+        "近12个月工资收入", "monthly wages over the last 12 months", [];
+    Pension = "labor.pension_monthly", Labor, MoneyFen, FenPerMonth, CurrentMonth, 30,
+        "养老金月领取额", "monthly pension", [];
+    UnemploymentBenefit = "labor.unemployment_benefit_monthly", Labor, MoneyFen, FenPerMonth,
+        CurrentMonth, 30, "失业保险金月领取额", "monthly unemployment benefit", [];
+    SocialInsuranceContributions = "labor.social_insurance_contributions_12m", Labor, MoneyFen, Fen,
+        Trailing12Months, 30, "近12个月个人社会保险缴费", "personal social insurance contributions over the last 12 months", [];
+    // 司法 justice
+    CustodyStatus = "justice.custody_status", Justice, Code, None, AsOf, 30,
+        "服刑/社区矫正状态", "imprisonment or community correction",
+        ["none", "imprisoned", "community_correction"];
+    LegalAid = "justice.legal_aid_12m", Justice, Bool, None, Trailing12Months, 90,
+        "近12个月获得法律援助", "legal aid received in the last 12 months", [];
+    // 残联 disabled persons' federation
+    DisabilityCertificate = "disability.certificate", Disability, Bool, None, AsOf, 90,
+        "持有残疾人证", "holds a disability certificate", [];
+    DisabilityCategory = "disability.category", Disability, Code, None, AsOf, 90,
+        "残疾类别", "disability category",
+        ["none", "visual", "hearing", "speech", "physical", "intellectual", "mental", "multiple"];
+    DisabilityGrade = "disability.grade", Disability, Code, None, AsOf, 90,
+        "残疾等级", "disability grade (1 most severe)", ["none", "1", "2", "3", "4"];
+    LivingSubsidy = "disability.living_subsidy_monthly", Disability, MoneyFen, FenPerMonth,
+        CurrentMonth, 30, "困难残疾人生活补贴", "living subsidy for disabled people in hardship", [];
+    CareSubsidy = "disability.care_subsidy_monthly", Disability, MoneyFen, FenPerMonth,
+        CurrentMonth, 30, "重度残疾人护理补贴", "care subsidy for severely disabled people", [];
+}
+
+/// Why a value does not fit its fact kind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FactValueError {
+    #[error("value type is {found:?}, the catalogue says {expected:?}")]
+    WrongType {
+        found: ValueType,
+        expected: ValueType,
+    },
+    #[error("code {0:?} is not one of the allowed codes")]
+    UnknownCode(String),
+    #[error("amount must not be negative")]
+    Negative,
+    #[error("month {0} is outside the reference period")]
+    MonthOutsidePeriod(YearMonth),
+    #[error("month {0} appears twice")]
+    DuplicateMonth(YearMonth),
+}
+
+impl FactSpec {
+    /// Check a value against this kind: type, allowed codes, sign, months inside `period`.
+    pub fn check_value(
+        &self,
+        value: &FactValue,
+        period: &ReferencePeriod,
+    ) -> Result<(), FactValueError> {
+        if value.value_type() != self.value_type {
+            return Err(FactValueError::WrongType {
+                found: value.value_type(),
+                expected: self.value_type,
+            });
+        }
+        match value {
+            FactValue::Code(c) if !self.codes.contains(&c.as_str()) => {
+                Err(FactValueError::UnknownCode(c.clone()))
+            }
+            FactValue::MoneyFen(v) | FactValue::AreaDm2(v) if *v < 0 => {
+                Err(FactValueError::Negative)
+            }
+            FactValue::MonthlyFen(months) => {
+                let mut seen: Vec<YearMonth> = Vec::with_capacity(months.len());
+                for m in months {
+                    if m.fen < 0 {
+                        return Err(FactValueError::Negative);
+                    }
+                    if m.month.last_day() < period.from || m.month.first_day() > period.to {
+                        return Err(FactValueError::MonthOutsidePeriod(m.month));
+                    }
+                    if seen.contains(&m.month) {
+                        return Err(FactValueError::DuplicateMonth(m.month));
+                    }
+                    seen.push(m.month);
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl FactKind {
+    pub fn department(self) -> Department {
+        self.spec().department
+    }
+
+    /// Parse a wire name such as `labor.monthly_wages`.
+    pub fn from_code(code: &str) -> Option<FactKind> {
+        FactKind::ALL.iter().copied().find(|k| k.code() == code)
+    }
+
+    /// The kinds one department answers, in catalogue order.
+    pub fn served_by(department: Department) -> impl Iterator<Item = FactKind> {
+        FactKind::ALL
+            .iter()
+            .copied()
+            .filter(move |k| k.department() == department)
+    }
+}
+
+impl std::fmt::Display for FactKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::date;
+
+    #[test]
+    fn wire_names_are_department_dot_fact_and_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for &k in FactKind::ALL {
+            let (dept, fact) = k.code().split_once('.').expect("dot");
+            assert_eq!(dept, k.department().code(), "{k}");
+            assert!(
+                !fact.is_empty()
+                    && fact
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                "{k}"
+            );
+            assert!(seen.insert(k.code()), "duplicate {k}");
+            assert_eq!(FactKind::from_code(k.code()), Some(k));
+            assert_eq!(
+                serde_json::to_value(k).unwrap(),
+                serde_json::Value::String(k.code().into())
+            );
+            let spec = k.spec();
+            assert_eq!(spec.kind, k);
+            assert_eq!(
+                spec.codes.is_empty(),
+                spec.value_type != ValueType::Code,
+                "{k}"
+            );
+            assert!(spec.validity_days > 0);
+        }
+    }
+
+    #[test]
+    fn every_department_serves_facts() {
+        for d in Department::ALL {
+            assert!(FactKind::served_by(d).count() >= 2, "{d}");
+        }
+        assert_eq!(FactKind::ALL.len(), 29);
+    }
+
+    fn check_period(kind: PeriodKind, as_of: Date, expected: (Date, Date)) {
+        let p = kind.period_for(as_of);
+        assert_eq!((p.from, p.to), expected, "{kind:?} {as_of}");
+    }
+
+    #[test]
+    fn reference_periods() {
+        let d = date!(2026 - 11 - 29);
+        check_period(PeriodKind::AsOf, d, (d, d));
+        check_period(
+            PeriodKind::Trailing12Months,
+            d,
+            (date!(2025 - 11 - 01), date!(2026 - 10 - 31)),
+        );
+        check_period(
+            PeriodKind::Trailing12Months,
+            date!(2026 - 01 - 15),
+            (date!(2025 - 01 - 01), date!(2025 - 12 - 31)),
+        );
+        check_period(PeriodKind::CurrentMonth, d, (date!(2026 - 11 - 01), d));
+        check_period(
+            PeriodKind::AcademicYear,
+            d,
+            (date!(2026 - 09 - 01), date!(2027 - 08 - 31)),
+        );
+        check_period(
+            PeriodKind::AcademicYear,
+            date!(2026 - 08 - 31),
+            (date!(2025 - 09 - 01), date!(2026 - 08 - 31)),
+        );
+    }
+
+    fn check_value(kind: FactKind, value: FactValue, expected: Result<(), FactValueError>) {
+        let period = kind.spec().period.period_for(date!(2026 - 11 - 29));
+        assert_eq!(kind.spec().check_value(&value, &period), expected, "{kind}");
+    }
+
+    #[test]
+    fn values_are_checked_against_the_catalogue() {
+        use FactValue as V;
+        let ym = |s: &str| YearMonth::parse(s).unwrap();
+        check_value(FactKind::MaritalStatus, V::Code("married".into()), Ok(()));
+        check_value(
+            FactKind::MaritalStatus,
+            V::Code("complicated".into()),
+            Err(FactValueError::UnknownCode("complicated".into())),
+        );
+        check_value(
+            FactKind::Pension,
+            V::Count(3),
+            Err(FactValueError::WrongType {
+                found: ValueType::Count,
+                expected: ValueType::MoneyFen,
+            }),
+        );
+        check_value(
+            FactKind::Pension,
+            V::MoneyFen(-1),
+            Err(FactValueError::Negative),
+        );
+        check_value(FactKind::Pension, V::MoneyFen(215_000), Ok(()));
+        check_value(FactKind::DeathRegistration, V::OptionalDate(None), Ok(()));
+        let wages = |months: &[(&str, i64)]| {
+            V::MonthlyFen(
+                months
+                    .iter()
+                    .map(|(m, fen)| MonthAmount {
+                        month: ym(m),
+                        fen: *fen,
+                    })
+                    .collect(),
+            )
+        };
+        check_value(
+            FactKind::MonthlyWages,
+            wages(&[("2025-11", 300_000), ("2026-10", 310_000)]),
+            Ok(()),
+        );
+        check_value(
+            FactKind::MonthlyWages,
+            wages(&[("2026-11", 300_000)]),
+            Err(FactValueError::MonthOutsidePeriod(ym("2026-11"))),
+        );
+        check_value(
+            FactKind::MonthlyWages,
+            wages(&[("2026-01", 1), ("2026-01", 2)]),
+            Err(FactValueError::DuplicateMonth(ym("2026-01"))),
+        );
+    }
+
+    #[test]
+    fn fact_values_have_a_tagged_wire_form() {
+        let v = FactValue::OptionalDate(Some(date!(2026 - 10 - 02)));
+        assert_eq!(
+            serde_json::to_string(&v).unwrap(),
+            r#"{"type":"optional_date","value":"2026-10-02"}"#
+        );
+        let back: FactValue =
+            serde_json::from_str(r#"{"type":"money_fen","value":123456}"#).unwrap();
+        assert_eq!(back, FactValue::MoneyFen(123_456));
+        assert!(serde_json::from_str::<FactValue>(r#"{"type":"money_fen","value":1.5}"#).is_err());
+    }
+}
