@@ -1,1 +1,28 @@
+//! Jishijiu Hub (济时救数据共享核对枢纽): the server and everything stateful.
+//!
+//! # Layout
+//! - [`config`]: the TOML configuration, validated at start-up.
+//! - [`tls`]: the crypto provider (ring), server config, client verification with CRLs, hot reload.
+//! - [`identity`]: certificate URI SAN → [`schemas::Identity`]; the [`identity::Caller`] extractor.
+//! - [`server`]: the accept loop (handshake deadline, connection cap, graceful shutdown).
+//! - [`api`]: routes, the JSON error type, request ids, metrics and tracing layers.
+//! - [`store`]: the database interface and its SQLite and PostgreSQL implementations.
+//! - [`keys`]: the hub's Ed25519 signing key and the pseudonym HMAC key.
+//! - [`pki`]: the development CA behind `hub pki`.
+//! - [`telemetry`]: logs, OpenTelemetry export, the Prometheus recorder.
+//! - [`app`]: `Application::build(config)` / `run_until_stopped` shared by `main` and tests.
+//! - [`cli`], [`demo`]: the `hub` command line and the demo.
 #![forbid(unsafe_code)]
+
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod identity;
+pub mod keys;
+pub mod pki;
+pub mod server;
+pub mod store;
+pub mod telemetry;
+pub mod tls;

@@ -1,2 +1,6 @@
 #![forbid(unsafe_code)]
-fn main() {}
+//! The `hub` binary: all logic lives in the library (`hub::cli::main`).
+
+fn main() -> anyhow::Result<()> {
+    hub::cli::main()
+}

@@ -53,7 +53,12 @@ impl Checkpoint {
 
     /// The note text: `origin\nsize\nroot\n`, no extension lines.
     pub fn to_note_text(&self) -> String {
-        format!("{}\n{}\n{}\n", self.origin, self.size, self.root.to_base64())
+        format!(
+            "{}\n{}\n{}\n",
+            self.origin,
+            self.size,
+            self.root.to_base64()
+        )
     }
 
     /// Parses note text (signatures already removed), ignoring extension lines.
@@ -146,7 +151,11 @@ pub fn open_checkpoint(
             "the log key must be an Ed25519 (0x01) note key".into(),
         ));
     }
-    if policy.witnesses.iter().any(|w| w.kind() != KeyKind::CosignatureV1) {
+    if policy
+        .witnesses
+        .iter()
+        .any(|w| w.kind() != KeyKind::CosignatureV1)
+    {
         return Err(Error::InvalidInput(
             "witness keys must be cosignature/v1 (0x04) keys".into(),
         ));
@@ -155,8 +164,7 @@ pub fn open_checkpoint(
     known.push(log_key.clone());
     known.extend(policy.witnesses.iter().cloned());
     let note = open_note(msg, &known)?;
-    let is_log_sig =
-        |s: &Signature| s.name == log_key.name() && s.key_id == log_key.key_id();
+    let is_log_sig = |s: &Signature| s.name == log_key.name() && s.key_id == log_key.key_id();
     if !note.verified.iter().any(is_log_sig) {
         return Err(Error::UnverifiedNote);
     }
@@ -247,7 +255,10 @@ mod tests {
         check_parse(&format!("\n13\n{ROOT}\n"), Err("checkpoint.origin"));
         check_parse(&format!("o\n13\n{ROOT}"), Err("newline"));
         check_parse("o\n13\n", Err("checkpoint"));
-        check_parse(&format!("o\n13\n{ROOT}\n\nx\n"), Err("checkpoint.extension"));
+        check_parse(
+            &format!("o\n13\n{ROOT}\n\nx\n"),
+            Err("checkpoint.extension"),
+        );
         assert!(Checkpoint::new("has space", 1, Hash::default()).is_err());
         assert!(Checkpoint::new("a+b", 1, Hash::default()).is_err());
     }
@@ -271,7 +282,8 @@ mod tests {
         )
         .unwrap();
         let none = WitnessPolicy::default();
-        let opened = open_checkpoint(signed.as_bytes(), "hub.example/audit-log", &vk, &none).unwrap();
+        let opened =
+            open_checkpoint(signed.as_bytes(), "hub.example/audit-log", &vk, &none).unwrap();
         assert_eq!(opened.checkpoint, cp);
         // Negative: size line 13 → 12.
         let altered = signed.replace("\n13\n", "\n12\n");
@@ -296,11 +308,22 @@ mod tests {
         let ok = open_checkpoint(two.as_bytes(), "hub.example/audit-log", &vk, &policy).unwrap();
         assert_eq!(
             ok.cosignatures,
-            vec![("w1.example".to_string(), 100), ("w2.example".to_string(), 200)]
+            vec![
+                ("w1.example".to_string(), 100),
+                ("w2.example".to_string(), 200)
+            ]
         );
         // A note signed only by a witness is not a log checkpoint.
         let only_witness = format!("{text}\n{}", w1.cosign(&text, 5));
-        assert!(open_checkpoint(only_witness.as_bytes(), "hub.example/audit-log", &vk, &policy).is_err());
+        assert!(
+            open_checkpoint(
+                only_witness.as_bytes(),
+                "hub.example/audit-log",
+                &vk,
+                &policy
+            )
+            .is_err()
+        );
         // Witness request body framing.
         let body = witness_request_body(7, &[root], &signed);
         assert!(body.starts_with(&format!("old 7\n{ROOT}\n\nhub.example/audit-log\n")));

@@ -52,7 +52,10 @@ pub fn verify_cosignature(witness: &VerifierKey, note_text: &str, sig: &Signatur
     if sig.sig.len() != 72 {
         return Err(Error::malformed(
             "cosignature",
-            format!("must be 72 bytes (timestamp + signature), got {}", sig.sig.len()),
+            format!(
+                "must be 72 bytes (timestamp + signature), got {}",
+                sig.sig.len()
+            ),
         ));
     }
     if !witness.verify(note_text.as_bytes(), &sig.sig) {
@@ -106,7 +109,9 @@ impl CosignatureSigner {
 
     /// The cosignature line (`— name base64\n`) for `note_text` at `timestamp`.
     pub fn cosign(&self, note_text: &str, timestamp: u64) -> String {
-        let sig = self.pair.sign(&cosigned_message(timestamp, note_text.as_bytes()));
+        let sig = self
+            .pair
+            .sign(&cosigned_message(timestamp, note_text.as_bytes()));
         let mut bytes = Vec::with_capacity(4 + 8 + 64);
         bytes.extend_from_slice(&self.key_id.to_be_bytes());
         bytes.extend_from_slice(&timestamp.to_be_bytes());
@@ -141,7 +146,10 @@ mod tests {
         let cosigned = format!("{signed}{}", w.cosign(text, 1_700_000_000));
         let (_, sigs) = split_note(cosigned.as_bytes()).unwrap();
         assert_eq!(sigs[1].sig.len(), 72, "4+8+64 byte payload");
-        assert_eq!(verify_cosignature(&wk, text, &sigs[1]).unwrap(), 1_700_000_000);
+        assert_eq!(
+            verify_cosignature(&wk, text, &sigs[1]).unwrap(),
+            1_700_000_000
+        );
         // Through open_note with both keys.
         let n = open_note(cosigned.as_bytes(), &[log.verifier_key(), wk.clone()]).unwrap();
         assert_eq!(n.verified.len(), 2);

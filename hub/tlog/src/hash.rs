@@ -216,7 +216,11 @@ mod tests {
             "97c11ea7b687e595de46d2bc0628767ac581bf681f2bd8bce70bb4cc1938fc4b"
         );
         let check = |n: usize, expected: &str| {
-            assert_eq!(root_from_leaf_hashes(&l[..n]).to_base64(), expected, "root({n})");
+            assert_eq!(
+                root_from_leaf_hashes(&l[..n]).to_base64(),
+                expected,
+                "root({n})"
+            );
             let mut th = TreeHasher::new();
             l[..n].iter().for_each(|h| th.push(*h));
             assert_eq!(th.root().to_base64(), expected, "TreeHasher root({n})");
@@ -235,10 +239,14 @@ mod tests {
         }
         // 256 leaves as one subtree, then 44 leaves as a subtree of 32, 8, 4.
         let mut th = TreeHasher::new();
-        th.push_subtree(root_from_leaf_hashes(&l[..256]), 8).unwrap();
-        th.push_subtree(root_from_leaf_hashes(&l[256..288]), 5).unwrap();
-        th.push_subtree(root_from_leaf_hashes(&l[288..296]), 3).unwrap();
-        th.push_subtree(root_from_leaf_hashes(&l[296..300]), 2).unwrap();
+        th.push_subtree(root_from_leaf_hashes(&l[..256]), 8)
+            .unwrap();
+        th.push_subtree(root_from_leaf_hashes(&l[256..288]), 5)
+            .unwrap();
+        th.push_subtree(root_from_leaf_hashes(&l[288..296]), 3)
+            .unwrap();
+        th.push_subtree(root_from_leaf_hashes(&l[296..300]), 2)
+            .unwrap();
         assert_eq!(th.root(), root_from_leaf_hashes(&l));
         assert!(th.push_subtree(l[0], 3).is_err(), "misaligned subtree");
     }

@@ -39,7 +39,7 @@ pub mod tile;
 pub use checkpoint::Checkpoint;
 pub use hash::Hash;
 pub use note::{Signer, Verifier, VerifierKey};
-//TMP pub use receipt::Receipt;
+pub use receipt::Receipt;
 pub use stored::{HashReader, MemoryHashStore, StoredHashIndex};
 pub use tile::Tile;
 

@@ -169,7 +169,10 @@ impl VerifierKey {
         if vk.key_id != id {
             return Err(Error::malformed(
                 "verifier key.key_id",
-                format!("{id:08x} does not match the key (expected {:08x})", vk.key_id),
+                format!(
+                    "{id:08x} does not match the key (expected {:08x})",
+                    vk.key_id
+                ),
             ));
         }
         Ok(vk)
@@ -281,9 +284,9 @@ impl Signer {
     /// Parses `PRIVATE+KEY+<name>+<hex8 key ID>+<base64(0x01 || seed)>` (Go's signer key form).
     pub fn from_skey_text(skey: &str) -> Result<Signer> {
         let skey = skey.trim_end_matches(['\n', '\r']);
-        let rest = skey.strip_prefix("PRIVATE+KEY+").ok_or_else(|| {
-            Error::malformed("signer key", "must start with PRIVATE+KEY+")
-        })?;
+        let rest = skey
+            .strip_prefix("PRIVATE+KEY+")
+            .ok_or_else(|| Error::malformed("signer key", "must start with PRIVATE+KEY+"))?;
         let mut parts = rest.splitn(3, '+');
         let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next())
         else {
@@ -368,7 +371,9 @@ impl std::fmt::Debug for Signer {
 pub fn sign_note(text: &str, signers: &[&Signer]) -> Result<String> {
     check_text("note text", text)?;
     if signers.is_empty() {
-        return Err(Error::InvalidInput("sign_note needs at least one signer".into()));
+        return Err(Error::InvalidInput(
+            "sign_note needs at least one signer".into(),
+        ));
     }
     let mut out = String::with_capacity(text.len() + 1 + 100 * signers.len());
     out.push_str(text);
@@ -446,7 +451,10 @@ pub fn split_note(msg: &[u8]) -> Result<(String, Vec<Signature>)> {
             ));
         }
         let rest = line.strip_prefix(SIG_PREFIX).ok_or_else(|| {
-            Error::malformed("note.signature", "line must start with an em dash and a space")
+            Error::malformed(
+                "note.signature",
+                "line must start with an em dash and a space",
+            )
         })?;
         let (name, b64) = rest.split_once(' ').unwrap_or((rest, ""));
         if !is_valid_key_name(name) {
@@ -578,10 +586,26 @@ mod tests {
         let forged = sign_note(text, &[&impostor]).unwrap();
         check_open(&forged, std::slice::from_ref(&vk), Err("UnverifiedNote"));
         // Framing errors.
-        check_open("no signatures\n", std::slice::from_ref(&vk), Err("Malformed"));
-        check_open(&signed.replace('\u{2014}', "-"), std::slice::from_ref(&vk), Err("Malformed"));
-        check_open(&signed.trim_end().to_string(), std::slice::from_ref(&vk), Err("Malformed"));
-        check_open(&format!("a\tb\n{}", &signed), std::slice::from_ref(&vk), Err("Malformed"));
+        check_open(
+            "no signatures\n",
+            std::slice::from_ref(&vk),
+            Err("Malformed"),
+        );
+        check_open(
+            &signed.replace('\u{2014}', "-"),
+            std::slice::from_ref(&vk),
+            Err("Malformed"),
+        );
+        check_open(
+            &signed.trim_end().to_string(),
+            std::slice::from_ref(&vk),
+            Err("Malformed"),
+        );
+        check_open(
+            &format!("a\tb\n{}", &signed),
+            std::slice::from_ref(&vk),
+            Err("Malformed"),
+        );
         // Duplicate signature lines count once.
         let dup = format!("{signed}{}", s.signature_line(text));
         check_open(&dup, std::slice::from_ref(&vk), Ok(1));
@@ -603,10 +627,19 @@ mod tests {
             assert!(e.contains(needle), "{input}: {e}");
         };
         check("nokey", "verifier key");
-        check("example.com/foo+530d903b+AekyeRrm56hApGFkyQR4ZCbV54Id2LKaANYcrnKv3U2k", "key_id");
+        check(
+            "example.com/foo+530d903b+AekyeRrm56hApGFkyQR4ZCbV54Id2LKaANYcrnKv3U2k",
+            "key_id",
+        );
         check("example.com/foo+530d903a+AekyeRrm56hApGFk", "key");
-        check("example.com/foo+530d903a+BekyeRrm56hApGFkyQR4ZCbV54Id2LKaANYcrnKv3U2k", "key type");
-        check("+530d903a+AekyeRrm56hApGFkyQR4ZCbV54Id2LKaANYcrnKv3U2k", "key name");
+        check(
+            "example.com/foo+530d903a+BekyeRrm56hApGFkyQR4ZCbV54Id2LKaANYcrnKv3U2k",
+            "key type",
+        );
+        check(
+            "+530d903a+AekyeRrm56hApGFkyQR4ZCbV54Id2LKaANYcrnKv3U2k",
+            "key name",
+        );
         assert!(Signer::from_skey_text("PRIVATE+KEY+x+00000000+AAAA").is_err());
         assert!(sign_note("no newline", &[&test_signer()]).is_err());
     }

@@ -7,7 +7,9 @@
 //! (or the old tree's) side up to the root's child.
 
 use crate::hash::{Hash, empty_root, node_hash, root_from_leaf_hashes, split_point};
-use crate::stored::{HashReader, StoredHashIndex, maxpow2, read_checked, subtree_hash, subtree_index};
+use crate::stored::{
+    HashReader, StoredHashIndex, maxpow2, read_checked, subtree_hash, subtree_index,
+};
 use crate::{Error, Result};
 
 /// Audit path of one record in a tree (RFC 6962 `PATH(m, D[n])`), leaf sibling first.
@@ -201,7 +203,9 @@ pub fn check_tree(
             ));
         }
         if old_root != new_root {
-            return Err(Error::ProofFailed("equal sizes with different roots".into()));
+            return Err(Error::ProofFailed(
+                "equal sizes with different roots".into(),
+            ));
         }
         return Ok(());
     }

@@ -281,7 +281,11 @@ mod tests {
         // Values from Go's tlog_test.go TestStoredHashIndex layout: leaves at 0,1,3,4,7,8,10,11,15…
         let check = |level: u32, n: u64, expected: u64| {
             assert_eq!(stored_hash_index(level, n).0, expected, "({level},{n})");
-            assert_eq!(split_stored_hash_index(expected), (level, n), "split {expected}");
+            assert_eq!(
+                split_stored_hash_index(expected),
+                (level, n),
+                "split {expected}"
+            );
         };
         check(0, 0, 0);
         check(0, 1, 1);

@@ -17,7 +17,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use crate::hash::{Hash, HASH_SIZE, TreeHasher, leaf_hash, root_from_leaf_hashes};
+use crate::hash::{HASH_SIZE, Hash, TreeHasher, leaf_hash, root_from_leaf_hashes};
 use crate::proof::{InclusionProof, check_record, prove_record};
 use crate::stored::{HashReader, StoredHashIndex, stored_hash_index};
 use crate::{Error, Result};
@@ -98,8 +98,12 @@ pub fn tile_path(tile: &Tile) -> String {
 /// Parses a tile path (relative to the log prefix), accepting only the canonical encoding.
 pub fn parse_tile_path(path: &str) -> Result<TilePath> {
     let bad = |rule: &str| Error::malformed("tile path", rule.to_owned());
-    let rest = path.strip_prefix("tile/").ok_or_else(|| bad("must start with tile/"))?;
-    let (kind, rest) = rest.split_once('/').ok_or_else(|| bad("missing tile index"))?;
+    let rest = path
+        .strip_prefix("tile/")
+        .ok_or_else(|| bad("must start with tile/"))?;
+    let (kind, rest) = rest
+        .split_once('/')
+        .ok_or_else(|| bad("missing tile index"))?;
     let level: Option<u8> = if kind == "entries" {
         None
     } else {
@@ -125,7 +129,12 @@ pub fn parse_tile_path(path: &str) -> Result<TilePath> {
     let groups: Vec<&str> = index_part.split('/').collect();
     for (i, g) in groups.iter().enumerate() {
         let last = i + 1 == groups.len();
-        let digits = if last { *g } else { g.strip_prefix('x').ok_or_else(|| bad("non-final index elements need an x prefix"))? };
+        let digits = if last {
+            *g
+        } else {
+            g.strip_prefix('x')
+                .ok_or_else(|| bad("non-final index elements need an x prefix"))?
+        };
         if digits.len() != 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad("index elements must be 3 digits"));
         }
@@ -542,7 +551,10 @@ pub fn audit_log(
     if let Some((tsize, _)) = trusted
         && tsize > size
     {
-        return Err(fail(None, format!("log shrank: trusted size {tsize} > {size}")));
+        return Err(fail(
+            None,
+            format!("log shrank: trusted size {tsize} > {size}"),
+        ));
     }
     let check_trusted = |auditor: &LogAuditor| -> std::result::Result<(), AuditFailure> {
         if let Some((tsize, troot)) = trusted
@@ -624,10 +636,18 @@ mod tests {
             }
         };
         let t = |level, n, width| Tile { level, n, width };
-        check(t(0, 1234067, 256), "tile/0/x001/x234/067", "tile/entries/x001/x234/067");
+        check(
+            t(0, 1234067, 256),
+            "tile/0/x001/x234/067",
+            "tile/entries/x001/x234/067",
+        );
         check(t(0, 0, 256), "tile/0/000", "tile/entries/000");
         check(t(1, 999, 17), "tile/1/999.p/17", "tile/entries/999.p/17");
-        check(t(2, 1000, 1), "tile/2/x001/000.p/1", "tile/entries/x001/000.p/1");
+        check(
+            t(2, 1000, 1),
+            "tile/2/x001/000.p/1",
+            "tile/entries/x001/000.p/1",
+        );
         for bad in [
             "tile/0/1234067",
             "tile/0/001/234",
@@ -653,17 +673,50 @@ mod tests {
         assert_eq!(
             partial,
             vec![
-                &Tile { level: 0, n: 273, width: 112 },
-                &Tile { level: 1, n: 1, width: 17 },
-                &Tile { level: 2, n: 0, width: 1 },
+                &Tile {
+                    level: 0,
+                    n: 273,
+                    width: 112
+                },
+                &Tile {
+                    level: 1,
+                    n: 1,
+                    width: 17
+                },
+                &Tile {
+                    level: 2,
+                    n: 0,
+                    width: 1
+                },
             ]
         );
-        assert_eq!(tiles.iter().filter(|t| t.level == 1 && t.is_full()).count(), 1);
+        assert_eq!(
+            tiles.iter().filter(|t| t.level == 1 && t.is_full()).count(),
+            1
+        );
         assert_eq!(tiles_for_size(0), vec![]);
-        assert_eq!(new_tiles(256, 257), vec![Tile { level: 0, n: 1, width: 1 }]);
+        assert_eq!(
+            new_tiles(256, 257),
+            vec![Tile {
+                level: 0,
+                n: 1,
+                width: 1
+            }]
+        );
         assert_eq!(
             new_tiles(255, 256),
-            vec![Tile { level: 0, n: 0, width: 256 }, Tile { level: 1, n: 0, width: 1 }]
+            vec![
+                Tile {
+                    level: 0,
+                    n: 0,
+                    width: 256
+                },
+                Tile {
+                    level: 1,
+                    n: 0,
+                    width: 1
+                }
+            ]
         );
     }
 
@@ -672,7 +725,10 @@ mod tests {
         let entries: Vec<Vec<u8>> = vec![b"a".to_vec(), vec![], vec![7u8; 65_535]];
         let b = encode_bundle(&entries).unwrap();
         let parsed = parse_bundle(&b).unwrap();
-        assert_eq!(parsed, entries.iter().map(|e| e.as_slice()).collect::<Vec<_>>());
+        assert_eq!(
+            parsed,
+            entries.iter().map(|e| e.as_slice()).collect::<Vec<_>>()
+        );
         let e = encode_bundle(&[vec![0u8; 65_536]]).unwrap_err();
         assert!(e.to_string().contains("entry 0"), "{e}");
         assert!(parse_bundle(&b[..b.len() - 1]).is_err());
@@ -681,7 +737,9 @@ mod tests {
 
     fn build(n: u64) -> (MemoryHashStore, Vec<Vec<u8>>) {
         let mut s = MemoryHashStore::new();
-        let entries: Vec<Vec<u8>> = (0..n).map(|i| format!("access-record-{i}").into_bytes()).collect();
+        let entries: Vec<Vec<u8>> = (0..n)
+            .map(|i| format!("access-record-{i}").into_bytes())
+            .collect();
         entries.iter().for_each(|e| {
             s.append(e);
         });
@@ -695,7 +753,9 @@ mod tests {
         let root = store.root();
         let fetch = |t: &Tile| read_tile_data(t, &store);
         for idx in [0u64, 255, 256, 65_535, 65_536, 69_999] {
-            let p = prove_record_from_tiles(size, root, idx, leaf_hash(&entries[idx as usize]), fetch).unwrap();
+            let p =
+                prove_record_from_tiles(size, root, idx, leaf_hash(&entries[idx as usize]), fetch)
+                    .unwrap();
             assert_eq!(p, prove_record(size, idx, &store).unwrap());
         }
         let bundle = |t: &Tile| {
@@ -703,14 +763,23 @@ mod tests {
             encode_bundle(&entries[s..s + usize::from(t.width)])
         };
         let mut calls = 0;
-        let report = audit_log(size, root, Some((1000, crate::stored::tree_hash(1000, &store).unwrap())), bundle, fetch, |_, _| calls += 1).unwrap();
+        let report = audit_log(
+            size,
+            root,
+            Some((1000, crate::stored::tree_hash(1000, &store).unwrap())),
+            bundle,
+            fetch,
+            |_, _| calls += 1,
+        )
+        .unwrap();
         assert_eq!(report.size, size);
         assert_eq!(report.tiles_checked, tiles_for_size(size).len() as u64);
         assert_eq!(calls, 274);
 
         // Tampered entry: detected at its exact index.
         let tampered = |t: &Tile| {
-            let mut b: Vec<Vec<u8>> = entries[(t.n * 256) as usize..(t.n * 256) as usize + usize::from(t.width)].to_vec();
+            let mut b: Vec<Vec<u8>> =
+                entries[(t.n * 256) as usize..(t.n * 256) as usize + usize::from(t.width)].to_vec();
             if t.n == 100 {
                 b[7] = b"forged".to_vec();
             }
@@ -739,7 +808,10 @@ mod tests {
         let mut a = LogAuditor::root_only();
         for (i, e) in entries.iter().enumerate() {
             a.push_entry(e);
-            assert_eq!(a.root(), crate::stored::tree_hash(i as u64 + 1, &store).unwrap());
+            assert_eq!(
+                a.root(),
+                crate::stored::tree_hash(i as u64 + 1, &store).unwrap()
+            );
         }
     }
 }

@@ -1,0 +1,219 @@
+//! The hub's HTTP API on the mTLS port: routes, the error type, and cross-cutting layers.
+//!
+//! Every error leaves as JSON `{"error": {"code", "message", "field"?}}` with a stable `code`.
+//! The full error chain goes to the log; callers never see internal detail.
+//!
+//! Architecture invariant: only `hub` knows this API. The OpenAPI 3.1 description is served at
+//! `/v1/openapi.json`.
+
+mod ops;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderName, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{
+    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+
+use crate::identity::Caller;
+use crate::keys::HubKeys;
+use crate::store::Store;
+use crate::tls::TlsState;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub tls: Arc<TlsState>,
+    pub keys: Arc<HubKeys>,
+    pub started: Instant,
+}
+
+/// Knobs for the router's layers.
+#[derive(Debug, Clone)]
+pub struct RouterOptions {
+    pub request_timeout: Duration,
+    pub max_body_bytes: usize,
+}
+
+/// The error body every endpoint returns.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine code, e.g. `validation_failed`, `forbidden`.
+    pub code: String,
+    /// Human message; names the field at fault where there is one.
+    pub message: String,
+    /// JSON path of the field at fault, e.g. `members[2].resident_id`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// An API error: status + stable code + message (+ field).
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+        }
+    }
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+    pub fn bad_request(
+        code: &'static str,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message).with_field(field)
+    }
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+    /// A fault of ours; the detail goes to the log only.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %detail, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; the request id identifies it in the hub's log",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
+                field: self.field,
+            },
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ApiError::internal(e)
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Jishijiu Hub API (济时救数据共享核对枢纽)",
+        version = "1",
+        description = "mTLS JSON API. Every caller is identified by its client certificate."
+    ),
+    paths(ops::healthz, ops::readyz, ops::whoami, ops::clients),
+    components(schemas(
+        ErrorBody,
+        ErrorDetail,
+        ops::Health,
+        ops::Readiness,
+        ops::Check,
+        ops::CrlStatus,
+        ops::WhoAmI,
+        crate::store::ClientSeen
+    ))
+)]
+pub struct ApiDoc;
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint")
+}
+
+/// Count and time every request by route template and status.
+async fn record_metrics(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().as_str().to_owned();
+    let start = Instant::now();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("hub_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status).increment(1);
+    metrics::histogram!("hub_http_request_duration_seconds", "route" => route, "method" => method)
+        .record(start.elapsed().as_secs_f64());
+    response
+}
+
+/// Build the API router with its layers.
+pub fn router(state: AppState, opts: &RouterOptions) -> Router {
+    let x_request_id = HeaderName::from_static("x-request-id");
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/v1/whoami", get(ops::whoami))
+        .route("/v1/admin/clients", get(ops::clients))
+        .route("/v1/openapi.json", get(openapi))
+        .fallback(not_found)
+        .with_state(state)
+        .layer(axum::middleware::from_fn(record_metrics))
+        .layer(RequestBodyLimitLayer::new(opts.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            opts.request_timeout,
+        ))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::internal("handler panicked").into_response()
+        }))
+        .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let request_id = req
+                .extensions()
+                .get::<RequestId>()
+                .and_then(|id| id.header_value().to_str().ok())
+                .unwrap_or("-");
+            let principal = req
+                .extensions()
+                .get::<Caller>()
+                .map(|c| c.0.principal.as_str())
+                .unwrap_or("-");
+            let route = req
+                .extensions()
+                .get::<MatchedPath>()
+                .map(|m| m.as_str())
+                .unwrap_or("-");
+            tracing::info_span!("request", request_id, method = %req.method(), route, principal)
+        }))
+        .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
+}

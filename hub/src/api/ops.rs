@@ -1,0 +1,157 @@
+//! Operations endpoints: liveness, readiness, the caller's own identity, and connected clients.
+
+use std::time::SystemTime;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use schemas::Role;
+use serde::Serialize;
+
+use super::{ApiError, AppState};
+use crate::identity::Caller;
+use crate::store::ClientSeen;
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Health {
+    pub status: &'static str,
+    pub uptime_seconds: u64,
+}
+
+/// The process is alive.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, body = Health)))]
+pub async fn healthz(State(state): State<AppState>) -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        uptime_seconds: state.started.elapsed().as_secs(),
+    })
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Check {
+    pub ok: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CrlStatus {
+    pub file: String,
+    pub issuer: String,
+    /// RFC 3339; absent when the CRL has no nextUpdate.
+    pub next_update: Option<String>,
+    pub fresh: bool,
+    pub revoked: usize,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    pub ready: bool,
+    pub database: Check,
+    pub crls: Vec<CrlStatus>,
+    pub signing_key: Check,
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    time::OffsetDateTime::from(t)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Ready to serve: database reachable, every CRL fresh, signing keys loaded. 503 otherwise.
+#[utoipa::path(get, path = "/readyz", responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
+pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
+    let database =
+        match tokio::time::timeout(std::time::Duration::from_secs(3), state.store.ping()).await {
+            Ok(Ok(())) => Check {
+                ok: true,
+                detail: format!("{} reachable", state.store.backend().name()),
+            },
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "readiness: database unreachable");
+                Check {
+                    ok: false,
+                    detail: "database unreachable".into(),
+                }
+            }
+            Err(_) => Check {
+                ok: false,
+                detail: "database ping timed out".into(),
+            },
+        };
+    let now = SystemTime::now();
+    let crls: Vec<CrlStatus> = state
+        .tls
+        .crls()
+        .iter()
+        .map(|c| CrlStatus {
+            file: c
+                .path
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            issuer: c.issuer.clone(),
+            next_update: c.next_update.map(rfc3339),
+            fresh: c.is_fresh(now),
+            revoked: c.revoked_count,
+        })
+        .collect();
+    let signing_key = Check {
+        ok: true,
+        detail: format!(
+            "ed25519 {}",
+            hex::encode(&state.keys.signing_public_key()[..8])
+        ),
+    };
+    let ready = database.ok && crls.iter().all(|c| c.fresh) && signing_key.ok;
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(Readiness {
+            ready,
+            database,
+            crls,
+            signing_key,
+        }),
+    )
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct WhoAmI {
+    pub uri: String,
+    pub principal: String,
+    pub role: String,
+    pub organisation: String,
+    pub division: String,
+    pub display_name: String,
+    pub serial: String,
+}
+
+/// The identity the hub derived from the caller's certificate.
+#[utoipa::path(get, path = "/v1/whoami", responses((status = 200, body = WhoAmI)))]
+pub async fn whoami(Caller(id): Caller) -> Json<WhoAmI> {
+    Json(WhoAmI {
+        uri: id.uri,
+        principal: id.principal,
+        role: id.role.code().to_owned(),
+        organisation: id.organisation,
+        division: id.division.to_string(),
+        display_name: id.display_name,
+        serial: id.serial,
+    })
+}
+
+/// Client certificates that have connected (admin only).
+#[utoipa::path(get, path = "/v1/admin/clients", responses((status = 200, body = [ClientSeen]), (status = 403, body = super::ErrorBody)))]
+pub async fn clients(
+    State(state): State<AppState>,
+    Caller(id): Caller,
+) -> Result<Json<Vec<ClientSeen>>, ApiError> {
+    if id.role != Role::Admin {
+        return Err(ApiError::forbidden("仅管理员可查看 / administrators only"));
+    }
+    Ok(Json(state.store.clients_seen().await?))
+}

@@ -1,0 +1,185 @@
+//! Start-up wiring shared by `main` and the tests: `Application::build(config)` binds the listeners
+//! (port 0 works), loads TLS material, keys and the store; `run_until_stopped(shutdown)` serves until
+//! the shutdown future resolves.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::api::{self, AppState, RouterOptions};
+use crate::config::Config;
+use crate::identity::IdentityRules;
+use crate::keys::HubKeys;
+use crate::server::{self, ServeOptions};
+use crate::store;
+use crate::tls::{TlsPaths, TlsState};
+
+/// A hub ready to run.
+pub struct Application {
+    listener: TcpListener,
+    admin_listener: TcpListener,
+    state: AppState,
+    router_opts: RouterOptions,
+    serve_opts: ServeOptions,
+    reload_poll: Option<Duration>,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        let rules = IdentityRules {
+            trust_domain: config.identity.trust_domain.clone(),
+            division_prefix: config.identity.division_prefix.clone(),
+        };
+        let tls = TlsState::load(
+            TlsPaths {
+                cert: config.tls.cert.clone(),
+                key: config.tls.key.clone(),
+                client_ca: config.tls.client_ca.clone(),
+                crls: config.tls.crls.clone(),
+            },
+            rules,
+        )
+        .context("loading TLS material")?;
+        if config.tls.crls.is_empty() {
+            tracing::warn!("no CRLs configured: revoked client certificates cannot be refused");
+        }
+        let keys = Arc::new(
+            HubKeys::load(&config.keys.signing_key, &config.keys.pseudonym_key)
+                .context("loading keys")?,
+        );
+        let store = store::connect(&config.database.url, config.database.max_connections)
+            .await
+            .context("opening the database")?;
+        let listener = TcpListener::bind(config.server.listen)
+            .await
+            .with_context(|| format!("binding {}", config.server.listen))?;
+        let admin_listener = TcpListener::bind(config.admin.listen)
+            .await
+            .with_context(|| format!("binding admin {}", config.admin.listen))?;
+        Ok(Application {
+            listener,
+            admin_listener,
+            state: AppState {
+                store,
+                tls,
+                keys,
+                started: Instant::now(),
+            },
+            router_opts: RouterOptions {
+                request_timeout: config.server.request_timeout(),
+                max_body_bytes: config.server.max_body_bytes,
+            },
+            serve_opts: ServeOptions {
+                handshake_timeout: config.server.handshake_timeout(),
+                max_connections: config.server.max_connections,
+                shutdown_grace: config.server.shutdown_grace(),
+                max_connection_age: config.server.max_connection_age(),
+            },
+            reload_poll: (config.tls.reload_poll_ms > 0)
+                .then(|| Duration::from_millis(config.tls.reload_poll_ms)),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_listener
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    pub fn tls(&self) -> Arc<TlsState> {
+        self.state.tls.clone()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serve until `shutdown` resolves; then drain and return.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+        let tls = self.state.tls.clone();
+        let reloader = tokio::spawn(reload_loop(tls.clone(), self.reload_poll));
+        let admin = tokio::spawn(serve_admin(self.admin_listener));
+        let app = api::router(self.state.clone(), &self.router_opts);
+        tracing::info!(addr = %self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "hub listening (mTLS)");
+        server::run(
+            self.listener,
+            tls,
+            self.state.store.clone(),
+            app,
+            self.serve_opts,
+            shutdown,
+        )
+        .await;
+        reloader.abort();
+        admin.abort();
+        tracing::info!("hub stopped");
+    }
+}
+
+/// Reload TLS material on SIGHUP and when the files change (polling). A failed reload keeps the old
+/// material and logs the file at fault.
+async fn reload_loop(tls: Arc<TlsState>, poll: Option<Duration>) {
+    #[cfg(unix)]
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut ticker = poll.map(tokio::time::interval);
+    loop {
+        let trigger = async {
+            #[cfg(unix)]
+            if let Some(h) = hup.as_mut() {
+                let tick = async {
+                    match ticker.as_mut() {
+                        Some(t) => {
+                            t.tick().await;
+                        }
+                        None => std::future::pending::<()>().await,
+                    }
+                };
+                tokio::select! {
+                    _ = h.recv() => return "sighup",
+                    _ = tick => return "poll",
+                }
+            }
+            match ticker.as_mut() {
+                Some(t) => {
+                    t.tick().await;
+                    "poll"
+                }
+                None => std::future::pending().await,
+            }
+        };
+        let source = trigger.await;
+        match tls.reload(source == "sighup") {
+            Ok(true) => {
+                metrics::counter!("hub_tls_reloads_total", "result" => "ok").increment(1);
+                tracing::info!(source, crls = tls.crls().len(), "TLS material reloaded");
+            }
+            Ok(false) => {}
+            Err(e) => {
+                metrics::counter!("hub_tls_reloads_total", "result" => "refused").increment(1);
+                tracing::error!(source, error = %e, "TLS reload refused; previous material stays in force");
+            }
+        }
+    }
+}
+
+/// The admin listener: Prometheus metrics over plain HTTP (bind it to loopback).
+async fn serve_admin(listener: TcpListener) {
+    let handle = crate::telemetry::prometheus();
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || async move { handle.render() }),
+    );
+    if let Err(e) = axum::serve(listener, app).await {
+        tracing::error!(error = %e, "admin listener failed");
+    }
+}

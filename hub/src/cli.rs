@@ -1,0 +1,289 @@
+//! The `hub` command line: `serve`, `demo`, `pki`, `keygen`, `check-config`.
+//!
+//! `main` only calls [`main`]; the subcommands call library functions that the tests call too.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use schemas::Role;
+
+use crate::app::Application;
+use crate::config::Config;
+use crate::keys::HubKeys;
+use crate::pki::{ClientSpec, Pki};
+
+/// Jishijiu Hub (济时救数据共享核对枢纽): inter-agency data sharing and household verification over mTLS.
+#[derive(Debug, Parser)]
+#[command(name = "hub", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the hub: the mTLS API and the admin (metrics) listener.
+    Serve(ServeArgs),
+    /// Run the demo: a development PKI, the hub on SQLite, printed curl examples.
+    Demo(crate::demo::DemoArgs),
+    /// Validate a configuration file and exit.
+    CheckConfig(ServeArgs),
+    /// Create the hub's signing key and pseudonym key in a directory.
+    Keygen {
+        /// Directory to write `hub-signing.pk8` and `pseudonym.key` into (never overwrites).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Development PKI: create a CA, issue certificates, revoke, publish CRLs.
+    #[command(subcommand)]
+    Pki(PkiCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Path of the TOML configuration file (see README for every key).
+    #[arg(long, short, env = "HUB_CONFIG")]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PkiCommand {
+    /// Create a new development CA (`ca.pem`, `ca.key`) in DIR.
+    Init {
+        #[arg(long)]
+        dir: PathBuf,
+        /// CA common name.
+        #[arg(long, default_value = "Jishijiu Hub Dev CA")]
+        name: String,
+        /// SPIFFE trust domain written into client certificate URI SANs.
+        #[arg(long, default_value = "jishijiu.jining")]
+        trust_domain: String,
+        /// Validity in days.
+        #[arg(long, default_value_t = 3650)]
+        days: i64,
+    },
+    /// Issue a TLS server certificate (serverAuth) for DNS names and IP addresses.
+    IssueServer {
+        #[arg(long)]
+        dir: PathBuf,
+        /// File stem: writes NAME.pem and NAME.key.
+        #[arg(long)]
+        name: String,
+        /// DNS subject alternative names (repeatable).
+        #[arg(long = "dns")]
+        dns: Vec<String>,
+        /// IP subject alternative names (repeatable).
+        #[arg(long = "ip")]
+        ip: Vec<IpAddr>,
+        #[arg(long, default_value_t = 825)]
+        days: i64,
+    },
+    /// Issue a client certificate (clientAuth) whose URI SAN names an identity.
+    IssueClient {
+        #[arg(long)]
+        dir: PathBuf,
+        /// File stem: writes NAME.pem and NAME.key.
+        #[arg(long)]
+        name: String,
+        /// caseworker | department | auditor | admin
+        #[arg(long)]
+        role: String,
+        /// Organisation; for departments one of civil_affairs, health, education, housing, labor, justice, disability.
+        #[arg(long)]
+        org: String,
+        /// Administrative division: 6-digit county or 9-digit township code.
+        #[arg(long)]
+        division: String,
+        /// Stable principal id ([A-Za-z0-9._-]).
+        #[arg(long)]
+        principal: String,
+        /// Display name (certificate CN).
+        #[arg(long)]
+        display_name: Option<String>,
+        #[arg(long, default_value_t = 365)]
+        days: i64,
+    },
+    /// Revoke a certificate by serial (hex) or name; publish a CRL afterwards.
+    Revoke {
+        #[arg(long)]
+        dir: PathBuf,
+        serial_or_name: String,
+    },
+    /// Publish a CRL listing every revoked certificate (writes DIR/ca.crl).
+    Crl {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Days until nextUpdate; the hub refuses clients once it has passed.
+        #[arg(long, default_value_t = 7)]
+        days: i64,
+    },
+    /// List issued certificates.
+    List {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
+
+/// Entry point of the `hub` binary.
+pub fn main() -> anyhow::Result<()> {
+    crate::tls::install_default_provider();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            let config = Config::load(&args.config)?;
+            runtime()?.block_on(async move {
+                let _telemetry = crate::telemetry::init(&config.telemetry)?;
+                let app = Application::build(config).await?;
+                app.run_until_stopped(shutdown_signal()).await;
+                Ok(())
+            })
+        }
+        Command::CheckConfig(args) => {
+            Config::load(&args.config)?;
+            println!("{}: ok", args.config.display());
+            Ok(())
+        }
+        Command::Demo(args) => runtime()?.block_on(crate::demo::run(args)),
+        Command::Keygen { out } => {
+            let (s, p) = HubKeys::generate(&out)?;
+            let keys = HubKeys::load(&s, &p)?;
+            println!("signing key:   {}", s.display());
+            println!("pseudonym key: {}", p.display());
+            println!(
+                "signing public key (hex): {}",
+                hex::encode(keys.signing_public_key())
+            );
+            Ok(())
+        }
+        Command::Pki(cmd) => pki(cmd),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("interrupt received"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn pki(cmd: PkiCommand) -> anyhow::Result<()> {
+    match cmd {
+        PkiCommand::Init {
+            dir,
+            name,
+            trust_domain,
+            days,
+        } => {
+            Pki::init(&dir, &name, &trust_domain, days)?;
+            println!("CA created: {}", dir.join("ca.pem").display());
+        }
+        PkiCommand::IssueServer {
+            dir,
+            name,
+            dns,
+            ip,
+            days,
+        } => {
+            let pki = Pki::open(&dir)?;
+            let c = pki.issue_server(&name, &dns, &ip, days)?;
+            println!(
+                "issued {} (serial {}): {}",
+                name,
+                c.serial,
+                pki.cert_path(&name).display()
+            );
+        }
+        PkiCommand::IssueClient {
+            dir,
+            name,
+            role,
+            org,
+            division,
+            principal,
+            display_name,
+            days,
+        } => {
+            let pki = Pki::open(&dir)?;
+            let role = Role::from_code(&role).with_context(|| {
+                format!("--role: unknown role `{role}` (caseworker, department, auditor, admin)")
+            })?;
+            schemas::DivisionCode::parse(&division)
+                .map_err(|e| anyhow::anyhow!("--division: {e}"))?;
+            let spec = ClientSpec {
+                role,
+                organisation: org,
+                division,
+                display_name: display_name.unwrap_or_else(|| principal.clone()),
+                principal,
+            };
+            let c = pki.issue_client(&name, &spec, days)?;
+            println!(
+                "issued {} (serial {}): {}",
+                name,
+                c.serial,
+                c.uri.unwrap_or_default()
+            );
+        }
+        PkiCommand::Revoke {
+            dir,
+            serial_or_name,
+        } => {
+            let pki = Pki::open(&dir)?;
+            let c = pki.revoke(&serial_or_name)?;
+            println!(
+                "revoked {} (serial {}); run `hub pki crl --dir {}` to publish",
+                c.name,
+                c.serial,
+                dir.display()
+            );
+        }
+        PkiCommand::Crl { dir, days } => {
+            let pki = Pki::open(&dir)?;
+            let path = pki.publish_crl(days)?;
+            println!("CRL published: {}", path.display());
+        }
+        PkiCommand::List { dir } => {
+            let pki = Pki::open(&dir)?;
+            for c in pki.issued()? {
+                let status = if c.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "valid"
+                };
+                println!(
+                    "{:<20} {:<8} {:<34} {:<8} {}",
+                    c.name,
+                    c.kind,
+                    c.serial,
+                    status,
+                    c.uri.unwrap_or_default()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Parse a socket address flag.
+pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    s.parse()
+        .map_err(|e| format!("not an address like 127.0.0.1:8443: {e}"))
+}

@@ -1,0 +1,102 @@
+//! SQL shared by both backends. Both accept `$N` placeholders and the same DDL meaning, so the
+//! statements are written once and expanded into each backend's `impl Store` by [`shared_store_impl`].
+
+/// Expands to `impl Store for $ty` with the SQL that is identical on SQLite and PostgreSQL.
+/// `$ty` must have a `pool` field.
+macro_rules! shared_store_impl {
+    ($ty:ty, $backend:expr) => {
+#[async_trait::async_trait]
+impl $crate::store::Store for $ty {
+    fn backend(&self) -> $crate::store::Backend {
+        $backend
+    }
+
+    async fn ping(&self) -> Result<(), $crate::store::StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn meta_get(&self, key: &str) -> Result<Option<String>, $crate::store::StoreError> {
+        let row = sqlx::query("SELECT value FROM hub_meta WHERE key = $1").bind(key).fetch_optional(&self.pool).await?;
+        Ok(row.map(|r| sqlx::Row::get::<String, _>(&r, 0)))
+    }
+
+    async fn meta_put(&self, key: &str, value: &str) -> Result<(), $crate::store::StoreError> {
+        sqlx::query(
+            "INSERT INTO hub_meta (key, value, updated_at_ms) VALUES ($1, $2, $3)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at_ms = excluded.updated_at_ms",
+        )
+        .bind(key)
+        .bind(value)
+        .bind($crate::store::now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn meta_put_if_absent(&self, key: &str, value: &str) -> Result<String, $crate::store::StoreError> {
+        sqlx::query("INSERT INTO hub_meta (key, value, updated_at_ms) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING")
+            .bind(key)
+            .bind(value)
+            .bind($crate::store::now_ms())
+            .execute(&self.pool)
+            .await?;
+        let row = sqlx::query("SELECT value FROM hub_meta WHERE key = $1").bind(key).fetch_one(&self.pool).await?;
+        Ok(sqlx::Row::get(&row, 0))
+    }
+
+    async fn record_client_seen(&self, id: &schemas::Identity) -> Result<(), $crate::store::StoreError> {
+        let now = $crate::store::now_ms();
+        sqlx::query(
+            "INSERT INTO clients_seen (serial, uri, role, organisation, division, first_seen_ms, last_seen_ms, connections)
+             VALUES ($1, $2, $3, $4, $5, $6, $6, 1)
+             ON CONFLICT (serial) DO UPDATE SET last_seen_ms = excluded.last_seen_ms,
+                 connections = clients_seen.connections + 1",
+        )
+        .bind(&id.serial)
+        .bind(&id.uri)
+        .bind(id.role.code())
+        .bind(&id.organisation)
+        .bind(id.division.as_str())
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn clients_seen(&self) -> Result<Vec<$crate::store::ClientSeen>, $crate::store::StoreError> {
+        let rows = sqlx::query(
+            "SELECT serial, uri, role, organisation, division, first_seen_ms, last_seen_ms, connections
+             FROM clients_seen ORDER BY last_seen_ms DESC, serial",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map($crate::store::shared::client_seen_from_row).collect())
+    }
+}
+    };
+}
+
+pub(crate) use shared_store_impl;
+
+use sqlx::Row;
+
+use super::ClientSeen;
+
+pub(crate) fn client_seen_from_row<R: Row>(r: &R) -> ClientSeen
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    ClientSeen {
+        serial: r.get("serial"),
+        uri: r.get("uri"),
+        role: r.get("role"),
+        organisation: r.get("organisation"),
+        division: r.get("division"),
+        first_seen_ms: r.get("first_seen_ms"),
+        last_seen_ms: r.get("last_seen_ms"),
+        connections: r.get("connections"),
+    }
+}

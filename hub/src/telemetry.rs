@@ -1,0 +1,89 @@
+//! Telemetry: structured logs (JSON by default), OpenTelemetry trace export over OTLP/gRPC when
+//! configured, and the Prometheus recorder behind the admin listener.
+//!
+//! Invariant: nothing here ever records a resident ID. Spans carry the request id, the route template
+//! (`MatchedPath`, never the raw URI with ids in it) and the caller's principal.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::config::{LogFormat, TelemetryConfig};
+
+/// Keeps the OTel provider alive; flushes it on drop.
+pub struct TelemetryGuard {
+    provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.provider.take() {
+            // Why a thread: the tonic exporter's shutdown must not run on a runtime worker
+            // (rust-stack.md §3.3).
+            let _ = std::thread::spawn(move || p.shutdown()).join();
+        }
+    }
+}
+
+/// Install the global subscriber. Call once, inside the tokio runtime.
+pub fn init(cfg: &TelemetryConfig) -> anyhow::Result<TelemetryGuard> {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.log_filter));
+    let fmt = match cfg.log_format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_writer(std::io::stderr)
+            .boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .boxed(),
+    };
+    let (otel, provider) = match &cfg.otlp_endpoint {
+        Some(endpoint) => {
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(endpoint.clone())
+                .build()?;
+            let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+                .with_batch_exporter(exporter)
+                .with_resource(
+                    opentelemetry_sdk::Resource::builder()
+                        .with_service_name(cfg.service_name.clone())
+                        .build(),
+                )
+                .build();
+            let tracer = provider.tracer("jishijiu-hub");
+            (
+                Some(tracing_opentelemetry::layer().with_tracer(tracer)),
+                Some(provider),
+            )
+        }
+        None => (None, None),
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(otel)
+        .try_init()?;
+    Ok(TelemetryGuard { provider })
+}
+
+/// The process-wide Prometheus recorder (installed on first use).
+pub fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        // In tests several hubs share a process; only the first install wins, which is fine: all
+        // of them then record into the same registry.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}
