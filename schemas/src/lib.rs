@@ -16,6 +16,7 @@
 //! - [`wire`]: date, instant and month encodings shared by the protocol types.
 #![forbid(unsafe_code)]
 
+pub mod access_log;
 pub mod catalogue;
 pub mod division;
 pub mod household;
