@@ -1,1 +1,32 @@
+//! 策略: who may ask what, for which purpose, in which jurisdiction.
+//!
+//! The rules live as files beside this crate so that the bureau's legal staff can read and test
+//! them: Cedar policies and their schema (`policies/`), purpose profiles (`profiles/`) and local
+//! standards (`standards/`). This crate loads and validates them and evaluates requests. It does no
+//! I/O except reading that directory at load time: no network, no database.
+//!
+//! # Layout
+//! - [`engine`]: [`PolicyEngine`] — load + strict validation, [`PolicyEngine::authorize`] →
+//!   [`Decision`] (allowed, deciding policy ids, the caseworker-readable reason).
+//! - [`action`]: [`Action`] — the API operations, one Cedar action each.
+//! - [`profiles`]: [`Profiles`] — per purpose, the fact kinds asked of each department, raw
+//!   visibility, income components.
+//! - [`standards`]: [`Standards`] — per county and year, the 低保 line, asset limits, tolerance.
+//! - [`table`]: [`run_decision_table`] — run a decision table against an engine.
+//! - [`error`]: [`PolicyError`] — every load error names the file and line (Cedar) or key (TOML).
 #![forbid(unsafe_code)]
+
+pub mod action;
+pub mod engine;
+pub mod error;
+pub mod profiles;
+pub mod standards;
+pub mod table;
+mod toml_util;
+
+pub use action::Action;
+pub use engine::{AuthorizationStatus, Decision, PolicyEngine, RequestCtx, ResourceCtx};
+pub use error::{PolicyError, SourceProblem};
+pub use profiles::{IncomeRule, Profiles, PurposeProfile};
+pub use standards::{AssetLimits, LocalStandard, Standards, Tolerance};
+pub use table::{CaseFailure, TableReport, run_decision_table};

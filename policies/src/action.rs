@@ -1,0 +1,133 @@
+//! 操作: the API operations the policies decide on, one Cedar action each.
+//!
+//! The wire codes are the Cedar action ids (`Action::"request_verification"`) and are stable.
+
+use serde::{Deserialize, Serialize};
+
+/// One API operation the hub authorizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// 发起核对: request a household verification.
+    RequestVerification,
+    /// 查看核对报告: view a verification report (derived results).
+    ViewReport,
+    /// 查看部门原始数值: view raw department values in a report.
+    ViewRawValues,
+    /// 检索访问日志: search the access log.
+    SearchLog,
+    /// 查阅个人信息访问报告: read a subject access report.
+    ReadSubjectAccessReport,
+    /// 登记核对授权书: record an authorization letter.
+    RecordAuthorization,
+    /// 系统管理: administer the hub.
+    Administer,
+    /// 答复查询: a department answers a fact query (connector protocol v1).
+    AnswerQuery,
+    /// 推送事件: a department pushes an event.
+    PushEvent,
+}
+
+/// What kind of resource an action is about; decides which Cedar entity type the engine builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ResourceKind {
+    Household,
+    AccessLog,
+    System,
+    DepartmentEndpoint,
+}
+
+impl Action {
+    pub const ALL: [Action; 9] = [
+        Action::RequestVerification,
+        Action::ViewReport,
+        Action::ViewRawValues,
+        Action::SearchLog,
+        Action::ReadSubjectAccessReport,
+        Action::RecordAuthorization,
+        Action::Administer,
+        Action::AnswerQuery,
+        Action::PushEvent,
+    ];
+
+    /// The stable code, also the Cedar action id.
+    pub fn code(self) -> &'static str {
+        match self {
+            Action::RequestVerification => "request_verification",
+            Action::ViewReport => "view_report",
+            Action::ViewRawValues => "view_raw_values",
+            Action::SearchLog => "search_log",
+            Action::ReadSubjectAccessReport => "read_subject_access_report",
+            Action::RecordAuthorization => "record_authorization",
+            Action::Administer => "administer",
+            Action::AnswerQuery => "answer_query",
+            Action::PushEvent => "push_event",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.code() == code)
+    }
+
+    /// Chinese name for reports and denial messages.
+    pub fn name_zh(self) -> &'static str {
+        match self {
+            Action::RequestVerification => "发起核对",
+            Action::ViewReport => "查看核对报告",
+            Action::ViewRawValues => "查看部门原始数值",
+            Action::SearchLog => "检索访问日志",
+            Action::ReadSubjectAccessReport => "查阅个人信息访问报告",
+            Action::RecordAuthorization => "登记核对授权书",
+            Action::Administer => "系统管理",
+            Action::AnswerQuery => "答复查询",
+            Action::PushEvent => "推送事件",
+        }
+    }
+
+    pub(crate) fn resource_kind(self) -> ResourceKind {
+        match self {
+            Action::RequestVerification
+            | Action::ViewReport
+            | Action::ViewRawValues
+            | Action::ReadSubjectAccessReport
+            | Action::RecordAuthorization => ResourceKind::Household,
+            Action::SearchLog => ResourceKind::AccessLog,
+            Action::Administer => ResourceKind::System,
+            Action::AnswerQuery | Action::PushEvent => ResourceKind::DepartmentEndpoint,
+        }
+    }
+
+    /// True when the Cedar context of this action carries the purpose.
+    pub(crate) fn needs_purpose(self) -> bool {
+        matches!(
+            self,
+            Action::RequestVerification
+                | Action::ViewReport
+                | Action::ViewRawValues
+                | Action::RecordAuthorization
+        )
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_and_match_serde() {
+        for a in Action::ALL {
+            assert_eq!(Action::from_code(a.code()), Some(a));
+            assert_eq!(
+                serde_json::to_value(a).unwrap(),
+                serde_json::Value::String(a.code().into())
+            );
+        }
+        assert_eq!(Action::from_code("delete_everything"), None);
+    }
+}

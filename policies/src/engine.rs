@@ -1,0 +1,671 @@
+//! 策略引擎: loads, validates and evaluates the Cedar policy set, together with the purpose profiles
+//! and local standards that live beside it.
+//!
+//! Invariants:
+//! - [`PolicyEngine::load`] either returns a fully validated engine or an error naming the file and
+//!   line (Cedar) or the file and key (TOML). There is no partially loaded engine, so the hub can
+//!   hot-swap a new engine on reload and keep the old one when loading fails.
+//! - Strict Cedar validation against the schema; validator warnings are refused too. Every policy
+//!   carries `@id("...")` (its id in decisions and the access log); every `forbid` carries
+//!   `@reason_zh` and `@reason_en` (the words a caseworker sees when it denies).
+//! - [`PolicyEngine::authorize`] never fails open: a request the engine cannot express in Cedar is
+//!   denied with a reason and the error kept in [`Decision::errors`].
+//! - No I/O after load: entities are built per request from the identity and the request context.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use cedar_policy::{
+    Authorizer, Context, Effect, Entities, EntityUid, PolicyId, PolicySet, Request, Schema,
+    ValidationMode, Validator,
+};
+use schemas::catalogue::FactKind;
+use schemas::division::DivisionLevel;
+use schemas::{Department, DivisionCode, Identity, Purpose, Role, Urgency};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::action::{Action, ResourceKind};
+use crate::error::{PolicyError, SourceProblem, located};
+use crate::profiles::Profiles;
+use crate::standards::Standards;
+
+/// Sub-directory of the policy directory holding `*.cedar` and the `*.cedarschema`.
+pub const CEDAR_DIR: &str = "policies";
+/// Sub-directory holding the purpose profiles.
+pub const PROFILES_DIR: &str = "profiles";
+/// Sub-directory holding the local standards.
+pub const STANDARDS_DIR: &str = "standards";
+
+/// 核对授权书状态: what the hub knows about the authorization letter for this request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizationStatus {
+    /// 已登记: a letter is on record.
+    #[serde(default)]
+    pub present: bool,
+    /// 有效: signed, not expired, not revoked.
+    #[serde(default)]
+    pub valid: bool,
+    /// 覆盖: it covers these household members and this purpose.
+    #[serde(default)]
+    pub covers: bool,
+}
+
+impl AuthorizationStatus {
+    /// A letter on record, in force and covering the request.
+    pub const VALID: AuthorizationStatus = AuthorizationStatus {
+        present: true,
+        valid: true,
+        covers: true,
+    };
+}
+
+/// What the request is about. Carries no personal data: the household is described only by its
+/// registered region.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceCtx {
+    /// 户籍登记地: the household's registered division (household actions). `None` when unknown,
+    /// which no caseworker's jurisdiction covers.
+    #[serde(default)]
+    pub region: Option<DivisionCode>,
+    /// The department whose protocol endpoint is used (`answer_query`, `push_event`).
+    #[serde(default)]
+    pub department: Option<Department>,
+}
+
+/// The circumstances of the request.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestCtx {
+    /// 核对用途: required for request_verification, view_report, view_raw_values and
+    /// record_authorization.
+    #[serde(default)]
+    pub purpose: Option<Purpose>,
+    /// 紧急程度.
+    #[serde(default)]
+    pub urgency: Urgency,
+    /// The authorization letter on record.
+    #[serde(default)]
+    pub authorization: AuthorizationStatus,
+    /// For view_raw_values: the fact kinds whose raw values are asked for. Raw values are visible
+    /// only when this is non-empty and the purpose profile marks every one raw-visible.
+    #[serde(default)]
+    pub raw_fact_kinds: Vec<FactKind>,
+}
+
+/// 授权决定: the outcome of one authorization.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    pub allowed: bool,
+    /// The deciding policies: the permits that allowed, or the forbids that denied (empty when
+    /// nothing permitted the request). Goes into the access-log entry.
+    pub policy_ids: Vec<String>,
+    /// When denied: the reason in words a caseworker understands, Chinese first, then English.
+    pub reason: Option<String>,
+    /// Evaluation problems (the request could not be built, or a policy erred). Never contains
+    /// personal data. A non-empty list always comes with `allowed == false`.
+    pub errors: Vec<String>,
+}
+
+impl Decision {
+    fn deny(reason_zh: &str, reason_en: &str, error: String) -> Decision {
+        Decision {
+            allowed: false,
+            policy_ids: Vec::new(),
+            reason: Some(format!("{reason_zh} / {reason_en}")),
+            errors: vec![error],
+        }
+    }
+}
+
+/// One loaded policy: where it came from and its denial wording.
+#[derive(Debug, Clone)]
+struct PolicyMeta {
+    file: PathBuf,
+    line: usize,
+    effect: Effect,
+    reason_zh: Option<String>,
+    reason_en: Option<String>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    dir: PathBuf,
+    schema: Schema,
+    policies: PolicySet,
+    meta: BTreeMap<String, PolicyMeta>,
+    profiles: Profiles,
+    standards: Standards,
+    authorizer: Authorizer,
+}
+
+/// 策略引擎: a validated policy set with its profiles and standards. Cloning is cheap (an `Arc`);
+/// share it across requests and swap it whole on reload.
+#[derive(Debug, Clone)]
+pub struct PolicyEngine {
+    inner: Arc<Inner>,
+}
+
+impl PolicyEngine {
+    /// Load and validate a policy directory: `policies/` (`*.cedar` and one `*.cedarschema`),
+    /// `profiles/` (purpose profiles) and `standards/` (local standards). Fails with an error naming
+    /// the file and line or key of every problem found.
+    pub fn load(dir: impl AsRef<Path>) -> Result<PolicyEngine, PolicyError> {
+        let dir = dir.as_ref();
+        let cedar = load_cedar(&dir.join(CEDAR_DIR))?;
+        let profiles = Profiles::load(dir.join(PROFILES_DIR))?;
+        let standards = Standards::load(dir.join(STANDARDS_DIR))?;
+        Ok(PolicyEngine {
+            inner: Arc::new(Inner {
+                dir: dir.to_owned(),
+                schema: cedar.schema,
+                policies: cedar.policies,
+                meta: cedar.meta,
+                profiles,
+                standards,
+                authorizer: Authorizer::new(),
+            }),
+        })
+    }
+
+    /// The policy directory shipped with this crate (`policies/` in the source tree).
+    pub fn shipped_dir() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    }
+
+    /// The directory this engine was loaded from.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The ids of all loaded policies, sorted.
+    pub fn policy_ids(&self) -> impl Iterator<Item = &str> {
+        self.inner.meta.keys().map(String::as_str)
+    }
+
+    /// The file and line a policy was loaded from.
+    pub fn policy_source(&self, id: &str) -> Option<(&Path, usize)> {
+        self.inner.meta.get(id).map(|m| (m.file.as_path(), m.line))
+    }
+
+    /// The purpose profiles loaded with these policies.
+    pub fn profiles(&self) -> &Profiles {
+        &self.inner.profiles
+    }
+
+    /// The local standards loaded with these policies.
+    pub fn standards(&self) -> &Standards {
+        &self.inner.standards
+    }
+
+    /// Decide whether `identity` may perform `action` on `resource` in circumstances `request`.
+    pub fn authorize(
+        &self,
+        identity: &Identity,
+        action: Action,
+        resource: &ResourceCtx,
+        request: &RequestCtx,
+    ) -> Decision {
+        match self.build_request(identity, action, resource, request) {
+            Ok((req, entities)) => self.evaluate(identity, action, &req, &entities),
+            Err(d) => d,
+        }
+    }
+
+    fn build_request(
+        &self,
+        identity: &Identity,
+        action: Action,
+        resource: &ResourceCtx,
+        request: &RequestCtx,
+    ) -> Result<(Request, Entities), Decision> {
+        let schema = &self.inner.schema;
+        let mut entities: Vec<Value> = Vec::new();
+        push_division(&mut entities, &identity.division);
+
+        let (ptype, pattrs) = match identity.role {
+            Role::Caseworker => (
+                "Caseworker",
+                json!({
+                    "organisation": identity.organisation,
+                    "division": entity_ref("Division", identity.division.as_str()),
+                    "level": entity_ref("Level", level_code(&identity.division)),
+                }),
+            ),
+            Role::Department => {
+                let Some(dept) = Department::from_code(&identity.organisation) else {
+                    return Err(Decision::deny(
+                        "证书中的部门代码无法识别",
+                        "the certificate's department code is not a known department",
+                        format!(
+                            "identity.organisation: {:?} is not a department code",
+                            identity.organisation
+                        ),
+                    ));
+                };
+                (
+                    "Department",
+                    json!({
+                        "agency": entity_ref("Agency", dept.code()),
+                        "division": entity_ref("Division", identity.division.as_str()),
+                    }),
+                )
+            }
+            Role::Auditor => (
+                "Auditor",
+                json!({
+                    "organisation": identity.organisation,
+                    "division": entity_ref("Division", identity.division.as_str()),
+                }),
+            ),
+            Role::Admin => (
+                "Admin",
+                json!({
+                    "organisation": identity.organisation,
+                    "division": entity_ref("Division", identity.division.as_str()),
+                }),
+            ),
+        };
+        entities.push(json!({
+            "uid": {"type": ptype, "id": identity.principal},
+            "attrs": pattrs,
+            "parents": [],
+        }));
+
+        let (rtype, rid) = match action.resource_kind() {
+            ResourceKind::Household => {
+                let mut attrs = serde_json::Map::new();
+                if let Some(region) = &resource.region {
+                    push_division(&mut entities, region);
+                    attrs.insert("region".into(), entity_ref("Division", region.as_str()));
+                }
+                entities.push(json!({
+                    "uid": {"type": "Household", "id": "household"},
+                    "attrs": attrs,
+                    "parents": [],
+                }));
+                ("Household", "household")
+            }
+            ResourceKind::AccessLog => {
+                entities.push(
+                    json!({"uid": {"type": "AccessLog", "id": "log"}, "attrs": {}, "parents": []}),
+                );
+                ("AccessLog", "log")
+            }
+            ResourceKind::System => {
+                entities.push(
+                    json!({"uid": {"type": "System", "id": "hub"}, "attrs": {}, "parents": []}),
+                );
+                ("System", "hub")
+            }
+            ResourceKind::DepartmentEndpoint => {
+                let Some(dept) = resource.department else {
+                    return Err(Decision::deny(
+                        "请求未指明部门端点",
+                        "the request names no department endpoint",
+                        format!("resource.department: required for action {action}"),
+                    ));
+                };
+                entities.push(json!({
+                    "uid": {"type": "DepartmentEndpoint", "id": dept.code()},
+                    "attrs": {"agency": entity_ref("Agency", dept.code())},
+                    "parents": [],
+                }));
+                ("DepartmentEndpoint", dept.code())
+            }
+        };
+
+        let mut ctx = serde_json::Map::new();
+        if action.needs_purpose() {
+            let Some(purpose) = request.purpose else {
+                return Err(Decision::deny(
+                    "请求未说明核对用途",
+                    "the request names no purpose",
+                    format!("context.purpose: required for action {action}"),
+                ));
+            };
+            ctx.insert("purpose".into(), entity_ref("Purpose", purpose.code()));
+            if action == Action::RequestVerification {
+                ctx.insert(
+                    "urgency".into(),
+                    entity_ref("Urgency", request.urgency.code()),
+                );
+                let a = request.authorization;
+                ctx.insert(
+                    "authorization".into(),
+                    json!({"present": a.present, "valid": a.valid, "covers": a.covers}),
+                );
+            }
+            if action == Action::ViewRawValues {
+                let visible = !request.raw_fact_kinds.is_empty()
+                    && request
+                        .raw_fact_kinds
+                        .iter()
+                        .all(|k| self.inner.profiles.raw_visible(purpose, *k));
+                ctx.insert("raw_visible".into(), Value::Bool(visible));
+            }
+        }
+
+        let internal = |what: &str, e: String| {
+            Decision::deny(
+                "策略评估出错，请求已拒绝",
+                "policy evaluation failed; the request is refused",
+                format!("{what}: {e}"),
+            )
+        };
+        let entities = Entities::from_json_value(Value::Array(entities), Some(schema))
+            .map_err(|e| internal("entities", e.to_string()))?;
+        let principal = uid(ptype, &identity.principal).map_err(|e| internal("principal", e))?;
+        let action_uid = uid("Action", action.code()).map_err(|e| internal("action", e))?;
+        let resource_uid = uid(rtype, rid).map_err(|e| internal("resource", e))?;
+        let context = Context::from_json_value(Value::Object(ctx), Some((schema, &action_uid)))
+            .map_err(|e| internal("context", e.to_string()))?;
+        let req = Request::new(principal, action_uid, resource_uid, context, Some(schema))
+            .map_err(|e| internal("request", e.to_string()))?;
+        Ok((req, entities))
+    }
+
+    fn evaluate(
+        &self,
+        identity: &Identity,
+        action: Action,
+        req: &Request,
+        entities: &Entities,
+    ) -> Decision {
+        let resp = self
+            .inner
+            .authorizer
+            .is_authorized(req, &self.inner.policies, entities);
+        let policy_ids: Vec<String> = resp
+            .diagnostics()
+            .reason()
+            .map(|id| id.to_string())
+            .collect();
+        let errors: Vec<String> = resp.diagnostics().errors().map(|e| e.to_string()).collect();
+        let allowed = resp.decision() == cedar_policy::Decision::Allow;
+        let reason = if allowed {
+            None
+        } else {
+            Some(self.denial_reason(identity, action, &policy_ids))
+        };
+        Decision {
+            allowed,
+            policy_ids,
+            reason,
+            errors,
+        }
+    }
+
+    /// The words for a denial: the `@reason_zh` / `@reason_en` of the deciding forbids, or a
+    /// role-and-action sentence when nothing permitted the request.
+    fn denial_reason(&self, identity: &Identity, action: Action, forbids: &[String]) -> String {
+        let (mut zh, mut en) = (Vec::new(), Vec::new());
+        for id in forbids {
+            if let Some(m) = self.inner.meta.get(id) {
+                zh.extend(m.reason_zh.clone());
+                en.extend(m.reason_en.clone());
+            }
+        }
+        if zh.is_empty() {
+            let role_zh = match identity.role {
+                Role::Caseworker => "经办人",
+                Role::Department => "协作部门",
+                Role::Auditor => "审计员",
+                Role::Admin => "管理员",
+            };
+            return format!(
+                "{role_zh}无权{} / the {} role may not perform {}",
+                action.name_zh(),
+                identity.role,
+                action
+            );
+        }
+        format!("{} / {}", zh.join("；"), en.join("; "))
+    }
+}
+
+fn level_code(d: &DivisionCode) -> &'static str {
+    match d.level() {
+        DivisionLevel::Township => "township",
+        DivisionLevel::County => "county",
+        DivisionLevel::City => "city",
+        DivisionLevel::Province => "province",
+    }
+}
+
+/// The division directly above `d`: township → county → city → province → none.
+fn parent_division(d: &DivisionCode) -> Option<DivisionCode> {
+    let s = d.as_str();
+    let up = match d.level() {
+        DivisionLevel::Township => s[..6].to_owned(),
+        DivisionLevel::County => format!("{}00", &s[..4]),
+        DivisionLevel::City => format!("{}0000", &s[..2]),
+        DivisionLevel::Province => return None,
+    };
+    DivisionCode::parse(&up).ok()
+}
+
+fn entity_ref(ty: &str, id: &str) -> Value {
+    json!({"__entity": {"type": ty, "id": id}})
+}
+
+fn uid(ty: &str, id: &str) -> Result<EntityUid, String> {
+    EntityUid::from_json(json!({"type": ty, "id": id})).map_err(|e| e.to_string())
+}
+
+/// Add a division entity and every division above it (parents) unless already present.
+fn push_division(entities: &mut Vec<Value>, d: &DivisionCode) {
+    let mut current = Some(d.clone());
+    while let Some(d) = current {
+        let exists = entities.iter().any(|e| {
+            e["uid"]["type"] == "Division" && e["uid"]["id"] == Value::String(d.as_str().into())
+        });
+        if exists {
+            return;
+        }
+        let parent = parent_division(&d);
+        let parents: Vec<Value> = parent
+            .iter()
+            .map(|p| json!({"type": "Division", "id": p.as_str()}))
+            .collect();
+        entities.push(json!({
+            "uid": {"type": "Division", "id": d.as_str()},
+            "attrs": {"level": entity_ref("Level", level_code(&d))},
+            "parents": parents,
+        }));
+        current = parent;
+    }
+}
+
+struct CedarSet {
+    schema: Schema,
+    policies: PolicySet,
+    meta: BTreeMap<String, PolicyMeta>,
+}
+
+/// Read a directory's entries with a given extension, sorted by name.
+pub(crate) fn files_with_ext(dir: &Path, ext: &str) -> Result<Vec<PathBuf>, PolicyError> {
+    let rd = std::fs::read_dir(dir).map_err(|e| PolicyError::io(dir, e))?;
+    let mut out = Vec::new();
+    for entry in rd {
+        let entry = entry.map_err(|e| PolicyError::io(dir, e))?;
+        let path = entry.path();
+        if path.is_file() && path.extension().and_then(|e| e.to_str()) == Some(ext) {
+            out.push(path);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+pub(crate) fn read(path: &Path) -> Result<String, PolicyError> {
+    std::fs::read_to_string(path).map_err(|e| PolicyError::io(path, e))
+}
+
+fn load_cedar(dir: &Path) -> Result<CedarSet, PolicyError> {
+    let schema_files = files_with_ext(dir, "cedarschema")?;
+    let [schema_file] = schema_files.as_slice() else {
+        return Err(PolicyError::Missing {
+            path: dir.to_owned(),
+            what: format!(
+                "expected exactly one *.cedarschema file, found {}",
+                schema_files.len()
+            ),
+        });
+    };
+    let policy_files = files_with_ext(dir, "cedar")?;
+    if policy_files.is_empty() {
+        return Err(PolicyError::Missing {
+            path: dir.to_owned(),
+            what: "no *.cedar policy files".into(),
+        });
+    }
+
+    let mut problems: Vec<SourceProblem> = Vec::new();
+
+    let schema_src = read(schema_file)?;
+    let schema = match Schema::from_cedarschema_str(&schema_src) {
+        Ok((schema, warnings)) => {
+            for w in warnings {
+                problems.extend(located(schema_file, &schema_src, &w, None));
+            }
+            Some(schema)
+        }
+        Err(e) => {
+            problems.extend(located(schema_file, &schema_src, &e, None));
+            None
+        }
+    };
+
+    // Parse every file (reporting all syntax errors), re-keying each policy by its @id.
+    let mut sources: BTreeMap<String, (PathBuf, Arc<str>, Option<usize>)> = BTreeMap::new();
+    let mut meta: BTreeMap<String, PolicyMeta> = BTreeMap::new();
+    let mut set = PolicySet::new();
+    for file in &policy_files {
+        let src = read(file)?;
+        let parsed = match PolicySet::from_str(&src) {
+            Ok(p) => p,
+            Err(errs) => {
+                for e in errs.iter() {
+                    problems.extend(located(file, &src, e, None));
+                }
+                continue;
+            }
+        };
+        let src: Arc<str> = Arc::from(src);
+        for t in parsed.templates() {
+            let off = src.find(&t.to_string());
+            problems.extend(plain(
+                file,
+                &src,
+                off,
+                format!(
+                    "policy templates (?principal / ?resource) are not supported here: {}",
+                    t.id()
+                ),
+            ));
+        }
+        for p in parsed.policies() {
+            let off = src.find(&p.to_string());
+            let line = off.map_or(0, |o| crate::error::line_col(&src, o).0);
+            let Some(id) = p.annotation("id") else {
+                problems.extend(plain(
+                    file,
+                    &src,
+                    off,
+                    "policy has no @id(\"...\") annotation".into(),
+                ));
+                continue;
+            };
+            if let Some(first) = meta.get(id) {
+                problems.extend(plain(
+                    file,
+                    &src,
+                    off,
+                    format!(
+                        "duplicate policy id {id:?} (first defined at {}:{})",
+                        first.file.display(),
+                        first.line
+                    ),
+                ));
+                continue;
+            }
+            let reason_zh = p.annotation("reason_zh").map(str::to_owned);
+            let reason_en = p.annotation("reason_en").map(str::to_owned);
+            if p.effect() == Effect::Forbid && (reason_zh.is_none() || reason_en.is_none()) {
+                problems.extend(plain(
+                    file,
+                    &src,
+                    off,
+                    format!(
+                        "forbid policy {id:?} needs @reason_zh(\"...\") and @reason_en(\"...\") \
+                         (the words a caseworker sees when it denies)"
+                    ),
+                ));
+            }
+            let renamed = p.new_id(PolicyId::new(id));
+            if let Err(e) = set.add(renamed) {
+                problems.extend(plain(file, &src, off, e.to_string()));
+                continue;
+            }
+            sources.insert(id.to_owned(), (file.clone(), Arc::clone(&src), off));
+            meta.insert(
+                id.to_owned(),
+                PolicyMeta {
+                    file: file.clone(),
+                    line,
+                    effect: p.effect(),
+                    reason_zh,
+                    reason_en,
+                },
+            );
+        }
+    }
+
+    if let Some(schema) = &schema {
+        let result = Validator::new(schema.clone()).validate(&set, ValidationMode::Strict);
+        for e in result.validation_errors() {
+            let id = e.policy_id().to_string();
+            problems.extend(match sources.get(&id) {
+                Some((file, src, off)) => located(file, src, e, *off),
+                None => located(dir, "", e, None),
+            });
+        }
+        for w in result.validation_warnings() {
+            let id = w.policy_id().to_string();
+            problems.extend(match sources.get(&id) {
+                Some((file, src, off)) => located(file, src, w, *off),
+                None => located(dir, "", w, None),
+            });
+        }
+    }
+
+    match schema {
+        Some(schema) if problems.is_empty() => {
+            debug_assert!(
+                meta.values().all(|m| m.effect == Effect::Permit
+                    || (m.reason_zh.is_some() && m.reason_en.is_some()))
+            );
+            Ok(CedarSet {
+                schema,
+                policies: set,
+                meta,
+            })
+        }
+        _ => Err(PolicyError::Cedar { problems }),
+    }
+}
+
+fn plain(file: &Path, src: &str, off: Option<usize>, message: String) -> Vec<SourceProblem> {
+    let (line, column) = off.map_or((0, 0), |o| crate::error::line_col(src, o));
+    vec![SourceProblem {
+        file: file.to_owned(),
+        line,
+        column,
+        message,
+    }]
+}
