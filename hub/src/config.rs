@@ -351,13 +351,13 @@ impl Config {
         {
             return invalid("identity.division_prefix", "must be 1 to 6 digits".into());
         }
-        if let Some(ep) = &self.telemetry.otlp_endpoint {
-            if !(ep.starts_with("http://") || ep.starts_with("https://")) {
-                return invalid(
-                    "telemetry.otlp_endpoint",
-                    "must be an http:// or https:// URL".into(),
-                );
-            }
+        if let Some(ep) = &self.telemetry.otlp_endpoint
+            && !(ep.starts_with("http://") || ep.starts_with("https://"))
+        {
+            return invalid(
+                "telemetry.otlp_endpoint",
+                "must be an http:// or https:// URL".into(),
+            );
         }
         if self
             .telemetry

@@ -96,10 +96,10 @@ pub fn identity_from_der(der: &[u8], rules: &IdentityRules) -> Result<Identity, 
     let mut uris = Vec::new();
     if let Ok(Some(san)) = cert.subject_alternative_name() {
         for name in &san.value.general_names {
-            if let GeneralName::URI(uri) = name {
-                if uri.starts_with("spiffe://") {
-                    uris.push(*uri);
-                }
+            if let GeneralName::URI(uri) = name
+                && uri.starts_with("spiffe://")
+            {
+                uris.push(*uri);
             }
         }
     }

@@ -156,7 +156,7 @@ impl TreeHasher {
     /// Appends the hash of a perfect subtree of `2^height` leaves. The subtree must start at a
     /// multiple of its size (the current size must be a multiple of `2^height`).
     pub fn push_subtree(&mut self, hash: Hash, height: u32) -> Result<()> {
-        if height >= 64 || self.size % (1u64 << height) != 0 {
+        if height >= 64 || !self.size.is_multiple_of(1u64 << height) {
             return Err(Error::InvalidInput(format!(
                 "subtree of height {height} is not aligned at size {}",
                 self.size

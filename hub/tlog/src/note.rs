@@ -597,7 +597,7 @@ mod tests {
             Err("Malformed"),
         );
         check_open(
-            &signed.trim_end().to_string(),
+            signed.trim_end(),
             std::slice::from_ref(&vk),
             Err("Malformed"),
         );

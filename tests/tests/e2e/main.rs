@@ -1,0 +1,8 @@
+//! End-to-end tests: one test binary, one module per feature (zero2prod style).
+//! Real mTLS on 127.0.0.1, real SQLite files, the real PostgreSQL on this machine, real processes.
+
+mod handshake;
+mod process;
+mod reload;
+mod slowloris;
+mod store;
