@@ -35,6 +35,14 @@ impl Backend {
     }
 }
 
+/// The raw pool behind a store, for modules that own their own tables and SQL (e.g. the access
+/// log), so that they do not have to grow this trait.
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
 /// A store failure. The message never contains the database URL.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -63,6 +71,9 @@ pub struct ClientSeen {
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> Backend;
+
+    /// The underlying pool (cheap clone).
+    fn db(&self) -> Db;
 
     /// A round trip to the database (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;

@@ -25,4 +25,4 @@ impl PgStore {
     }
 }
 
-super::shared::shared_store_impl!(PgStore, Backend::Postgres);
+super::shared::shared_store_impl!(PgStore, Backend::Postgres, super::Db::Postgres);

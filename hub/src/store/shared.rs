@@ -4,11 +4,15 @@
 /// Expands to `impl Store for $ty` with the SQL that is identical on SQLite and PostgreSQL.
 /// `$ty` must have a `pool` field.
 macro_rules! shared_store_impl {
-    ($ty:ty, $backend:expr) => {
+    ($ty:ty, $backend:expr, $db:path) => {
 #[async_trait::async_trait]
 impl $crate::store::Store for $ty {
     fn backend(&self) -> $crate::store::Backend {
         $backend
+    }
+
+    fn db(&self) -> $crate::store::Db {
+        $db(self.pool.clone())
     }
 
     async fn ping(&self) -> Result<(), $crate::store::StoreError> {

@@ -33,4 +33,4 @@ impl SqliteStore {
     }
 }
 
-super::shared::shared_store_impl!(SqliteStore, Backend::Sqlite);
+super::shared::shared_store_impl!(SqliteStore, Backend::Sqlite, super::Db::Sqlite);
