@@ -101,8 +101,8 @@ pub struct RequestCtx {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decision {
     pub allowed: bool,
-    /// The deciding policies: the permits that allowed, or the forbids that denied (empty when
-    /// nothing permitted the request). Goes into the access-log entry.
+    /// The deciding policies, sorted: the permits that allowed, or the forbids that denied (empty
+    /// when nothing permitted the request). Goes into the access-log entry.
     pub policy_ids: Vec<String>,
     /// When denied: the reason in words a caseworker understands, Chinese first, then English.
     pub reason: Option<String>,
@@ -380,11 +380,13 @@ impl PolicyEngine {
             .inner
             .authorizer
             .is_authorized(req, &self.inner.policies, entities);
-        let policy_ids: Vec<String> = resp
+        // Sorted: Cedar reports them in no fixed order, and the log and the reason need one.
+        let mut policy_ids: Vec<String> = resp
             .diagnostics()
             .reason()
             .map(|id| id.to_string())
             .collect();
+        policy_ids.sort();
         let errors: Vec<String> = resp.diagnostics().errors().map(|e| e.to_string()).collect();
         let allowed = resp.decision() == cedar_policy::Decision::Allow;
         let reason = if allowed {
