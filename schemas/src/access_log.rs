@@ -264,7 +264,7 @@ impl AccessLogEntry {
         if self.format != FORMAT_V1 {
             return Err(AccessLogError::field("format", "must be jsj-access-log/1"));
         }
-        if self.time.offset() != time::UtcOffset::UTC || self.time.nanosecond() % 1_000_000 != 0 {
+        if self.time.offset() != time::UtcOffset::UTC || !self.time.nanosecond().is_multiple_of(1_000_000) {
             return Err(AccessLogError::field(
                 "time",
                 "must be UTC with millisecond precision (call normalize)",
