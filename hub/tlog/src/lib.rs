@@ -40,7 +40,7 @@ pub use checkpoint::Checkpoint;
 pub use hash::Hash;
 pub use note::{Signer, Verifier, VerifierKey};
 pub use receipt::Receipt;
-pub use stored::{HashReader, MemoryHashStore, StoredHashIndex};
+pub use stored::{HashReader, MemoryHashStore, PrefetchedHashes, StoredHashIndex};
 pub use tile::Tile;
 
 /// Errors from this crate. Messages name the field and the rule that failed; they never contain entry

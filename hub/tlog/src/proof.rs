@@ -36,6 +36,32 @@ pub fn prove_record<R: HashReader + ?Sized>(t: u64, n: u64, reader: &R) -> Resul
     Ok(proof)
 }
 
+/// The stored-hash indexes [`prove_record`] reads (for prefetching from an async store).
+pub fn prove_record_indexes(t: u64, n: u64) -> Result<Vec<StoredHashIndex>> {
+    if n >= t {
+        return Err(Error::InvalidInput(format!(
+            "record index {n} is not below tree size {t}"
+        )));
+    }
+    let mut indexes = Vec::new();
+    leaf_proof_index(0, t, n, &mut indexes);
+    Ok(indexes)
+}
+
+/// The stored-hash indexes [`prove_tree`] reads (for prefetching from an async store).
+pub fn prove_tree_indexes(t: u64, n: u64) -> Result<Vec<StoredHashIndex>> {
+    if n > t {
+        return Err(Error::InvalidInput(format!(
+            "old tree size {n} is above new tree size {t}"
+        )));
+    }
+    let mut indexes = Vec::new();
+    if n > 0 && n < t {
+        tree_proof_index(0, t, n, &mut indexes);
+    }
+    Ok(indexes)
+}
+
 fn leaf_proof_index(lo: u64, hi: u64, n: u64, need: &mut Vec<StoredHashIndex>) {
     if lo + 1 == hi {
         return;
@@ -397,6 +423,30 @@ mod tests {
                 check_tree(&p, t, root, n, old).unwrap();
             }
         }
+    }
+
+    #[test]
+    fn prefetched_proofs_equal_direct_ones() {
+        use crate::stored::{HashReader as _, PrefetchedHashes};
+        let (store, _) = setup(50);
+        for t in 1..=50u64 {
+            for n in 0..t {
+                let idx = prove_record_indexes(t, n).unwrap();
+                let pre = PrefetchedHashes::new(&idx, &store.read_hashes(&idx).unwrap()).unwrap();
+                assert_eq!(
+                    prove_record(t, n, &pre).unwrap(),
+                    prove_record(t, n, &store).unwrap()
+                );
+                let idx = prove_tree_indexes(t, n).unwrap();
+                let pre = PrefetchedHashes::new(&idx, &store.read_hashes(&idx).unwrap()).unwrap();
+                assert_eq!(
+                    prove_tree(t, n, &pre).unwrap(),
+                    prove_tree(t, n, &store).unwrap()
+                );
+            }
+        }
+        assert!(prove_record_indexes(3, 3).is_err());
+        assert!(prove_tree_indexes(3, 4).is_err());
     }
 
     #[test]

@@ -148,6 +148,65 @@ pub fn stored_hashes_for_record_hash<R: HashReader + ?Sized>(
     Ok(hashes)
 }
 
+/// The stored-hash indexes [`stored_hashes_for_record_hash`] reads when appending record `n`.
+///
+/// With an async store (sqlx), fetch these first, then call the function with a
+/// [`PrefetchedHashes`] reader.
+pub fn append_read_indexes(n: u64) -> Vec<StoredHashIndex> {
+    let m = (n + 1).trailing_zeros();
+    (0..m)
+        .rev()
+        .map(|i| stored_hash_index(i, (n >> i) - 1))
+        .collect()
+}
+
+/// The stored-hash indexes [`tree_hash`] reads for size `n`.
+pub fn tree_hash_indexes(n: u64) -> Vec<StoredHashIndex> {
+    let mut need = Vec::new();
+    subtree_index(0, n, &mut need);
+    need
+}
+
+/// A [`HashReader`] over hashes fetched beforehand (e.g. by an async SQL query for the indexes
+/// returned by [`append_read_indexes`], [`tree_hash_indexes`],
+/// [`crate::proof::prove_record_indexes`] or [`crate::proof::prove_tree_indexes`]).
+#[derive(Debug, Clone, Default)]
+pub struct PrefetchedHashes(pub std::collections::HashMap<StoredHashIndex, Hash>);
+
+impl PrefetchedHashes {
+    /// From parallel lists of indexes and hashes.
+    pub fn new(indexes: &[StoredHashIndex], hashes: &[Hash]) -> Result<Self> {
+        if indexes.len() != hashes.len() {
+            return Err(Error::Reader(format!(
+                "{} indexes but {} hashes",
+                indexes.len(),
+                hashes.len()
+            )));
+        }
+        Ok(PrefetchedHashes(
+            indexes
+                .iter()
+                .copied()
+                .zip(hashes.iter().copied())
+                .collect(),
+        ))
+    }
+}
+
+impl HashReader for PrefetchedHashes {
+    fn read_hashes(&self, indexes: &[StoredHashIndex]) -> Result<Vec<Hash>> {
+        indexes
+            .iter()
+            .map(|i| {
+                self.0
+                    .get(i)
+                    .copied()
+                    .ok_or_else(|| Error::Reader(format!("hash {} was not prefetched", i.0)))
+            })
+            .collect()
+    }
+}
+
 /// `(k, l)`: the largest power of two `k = 2^l` strictly below `n` (`n ≥ 2`) (Go: `maxpow2`).
 pub(crate) fn maxpow2(n: u64) -> (u64, u32) {
     debug_assert!(n >= 2);
@@ -297,6 +356,22 @@ mod tests {
         check(0, 4, 7);
         check(0, 8, 15);
         check(3, 0, 14);
+    }
+
+    #[test]
+    fn prefetched_reads_give_the_same_results() {
+        let mut store = MemoryHashStore::new();
+        for i in 0..100u64 {
+            let idx = append_read_indexes(i);
+            let pre = PrefetchedHashes::new(&idx, &store.read_hashes(&idx).unwrap()).unwrap();
+            let expected = stored_hashes_for_record(i, b"e", &store).unwrap();
+            assert_eq!(stored_hashes_for_record(i, b"e", &pre).unwrap(), expected);
+            store.append(b"e");
+            let idx = tree_hash_indexes(i + 1);
+            let pre = PrefetchedHashes::new(&idx, &store.read_hashes(&idx).unwrap()).unwrap();
+            assert_eq!(tree_hash(i + 1, &pre).unwrap(), store.root());
+        }
+        assert!(tree_hash(5, &PrefetchedHashes::default()).is_err());
     }
 
     #[test]
