@@ -7,6 +7,8 @@
 //! - [`breaker`]: the circuit breaker (closed → open → half-open).
 //! - [`error`]: [`ConnectorError`] with stable codes and whose fault it was ([`Fault`]).
 //! - [`tls`]: the per-department rustls client configuration (ring provider, department CA only).
+//! - `adapter`: the department-side adapter (serves protocol v1 from a SQL database).
+//! - `sim`: the seven-department simulator.
 //!
 //! Architecture invariant: only this crate knows the department wire; it depends on `schemas` only.
 #![forbid(unsafe_code)]
@@ -16,6 +18,9 @@ pub mod connector;
 pub mod error;
 pub mod remote;
 pub mod tls;
+
+pub mod adapter;
+pub mod sim;
 
 pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker};
 pub use connector::{Connector, VerifiedAnswer};

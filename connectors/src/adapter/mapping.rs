@@ -42,6 +42,8 @@
 //!
 //! Types outside integers, booleans and text (PostgreSQL `date`, `numeric`) must be cast in SQL
 //! (`to_char(d, 'YYYY-MM-DD')`, `amount::bigint`): the adapter reads rows through `sqlx::Any`.
+//! On SQLite, a column declared `BOOLEAN` cannot be read through `Any`: select it as
+//! `CAST(flag AS INTEGER) AS value` (or declare it INTEGER).
 
 use std::collections::BTreeMap;
 

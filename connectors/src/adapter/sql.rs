@@ -206,11 +206,8 @@ fn decode(
             months.push(MonthAmount { month, fen });
         }
         months.sort_by_key(|m| m.month);
-        return Ok(if rows.is_empty() {
-            None
-        } else {
-            Some(FactValue::MonthlyFen(months))
-        });
+        // No row is an empty series (no amounts recorded in the period).
+        return Ok(Some(FactValue::MonthlyFen(months)));
     }
     let Some(row) = rows.first() else {
         return Ok(if vt == ValueType::OptionalDate {

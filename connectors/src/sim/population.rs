@@ -699,9 +699,9 @@ impl Generator {
         .unwrap_or(as_of);
         let mut name = String::with_capacity(9);
         name.push_str(surname);
-        name.push_str(*rng.pick(GIVEN));
+        name.push_str(rng.pick::<&str>(GIVEN));
         if rng.chance(0.7) {
-            name.push_str(*rng.pick(GIVEN));
+            name.push_str(rng.pick::<&str>(GIVEN));
         }
         let retire_age = if draft.sex == Sex::Male { 60 } else { 55 };
 
@@ -872,7 +872,7 @@ impl Generator {
         }
 
         // --- justice (司法)
-        let status = if age >= 18 && age < 70 {
+        let status = if (18..70).contains(&age) {
             match rng.weighted(&[992, 3, 5]) {
                 1 => CorrectionalStatus::Imprisoned,
                 2 => CorrectionalStatus::CommunityCorrection,
@@ -1063,7 +1063,7 @@ fn compose(rng: &mut SimRng, near_threshold: bool) -> Vec<Draft> {
             age: spouse_age,
         });
     }
-    if matches!(kind, 2 | 3 | 4) || (near_threshold && rng.chance(0.5)) {
+    if matches!(kind, 2..=4) || (near_threshold && rng.chance(0.5)) {
         let n = rng.weighted(&[0, 50, 40, 10]);
         for _ in 0..n.max(1) {
             let max_age = (applicant_age - 20).max(0);
