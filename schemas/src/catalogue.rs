@@ -64,6 +64,7 @@ pub enum PeriodKind {
     /// the state on the `as_of` date (from = to = as_of)
     AsOf,
     /// the 12 complete calendar months before the month of `as_of`
+    #[serde(rename = "trailing_12_months")]
     Trailing12Months,
     /// the calendar month containing `as_of`, up to `as_of` (a monthly amount currently paid)
     CurrentMonth,
