@@ -54,6 +54,9 @@ impl Application {
         let store = store::connect(&config.database.url, config.database.max_connections)
             .await
             .context("opening the database")?;
+        let log = crate::log::AccessLog::start_from_config(&config, store.db())
+            .await
+            .context("opening the access log")?;
         let listener = TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("binding {}", config.server.listen))?;
@@ -67,6 +70,7 @@ impl Application {
                 store,
                 tls,
                 keys,
+                log,
                 started: Instant::now(),
             },
             router_opts: RouterOptions {

@@ -27,6 +27,9 @@ pub struct Config {
     #[serde(default)]
     pub telemetry: TelemetryConfig,
     pub keys: KeysConfig,
+    /// The access log (访问日志).
+    #[serde(default)]
+    pub log: LogConfig,
 }
 
 /// The mTLS listener.
@@ -167,6 +170,53 @@ pub struct KeysConfig {
     pub signing_key: PathBuf,
     /// 32+ random bytes used as the HMAC key for subject pseudonyms. Never leaves the hub.
     pub pseudonym_key: PathBuf,
+}
+
+/// The access log (`[log]`): origin (also the signing key name), witnesses, batching, lease.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// Checkpoint origin, a scheme-less URL-like name.
+    #[serde(default = "default_log_origin")]
+    pub origin: String,
+    /// Witness verifier keys (cosignature/v1, `<name>+<hex id>+<base64>`); their cosignatures are
+    /// checked when present.
+    #[serde(default)]
+    pub witnesses: Vec<String>,
+    /// Most appends per transaction (group commit).
+    #[serde(default = "default_log_max_batch")]
+    pub max_batch: usize,
+    /// This replica's name as holder of the sequencer lease.
+    #[serde(default = "default_log_replica_id")]
+    pub replica_id: String,
+    /// Sequencer lease duration.
+    #[serde(default = "default_log_lease_ms")]
+    pub lease_ms: u64,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            origin: default_log_origin(),
+            witnesses: Vec::new(),
+            max_batch: default_log_max_batch(),
+            replica_id: default_log_replica_id(),
+            lease_ms: default_log_lease_ms(),
+        }
+    }
+}
+
+fn default_log_origin() -> String {
+    "jishijiu.jining/access-log".into()
+}
+fn default_log_max_batch() -> usize {
+    4096
+}
+fn default_log_replica_id() -> String {
+    "primary".into()
+}
+fn default_log_lease_ms() -> u64 {
+    30_000
 }
 
 fn default_listen() -> SocketAddr {

@@ -9,7 +9,7 @@ use ring::signature::{Ed25519KeyPair, KeyPair};
 /// Loaded keys.
 pub struct HubKeys {
     pub signing: Ed25519KeyPair,
-    pseudonym: ring::hmac::Key,
+    pseudonym: schemas::access_log::PseudonymKey,
 }
 
 impl std::fmt::Debug for HubKeys {
@@ -52,16 +52,12 @@ impl HubKeys {
                 message: format!("not an Ed25519 PKCS#8 key: {e}"),
             })?;
         let secret = read(pseudonym_key)?;
-        if secret.len() < 32 {
-            return Err(KeyError::Invalid {
+        let pseudonym =
+            schemas::access_log::PseudonymKey::new(&secret).map_err(|e| KeyError::Invalid {
                 path: pseudonym_key.display().to_string(),
-                message: "pseudonym key must be at least 32 bytes".into(),
-            });
-        }
-        Ok(HubKeys {
-            signing,
-            pseudonym: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret),
-        })
+                message: e.to_string(),
+            })?;
+        Ok(HubKeys { signing, pseudonym })
     }
 
     /// Write a fresh signing key and pseudonym key into `dir` (never overwriting).
@@ -101,7 +97,14 @@ impl HubKeys {
     /// The keyed pseudonym (hex HMAC-SHA256) of a subject identifier. Used wherever a person must be
     /// referred to in logs, traces, metrics or the access log.
     pub fn pseudonym(&self, subject: &str) -> String {
-        hex::encode(ring::hmac::sign(&self.pseudonym, subject.as_bytes()).as_ref())
+        schemas::access_log::pseudonymize(&self.pseudonym, subject)
+            .as_str()
+            .to_owned()
+    }
+
+    /// The deployment's pseudonym key (same HMAC as [`HubKeys::pseudonym`]), for access-log subjects.
+    pub fn pseudonym_key(&self) -> &schemas::access_log::PseudonymKey {
+        &self.pseudonym
     }
 }
 

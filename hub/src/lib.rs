@@ -16,11 +16,13 @@
 
 pub mod api;
 pub mod app;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod identity;
 pub mod keys;
+pub mod log;
 pub mod pki;
 pub mod server;
 pub mod store;

@@ -38,6 +38,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub tls: Arc<TlsState>,
     pub keys: Arc<HubKeys>,
+    /// The access log (访问日志).
+    pub log: Arc<crate::log::AccessLog>,
     pub started: Instant,
 }
 
@@ -185,6 +187,7 @@ pub fn router(state: AppState, opts: &RouterOptions) -> Router {
         .route("/v1/whoami", get(ops::whoami))
         .route("/v1/admin/clients", get(ops::clients))
         .route("/v1/openapi.json", get(openapi))
+        .merge(crate::log::api::routes())
         .fallback(not_found)
         .with_state(state)
         .layer(axum::middleware::from_fn(record_metrics))

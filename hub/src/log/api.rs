@@ -1,0 +1,539 @@
+//! HTTP routes of the access log: C2SP tlog-tiles under `/log/` (checkpoint, hash tiles, entry
+//! bundles), proofs, receipts and the verifier key under `/v1/log/`, and the auditors' search and
+//! subject access report ("谁查看了我的数据 / who looked at my data").
+//!
+//! Who may read: [`require_log_reader`] (role auditor or admin) is the only check; the policy crate
+//! will take it over. Searches and subject reports are accesses to personal data themselves: each
+//! appends exactly one entry (`log_searched` / `subject_access_report`, or a `denied` entry when the
+//! caller may not read the log) and answers only after that entry is durable. Resident IDs travel
+//! only in POST bodies and are pseudonymised here; they are never logged or echoed.
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use schemas::access_log::{
+    AccessLogEntry, Action, Actor, Decision, Effect, FORMAT_V1, Outcome, pseudonymize,
+};
+use schemas::{Identity, ResidentId, Role};
+use serde::{Deserialize, Serialize};
+use tlog::tile::{TilePath, encode_bundle, parse_tile_path, read_tile_data};
+
+use super::store::SearchFilter;
+use super::{LogError, with_db_reader};
+use crate::api::{ApiError, AppState};
+use crate::identity::Caller;
+
+/// The one access check for reading the log (auditor or admin).
+pub fn require_log_reader(identity: &Identity) -> Result<(), ApiError> {
+    match identity.role {
+        Role::Auditor | Role::Admin => Ok(()),
+        _ => Err(ApiError::forbidden(
+            "只有审计员或管理员可以读取访问日志 / only auditors and admins may read the access log",
+        )),
+    }
+}
+
+/// The id of the rule [`require_log_reader`] applies, recorded in entries.
+pub const LOG_READER_POLICY: &str = "hub-log-readers";
+
+impl From<LogError> for ApiError {
+    fn from(e: LogError) -> Self {
+        match e {
+            LogError::BadRequest { field, rule } => {
+                ApiError::bad_request("validation_failed", field, format!("{field}: {rule}"))
+            }
+            LogError::InvalidEntry(e) => {
+                ApiError::bad_request("validation_failed", e.field.clone(), e.to_string())
+            }
+            LogError::NotSequencer => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "log_unavailable",
+                "the access log cannot accept entries on this replica now; retry",
+            ),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+/// The log's routes, merged into the main router.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/log/checkpoint", get(checkpoint))
+        .route("/log/{*path}", get(tile))
+        .route("/v1/log/vkey", get(vkey))
+        .route("/v1/log/proof/inclusion", get(inclusion))
+        .route("/v1/log/proof/consistency", get(consistency))
+        .route("/v1/log/receipt", get(receipt))
+        .route("/v1/log/search", post(search))
+        .route("/v1/log/subject-report", post(subject_report))
+}
+
+fn text(content_type: &'static str, body: impl Into<axum::body::Body>) -> Response {
+    ([(header::CONTENT_TYPE, content_type)], body.into()).into_response()
+}
+
+async fn checkpoint(State(s): State<AppState>, Caller(id): Caller) -> Result<Response, ApiError> {
+    require_log_reader(&id)?;
+    let mut r = text("text/plain; charset=utf-8", s.log.head().note);
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-cache"),
+    );
+    Ok(r)
+}
+
+async fn tile(
+    State(s): State<AppState>,
+    Caller(id): Caller,
+    axum::extract::Path(path): axum::extract::Path<String>,
+) -> Result<Response, ApiError> {
+    require_log_reader(&id)?;
+    let parsed = parse_tile_path(&path)
+        .map_err(|e| ApiError::bad_request("validation_failed", "path", e.to_string()))?;
+    let size = s.log.head().size;
+    let (t, is_entries) = match parsed {
+        TilePath::Hashes(t) => (t, false),
+        TilePath::Entries(t) => (t, true),
+    };
+    let shift = 8 * u32::from(t.level);
+    let available = if shift >= 64 { 0 } else { size >> shift };
+    let end = t.n.saturating_mul(256).saturating_add(u64::from(t.width));
+    if end > available {
+        return Err(ApiError::not_found("tile not in the log yet"));
+    }
+    let body = if is_entries {
+        let first = t.n * 256;
+        let entries = super::store::read_entries(s.log.db(), first, end).await?;
+        if entries.len() as u64 != end - first {
+            return Err(ApiError::internal("entries missing below the head"));
+        }
+        encode_bundle(&entries).map_err(ApiError::internal)?
+    } else {
+        with_db_reader(s.log.db(), |r| read_tile_data(&t, r)).await?
+    };
+    let mut r = text("application/octet-stream", body);
+    if t.is_full() {
+        r.headers_mut().insert(
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static("public, max-age=31536000, immutable"),
+        );
+    }
+    Ok(r)
+}
+
+async fn vkey(State(s): State<AppState>, Caller(id): Caller) -> Result<Response, ApiError> {
+    require_log_reader(&id)?;
+    Ok(text(
+        "text/plain; charset=utf-8",
+        format!("{}\n", s.log.vkey()),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+struct InclusionQuery {
+    index: u64,
+    size: Option<u64>,
+}
+
+/// An inclusion or consistency proof (base64 hashes) and the current signed checkpoint.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ProofBody {
+    pub proof: Vec<String>,
+    pub checkpoint: String,
+}
+
+async fn inclusion(
+    State(s): State<AppState>,
+    Caller(id): Caller,
+    Query(q): Query<InclusionQuery>,
+) -> Result<Json<ProofBody>, ApiError> {
+    require_log_reader(&id)?;
+    let head = s.log.head();
+    let proof = s
+        .log
+        .inclusion_proof(q.index, q.size.unwrap_or(head.size))
+        .await?;
+    Ok(Json(ProofBody {
+        proof: proof.iter().map(|h| h.to_base64()).collect(),
+        checkpoint: head.note,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+struct ConsistencyQuery {
+    old: u64,
+    new: Option<u64>,
+}
+
+async fn consistency(
+    State(s): State<AppState>,
+    Caller(id): Caller,
+    Query(q): Query<ConsistencyQuery>,
+) -> Result<Json<ProofBody>, ApiError> {
+    require_log_reader(&id)?;
+    let head = s.log.head();
+    let proof = s
+        .log
+        .consistency_proof(q.old, q.new.unwrap_or(head.size))
+        .await?;
+    Ok(Json(ProofBody {
+        proof: proof.iter().map(|h| h.to_base64()).collect(),
+        checkpoint: head.note,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+struct ReceiptQuery {
+    index: u64,
+}
+
+async fn receipt(
+    State(s): State<AppState>,
+    Caller(id): Caller,
+    Query(q): Query<ReceiptQuery>,
+) -> Result<Response, ApiError> {
+    require_log_reader(&id)?;
+    let r = s.log.receipt(q.index).await?;
+    Ok(text("text/plain; charset=utf-8", r.to_text()))
+}
+
+/// `POST /v1/log/search` body: every filter optional, combined with AND.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchRequest {
+    /// 身份证号: pseudonymised on the hub, never stored or echoed.
+    #[serde(default)]
+    pub resident_id: Option<String>,
+    /// Actor principal id, e.g. `cw-0001`.
+    #[serde(default)]
+    pub actor: Option<String>,
+    #[serde(default)]
+    pub case_ref: Option<String>,
+    /// RFC 3339, inclusive.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// RFC 3339, exclusive.
+    #[serde(default)]
+    pub to: Option<String>,
+    /// Most results (default and maximum 1000).
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// One matching entry.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Found {
+    pub index: u64,
+    pub entry: AccessLogEntry,
+}
+
+/// Search results; `logged_as` is the index of the entry recording this search.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SearchResponse {
+    /// Log size searched (entries before this search's own entry).
+    pub size: u64,
+    pub logged_as: u64,
+    pub entries: Vec<Found>,
+}
+
+fn parse_time(field: &'static str, v: &Option<String>) -> Result<Option<i64>, ApiError> {
+    v.as_deref()
+        .map(|t| {
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+                .map_err(|_| {
+                    ApiError::bad_request(
+                        "validation_failed",
+                        field,
+                        format!("{field}: must be an RFC 3339 time"),
+                    )
+                })
+        })
+        .transpose()
+}
+
+fn pseudonym_of(s: &AppState, field: &'static str, rid: &str) -> Result<String, ApiError> {
+    let rid = ResidentId::parse(rid.trim()).map_err(|e| {
+        ApiError::bad_request(
+            "validation_failed",
+            field,
+            format!("{field}: not a valid resident ID ({e})"),
+        )
+    })?;
+    Ok(pseudonymize(s.keys.pseudonym_key(), rid.as_str())
+        .as_str()
+        .to_owned())
+}
+
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+fn entry_for(
+    id: &Identity,
+    action: Action,
+    allowed: bool,
+    request_id: String,
+    case_ref: Option<String>,
+    subject: Option<&str>,
+) -> Result<AccessLogEntry, ApiError> {
+    let subjects = match subject {
+        Some(p) => {
+            vec![schemas::access_log::SubjectPseudonym::parse(p).map_err(ApiError::internal)?]
+        }
+        None => Vec::new(),
+    };
+    Ok(AccessLogEntry {
+        format: FORMAT_V1.into(),
+        time: time::OffsetDateTime::now_utc(),
+        actor: Actor {
+            uri: id.uri.clone(),
+            principal: id.principal.clone(),
+            role: id.role,
+            organisation: id.organisation.clone(),
+            division: id.division.clone(),
+        },
+        action,
+        purpose: None,
+        case_ref,
+        decision: Decision {
+            effect: if allowed { Effect::Allow } else { Effect::Deny },
+            policy_ids: vec![LOG_READER_POLICY.into()],
+        },
+        departments: Vec::new(),
+        fact_kinds: Vec::new(),
+        outcome: if allowed {
+            Outcome::Succeeded
+        } else {
+            Outcome::Denied
+        },
+        request_id,
+        subjects,
+    })
+}
+
+/// Checks the caller; records a denied attempt (one entry) before refusing.
+async fn gate(
+    s: &AppState,
+    id: &Identity,
+    action: Action,
+    rid: &str,
+    subject: Option<&str>,
+) -> Result<(), ApiError> {
+    if let Err(e) = require_log_reader(id) {
+        let entry = entry_for(id, action, false, rid.to_owned(), None, subject)?;
+        s.log.append(entry).await?;
+        return Err(e);
+    }
+    Ok(())
+}
+
+async fn search(
+    State(s): State<AppState>,
+    Caller(id): Caller,
+    headers: HeaderMap,
+    Json(req): Json<SearchRequest>,
+) -> Result<Json<SearchResponse>, ApiError> {
+    let rid = request_id(&headers);
+    let subject = req
+        .resident_id
+        .as_deref()
+        .map(|r| pseudonym_of(&s, "resident_id", r))
+        .transpose()?;
+    gate(&s, &id, Action::LogSearched, &rid, subject.as_deref()).await?;
+    let filter = SearchFilter {
+        subject: subject.clone(),
+        actor: req.actor.clone(),
+        case_ref: req.case_ref.clone(),
+        from_ms: parse_time("from", &req.from)?,
+        to_ms: parse_time("to", &req.to)?,
+        limit: i64::from(req.limit.unwrap_or(1000).clamp(1, 1000)),
+    };
+    let size = s.log.head().size;
+    let case_ref = req
+        .case_ref
+        .clone()
+        .filter(|c| schemas::access_log::SubjectPseudonym::parse(c).is_err());
+    let mut entry = entry_for(
+        &id,
+        Action::LogSearched,
+        true,
+        rid,
+        case_ref,
+        subject.as_deref(),
+    )?;
+    if entry.validate().is_err() {
+        // A case reference that is not a valid identifier is searched for but not recorded.
+        entry.case_ref = None;
+    }
+    let logged = s.log.append(entry).await?;
+    let entries = found(&s, &filter, size).await?;
+    Ok(Json(SearchResponse {
+        size,
+        logged_as: logged.index,
+        entries,
+    }))
+}
+
+async fn found(s: &AppState, filter: &SearchFilter, size: u64) -> Result<Vec<Found>, ApiError> {
+    let rows = super::store::search(s.log.db(), filter, size).await?;
+    rows.into_iter()
+        .map(|(index, data)| {
+            let entry = schemas::access_log::decode(&data).map_err(ApiError::internal)?;
+            Ok(Found { index, entry })
+        })
+        .collect()
+}
+
+/// `POST /v1/log/subject-report` body.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubjectReportRequest {
+    /// 身份证号 of the person asking "who looked at my data".
+    pub resident_id: String,
+    /// `json` (default) or `html` (printable zh-CN page).
+    #[serde(default)]
+    pub format: Option<String>,
+}
+
+/// The subject access report as JSON.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SubjectReport {
+    /// Log size covered.
+    pub size: u64,
+    /// The entry recording this report.
+    pub logged_as: u64,
+    pub generated_at: String,
+    pub accesses: Vec<Found>,
+}
+
+async fn subject_report(
+    State(s): State<AppState>,
+    Caller(id): Caller,
+    headers: HeaderMap,
+    Json(req): Json<SubjectReportRequest>,
+) -> Result<Response, ApiError> {
+    let html = match req.format.as_deref() {
+        None | Some("json") => false,
+        Some("html") => true,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "validation_failed",
+                "format",
+                "format: must be json or html",
+            ));
+        }
+    };
+    let rid = request_id(&headers);
+    let subject = pseudonym_of(&s, "resident_id", &req.resident_id)?;
+    gate(&s, &id, Action::SubjectAccessReport, &rid, Some(&subject)).await?;
+    let size = s.log.head().size;
+    let entry = entry_for(
+        &id,
+        Action::SubjectAccessReport,
+        true,
+        rid,
+        None,
+        Some(&subject),
+    )?;
+    let logged = s.log.append(entry).await?;
+    let filter = SearchFilter {
+        subject: Some(subject),
+        limit: 100_000,
+        ..Default::default()
+    };
+    let accesses = found(&s, &filter, size).await?;
+    let generated_at = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let report = SubjectReport {
+        size,
+        logged_as: logged.index,
+        generated_at,
+        accesses,
+    };
+    if html {
+        Ok(Html(render_html(&report, &s.log.head().note)).into_response())
+    } else {
+        Ok(Json(report).into_response())
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn action_zh(a: Action) -> &'static str {
+    match a {
+        Action::VerificationRequested => "发起核对 / verification requested",
+        Action::DepartmentQueried => "部门查询 / department queried",
+        Action::ReportViewed => "查看报告 / report viewed",
+        Action::ReportPrinted => "打印报告 / report printed",
+        Action::LogSearched => "检索日志 / log searched",
+        Action::SubjectAccessReport => "个人查询报告 / subject access report",
+        Action::AuthorizationRecorded => "登记授权书 / authorization recorded",
+    }
+}
+
+fn outcome_zh(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Succeeded => "成功 / succeeded",
+        Outcome::Denied => "拒绝 / denied",
+        Outcome::RefusedByDepartment => "部门拒绝 / refused by department",
+        Outcome::TimedOut => "超时 / timed out",
+        Outcome::Unavailable => "不可用 / unavailable",
+        Outcome::Failed => "失败 / failed",
+    }
+}
+
+/// The printable zh-CN page: 谁查看了我的数据 / who looked at my data.
+pub fn render_html(r: &SubjectReport, checkpoint: &str) -> String {
+    let mut rows = String::new();
+    for f in &r.accesses {
+        let e = &f.entry;
+        let depts: Vec<&str> = e.departments.iter().map(|d| d.name_zh()).collect();
+        rows.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{} ({} · {} · {})</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            f.index,
+            esc(&e.time.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()),
+            esc(&e.actor.principal),
+            esc(e.actor.role.code()),
+            esc(&e.actor.organisation),
+            esc(&e.actor.division.to_string()),
+            action_zh(e.action),
+            esc(&if depts.is_empty() { "—".to_owned() } else { depts.join("、") }),
+            esc(e.purpose.map(|p| p.name_zh()).unwrap_or("—")),
+            esc(e.case_ref.as_deref().unwrap_or("—")),
+            outcome_zh(e.outcome),
+        ));
+    }
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\">\
+<title>谁查看了我的数据 / Who looked at my data</title>\
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;width:100%}}\
+td,th{{border:1px solid #444;padding:4px;font-size:12px}}@media print{{a{{display:none}}}}</style></head><body>\n\
+<h1>谁查看了我的数据</h1><p>Who looked at my data — 济时救数据共享核对枢纽访问记录</p>\n\
+<p>生成时间 / generated: {}　记录数 / accesses: {}　日志规模 / log size: {}　本次查询记录序号 / this report logged as #{}</p>\n\
+<table><thead><tr><th>序号 #</th><th>时间 / when</th><th>查看人 / who</th><th>操作 / action</th>\
+<th>部门 / department</th><th>用途 / purpose</th><th>案件编号 / case</th><th>结果 / outcome</th></tr></thead><tbody>\n{}</tbody></table>\n\
+<h2>签名检查点 / signed checkpoint</h2><pre>{}</pre>\n\
+<p>每条记录都在签名的透明日志中，审计员可用 hub audit verify 独立核验。/ Every row is in a signed \
+transparency log that auditors can verify independently with hub audit verify.</p></body></html>\n",
+        esc(&r.generated_at),
+        r.accesses.len(),
+        r.size,
+        r.logged_as,
+        rows,
+        esc(checkpoint)
+    )
+}

@@ -1,0 +1,578 @@
+//! 访问日志服务: the access-log service. Every access to personal data through the hub becomes one
+//! [`schemas::access_log::AccessLogEntry`] appended to a C2SP transparency log (RFC 6962 tree,
+//! Ed25519 signed-note checkpoints, tlog-tiles served under `/log/`).
+//!
+//! # Durability and group commit
+//! [`AccessLog::append`] returns only after the transaction holding the entry has committed (SQLite
+//! runs WAL with `synchronous=FULL`, so a commit is on disk). Appends go through an mpsc queue to ONE
+//! writer task, which takes everything queued (up to `max_batch`), assigns indices, computes the
+//! new stored hashes (Go sumdb layout) from an in-memory frontier, signs a checkpoint for the new
+//! size, and commits entries + stored hashes + checkpoint + head in one transaction: one fsync per
+//! batch, not per entry. Tiles are computed from stored hashes, which commit in the same transaction
+//! as the checkpoint, so no checkpoint ever covers a tile that is not durable. A crash at any point
+//! leaves either the old head (and none of the batch) or the new head (and all of it); start-up
+//! ([`AccessLog::start`]) recomputes the root from stored hashes and refuses to run if it disagrees
+//! with the head.
+//!
+//! # One sequencer across replicas
+//! The single-row `log_head` holds the size, root, signed note and a sequencer lease
+//! (`lease_holder`, `lease_expires_ms`). A batch commits only through
+//! `UPDATE log_head … WHERE size = <previous size> AND (lease is ours OR free OR expired)`,
+//! executed first in the transaction (on PostgreSQL it also row-locks the head). If it matches no
+//! row, nothing of the batch is written, the writer reloads the head and frontier, and the callers
+//! get [`LogError::NotSequencer`]. So even with several replicas on one PostgreSQL, at most one
+//! sequences at a time and no two checkpoints can be inconsistent. Replicas that do not hold the
+//! lease can serve reads; forwarding their appends to the lease holder is left to the multi-replica
+//! work (the schema and CAS need no change for it). `[log] replica_id` names the holder; a restarted
+//! process with the same id re-takes its own lease at once.
+
+pub mod api;
+pub mod store;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use schemas::access_log::AccessLogEntry;
+use tlog::checkpoint::{Checkpoint, WitnessPolicy, open_checkpoint};
+use tlog::stored::{stored_hash_count, stored_hash_index};
+use tlog::{Hash, HashReader, Signer, StoredHashIndex, VerifierKey};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::store::Db;
+use store::{BatchWrite, EntryRow, Head};
+
+/// Access-log failures. Messages never contain entry contents.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("invalid entry: {0}")]
+    InvalidEntry(#[from] schemas::access_log::AccessLogError),
+    #[error("log storage is inconsistent: {0}")]
+    Corrupt(String),
+    #[error("this replica does not hold the sequencer lease (or the head moved); retry")]
+    NotSequencer,
+    #[error("the log writer has stopped")]
+    Stopped,
+    #[error("{0}")]
+    Tlog(#[from] tlog::Error),
+    #[error("{field}: {rule}")]
+    BadRequest { field: &'static str, rule: String },
+}
+
+/// Knobs of the service.
+#[derive(Debug, Clone)]
+pub struct LogOptions {
+    /// Most appends per transaction (1 = one transaction per append, the benchmark baseline).
+    pub max_batch: usize,
+    /// Name of this replica as lease holder.
+    pub replica_id: String,
+    /// How long a lease lasts after the last batch.
+    pub lease: Duration,
+    /// Witness keys (cosignature/v1) whose cosignatures are checked when present.
+    pub witnesses: Vec<VerifierKey>,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            max_batch: 4096,
+            replica_id: "primary".into(),
+            lease: Duration::from_secs(30),
+            witnesses: Vec::new(),
+        }
+    }
+}
+
+/// The result of a durable append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// 序号: the entry's 0-based index in the log.
+    pub index: u64,
+    /// Size of the first checkpoint that covers the entry (signed in the same transaction).
+    pub checkpoint_size: u64,
+}
+
+struct AppendRequest {
+    row: EntryRow,
+    leaf: Hash,
+    reply: oneshot::Sender<Result<Appended, LogError>>,
+}
+
+/// The current head as served (size, root, signed checkpoint note).
+#[derive(Debug, Clone)]
+pub struct Served {
+    pub size: u64,
+    pub root: Hash,
+    pub note: String,
+}
+
+/// The access-log service (cheap to share behind an `Arc`).
+pub struct AccessLog {
+    db: Db,
+    tx: mpsc::Sender<AppendRequest>,
+    head: Arc<RwLock<Served>>,
+    vkey: VerifierKey,
+    origin: String,
+    witnesses: WitnessPolicy,
+}
+
+impl std::fmt::Debug for AccessLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessLog")
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The log signer from the hub's PKCS#8 v2 Ed25519 signing key (as `hub keygen` writes it), named
+/// by the origin. Checks that the extracted seed gives the key's public key.
+pub fn signer_from_pkcs8(origin: &str, der: &[u8]) -> Result<Signer, LogError> {
+    let bad = || LogError::Corrupt("signing key: not an Ed25519 PKCS#8 v2 key".into());
+    let pos = der
+        .windows(4)
+        .position(|w| w == [0x04, 0x22, 0x04, 0x20])
+        .ok_or_else(bad)?;
+    let seed: [u8; 32] = der
+        .get(pos + 4..pos + 36)
+        .and_then(|s| s.try_into().ok())
+        .ok_or_else(bad)?;
+    let signer = Signer::from_seed(origin, seed)?;
+    let pair =
+        ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(|_| bad())?;
+    use ring::signature::KeyPair as _;
+    if signer.verifier_key().public_key().as_slice() != pair.public_key().as_ref() {
+        return Err(bad());
+    }
+    Ok(signer)
+}
+
+pub(crate) fn now_ms() -> i64 {
+    crate::store::now_ms()
+}
+
+/// Unix milliseconds of an entry's time.
+pub fn entry_time_ms(e: &AccessLogEntry) -> i64 {
+    (e.time.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+fn action_code(e: &AccessLogEntry) -> String {
+    serde_json::to_value(e.action)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// The stored-hash indexes of the maximal complete subtrees of a tree of `size` leaves: all that
+/// later appends need from earlier ones, and all a root needs.
+pub fn frontier_indexes(size: u64) -> Vec<u64> {
+    (0..64u32)
+        .rev()
+        .filter(|l| size >> l & 1 == 1)
+        .map(|l| stored_hash_index(l, (size >> l) - 1).0)
+        .collect()
+}
+
+/// A [`HashReader`] over a map of stored hashes.
+struct MapReader<'a>(&'a HashMap<u64, Hash>);
+
+impl HashReader for MapReader<'_> {
+    fn read_hashes(&self, indexes: &[StoredHashIndex]) -> tlog::Result<Vec<Hash>> {
+        indexes
+            .iter()
+            .map(|i| {
+                self.0
+                    .get(&i.0)
+                    .copied()
+                    .ok_or_else(|| tlog::Error::Reader(format!("stored hash {} missing", i.0)))
+            })
+            .collect()
+    }
+}
+
+/// Records the indexes asked for, answering zeros (first pass of [`with_db_reader`]).
+struct Recorder(RefCell<Vec<u64>>);
+
+impl HashReader for Recorder {
+    fn read_hashes(&self, indexes: &[StoredHashIndex]) -> tlog::Result<Vec<Hash>> {
+        self.0.borrow_mut().extend(indexes.iter().map(|i| i.0));
+        Ok(vec![Hash([0; 32]); indexes.len()])
+    }
+}
+
+/// Runs a synchronous tlog computation against stored hashes in the database: a first pass records
+/// which indexes it reads (they depend only on sizes and indices, never on hash values), then they
+/// are fetched in one query and the computation runs again on them.
+pub async fn with_db_reader<T>(
+    db: &Db,
+    f: impl Fn(&dyn HashReader) -> tlog::Result<T>,
+) -> Result<T, LogError> {
+    let rec = Recorder(RefCell::new(Vec::new()));
+    f(&rec)?;
+    let mut ids = rec.0.into_inner();
+    ids.sort_unstable();
+    ids.dedup();
+    let map = store::read_hashes(db, &ids).await?;
+    Ok(f(&MapReader(&map))?)
+}
+
+impl AccessLog {
+    /// Opens the log on `db`: creates the head if needed, checks the head against the stored hashes
+    /// (crash recovery: the head and its hashes commit together), re-signs the head if the key or
+    /// origin changed, takes the lease, and starts the writer task.
+    pub async fn start(
+        db: Db,
+        signer: Signer,
+        opts: LogOptions,
+    ) -> Result<Arc<AccessLog>, LogError> {
+        let origin = signer.name().to_owned();
+        let empty = Checkpoint::new(&origin, 0, tlog::hash::empty_root())?.sign(&signer)?;
+        store::init_head(&db, &empty).await?;
+        let head = store::read_head(&db).await?;
+        let frontier = Self::check_head(&db, &head).await?;
+        let now = now_ms();
+        let lease_until = now + opts.lease.as_millis() as i64;
+        let have_lease = store::acquire_lease(&db, &opts.replica_id, lease_until, now).await?;
+        let vkey = signer.verifier_key();
+        let witnesses = WitnessPolicy {
+            witnesses: opts.witnesses.clone(),
+            quorum: 0,
+        };
+        let mut note = head.note.clone();
+        let valid = open_checkpoint(note.as_bytes(), &origin, &vkey, &witnesses)
+            .map(|c| c.checkpoint.size == head.size && c.checkpoint.root == head.root)
+            .unwrap_or(false);
+        if !valid && have_lease {
+            note = Checkpoint::new(&origin, head.size, head.root)?.sign(&signer)?;
+            if !store::replace_note(&db, head.size, &note, &opts.replica_id, now).await? {
+                return Err(LogError::NotSequencer);
+            }
+            tracing::info!(
+                size = head.size,
+                "access log: checkpoint re-signed with the current key/origin"
+            );
+        }
+        if !have_lease {
+            tracing::warn!(holder = %head.lease_holder, "access log: another replica holds the sequencer lease");
+        }
+        let served = Arc::new(RwLock::new(Served {
+            size: head.size,
+            root: head.root,
+            note,
+        }));
+        let (tx, rx) = mpsc::channel(opts.max_batch.max(1) * 4);
+        let writer = Writer {
+            db: db.clone(),
+            signer,
+            opts,
+            size: head.size,
+            frontier,
+            served: served.clone(),
+        };
+        tokio::spawn(writer.run(rx));
+        tracing::info!(size = head.size, origin = %origin, "access log open");
+        Ok(Arc::new(AccessLog {
+            db,
+            tx,
+            head: served,
+            vkey,
+            origin,
+            witnesses,
+        }))
+    }
+
+    /// Verifies that the head matches the stored hashes and entries; returns the frontier.
+    async fn check_head(db: &Db, head: &Head) -> Result<HashMap<u64, Hash>, LogError> {
+        let (max_idx, max_hash) = store::max_indexes(db).await?;
+        let want_idx = head.size.checked_sub(1).map(|v| v as i64);
+        let want_hash = stored_hash_count(head.size)
+            .checked_sub(1)
+            .map(|v| v as i64);
+        if max_idx != want_idx || max_hash != want_hash {
+            return Err(LogError::Corrupt(format!(
+                "head size {} but entries end at {max_idx:?} and stored hashes at {max_hash:?}",
+                head.size
+            )));
+        }
+        let ids = frontier_indexes(head.size);
+        let frontier = store::read_hashes(db, &ids).await?;
+        let root = tlog::stored::tree_hash(head.size, &MapReader(&frontier))?;
+        if root != head.root {
+            return Err(LogError::Corrupt(format!(
+                "root recomputed from stored hashes differs from the head at size {}",
+                head.size
+            )));
+        }
+        if head.size > 0 {
+            let last = store::read_entries(db, head.size - 1, head.size).await?;
+            let leaf_id = stored_hash_index(0, head.size - 1).0;
+            let stored = store::read_hashes(db, &[leaf_id]).await?;
+            if last.len() != 1 || stored.get(&leaf_id) != Some(&tlog::hash::leaf_hash(&last[0])) {
+                return Err(LogError::Corrupt(format!(
+                    "entry {} does not match its stored leaf hash",
+                    head.size - 1
+                )));
+            }
+        }
+        Ok(frontier)
+    }
+
+    /// Appends one entry; returns once it is durable (committed with a checkpoint covering it).
+    /// The entry is normalized and validated first (a bad entry is refused with the field named).
+    pub async fn append(&self, mut entry: AccessLogEntry) -> Result<Appended, LogError> {
+        entry.normalize();
+        let data = entry.encode()?;
+        let leaf = tlog::hash::leaf_hash(&data);
+        let row = EntryRow {
+            index: 0,
+            time_ms: entry_time_ms(&entry),
+            actor: entry.actor.principal.clone(),
+            action: action_code(&entry),
+            case_ref: entry.case_ref.clone(),
+            subjects: entry
+                .subjects
+                .iter()
+                .map(|s| s.as_str().to_owned())
+                .collect(),
+            data,
+        };
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(AppendRequest { row, leaf, reply })
+            .await
+            .map_err(|_| LogError::Stopped)?;
+        rx.await.map_err(|_| LogError::Stopped)?
+    }
+
+    /// The database the log lives in.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// The log's origin (also its key name).
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The verifier key (`<name>+<hex id>+<base64>`).
+    pub fn vkey(&self) -> &VerifierKey {
+        &self.vkey
+    }
+
+    /// The configured witness policy.
+    pub fn witness_policy(&self) -> &WitnessPolicy {
+        &self.witnesses
+    }
+
+    /// The current head (size, root, signed checkpoint).
+    pub fn head(&self) -> Served {
+        self.head
+            .read()
+            .map(|h| h.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Inclusion proof of entry `index` in the tree of size `size`.
+    pub async fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, LogError> {
+        let cur = self.head().size;
+        if size > cur || index >= size {
+            return Err(LogError::BadRequest {
+                field: "index",
+                rule: format!("need index < size <= {cur}"),
+            });
+        }
+        with_db_reader(&self.db, |r| tlog::proof::prove_record(size, index, r)).await
+    }
+
+    /// Consistency proof from size `old` to size `new`.
+    pub async fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, LogError> {
+        let cur = self.head().size;
+        if old > new || new > cur {
+            return Err(LogError::BadRequest {
+                field: "old",
+                rule: format!("need old <= new <= {cur}"),
+            });
+        }
+        if old == 0 || old == new {
+            return Ok(Vec::new());
+        }
+        with_db_reader(&self.db, |r| tlog::proof::prove_tree(new, old, r)).await
+    }
+
+    /// A `c2sp.org/tlog-proof@v1` receipt for entry `index` against the current checkpoint.
+    pub async fn receipt(&self, index: u64) -> Result<tlog::Receipt, LogError> {
+        let head = self.head();
+        let proof = self.inclusion_proof(index, head.size).await?;
+        Ok(tlog::Receipt {
+            extra: None,
+            index,
+            proof,
+            checkpoint: head.note,
+        })
+    }
+}
+
+/// The single writer (sequencer) task.
+struct Writer {
+    db: Db,
+    signer: Signer,
+    opts: LogOptions,
+    size: u64,
+    /// Stored hashes of the maximal complete subtrees at `size`.
+    frontier: HashMap<u64, Hash>,
+    served: Arc<RwLock<Served>>,
+}
+
+impl Writer {
+    async fn run(mut self, mut rx: mpsc::Receiver<AppendRequest>) {
+        let max = self.opts.max_batch.max(1);
+        let mut batch = Vec::with_capacity(max);
+        while let Some(first) = rx.recv().await {
+            batch.push(first);
+            while batch.len() < max {
+                match rx.try_recv() {
+                    Ok(r) => batch.push(r),
+                    Err(_) => break,
+                }
+            }
+            let result = self.commit(&mut batch).await;
+            match result {
+                Ok(()) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, entries = batch.len(), "access log batch failed");
+                    metrics::counter!("hub_log_batch_failures_total").increment(1);
+                    if let Err(e2) = self.reload().await {
+                        tracing::error!(error = %e2, "access log: reload after failure failed");
+                    }
+                    let shared = Arc::new(e);
+                    for r in batch.drain(..) {
+                        let err = match shared.as_ref() {
+                            LogError::NotSequencer => LogError::NotSequencer,
+                            other => LogError::Corrupt(format!("append not committed: {other}")),
+                        };
+                        let _ = r.reply.send(Err(err));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn reload(&mut self) -> Result<(), LogError> {
+        let head = store::read_head(&self.db).await?;
+        self.frontier = AccessLog::check_head(&self.db, &head).await?;
+        self.size = head.size;
+        if let Ok(mut s) = self.served.write() {
+            *s = Served {
+                size: head.size,
+                root: head.root,
+                note: head.note,
+            };
+        }
+        Ok(())
+    }
+
+    /// Sequences, hashes, signs and commits `batch`; replies to every caller on success.
+    async fn commit(&mut self, batch: &mut Vec<AppendRequest>) -> Result<(), LogError> {
+        let old = self.size;
+        let mut overlay = self.frontier.clone();
+        let mut hashes = Vec::with_capacity(batch.len() * 2);
+        let mut rows = Vec::with_capacity(batch.len());
+        for (i, r) in batch.iter_mut().enumerate() {
+            let n = old + i as u64;
+            let new = tlog::stored::stored_hashes_for_record_hash(n, r.leaf, &MapReader(&overlay))?;
+            let base = stored_hash_count(n);
+            for (k, h) in new.into_iter().enumerate() {
+                overlay.insert(base + k as u64, h);
+                hashes.push((base + k as u64, h));
+            }
+            r.row.index = n;
+            rows.push(std::mem::replace(
+                &mut r.row,
+                EntryRow {
+                    index: n,
+                    data: Vec::new(),
+                    time_ms: 0,
+                    actor: String::new(),
+                    action: String::new(),
+                    case_ref: None,
+                    subjects: Vec::new(),
+                },
+            ));
+        }
+        let new_size = old + batch.len() as u64;
+        let root = tlog::stored::tree_hash(new_size, &MapReader(&overlay))?;
+        let note = Checkpoint::new(self.signer.name(), new_size, root)?.sign(&self.signer)?;
+        let now = now_ms();
+        let ok = store::commit_batch(
+            &self.db,
+            &BatchWrite {
+                old_size: old,
+                new_size,
+                root,
+                note: &note,
+                holder: &self.opts.replica_id,
+                lease_expires_ms: now + self.opts.lease.as_millis() as i64,
+                now_ms: now,
+                entries: &rows,
+                hashes: &hashes,
+            },
+        )
+        .await?;
+        if !ok {
+            return Err(LogError::NotSequencer);
+        }
+        self.size = new_size;
+        self.frontier = frontier_indexes(new_size)
+            .into_iter()
+            .filter_map(|id| overlay.get(&id).map(|h| (id, *h)))
+            .collect();
+        if let Ok(mut s) = self.served.write() {
+            *s = Served {
+                size: new_size,
+                root,
+                note,
+            };
+        }
+        metrics::counter!("hub_log_entries_total").increment(batch.len() as u64);
+        metrics::histogram!("hub_log_batch_size").record(batch.len() as f64);
+        for (i, r) in batch.drain(..).enumerate() {
+            let _ = r.reply.send(Ok(Appended {
+                index: old + i as u64,
+                checkpoint_size: new_size,
+            }));
+        }
+        Ok(())
+    }
+}
+
+impl AccessLog {
+    /// Starts the log from the hub configuration (`[log]` and the signing key file).
+    pub async fn start_from_config(
+        config: &crate::config::Config,
+        db: Db,
+    ) -> anyhow::Result<Arc<AccessLog>> {
+        use anyhow::Context as _;
+        let der = std::fs::read(&config.keys.signing_key)
+            .with_context(|| format!("{}: cannot read", config.keys.signing_key.display()))?;
+        let signer = signer_from_pkcs8(&config.log.origin, &der)
+            .map_err(|e| anyhow::anyhow!("log.origin / keys.signing_key: {e}"))?;
+        let mut witnesses = Vec::new();
+        for (i, w) in config.log.witnesses.iter().enumerate() {
+            let k =
+                VerifierKey::parse(w).map_err(|e| anyhow::anyhow!("log.witnesses[{i}]: {e}"))?;
+            witnesses.push(k);
+        }
+        let opts = LogOptions {
+            max_batch: config.log.max_batch.max(1),
+            replica_id: config.log.replica_id.clone(),
+            lease: Duration::from_millis(config.log.lease_ms.max(1000)),
+            witnesses,
+        };
+        Ok(AccessLog::start(db, signer, opts).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests;

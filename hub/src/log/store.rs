@@ -1,0 +1,298 @@
+//! SQL for the access log on both backends (SQLite and PostgreSQL): the same statement text runs on
+//! both (`$N` placeholders, unix-millisecond integers, BLOB/BYTEA hashes). Only this file writes the
+//! log tables.
+
+use std::collections::HashMap;
+
+use sqlx::{QueryBuilder, Row};
+use tlog::Hash;
+
+use crate::store::Db;
+
+use super::LogError;
+
+/// Run `$body` with `$pool` bound to the backend's pool and `$DB` to its sqlx database type.
+macro_rules! on_db {
+    ($db:expr, $pool:ident, $DB:ident => $body:expr) => {
+        match $db {
+            Db::Sqlite($pool) => {
+                #[allow(dead_code)]
+                type $DB = sqlx::Sqlite;
+                $body
+            }
+            Db::Postgres($pool) => {
+                #[allow(dead_code)]
+                type $DB = sqlx::Postgres;
+                $body
+            }
+        }
+    };
+}
+
+/// Rows per multi-row INSERT (6 parameters each keeps every statement below both backends' limits).
+const CHUNK: usize = 1000;
+
+/// The persisted head: tree size, root, latest signed checkpoint and the sequencer lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    pub size: u64,
+    pub root: Hash,
+    pub note: String,
+    pub lease_holder: String,
+    pub lease_expires_ms: i64,
+}
+
+/// One entry ready to be written.
+#[derive(Debug, Clone)]
+pub struct EntryRow {
+    pub index: u64,
+    pub data: Vec<u8>,
+    pub time_ms: i64,
+    pub actor: String,
+    pub action: String,
+    pub case_ref: Option<String>,
+    pub subjects: Vec<String>,
+}
+
+/// What one batch commits.
+pub struct BatchWrite<'a> {
+    pub old_size: u64,
+    pub new_size: u64,
+    pub root: Hash,
+    pub note: &'a str,
+    pub holder: &'a str,
+    pub lease_expires_ms: i64,
+    pub now_ms: i64,
+    pub entries: &'a [EntryRow],
+    pub hashes: &'a [(u64, Hash)],
+}
+
+fn hash_from(field: &'static str, bytes: &[u8]) -> Result<Hash, LogError> {
+    Hash::from_slice(field, bytes).map_err(|e| LogError::Corrupt(e.to_string()))
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Creates the head row (size 0) if absent.
+pub async fn init_head(db: &Db, empty_note: &str) -> Result<(), LogError> {
+    let root = tlog::hash::empty_root().0.to_vec();
+    on_db!(db, pool, DB => {
+        sqlx::query(
+            "INSERT INTO log_head (id, size, root, note, lease_holder, lease_expires_ms) \
+             VALUES (1, 0, $1, $2, '', 0) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(root)
+        .bind(empty_note)
+        .execute(pool)
+        .await?;
+    });
+    Ok(())
+}
+
+/// Reads the head.
+pub async fn read_head(db: &Db) -> Result<Head, LogError> {
+    let sql = "SELECT size, root, note, lease_holder, lease_expires_ms FROM log_head WHERE id = 1";
+    let (size, root, note, holder, exp): (i64, Vec<u8>, String, String, i64) = on_db!(db, pool, DB => {
+        let r = sqlx::query(sql).fetch_one(pool).await?;
+        (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?)
+    });
+    Ok(Head {
+        size: u64::try_from(size).map_err(|_| LogError::Corrupt("head size negative".into()))?,
+        root: hash_from("head.root", &root)?,
+        note,
+        lease_holder: holder,
+        lease_expires_ms: exp,
+    })
+}
+
+/// Takes or renews the sequencer lease if it is free, expired or already ours. Returns whether we
+/// hold it.
+pub async fn acquire_lease(
+    db: &Db,
+    holder: &str,
+    expires_ms: i64,
+    now_ms: i64,
+) -> Result<bool, LogError> {
+    let sql = "UPDATE log_head SET lease_holder = $1, lease_expires_ms = $2 \
+               WHERE id = 1 AND (lease_holder = $1 OR lease_holder = '' OR lease_expires_ms < $3)";
+    let n = on_db!(db, pool, DB => {
+        sqlx::query(sql).bind(holder).bind(expires_ms).bind(now_ms).execute(pool).await?.rows_affected()
+    });
+    Ok(n == 1)
+}
+
+/// Replaces the head's signed note at the same size and root (re-signing after a key or origin
+/// change), with the same compare-and-swap as a batch.
+pub async fn replace_note(
+    db: &Db,
+    size: u64,
+    note: &str,
+    holder: &str,
+    now_ms: i64,
+) -> Result<bool, LogError> {
+    let sql = "UPDATE log_head SET note = $1 WHERE id = 1 AND size = $2 \
+               AND (lease_holder = $3 OR lease_expires_ms < $4)";
+    let n = on_db!(db, pool, DB => {
+        sqlx::query(sql).bind(note).bind(to_i64(size)).bind(holder).bind(now_ms).execute(pool).await?.rows_affected()
+    });
+    Ok(n == 1)
+}
+
+/// Commits one batch in one transaction: compare-and-swap of the head on the previous size (and
+/// the lease), then entries, subjects, stored hashes and the checkpoint. Returns `Ok(false)` when
+/// the CAS failed (another sequencer moved the head or holds the lease); nothing is written then.
+pub async fn commit_batch(db: &Db, b: &BatchWrite<'_>) -> Result<bool, LogError> {
+    on_db!(db, pool, DB => {
+        let mut tx = pool.begin().await?;
+        let n = sqlx::query(
+            "UPDATE log_head SET size = $1, root = $2, note = $3, lease_holder = $4, lease_expires_ms = $5 \
+             WHERE id = 1 AND size = $6 AND (lease_holder = $4 OR lease_holder = '' OR lease_expires_ms < $7)",
+        )
+        .bind(to_i64(b.new_size))
+        .bind(b.root.0.to_vec())
+        .bind(b.note)
+        .bind(b.holder)
+        .bind(b.lease_expires_ms)
+        .bind(to_i64(b.old_size))
+        .bind(b.now_ms)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        for chunk in b.entries.chunks(CHUNK) {
+            let mut q = QueryBuilder::<DB>::new(
+                "INSERT INTO log_entries (idx, data, time_ms, actor, action, case_ref) ",
+            );
+            q.push_values(chunk, |mut r, e| {
+                r.push_bind(to_i64(e.index))
+                    .push_bind(e.data.clone())
+                    .push_bind(e.time_ms)
+                    .push_bind(e.actor.clone())
+                    .push_bind(e.action.clone())
+                    .push_bind(e.case_ref.clone());
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        let subjects: Vec<(&str, u64)> = b
+            .entries
+            .iter()
+            .flat_map(|e| e.subjects.iter().map(move |s| (s.as_str(), e.index)))
+            .collect();
+        for chunk in subjects.chunks(CHUNK) {
+            let mut q = QueryBuilder::<DB>::new("INSERT INTO log_subjects (pseudonym, idx) ");
+            q.push_values(chunk, |mut r, (s, i)| {
+                r.push_bind(s.to_string()).push_bind(to_i64(*i));
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        for chunk in b.hashes.chunks(CHUNK) {
+            let mut q = QueryBuilder::<DB>::new("INSERT INTO log_hashes (id, hash) ");
+            q.push_values(chunk, |mut r, (id, h)| {
+                r.push_bind(to_i64(*id)).push_bind(h.0.to_vec());
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        sqlx::query(
+            "INSERT INTO log_checkpoints (size, root, note, created_at_ms) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(to_i64(b.new_size))
+        .bind(b.root.0.to_vec())
+        .bind(b.note)
+        .bind(b.now_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    })
+}
+
+/// Reads stored hashes by index; every index must be present.
+pub async fn read_hashes(db: &Db, ids: &[u64]) -> Result<HashMap<u64, Hash>, LogError> {
+    let mut out = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(CHUNK) {
+        let rows: Vec<(i64, Vec<u8>)> = on_db!(db, pool, DB => {
+            let mut q = QueryBuilder::<DB>::new("SELECT id, hash FROM log_hashes WHERE id IN (");
+            let mut sep = q.separated(", ");
+            for id in chunk {
+                sep.push_bind(to_i64(*id));
+            }
+            q.push(")");
+            let rows = q.build().fetch_all(pool).await?;
+            rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<Vec<_>, sqlx::Error>>()?
+        });
+        for (id, h) in rows {
+            out.insert(id as u64, hash_from("log_hashes.hash", &h)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Entries `[from, to)` in index order.
+pub async fn read_entries(db: &Db, from: u64, to: u64) -> Result<Vec<Vec<u8>>, LogError> {
+    let sql = "SELECT idx, data FROM log_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx";
+    let rows: Vec<(i64, Vec<u8>)> = on_db!(db, pool, DB => {
+        let rows = sqlx::query(sql).bind(to_i64(from)).bind(to_i64(to)).fetch_all(pool).await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<Vec<_>, sqlx::Error>>()?
+    });
+    Ok(rows.into_iter().map(|(_, d)| d).collect())
+}
+
+/// The highest entry index and stored-hash index present (for start-up checks).
+pub async fn max_indexes(db: &Db) -> Result<(Option<i64>, Option<i64>), LogError> {
+    let r: (Option<i64>, Option<i64>) = on_db!(db, pool, DB => {
+        let a: Option<i64> = sqlx::query("SELECT MAX(idx) FROM log_entries").fetch_one(pool).await?.try_get(0)?;
+        let b: Option<i64> = sqlx::query("SELECT MAX(id) FROM log_hashes").fetch_one(pool).await?.try_get(0)?;
+        (a, b)
+    });
+    Ok(r)
+}
+
+/// Search filters (all optional, combined with AND).
+#[derive(Debug, Clone, Default)]
+pub struct SearchFilter {
+    pub subject: Option<String>,
+    pub actor: Option<String>,
+    pub case_ref: Option<String>,
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+    pub limit: i64,
+}
+
+/// Entries matching `f` (index, bytes), ascending, at most `f.limit`, below `size`.
+pub async fn search(db: &Db, f: &SearchFilter, size: u64) -> Result<Vec<(u64, Vec<u8>)>, LogError> {
+    let rows: Vec<(i64, Vec<u8>)> = on_db!(db, pool, DB => {
+        let mut q = QueryBuilder::<DB>::new("SELECT e.idx, e.data FROM log_entries e");
+        if let Some(s) = &f.subject {
+            q.push(" JOIN log_subjects s ON s.idx = e.idx AND s.pseudonym = ");
+            q.push_bind(s.clone());
+        }
+        q.push(" WHERE e.idx < ");
+        q.push_bind(to_i64(size));
+        if let Some(a) = &f.actor {
+            q.push(" AND e.actor = ");
+            q.push_bind(a.clone());
+        }
+        if let Some(c) = &f.case_ref {
+            q.push(" AND e.case_ref = ");
+            q.push_bind(c.clone());
+        }
+        if let Some(t) = f.from_ms {
+            q.push(" AND e.time_ms >= ");
+            q.push_bind(t);
+        }
+        if let Some(t) = f.to_ms {
+            q.push(" AND e.time_ms < ");
+            q.push_bind(t);
+        }
+        q.push(" ORDER BY e.idx LIMIT ");
+        q.push_bind(f.limit);
+        let rows = q.build().fetch_all(pool).await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<Vec<_>, sqlx::Error>>()?
+    });
+    Ok(rows.into_iter().map(|(i, d)| (i as u64, d)).collect())
+}
