@@ -51,6 +51,9 @@ impl Application {
             HubKeys::load(&config.keys.signing_key, &config.keys.pseudonym_key)
                 .context("loading keys")?,
         );
+        let authz = crate::authz::Authz::load(&config.policies.dir)
+            .with_context(|| format!("loading policies from {}", config.policies.dir.display()))?;
+        let limits = crate::ratelimit::RateLimits::new(&config.rate_limits);
         let store = store::connect(&config.database.url, config.database.max_connections)
             .await
             .context("opening the database")?;
@@ -71,6 +74,8 @@ impl Application {
                 tls,
                 keys,
                 log,
+                authz,
+                limits,
                 started: Instant::now(),
             },
             router_opts: RouterOptions {
@@ -111,7 +116,12 @@ impl Application {
     /// Serve until `shutdown` resolves; then drain and return.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         let tls = self.state.tls.clone();
-        let reloader = tokio::spawn(reload_loop(tls.clone(), self.reload_poll));
+        let reloader = tokio::spawn(reload_loop(
+            tls.clone(),
+            self.state.authz.clone(),
+            self.reload_poll,
+        ));
+        let cleanup = tokio::spawn(self.state.limits.clone().cleanup_loop());
         let admin = tokio::spawn(serve_admin(self.admin_listener));
         let app = api::router(self.state.clone(), &self.router_opts);
         tracing::info!(addr = %self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "hub listening (mTLS)");
@@ -125,6 +135,7 @@ impl Application {
         )
         .await;
         reloader.abort();
+        cleanup.abort();
         admin.abort();
         tracing::info!("hub stopped");
     }
@@ -132,7 +143,7 @@ impl Application {
 
 /// Reload TLS material on SIGHUP and when the files change (polling). A failed reload keeps the old
 /// material and logs the file at fault.
-async fn reload_loop(tls: Arc<TlsState>, poll: Option<Duration>) {
+async fn reload_loop(tls: Arc<TlsState>, authz: Arc<crate::authz::Authz>, poll: Option<Duration>) {
     #[cfg(unix)]
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let mut ticker = poll.map(tokio::time::interval);
@@ -171,6 +182,17 @@ async fn reload_loop(tls: Arc<TlsState>, poll: Option<Duration>) {
             Err(e) => {
                 metrics::counter!("hub_tls_reloads_total", "result" => "refused").increment(1);
                 tracing::error!(source, error = %e, "TLS reload refused; previous material stays in force");
+            }
+        }
+        match authz.reload(source == "sighup") {
+            Ok(true) => {
+                metrics::counter!("hub_policy_reloads_total", "result" => "ok").increment(1);
+                tracing::info!(source, dir = %authz.dir().display(), "policies reloaded");
+            }
+            Ok(false) => {}
+            Err(e) => {
+                metrics::counter!("hub_policy_reloads_total", "result" => "refused").increment(1);
+                tracing::error!(source, error = %e, "policy reload refused; previous policies stay in force");
             }
         }
     }

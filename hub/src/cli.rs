@@ -39,6 +39,9 @@ pub enum Command {
     /// Development PKI: create a CA, issue certificates, revoke, publish CRLs.
     #[command(subcommand)]
     Pki(PkiCommand),
+    /// Policies: validate a policy directory and run a decision table against it.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
 }
 
 #[derive(Debug, Args)]
@@ -46,6 +49,23 @@ pub struct ServeArgs {
     /// Path of the TOML configuration file (see README for every key).
     #[arg(long, short, env = "HUB_CONFIG")]
     pub config: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Load and validate DIR (Cedar policies + schema, purpose profiles, local standards) and, with
+    /// --table, run its decision table. Exits non-zero on any error or failing case.
+    Check {
+        /// Policy directory holding policies/, profiles/ and standards/.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Decision table (TOML) of identity, action, resource, context → expected decision.
+        #[arg(long)]
+        table: Option<PathBuf>,
+        /// Also fail when a policy lacks an allow case or a deny case in the table.
+        #[arg(long)]
+        require_coverage: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -158,6 +178,29 @@ pub fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Pki(cmd) => pki(cmd),
+        Command::Policy(PolicyCommand::Check {
+            dir,
+            table,
+            require_coverage,
+        }) => {
+            let engine = policies::PolicyEngine::load(&dir)?;
+            println!(
+                "{}: {} policies valid",
+                dir.display(),
+                engine.policy_ids().count()
+            );
+            if let Some(table) = table {
+                let report = policies::run_decision_table(&engine, &table)?;
+                print!("{report}");
+                anyhow::ensure!(report.all_passed(), "{}: failing cases", table.display());
+                anyhow::ensure!(
+                    !require_coverage || report.complete(),
+                    "{}: coverage gaps",
+                    table.display()
+                );
+            }
+            Ok(())
+        }
     }
 }
 

@@ -30,6 +30,32 @@ pub struct Config {
     /// The access log (访问日志).
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub policies: PoliciesConfig,
+    #[serde(default)]
+    pub rate_limits: crate::ratelimit::RateLimitConfig,
+}
+
+/// Where the Cedar policies, purpose profiles and local standards live.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoliciesConfig {
+    /// A directory with `policies/`, `profiles/` and `standards/` (the repository's `policies/`
+    /// directory is the shipped example). Reloaded on SIGHUP and on change, like the TLS files.
+    #[serde(default = "default_policies_dir")]
+    pub dir: PathBuf,
+}
+
+impl Default for PoliciesConfig {
+    fn default() -> Self {
+        Self {
+            dir: default_policies_dir(),
+        }
+    }
+}
+
+fn default_policies_dir() -> PathBuf {
+    policies::PolicyEngine::shipped_dir()
 }
 
 /// The mTLS listener.
@@ -319,6 +345,7 @@ impl Config {
         self.tls.crls.iter_mut().for_each(fix);
         fix(&mut self.keys.signing_key);
         fix(&mut self.keys.pseudonym_key);
+        fix(&mut self.policies.dir);
         // A relative SQLite path resolves against the config directory too.
         let url = self.database.url.expose_secret();
         if let Some(rest) = url.strip_prefix("sqlite://") {
@@ -354,6 +381,15 @@ impl Config {
             if !crl.is_file() {
                 return invalid("tls.crls", format!("file not found: {}", crl.display()));
             }
+        }
+        if !self.policies.dir.is_dir() {
+            return invalid(
+                "policies.dir",
+                format!("directory not found: {}", self.policies.dir.display()),
+            );
+        }
+        if let Err((key, message)) = self.rate_limits.validate() {
+            return invalid(key, message);
         }
         if self.server.handshake_timeout_ms == 0 {
             return invalid(

@@ -5,6 +5,8 @@
 //! - [`tls`]: the crypto provider (ring), server config, client verification with CRLs, hot reload.
 //! - [`identity`]: certificate URI SAN → [`schemas::Identity`]; the [`identity::Caller`] extractor.
 //! - [`server`]: the accept loop (handshake deadline, connection cap, graceful shutdown).
+//! - [`authz`]: the live Cedar policy engine (hot reload) and the 403 helper.
+//! - [`ratelimit`]: per-identity request budgets and the distinct-household (anti-trawling) cap.
 //! - [`api`]: routes, the JSON error type, request ids, metrics and tracing layers.
 //! - [`store`]: the database interface and its SQLite and PostgreSQL implementations.
 //! - [`keys`]: the hub's Ed25519 signing key and the pseudonym HMAC key.
@@ -17,6 +19,7 @@
 pub mod api;
 pub mod app;
 pub mod audit;
+pub mod authz;
 pub mod cli;
 pub mod config;
 pub mod demo;
@@ -24,6 +27,7 @@ pub mod identity;
 pub mod keys;
 pub mod log;
 pub mod pki;
+pub mod ratelimit;
 pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -269,6 +269,7 @@ pub struct TestHub {
     pub addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub tls: Arc<TlsState>,
+    pub authz: Arc<hub::authz::Authz>,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -282,6 +283,7 @@ impl TestHub {
         let addr = app.local_addr();
         let admin_addr = app.admin_addr();
         let tls = app.tls();
+        let authz = app.state().authz.clone();
         let task = tokio::spawn(app.run_until_stopped(async move {
             let _ = rx.await;
         }));
@@ -289,6 +291,7 @@ impl TestHub {
             addr,
             admin_addr,
             tls,
+            authz,
             stop: Some(tx),
             task,
         })

@@ -40,6 +40,8 @@ pub struct AppState {
     pub keys: Arc<HubKeys>,
     /// The access log (访问日志).
     pub log: Arc<crate::log::AccessLog>,
+    pub authz: Arc<crate::authz::Authz>,
+    pub limits: Arc<crate::ratelimit::RateLimits>,
     pub started: Instant,
 }
 
@@ -189,6 +191,10 @@ pub fn router(state: AppState, opts: &RouterOptions) -> Router {
         .route("/v1/openapi.json", get(openapi))
         .merge(crate::log::api::routes())
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.limits.clone(),
+            crate::ratelimit::limit_requests,
+        ))
         .with_state(state)
         .layer(axum::middleware::from_fn(record_metrics))
         .layer(RequestBodyLimitLayer::new(opts.max_body_bytes))

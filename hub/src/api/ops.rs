@@ -5,7 +5,7 @@ use std::time::SystemTime;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use schemas::Role;
+use policies::{Action, RequestCtx, ResourceCtx};
 use serde::Serialize;
 
 use super::{ApiError, AppState};
@@ -150,8 +150,14 @@ pub async fn clients(
     State(state): State<AppState>,
     Caller(id): Caller,
 ) -> Result<Json<Vec<ClientSeen>>, ApiError> {
-    if id.role != Role::Admin {
-        return Err(ApiError::forbidden("仅管理员可查看 / administrators only"));
-    }
+    state
+        .authz
+        .require(
+            &id,
+            Action::Administer,
+            &ResourceCtx::default(),
+            &RequestCtx::default(),
+        )
+        .map_err(|(_, e)| e)?;
     Ok(Json(state.store.clients_seen().await?))
 }
