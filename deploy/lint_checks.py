@@ -269,8 +269,10 @@ def check_dockerfile() -> None:
                 problem(where, f"COPY source {src} does not exist (paths are relative to the repository root)")
     for needle, why in [
         ("cargo build --release --locked -p hub", "release build of the hub with --locked"),
-        ("FROM rust:1.95-bookworm", "the rust:1.95-bookworm builder"),
-        ("FROM debian:bookworm-slim", "the debian:bookworm-slim runtime"),
+        ("ARG RUST_IMAGE=rust:1.95-bookworm", "the rust:1.95-bookworm builder"),
+        ("ARG RUNTIME_IMAGE=debian:bookworm-slim", "the debian:bookworm-slim runtime"),
+        ("FROM ${RUST_IMAGE} AS builder", "the builder stage"),
+        ("FROM ${RUNTIME_IMAGE} AS runtime", "the runtime stage"),
         ("USER 10001", "a non-root user"),
         ("HEALTHCHECK", "a HEALTHCHECK"),
         ("EXPOSE 8443", "EXPOSE 8443"),
