@@ -219,3 +219,19 @@ fn one_person_is_consistent_across_departments() {
         assert!(known > 0 && known < pop.persons().len(), "{d}: {known}");
     }
 }
+
+#[test]
+fn households_convert_to_valid_declarations() {
+    let pop = Population::generate(PopulationConfig::new(4, 500));
+    for h in pop.households() {
+        let decl = pop.household_declaration(h.id);
+        decl.validate()
+            .unwrap_or_else(|e| panic!("household {}: {e}", h.id.0));
+        assert_eq!(decl.members.len(), h.members.len());
+        assert_eq!(decl.members[0].relation, schemas::Relation::Applicant);
+        assert_eq!(&decl.registered_division, h.township_code());
+        let json = serde_json::to_value(&decl).unwrap();
+        let back: schemas::Household = serde_json::from_value(json).unwrap();
+        assert_eq!(back, decl);
+    }
+}

@@ -160,7 +160,18 @@ impl Service {
     /// Handle one query body: validate, refuse or look up, sign. Logs and records the query.
     pub async fn answer(&self, body: &[u8]) -> Result<SignedAnswer, ProtocolError> {
         self.log.received.fetch_add(1, Ordering::SeqCst);
-        let (query, raw) = parse_query(body)?;
+        let (query, raw) = parse_query(body).inspect_err(|e| {
+            // Protocol error messages never contain resident ID numbers (schemas masks them).
+            tracing::warn!(
+                target: "connector::query",
+                request_id = ?e.request_id,
+                department = %self.source.department(),
+                code = e.code.code(),
+                field = e.field.as_deref().unwrap_or(""),
+                "refused query: {}",
+                e.message
+            );
+        })?;
         let department = self.source.department();
         let mut record = QueryRecord {
             request_id: query.request_id,

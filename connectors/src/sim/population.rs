@@ -413,6 +413,24 @@ impl Population {
         self.household(id).members.iter().map(|&m| self.person(m))
     }
 
+    /// The household as a caseworker would declare it in a verification request
+    /// (`schemas::Household`: registered township, members with resident IDs, names, relations;
+    /// the applicant first). Deceased members are included: the hub must notice them.
+    pub fn household_declaration(&self, id: HouseholdId) -> schemas::Household {
+        let h = self.household(id);
+        schemas::Household {
+            registered_division: h.township_code().clone(),
+            members: self
+                .members(id)
+                .map(|p| schemas::Member {
+                    resident_id: p.resident_id.clone(),
+                    name: p.name.clone(),
+                    relation: p.relation,
+                })
+                .collect(),
+        }
+    }
+
     /// Households with at least one case matching `pred`.
     pub fn households_with(
         &self,

@@ -110,6 +110,14 @@ pub struct AdapterServer {
 
 impl AdapterServer {
     pub async fn spawn(source: Arc<dyn FactSource>, tls: ServerTls) -> AdapterServer {
+        Self::spawn_with(source, tls, ServeOptions::default()).await
+    }
+
+    pub async fn spawn_with(
+        source: Arc<dyn FactSource>,
+        tls: ServerTls,
+        options: ServeOptions,
+    ) -> AdapterServer {
         let der = signing::generate_pkcs8().expect("key");
         let key = signing::key_from_pkcs8(&der, "test").expect("key");
         let service = Arc::new(Service::new(source, key));
@@ -122,7 +130,7 @@ impl AdapterServer {
             listener,
             tls.server_config().expect("server config"),
             server::router(service.clone()),
-            ServeOptions::default(),
+            options,
             shutdown.clone(),
         ));
         AdapterServer {
