@@ -39,6 +39,9 @@ pub enum Command {
     /// Development PKI: create a CA, issue certificates, revoke, publish CRLs.
     #[command(subcommand)]
     Pki(PkiCommand),
+    /// Auditor tools for the access log: verify, search, subject access report.
+    #[command(subcommand)]
+    Audit(crate::audit::AuditCommand),
     /// Policies: validate a policy directory and run a decision table against it.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -178,6 +181,7 @@ pub fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Pki(cmd) => pki(cmd),
+        Command::Audit(cmd) => crate::audit::main(cmd),
         Command::Policy(PolicyCommand::Check {
             dir,
             table,

@@ -122,6 +122,11 @@ pub fn prepare(dir: &Path, listen: SocketAddr, admin: SocketAddr) -> anyhow::Res
     if !keys_dir.join("hub-signing.pk8").exists() {
         HubKeys::generate(&keys_dir)?;
     }
+    crate::log::write_vkey_file(
+        &keys_dir.join("hub-signing.pk8"),
+        &crate::config::LogConfig::default().origin,
+        &dir.join("log.vkey"),
+    )?;
     let config_path = dir.join("hub.toml");
     std::fs::write(&config_path, sample_toml(listen, admin, "sqlite://hub.db"))?;
     Ok(config_path)

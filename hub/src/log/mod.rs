@@ -149,6 +149,22 @@ pub fn signer_from_pkcs8(origin: &str, der: &[u8]) -> Result<Signer, LogError> {
     Ok(signer)
 }
 
+/// Writes the log's verifier key (`<name>+<hex id>+<base64>` and a newline) for auditors, e.g. the
+/// demo's `DIR/log.vkey`.
+pub fn write_vkey_file(
+    signing_key: &std::path::Path,
+    origin: &str,
+    out: &std::path::Path,
+) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let der = std::fs::read(signing_key)
+        .with_context(|| format!("{}: cannot read", signing_key.display()))?;
+    let signer = signer_from_pkcs8(origin, &der)?;
+    std::fs::write(out, format!("{}\n", signer.verifier_key()))
+        .with_context(|| format!("{}: cannot write", out.display()))?;
+    Ok(())
+}
+
 pub(crate) fn now_ms() -> i64 {
     crate::store::now_ms()
 }
@@ -177,6 +193,15 @@ pub fn frontier_indexes(size: u64) -> Vec<u64> {
 
 /// A [`HashReader`] over a map of stored hashes.
 struct MapReader<'a>(&'a HashMap<u64, Hash>);
+
+/// A public [`HashReader`] over a map of stored hashes (for the auditor's prefetched chunks).
+pub struct MapHashes<'a>(pub &'a HashMap<u64, Hash>);
+
+impl HashReader for MapHashes<'_> {
+    fn read_hashes(&self, indexes: &[StoredHashIndex]) -> tlog::Result<Vec<Hash>> {
+        MapReader(self.0).read_hashes(indexes)
+    }
+}
 
 impl HashReader for MapReader<'_> {
     fn read_hashes(&self, indexes: &[StoredHashIndex]) -> tlog::Result<Vec<Hash>> {

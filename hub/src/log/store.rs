@@ -296,3 +296,29 @@ pub async fn search(db: &Db, f: &SearchFilter, size: u64) -> Result<Vec<(u64, Ve
     });
     Ok(rows.into_iter().map(|(i, d)| (i as u64, d)).collect())
 }
+
+/// Entries `[from, to)` with their indexes (gaps show as missing indexes).
+pub async fn read_entries_indexed(
+    db: &Db,
+    from: u64,
+    to: u64,
+) -> Result<Vec<(u64, Vec<u8>)>, LogError> {
+    let sql = "SELECT idx, data FROM log_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx";
+    let rows: Vec<(i64, Vec<u8>)> = on_db!(db, pool, DB => {
+        let rows = sqlx::query(sql).bind(to_i64(from)).bind(to_i64(to)).fetch_all(pool).await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<Vec<_>, sqlx::Error>>()?
+    });
+    Ok(rows.into_iter().map(|(i, d)| (i as u64, d)).collect())
+}
+
+/// Stored hashes with ids in `[from, to)`.
+pub async fn read_hash_range(db: &Db, from: u64, to: u64) -> Result<HashMap<u64, Hash>, LogError> {
+    let sql = "SELECT id, hash FROM log_hashes WHERE id >= $1 AND id < $2";
+    let rows: Vec<(i64, Vec<u8>)> = on_db!(db, pool, DB => {
+        let rows = sqlx::query(sql).bind(to_i64(from)).bind(to_i64(to)).fetch_all(pool).await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<Vec<_>, sqlx::Error>>()?
+    });
+    rows.into_iter()
+        .map(|(i, h)| Ok((i as u64, hash_from("log_hashes.hash", &h)?)))
+        .collect()
+}
