@@ -487,6 +487,10 @@ mod tests {
                 prop_assert_eq!(parsed.birth_date(), birth);
                 prop_assert_eq!(parsed.sequence(), seq);
                 prop_assert_eq!(parsed.sex() == Sex::Male, seq % 2 == 1);
+                // The birth date and the full number never show in Debug or Display.
+                let shown = format!("{parsed:?} {parsed} {parsed:#?}");
+                prop_assert!(!shown.contains(id.expose()));
+                prop_assert!(!shown.contains(&id.expose()[6..14]));
             }
 
             /// MOD 11-2 detects every single-digit substitution: changing one of the first 17
