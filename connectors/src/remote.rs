@@ -182,7 +182,11 @@ impl RemoteConnector {
                     retry_in,
                 })?;
         let start = Instant::now();
-        let deadline = deadline.min(start + self.config.timeout);
+        let own_deadline = start + self.config.timeout;
+        // When the caller's deadline is the earlier one, a timeout says nothing about the
+        // department's health (it was not given its full timeout): it does not count for the breaker.
+        let callers_deadline_first = deadline < own_deadline;
+        let deadline = deadline.min(own_deadline);
         let outcome =
             match tokio::time::timeout_at(deadline, self.attempt_all(query, deadline)).await {
                 Ok(r) => r,
@@ -192,6 +196,7 @@ impl RemoteConnector {
                 }),
             };
         match &outcome {
+            Err(ConnectorError::Timeout { .. }) if callers_deadline_first => drop(permit),
             Err(e) if e.counts_against_department() => permit.failure(),
             _ => permit.success(),
         }

@@ -469,6 +469,13 @@ async fn the_callers_deadline_wins_when_it_is_earlier() {
         .query(&query(), Instant::now() + Duration::from_millis(100))
         .await;
     check_err(r, "timeout", Fault::Department);
+    assert_eq!(
+        s.connector.breaker_state(),
+        BreakerState::Closed {
+            consecutive_failures: 0
+        },
+        "a timeout imposed by the caller's shorter deadline does not count against the department"
+    );
 }
 
 #[tokio::test]
