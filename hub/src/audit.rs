@@ -304,10 +304,26 @@ impl Source {
         }
     }
 
+    /// GET with back-off on 429 (the hub's per-identity budget), honouring `Retry-After`.
     async fn http_get(client: &reqwest::Client, url: String) -> anyhow::Result<Vec<u8>> {
-        let r = client.get(&url).send().await?;
-        anyhow::ensure!(r.status().is_success(), "GET {url}: HTTP {}", r.status());
-        Ok(r.bytes().await?.to_vec())
+        let mut attempts = 0;
+        loop {
+            let r = client.get(&url).send().await?;
+            if r.status() == reqwest::StatusCode::TOO_MANY_REQUESTS && attempts < 120 {
+                attempts += 1;
+                let wait = r
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(1)
+                    .clamp(1, 30);
+                tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+                continue;
+            }
+            anyhow::ensure!(r.status().is_success(), "GET {url}: HTTP {}", r.status());
+            return Ok(r.bytes().await?.to_vec());
+        }
     }
 
     async fn ensure_chunk(

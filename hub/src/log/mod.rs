@@ -29,6 +29,9 @@
 pub mod api;
 pub mod store;
 
+/// The format library, re-exported for tools and tests that verify what the log serves.
+pub use tlog;
+
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

@@ -1,6 +1,7 @@
 //! End-to-end tests: one test binary, one module per feature (zero2prod style).
 //! Real mTLS on 127.0.0.1, real SQLite files, the real PostgreSQL on this machine, real processes.
 
+mod access_log;
 mod handshake;
 mod policy;
 mod process;
