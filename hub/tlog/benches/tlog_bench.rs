@@ -51,19 +51,6 @@ fn synthetic_entry(i: u64, len: usize, buf: &mut Vec<u8>) {
     buf.truncate(len);
 }
 
-/// Runs `f` `rounds` times; returns the fastest and the median duration (the machine is shared).
-fn best_of(rounds: usize, mut f: impl FnMut()) -> (Duration, Duration) {
-    let mut times: Vec<Duration> = (0..rounds)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed()
-        })
-        .collect();
-    times.sort();
-    (times[0], times[rounds / 2])
-}
-
 fn per_op(d: Duration, n: u64) -> String {
     format!("{:.2} µs", d.as_secs_f64() * 1e6 / n as f64)
 }
@@ -173,7 +160,12 @@ fn main() {
     let vk = signer.verifier_key();
     let total_bytes: usize = bundles.iter().map(Vec::len).sum();
 
-    let (root_only, root_only_med) = best_of(5, || {
+    // The four measurements run interleaved, 5 rounds, so load from other processes on the shared
+    // machine hits them alike; best and median per measurement are reported.
+    let mut tiles_checked = 0;
+    let mut times: [Vec<Duration>; 4] = Default::default();
+    for _round in 0..5 {
+        let t = Instant::now();
         let cp =
             open_checkpoint(signed.as_bytes(), origin, &vk, &WitnessPolicy::default()).unwrap();
         let mut auditor = LogAuditor::root_only();
@@ -181,9 +173,9 @@ fn main() {
             auditor.push_bundle(b).unwrap();
         }
         assert_eq!(auditor.root(), cp.checkpoint.root, "recomputed root");
-    });
-    let mut tiles_checked = 0;
-    let (full, full_med) = best_of(5, || {
+        times[0].push(t.elapsed());
+
+        let t = Instant::now();
         let cp =
             open_checkpoint(signed.as_bytes(), origin, &vk, &WitnessPolicy::default()).unwrap();
         let report = audit_log(
@@ -196,26 +188,36 @@ fn main() {
         )
         .unwrap();
         tiles_checked = report.tiles_checked;
-    });
-    // (c) raw SHA-256 over the same entry bytes: one digest per entry, and one streaming digest.
-    let (sha_per_entry, sha_per_entry_med) = best_of(5, || {
+        times[1].push(t.elapsed());
+
+        // (c) raw SHA-256 over the same entry bytes: one digest per entry, and one stream.
+        let t = Instant::now();
         for b in &bundles {
             for e in tlog::tile::parse_bundle(b).unwrap() {
                 black_box(digest(&SHA256, e));
             }
         }
-    });
-    let (sha_stream, sha_stream_med) = best_of(5, || {
+        times[2].push(t.elapsed());
+
+        let t = Instant::now();
         let mut ctx = ring::digest::Context::new(&SHA256);
         for b in &bundles {
             ctx.update(b);
         }
         black_box(ctx.finish());
+        times[3].push(t.elapsed());
+    }
+    let [root_only, full, sha_per_entry, sha_stream] = times.map(|mut v| {
+        v.sort();
+        (v[0], v[v.len() / 2])
     });
+    let ((root_only, root_only_med), (full, full_med)) = (root_only, full);
+    let ((sha_per_entry, sha_per_entry_med), (sha_stream, sha_stream_med)) =
+        (sha_per_entry, sha_stream);
 
     let rate = |d: Duration| verify_n as f64 / d.as_secs_f64();
     let mbps = |d: Duration| total_bytes as f64 / d.as_secs_f64() / 1e6;
-    println!("best of 5 (median in brackets), {total_bytes} bundle bytes:");
+    println!("best of 5 interleaved rounds (median in brackets), {total_bytes} bundle bytes:");
     let line = |label: &str, best: Duration, med: Duration| {
         println!(
             "{label:<62} {:>9.0} entries/s [{:>9.0}]  {:>5.0} MB/s",
