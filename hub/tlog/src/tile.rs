@@ -86,7 +86,9 @@ impl Tile {
 
     /// Index of the first log entry this tile covers.
     pub fn first_entry(&self) -> u64 {
-        (self.n * TILE_WIDTH).saturating_mul(1u64 << (TILE_HEIGHT * u32::from(self.level)).min(63))
+        self.n
+            .saturating_mul(TILE_WIDTH)
+            .saturating_mul(1u64 << (TILE_HEIGHT * u32::from(self.level)).min(63))
     }
 }
 
@@ -201,7 +203,7 @@ pub fn new_tiles(old_size: u64, new_size: u64) -> Vec<Tile> {
 
 /// The tile of level `level` and index `n` as it exists at tree size `size`, if it exists.
 pub fn tile_at_size(level: u8, n: u64, size: u64) -> Option<Tile> {
-    let w = hashes_at_level(size, level).checked_sub(n * TILE_WIDTH)?;
+    let w = hashes_at_level(size, level).checked_sub(n.checked_mul(TILE_WIDTH)?)?;
     (w > 0).then(|| Tile {
         level,
         n,
@@ -695,6 +697,18 @@ mod tests {
             1
         );
         assert_eq!(tiles_for_size(0), vec![]);
+        // Untrusted coordinates (e.g. from a parsed path) never overflow.
+        assert_eq!(tile_at_size(0, u64::MAX, u64::MAX), None);
+        assert_eq!(tile_at_size(7, 0, u64::MAX).map(|t| t.width), Some(255));
+        assert_eq!(
+            Tile {
+                level: 63,
+                n: u64::MAX,
+                width: 1
+            }
+            .first_entry(),
+            u64::MAX
+        );
         assert_eq!(
             new_tiles(256, 257),
             vec![Tile {

@@ -149,3 +149,26 @@ proptest! {
         prop_assert_eq!(parse_tile_path(&t.entries_path()).unwrap(), TilePath::Entries(tlog::Tile { level: 0, ..t }));
     }
 }
+
+proptest! {
+    /// Parsers of untrusted input return errors, never panic.
+    #[test]
+    fn parsers_never_panic(s in "\\PC{0,200}", bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+        let vk = Signer::from_seed("o", [1; 32]).unwrap().verifier_key();
+        for input in [s.clone(), format!("o\n{s}\n\n\u{2014} o {s}\n"), format!("c2sp.org/tlog-proof@v1\nindex 1\n{s}\n\n{s}")] {
+            let _ = tlog::note::open_note(input.as_bytes(), std::slice::from_ref(&vk));
+            let _ = Checkpoint::parse(&input);
+            let _ = Receipt::parse(&input);
+            let _ = parse_tile_path(&input);
+            let _ = tlog::VerifierKey::parse(&input);
+            let _ = Signer::from_skey_text(&input);
+            let _ = open_checkpoint(input.as_bytes(), "o", &vk, &WitnessPolicy::default());
+        }
+        let _ = parse_bundle(&bytes);
+        let _ = tlog::note::open_note(&bytes, std::slice::from_ref(&vk));
+        if let Ok(TilePath::Hashes(t) | TilePath::Entries(t)) = parse_tile_path(&format!("tile/0/{s}")) {
+            let _ = tile_at_size(t.level, t.n, u64::MAX);
+            let _ = t.first_entry();
+        }
+    }
+}
