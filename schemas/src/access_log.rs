@@ -264,7 +264,9 @@ impl AccessLogEntry {
         if self.format != FORMAT_V1 {
             return Err(AccessLogError::field("format", "must be jsj-access-log/1"));
         }
-        if self.time.offset() != time::UtcOffset::UTC || !self.time.nanosecond().is_multiple_of(1_000_000) {
+        if self.time.offset() != time::UtcOffset::UTC
+            || !self.time.nanosecond().is_multiple_of(1_000_000)
+        {
             return Err(AccessLogError::field(
                 "time",
                 "must be UTC with millisecond precision (call normalize)",
