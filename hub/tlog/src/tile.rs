@@ -577,6 +577,22 @@ pub fn audit_log(
         let first = n * TILE_WIDTH;
         let data = fetch_bundle(&tile).map_err(|e| fail(Some(first), e.to_string()))?;
         let entries = parse_bundle(&data).map_err(|e| fail(Some(first), e.to_string()))?;
+        // Compare each entry with the served level-0 tile first, so an edited, deleted, inserted or
+        // reordered entry is named exactly.
+        let served0 = fetch_tile(&tile).map_err(|e| fail(Some(first), e.to_string()))?;
+        let served0 =
+            parse_tile_data(&tile, &served0).map_err(|e| fail(Some(first), e.to_string()))?;
+        let leaves: Vec<Hash> = entries.iter().map(|e| leaf_hash(e)).collect();
+        if let Some(pos) = leaves.iter().zip(&served0).position(|(a, b)| a != b) {
+            return Err(fail(
+                Some(first + pos as u64),
+                format!(
+                    "entry {} does not match its hash in {}",
+                    first + pos as u64,
+                    tile.path()
+                ),
+            ));
+        }
         if entries.len() != usize::from(tile.width) {
             return Err(fail(
                 Some(first + entries.len().min(usize::from(tile.width)) as u64),
@@ -588,8 +604,8 @@ pub fn audit_log(
                 ),
             ));
         }
-        for e in entries {
-            auditor.push_entry(e);
+        for leaf in leaves {
+            auditor.push_leaf_hash(leaf);
             if trusted.is_some() {
                 check_trusted(&auditor)?;
             }
@@ -600,9 +616,12 @@ pub fn audit_log(
         }
         recomputed.sort_by_key(|(t, _)| (t.level, t.n));
         for (t, hashes) in recomputed {
+            tiles_checked += 1;
+            if t.level == 0 {
+                continue; // this bundle's level-0 tile was compared entry by entry above
+            }
             let served = fetch_tile(&t).map_err(|e| fail(Some(t.first_entry()), e.to_string()))?;
             compare_tile(&t, &hashes, &served)?;
-            tiles_checked += 1;
         }
         progress(auditor.size(), size);
     }
@@ -760,6 +779,16 @@ mod tests {
         (s, entries)
     }
 
+    /// The bundle for tile `t`, with `f` applied to bundle 100.
+    fn edited_bundle(entries: &[Vec<u8>], t: &Tile, f: fn(&mut Vec<Vec<u8>>)) -> Result<Vec<u8>> {
+        let s = (t.n * 256) as usize;
+        let mut b: Vec<Vec<u8>> = entries[s..s + usize::from(t.width)].to_vec();
+        if t.n == 100 {
+            f(&mut b);
+        }
+        encode_bundle(&b)
+    }
+
     #[test]
     fn tile_reader_proofs_and_audit() {
         let size = 70_000u64;
@@ -801,6 +830,41 @@ mod tests {
         };
         let err = audit_log(size, root, None, tampered, fetch, |_, _| {}).unwrap_err();
         assert_eq!(err.first_bad_index, Some(100 * 256 + 7), "{err}");
+        // Deleted, inserted and reordered entries are named exactly.
+        let check = |f: fn(&mut Vec<Vec<u8>>), expected: u64| {
+            let err = audit_log(
+                size,
+                root,
+                None,
+                |t| edited_bundle(&entries, t, f),
+                fetch,
+                |_, _| {},
+            )
+            .unwrap_err();
+            assert_eq!(err.first_bad_index, Some(expected), "{err}");
+        };
+        check(|b| drop(b.remove(9)), 100 * 256 + 9);
+        check(
+            |b| {
+                b.insert(3, b"inserted".to_vec());
+                b.pop();
+            },
+            100 * 256 + 3,
+        );
+        check(|b| b.swap(20, 21), 100 * 256 + 20);
+        check(|b| drop(b.pop()), 100 * 256 + 255);
+        // An entry edited together with its level-0 hash is caught by the level-1 tile: the first
+        // entry of the range that hash covers is named.
+        let forged_entries = |t: &Tile| edited_bundle(&entries, t, |b| b[7] = b"forged".to_vec());
+        let forged_tiles = |t: &Tile| {
+            let mut d = read_tile_data(t, &store)?;
+            if t.level == 0 && t.n == 100 {
+                d[7 * 32..8 * 32].copy_from_slice(&leaf_hash(b"forged").0);
+            }
+            Ok(d)
+        };
+        let err = audit_log(size, root, None, forged_entries, forged_tiles, |_, _| {}).unwrap_err();
+        assert_eq!(err.first_bad_index, Some(100 * 256), "{err}");
         // Tampered level-1 tile.
         let bad_tile = |t: &Tile| {
             let mut d = read_tile_data(t, &store)?;
