@@ -10,6 +10,7 @@
 //	interop verify <cases.json>   one JSON result line per case: {"name":..,"ok":..,"err":..}
 //	interop sign <skey-file> <text-file>   prints the signed note
 //	interop prove <n>             prints JSON: roots and proofs for leaves "access-record-<i>"
+//	interop tiles <n>             prints JSON: every tile of that tree (tlog.NewTiles, ReadTileData)
 package main
 
 import (
@@ -275,6 +276,37 @@ func main() {
 		}
 		out["inclusion"] = incl
 		out["consistency"] = cons
+		json.NewEncoder(os.Stdout).Encode(out)
+	case "tiles":
+		// Go lists the tiles of a tree of size n (height 8, as C2SP uses) and reads their data
+		// from stored hashes; the Rust side compares coordinates, data and paths.
+		n, err := strconv.ParseInt(os.Args[2], 10, 64)
+		if err != nil {
+			fatal(err)
+		}
+		var store memHashes
+		for i := int64(0); i < n; i++ {
+			hs, err := tlog.StoredHashes(i, []byte(fmt.Sprintf("access-record-%d", i)), store)
+			if err != nil {
+				fatal(err)
+			}
+			store = append(store, hs...)
+		}
+		type tileOut struct {
+			L    int    `json:"l"`
+			N    int64  `json:"n"`
+			W    int    `json:"w"`
+			Path string `json:"path"`
+			Data string `json:"data"`
+		}
+		var out []tileOut
+		for _, t := range tlog.NewTiles(8, 0, n) {
+			data, err := tlog.ReadTileData(t, store)
+			if err != nil {
+				fatal(err)
+			}
+			out = append(out, tileOut{t.L, t.N, t.W, t.Path(), base64.StdEncoding.EncodeToString(data)})
+		}
 		json.NewEncoder(os.Stdout).Encode(out)
 	default:
 		fatal(fmt.Errorf("unknown command %q", os.Args[1]))

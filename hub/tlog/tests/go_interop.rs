@@ -307,3 +307,54 @@ fn notes_signed_by_go_verify_here() {
         )
         .unwrap();
 }
+
+#[test]
+fn go_tiles_equal_ours() {
+    let Some(bin) = go_helper() else { return };
+    // The spec's example size: full and partial tiles at levels 0, 1 and 2.
+    let n = 70_000u64;
+    let s = store(n);
+    let go: Vec<Value> = serde_json::from_str(&run_go(&bin, &["tiles", &n.to_string()])).unwrap();
+    // Go's NewTiles(8, 0, n) also lists every intermediate partial width (1..W) of each level's last
+    // tile; ours lists only the tiles that exist at size n. Every Go tile's data must equal ours, and
+    // Go's full tiles plus its widest partial per (level, index) must be exactly our list.
+    let mut widest: std::collections::BTreeMap<(u64, u64), u64> = std::collections::BTreeMap::new();
+    for g in &go {
+        let (l, idx, w) = (
+            g["l"].as_u64().unwrap(),
+            g["n"].as_u64().unwrap(),
+            g["w"].as_u64().unwrap(),
+        );
+        let t = tlog::Tile {
+            level: l as u8,
+            n: idx,
+            width: w as u16,
+        };
+        // Go's sumdb path carries the height (tile/8/L/N…); C2SP drops it.
+        assert_eq!(
+            g["path"].as_str().unwrap().replacen("tile/8/", "tile/", 1),
+            t.path()
+        );
+        let data = tlog::tile::read_tile_data(&t, &s).unwrap();
+        assert_eq!(
+            g["data"].as_str().unwrap(),
+            B64.encode(&data),
+            "data of {}",
+            t.path()
+        );
+        let e = widest.entry((l, idx)).or_default();
+        *e = (*e).max(w);
+    }
+    let from_go: Vec<tlog::Tile> = widest
+        .into_iter()
+        .map(|((l, idx), w)| tlog::Tile {
+            level: l as u8,
+            n: idx,
+            width: w as u16,
+        })
+        .collect();
+    let mut ours = tlog::tile::tiles_for_size(n);
+    ours.sort();
+    assert_eq!(from_go, ours);
+    assert_eq!(ours.len(), 277, "273 + 1 full, 3 partial (spec example)");
+}
