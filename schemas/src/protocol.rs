@@ -90,6 +90,7 @@ pub struct FactQuery {
     /// 核对用途: the lawful purpose (purpose limitation).
     pub purpose: Purpose,
     /// 核对授权书编号: reference to the authorization letter on record at the hub.
+    #[schemars(length(min = 1, max = 128))]
     pub authorization_ref: String,
     /// The date the facts are wanted for; reference periods are derived from it.
     #[serde(with = "crate::wire::date")]
@@ -99,9 +100,12 @@ pub struct FactQuery {
     #[serde(with = "crate::wire::instant")]
     #[schemars(schema_with = "crate::wire::instant_schema")]
     pub issued_at: OffsetDateTime,
-    /// The people asked about.
+    /// The people asked about (at most [`MAX_SUBJECTS`]; more is refused with
+    /// `too_many_subjects`).
+    #[schemars(length(min = 1))]
     pub subjects: Vec<QuerySubject>,
     /// The fact kinds wanted, for every subject.
+    #[schemars(length(min = 1))]
     pub fact_kinds: Vec<FactKind>,
 }
 
@@ -126,6 +130,12 @@ impl FactQuery {
         };
         if self.authorization_ref.trim().is_empty() {
             return bad("authorization_ref".into(), "must not be empty".into());
+        }
+        if self.authorization_ref.chars().count() > 128 {
+            return bad(
+                "authorization_ref".into(),
+                "must be at most 128 characters".into(),
+            );
         }
         if self.subjects.is_empty() {
             return bad("subjects".into(), "must name at least one subject".into());
