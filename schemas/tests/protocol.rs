@@ -318,6 +318,11 @@ fn query_rules() {
         Some((ProtocolErrorCode::BadRequest, "fact_kinds[2]")),
     );
     check(
+        &|q| q.authorization_ref = "授".repeat(129),
+        Some((ProtocolErrorCode::BadRequest, "authorization_ref")),
+    );
+    check(&|q| q.authorization_ref = "授".repeat(128), None);
+    check(
         &|q| q.authorization_ref = " ".into(),
         Some((ProtocolErrorCode::BadRequest, "authorization_ref")),
     );
