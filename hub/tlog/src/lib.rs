@@ -6,7 +6,7 @@
 //! compute and check everything.
 //!
 //! # Layout
-//! - [`hash`]: RFC 6962 hashing ([`Hash`], [`hash::leaf_hash`], [`hash::node_hash`],
+//! - [`hash`]: RFC 6962 hashing ([`Hash`](struct@Hash), [`hash::leaf_hash`], [`hash::node_hash`],
 //!   [`hash::empty_root`]) and [`hash::TreeHasher`], an O(log n)-memory streaming root computer.
 //! - [`stored`]: the "stored hashes" layout of Go's `sumdb/tlog` ([`stored::StoredHashIndex`],
 //!   [`stored::HashReader`], [`stored::stored_hashes_for_record`], [`stored::tree_hash`]) and an
