@@ -12,20 +12,19 @@
 //!   denied with a reason and the error kept in [`Decision::errors`].
 //! - No I/O after load: entities are built per request from the identity and the request context.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
 use cedar_policy::{
-    Authorizer, Context, Effect, Entities, EntityUid, PolicyId, PolicySet, Request, Schema,
-    ValidationMode, Validator,
+    Authorizer, Context, Effect, Entities, Entity, EntityId, EntityTypeName, EntityUid, PolicyId,
+    PolicySet, Request, RestrictedExpression, Schema, ValidationMode, Validator,
 };
 use schemas::catalogue::FactKind;
 use schemas::division::DivisionLevel;
 use schemas::{Department, DivisionCode, Identity, Purpose, Role, Urgency};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 use crate::action::{Action, ResourceKind};
 use crate::error::{PolicyError, SourceProblem, located};
@@ -223,18 +222,27 @@ impl PolicyEngine {
         resource: &ResourceCtx,
         request: &RequestCtx,
     ) -> Result<(Request, Entities), Decision> {
+        let internal = |what: &str, e: String| {
+            Decision::deny(
+                "策略评估出错，请求已拒绝",
+                "policy evaluation failed; the request is refused",
+                format!("{what}: {e}"),
+            )
+        };
         let schema = &self.inner.schema;
-        let mut entities: Vec<Value> = Vec::new();
-        push_division(&mut entities, &identity.division);
+        let mut b = EntityBuilder::default();
+        b.division(&identity.division)
+            .map_err(|e| internal("principal.division", e))?;
 
+        let division_ref = || b_ref("Division", identity.division.as_str());
         let (ptype, pattrs) = match identity.role {
             Role::Caseworker => (
                 "Caseworker",
-                json!({
-                    "organisation": identity.organisation,
-                    "division": entity_ref("Division", identity.division.as_str()),
-                    "level": entity_ref("Level", level_code(&identity.division)),
-                }),
+                vec![
+                    ("organisation", string(&identity.organisation)),
+                    ("division", division_ref()),
+                    ("level", b_ref("Level", level_code(&identity.division))),
+                ],
             ),
             Role::Department => {
                 let Some(dept) = Department::from_code(&identity.organisation) else {
@@ -249,59 +257,43 @@ impl PolicyEngine {
                 };
                 (
                     "Department",
-                    json!({
-                        "agency": entity_ref("Agency", dept.code()),
-                        "division": entity_ref("Division", identity.division.as_str()),
-                    }),
+                    vec![
+                        ("agency", b_ref("Agency", dept.code())),
+                        ("division", division_ref()),
+                    ],
                 )
             }
             Role::Auditor => (
                 "Auditor",
-                json!({
-                    "organisation": identity.organisation,
-                    "division": entity_ref("Division", identity.division.as_str()),
-                }),
+                vec![
+                    ("organisation", string(&identity.organisation)),
+                    ("division", division_ref()),
+                ],
             ),
             Role::Admin => (
                 "Admin",
-                json!({
-                    "organisation": identity.organisation,
-                    "division": entity_ref("Division", identity.division.as_str()),
-                }),
+                vec![
+                    ("organisation", string(&identity.organisation)),
+                    ("division", division_ref()),
+                ],
             ),
         };
-        entities.push(json!({
-            "uid": {"type": ptype, "id": identity.principal},
-            "attrs": pattrs,
-            "parents": [],
-        }));
+        let principal = b
+            .add(ptype, &identity.principal, pattrs, None)
+            .map_err(|e| internal("principal", e))?;
 
-        let (rtype, rid) = match action.resource_kind() {
+        let resource_uid = match action.resource_kind() {
             ResourceKind::Household => {
-                let mut attrs = serde_json::Map::new();
+                let mut attrs = Vec::new();
                 if let Some(region) = &resource.region {
-                    push_division(&mut entities, region);
-                    attrs.insert("region".into(), entity_ref("Division", region.as_str()));
+                    b.division(region)
+                        .map_err(|e| internal("resource.region", e))?;
+                    attrs.push(("region", b_ref("Division", region.as_str())));
                 }
-                entities.push(json!({
-                    "uid": {"type": "Household", "id": "household"},
-                    "attrs": attrs,
-                    "parents": [],
-                }));
-                ("Household", "household")
+                b.add("Household", "household", attrs, None)
             }
-            ResourceKind::AccessLog => {
-                entities.push(
-                    json!({"uid": {"type": "AccessLog", "id": "log"}, "attrs": {}, "parents": []}),
-                );
-                ("AccessLog", "log")
-            }
-            ResourceKind::System => {
-                entities.push(
-                    json!({"uid": {"type": "System", "id": "hub"}, "attrs": {}, "parents": []}),
-                );
-                ("System", "hub")
-            }
+            ResourceKind::AccessLog => b.add("AccessLog", "log", vec![], None),
+            ResourceKind::System => b.add("System", "hub", vec![], None),
             ResourceKind::DepartmentEndpoint => {
                 let Some(dept) = resource.department else {
                     return Err(Decision::deny(
@@ -310,16 +302,17 @@ impl PolicyEngine {
                         format!("resource.department: required for action {action}"),
                     ));
                 };
-                entities.push(json!({
-                    "uid": {"type": "DepartmentEndpoint", "id": dept.code()},
-                    "attrs": {"agency": entity_ref("Agency", dept.code())},
-                    "parents": [],
-                }));
-                ("DepartmentEndpoint", dept.code())
+                b.add(
+                    "DepartmentEndpoint",
+                    dept.code(),
+                    vec![("agency", b_ref("Agency", dept.code()))],
+                    None,
+                )
             }
-        };
+        }
+        .map_err(|e| internal("resource", e))?;
 
-        let mut ctx = serde_json::Map::new();
+        let mut ctx: Vec<(String, RestrictedExpression)> = Vec::new();
         if action.needs_purpose() {
             let Some(purpose) = request.purpose else {
                 return Err(Decision::deny(
@@ -328,17 +321,23 @@ impl PolicyEngine {
                     format!("context.purpose: required for action {action}"),
                 ));
             };
-            ctx.insert("purpose".into(), entity_ref("Purpose", purpose.code()));
+            ctx.push(("purpose".into(), b_ref("Purpose", purpose.code())));
             if action == Action::RequestVerification {
-                ctx.insert(
-                    "urgency".into(),
-                    entity_ref("Urgency", request.urgency.code()),
-                );
+                ctx.push(("urgency".into(), b_ref("Urgency", request.urgency.code())));
                 let a = request.authorization;
-                ctx.insert(
-                    "authorization".into(),
-                    json!({"present": a.present, "valid": a.valid, "covers": a.covers}),
-                );
+                let letter = RestrictedExpression::new_record([
+                    (
+                        "present".to_owned(),
+                        RestrictedExpression::new_bool(a.present),
+                    ),
+                    ("valid".to_owned(), RestrictedExpression::new_bool(a.valid)),
+                    (
+                        "covers".to_owned(),
+                        RestrictedExpression::new_bool(a.covers),
+                    ),
+                ])
+                .map_err(|e| internal("context.authorization", e.to_string()))?;
+                ctx.push(("authorization".into(), letter));
             }
             if action == Action::ViewRawValues {
                 let visible = !request.raw_fact_kinds.is_empty()
@@ -346,24 +345,18 @@ impl PolicyEngine {
                         .raw_fact_kinds
                         .iter()
                         .all(|k| self.inner.profiles.raw_visible(purpose, *k));
-                ctx.insert("raw_visible".into(), Value::Bool(visible));
+                ctx.push((
+                    "raw_visible".into(),
+                    RestrictedExpression::new_bool(visible),
+                ));
             }
         }
 
-        let internal = |what: &str, e: String| {
-            Decision::deny(
-                "策略评估出错，请求已拒绝",
-                "policy evaluation failed; the request is refused",
-                format!("{what}: {e}"),
-            )
-        };
-        let entities = Entities::from_json_value(Value::Array(entities), Some(schema))
+        // Entities are checked against the schema, so an engine/schema mismatch fails closed here.
+        let entities = Entities::from_entities(b.entities, Some(schema))
             .map_err(|e| internal("entities", e.to_string()))?;
-        let principal = uid(ptype, &identity.principal).map_err(|e| internal("principal", e))?;
         let action_uid = uid("Action", action.code()).map_err(|e| internal("action", e))?;
-        let resource_uid = uid(rtype, rid).map_err(|e| internal("resource", e))?;
-        let context = Context::from_json_value(Value::Object(ctx), Some((schema, &action_uid)))
-            .map_err(|e| internal("context", e.to_string()))?;
+        let context = Context::from_pairs(ctx).map_err(|e| internal("context", e.to_string()))?;
         let req = Request::new(principal, action_uid, resource_uid, context, Some(schema))
             .map_err(|e| internal("request", e.to_string()))?;
         Ok((req, entities))
@@ -451,35 +444,71 @@ fn parent_division(d: &DivisionCode) -> Option<DivisionCode> {
     DivisionCode::parse(&up).ok()
 }
 
-fn entity_ref(ty: &str, id: &str) -> Value {
-    json!({"__entity": {"type": ty, "id": id}})
-}
-
 fn uid(ty: &str, id: &str) -> Result<EntityUid, String> {
-    EntityUid::from_json(json!({"type": ty, "id": id})).map_err(|e| e.to_string())
+    let ty = EntityTypeName::from_str(ty).map_err(|e| e.to_string())?;
+    Ok(EntityUid::from_type_name_and_id(ty, EntityId::new(id)))
 }
 
-/// Add a division entity and every division above it (parents) unless already present.
-fn push_division(entities: &mut Vec<Value>, d: &DivisionCode) {
-    let mut current = Some(d.clone());
-    while let Some(d) = current {
-        let exists = entities.iter().any(|e| {
-            e["uid"]["type"] == "Division" && e["uid"]["id"] == Value::String(d.as_str().into())
-        });
-        if exists {
-            return;
+/// A reference to an entity, as an attribute or context value. Type names are the fixed
+/// identifiers of the schema; an unparsable one yields a value that fails request validation
+/// (fail closed), never a panic.
+fn b_ref(ty: &str, id: &str) -> RestrictedExpression {
+    match uid(ty, id) {
+        Ok(u) => RestrictedExpression::new_entity_uid(u),
+        Err(e) => RestrictedExpression::new_string(format!("invalid entity type {ty:?}: {e}")),
+    }
+}
+
+fn string(s: &str) -> RestrictedExpression {
+    RestrictedExpression::new_string(s.to_owned())
+}
+
+/// Collects the entities of one request.
+#[derive(Default)]
+struct EntityBuilder {
+    entities: Vec<Entity>,
+    divisions: Vec<DivisionCode>,
+}
+
+impl EntityBuilder {
+    fn add(
+        &mut self,
+        ty: &str,
+        id: &str,
+        attrs: Vec<(&str, RestrictedExpression)>,
+        parent: Option<EntityUid>,
+    ) -> Result<EntityUid, String> {
+        let u = uid(ty, id)?;
+        let attrs: HashMap<String, RestrictedExpression> =
+            attrs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        let parents: HashSet<EntityUid> = parent.into_iter().collect();
+        let e = Entity::new(u.clone(), attrs, parents).map_err(|e| e.to_string())?;
+        self.entities.push(e);
+        Ok(u)
+    }
+
+    /// Add a division entity and every division above it (parents) unless already present.
+    fn division(&mut self, d: &DivisionCode) -> Result<(), String> {
+        let mut current = Some(d.clone());
+        while let Some(d) = current {
+            if self.divisions.contains(&d) {
+                return Ok(());
+            }
+            let parent = parent_division(&d);
+            let parent_uid = match &parent {
+                Some(p) => Some(uid("Division", p.as_str())?),
+                None => None,
+            };
+            self.add(
+                "Division",
+                d.as_str(),
+                vec![("level", b_ref("Level", level_code(&d)))],
+                parent_uid,
+            )?;
+            self.divisions.push(d);
+            current = parent;
         }
-        let parent = parent_division(&d);
-        let parents: Vec<Value> = parent
-            .iter()
-            .map(|p| json!({"type": "Division", "id": p.as_str()}))
-            .collect();
-        entities.push(json!({
-            "uid": {"type": "Division", "id": d.as_str()},
-            "attrs": {"level": entity_ref("Level", level_code(&d))},
-            "parents": parents,
-        }));
-        current = parent;
+        Ok(())
     }
 }
 
