@@ -1,13 +1,24 @@
 //! `hub demo`: a development PKI, the hub on SQLite, and instructions — everything under one directory.
 //!
 //! Re-running reuses the PKI and the database; the CRL is republished each start so it stays fresh.
+//! The seven simulated departments (connector protocol v1 over mTLS, answering from a deterministic
+//! synthetic population) run in the same process; `DIR/departments.toml` lists their URLs and
+//! answer-signing keys, and `DIR/samples/` holds sample verification requests and one direct
+//! protocol-v1 query per department.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use schemas::{Department, Role};
+use connectors::adapter::tls::ServerTls;
+use connectors::sim::Fault as SimFault;
+use connectors::sim::population::{AwkwardCase, Population, PopulationConfig};
+use connectors::sim::server::{SimDepartment, SimDepartmentHandle};
+use schemas::protocol::{FactQuery, QuerySubject};
+use schemas::{Department, FactKind, Purpose, Role};
 
 use crate::app::Application;
 use crate::config::{Config, sample_toml};
@@ -158,6 +169,189 @@ fn instructions(dir: &Path, listen: SocketAddr, admin: SocketAddr) -> String {
     )
 }
 
+/// The running simulated departments and the population they answer from.
+pub struct DemoDepartments {
+    pub population: Arc<Population>,
+    pub handles: BTreeMap<Department, SimDepartmentHandle>,
+}
+
+/// Seed and size of the demo population (about 3 people per household).
+pub const DEMO_SEED: u64 = 2026;
+pub const DEMO_HOUSEHOLDS: usize = 3000;
+
+fn dept_slug(d: Department) -> String {
+    d.code().replace('_', "-")
+}
+
+/// Start the seven simulated departments with certificates from the demo CA, stable signing keys
+/// under `DIR/departments/`, and write `DIR/departments.toml` and `DIR/samples/`.
+pub async fn start_departments(dir: &Path) -> anyhow::Result<DemoDepartments> {
+    let pki = Pki::open(&dir.join("pki"))?;
+    if !pki.cert_path("hub-outbound").exists() {
+        // The identity the hub presents to departments.
+        let spec = ClientSpec {
+            role: Role::Admin,
+            organisation: "mz-370800".into(),
+            division: "370800".into(),
+            principal: "hub-outbound".into(),
+            display_name: "济时救数据共享核对枢纽 (hub)".into(),
+        };
+        pki.issue_client("hub-outbound", &spec, 365)?;
+    }
+    let keys_dir = dir.join("departments");
+    std::fs::create_dir_all(&keys_dir)?;
+    let population = Arc::new(Population::generate(PopulationConfig::new(
+        DEMO_SEED,
+        DEMO_HOUSEHOLDS,
+    )));
+    let mut handles = BTreeMap::new();
+    let mut listing = String::from(
+        "# Simulated departments of the demo (connector protocol v1 over mTLS).\n\
+         # Client certificate: pki/hub-outbound.pem; server CA: pki/ca.pem.\n",
+    );
+    for d in Department::ALL {
+        let server = format!("dept-{}-server", dept_slug(d));
+        if !pki.cert_path(&server).exists() {
+            pki.issue_server(&server, &["localhost".into()], &["127.0.0.1".parse()?], 825)?;
+        }
+        let key_path = keys_dir.join(format!("{}.pk8", d.code()));
+        if !key_path.exists() {
+            std::fs::write(&key_path, connectors::adapter::signing::generate_pkcs8()?)?;
+        }
+        let key = connectors::adapter::signing::key_from_pkcs8(
+            &std::fs::read(&key_path)?,
+            &key_path.display().to_string(),
+        )?;
+        let tls = ServerTls::from_files(
+            &pki.cert_path(&server),
+            &pki.key_path(&server),
+            &pki.ca_pem_path(),
+        )?;
+        let handle =
+            SimDepartment::spawn_with_key(d, population.clone(), tls, SimFault::None, key).await?;
+        let pk = handle.public_key();
+        listing.push_str(&format!(
+            "\n[{code}]\nname = \"{zh}\"\nurl = \"{url}\"\nkey_id = \"{kid}\"\npublic_key = \"{pk}\"\n",
+            code = d.code(),
+            zh = d.name_zh(),
+            url = handle.url(),
+            kid = pk.key_id,
+            pk = hex::encode(pk.public_key),
+        ));
+        handles.insert(d, handle);
+    }
+    std::fs::write(dir.join("departments.toml"), listing)?;
+    write_samples(dir, &population)?;
+    Ok(DemoDepartments {
+        population,
+        handles,
+    })
+}
+
+/// Sample verification requests (one per interesting household) and one protocol-v1 query per
+/// department, under `DIR/samples/`.
+fn write_samples(dir: &Path, population: &Population) -> anyhow::Result<()> {
+    let samples = dir.join("samples");
+    std::fs::create_dir_all(samples.join("queries"))?;
+    let in_township = |code: &'static str| {
+        population
+            .households()
+            .iter()
+            .filter(move |h| h.township_code().as_str() == code)
+            .map(|h| h.id)
+    };
+    let near = population
+        .households_with(|c| matches!(c, AwkwardCase::IncomeNearThreshold { .. }))
+        .find(|h| h.township_code().as_str().starts_with("370811"))
+        .or_else(|| {
+            population
+                .households_with(|c| matches!(c, AwkwardCase::IncomeNearThreshold { .. }))
+                .next()
+        })
+        .map(|h| h.id);
+    let death = population
+        .households_with(|c| matches!(c, AwkwardCase::RecentDeath { .. }))
+        .next()
+        .map(|h| h.id);
+    let split = population
+        .households_with(|c| matches!(c, AwkwardCase::SplitAcrossTownships { .. }))
+        .next()
+        .map(|h| h.id);
+    let mut chosen = vec![
+        (
+            "xuzhuang-dibao",
+            in_township("370811002").next(),
+            "dibao_application",
+            "normal",
+        ),
+        (
+            "liying-dibao",
+            in_township("370811005").next(),
+            "dibao_application",
+            "normal",
+        ),
+        ("near-threshold", near, "dibao_application", "normal"),
+        ("recent-death", death, "annual_review", "normal"),
+        ("split-household", split, "dibao_application", "normal"),
+        (
+            "xuzhuang-emergency",
+            in_township("370811002").nth(1),
+            "temporary_assistance",
+            "emergency",
+        ),
+    ];
+    chosen.retain(|(_, id, _, _)| id.is_some());
+    for (i, (name, id, purpose, urgency)) in chosen.iter().enumerate() {
+        let household = population.household_declaration(id.expect("retained"));
+        let request = serde_json::json!({
+            "case_ref": format!("JN-DEMO-2026-{:04}", i + 1),
+            "purpose": purpose,
+            "urgency": urgency,
+            "household": household,
+        });
+        std::fs::write(
+            samples.join(format!("{name}.json")),
+            serde_json::to_vec_pretty(&request)?,
+        )?;
+    }
+    // One direct protocol-v1 query per department, for the sample household of 许庄街道.
+    if let Some(id) = in_township("370811002").next() {
+        let household = population.household_declaration(id);
+        for d in Department::ALL {
+            let query = FactQuery {
+                protocol: Default::default(),
+                request_id: uuid::Uuid::new_v4(),
+                department: d,
+                purpose: Purpose::DibaoApplication,
+                authorization_ref: "AUTH-DEMO-0001".into(),
+                as_of: population.config.as_of,
+                issued_at: time::OffsetDateTime::now_utc()
+                    .replace_nanosecond(0)
+                    .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+                subjects: household
+                    .members
+                    .iter()
+                    .enumerate()
+                    .map(|(i, m)| QuerySubject {
+                        subject_ref: format!("m{}", i + 1),
+                        resident_id: m.resident_id.clone(),
+                    })
+                    .collect(),
+                fact_kinds: FactKind::ALL
+                    .iter()
+                    .copied()
+                    .filter(|k| k.department() == d)
+                    .collect(),
+            };
+            std::fs::write(
+                samples.join("queries").join(format!("{}.json", d.code())),
+                serde_json::to_vec_pretty(&query)?,
+            )?;
+        }
+    }
+    Ok(())
+}
+
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let config_path = prepare(&args.data_dir, args.listen, args.admin_listen)?;
     let mut config = Config::load(&config_path)?;
@@ -170,11 +364,41 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let _telemetry = crate::telemetry::init(&config.telemetry)?;
+    let departments = start_departments(&args.data_dir).await?;
+    print_departments(&args.data_dir, &departments);
     let app = Application::build(config).await?;
     println!(
         "hub listening on https://{} (Ctrl-C to stop)\n",
         app.local_addr()
     );
     app.run_until_stopped(crate::cli::shutdown_signal()).await;
+    for (_, h) in departments.handles {
+        h.shutdown().await;
+    }
     Ok(())
+}
+
+fn print_departments(dir: &Path, deps: &DemoDepartments) {
+    let d = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned());
+    let p = d.join("pki");
+    println!(
+        "模拟部门 / simulated departments ({} people in {} households, seed {DEMO_SEED}):",
+        deps.population.persons().len(),
+        deps.population.households().len()
+    );
+    for (dept, h) in &deps.handles {
+        println!("  {:<14} {:<10} {}", dept.code(), dept.name_zh(), h.url());
+    }
+    if let Some(labor) = deps.handles.get(&Department::Labor) {
+        println!(
+            "\nAsk a department directly (protocol v1, signed answer):\n\n  \
+             curl --cacert {p}/ca.pem --cert {p}/hub-outbound.pem --key {p}/hub-outbound.key \\\n    \
+             -H 'content-type: application/json' --data @{s}/queries/labor.json {url}/jsj-connector/1/query\n\n\
+             Sample verification requests: {s}/*.json; department keys: {d}/departments.toml\n",
+            p = p.display(),
+            s = d.join("samples").display(),
+            d = d.display(),
+            url = labor.url(),
+        );
+    }
 }

@@ -179,7 +179,8 @@ impl RateLimits {
         self.note_household_at(principal, household, Instant::now())
     }
 
-    fn note_household_at(
+    /// [`RateLimits::note_household`] at a given instant (tests and benchmarks move time forward).
+    pub fn note_household_at(
         &self,
         principal: &str,
         household: &str,
@@ -225,11 +226,15 @@ impl RateLimits {
 
     /// Drop keys whose state is indistinguishable from a fresh one, and idle household trackers.
     pub fn cleanup(&self) {
+        self.cleanup_at(Instant::now())
+    }
+
+    /// [`RateLimits::cleanup`] with household windows judged at `now`.
+    pub fn cleanup_at(&self, now: Instant) {
         for limiter in self.by_role.values() {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
-        let now = Instant::now();
         let mut all = self.households.lock().unwrap_or_else(|e| e.into_inner());
         all.retain(|_, seen| {
             seen.retain(|_, at| now.duration_since(*at) < HOUR);
