@@ -282,7 +282,8 @@ enum Source {
 struct DbChunk {
     from: u64,
     to: u64,
-    entries: HashMap<u64, Vec<u8>>,
+    /// Sorted by index; gaps (deleted rows) are simply absent.
+    entries: Vec<(u64, Vec<u8>)>,
     hashes: HashMap<u64, Hash>,
 }
 
@@ -342,7 +343,7 @@ impl Source {
         *cache = DbChunk {
             from: first,
             to,
-            entries: rows.into_iter().collect(),
+            entries: rows,
             hashes,
         };
         Ok(())
@@ -362,14 +363,13 @@ impl Source {
             Source::Db { db, cache } => {
                 let first = t.n * 256;
                 Self::ensure_chunk(db, cache, first, size).await?;
-                let mut keys: Vec<u64> = cache
-                    .entries
-                    .keys()
-                    .copied()
-                    .filter(|i| *i >= first && *i < first + u64::from(t.width))
-                    .collect();
-                keys.sort_unstable();
-                Ok(keys.iter().map(|i| cache.entries[i].clone()).collect())
+                let end = first + u64::from(t.width);
+                let lo = cache.entries.partition_point(|(i, _)| *i < first);
+                let hi = cache.entries.partition_point(|(i, _)| *i < end);
+                Ok(cache.entries[lo..hi]
+                    .iter_mut()
+                    .map(|(_, d)| std::mem::take(d))
+                    .collect())
             }
         }
     }

@@ -324,6 +324,124 @@ async fn expect_bad(args: &VerifyArgs, first_bad: Option<u64>, what: &str) {
     }
 }
 
+/// Standard padded base64 (RFC 4648 §4), for the Go helper's JSON.
+fn b64(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in data.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for k in 0..4 {
+            if k <= c.len() {
+                out.push(A[(n >> (18 - 6 * k) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Builds the Go reference helper (golang.org/x/mod/sumdb/{note,tlog}, Debian packages
+/// golang-go and golang-golang-x-mod-dev); fails, never skips, when Go is missing.
+fn go_helper(dir: &Path) -> anyhow::Result<std::path::PathBuf> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../hub/tlog/interop");
+    let bin = dir.join("interop");
+    let status = Command::new("go")
+        .args(["build", "-o"])
+        .arg(&bin)
+        .arg("main.go")
+        .current_dir(&src)
+        .env("GO111MODULE", "off")
+        .env("GOPATH", "/usr/share/gocode")
+        .env("GOFLAGS", "")
+        .env("GOCACHE", dir.join("gocache"))
+        .status()
+        .map_err(|e| anyhow::anyhow!("Go is required (hub/tlog/interop/install-go.sh): {e}"))?;
+    anyhow::ensure!(status.success(), "go build of hub/tlog/interop failed");
+    Ok(bin)
+}
+
+/// The served checkpoint, inclusion proofs and a consistency proof, checked by Go's x/mod.
+async fn go_checks(
+    env: &TestEnv,
+    c: &reqwest::Client,
+    url: impl Fn(&str) -> String,
+    entries: &[Vec<u8>],
+) -> anyhow::Result<()> {
+    let bin = go_helper(env.path())?;
+    let note = String::from_utf8(get_bytes(c, &url("/log/checkpoint")).await?)?;
+    let vkey = String::from_utf8(get_bytes(c, &url("/v1/log/vkey")).await?)?;
+    let vkey = vkey.trim();
+    let origin = vkey.split('+').next().unwrap_or_default();
+    let text = note
+        .split_once("\n\n")
+        .map(|(t, _)| format!("{t}\n"))
+        .unwrap_or_default();
+    let cp = tlog::Checkpoint::parse(&text)?;
+    let size = cp.size;
+    let mut cases = vec![
+        json!({"name": "checkpoint", "kind": "note", "vkey": vkey, "note": note,
+        "origin": origin, "size": size, "root": cp.root.to_base64()}),
+    ];
+    let proof_of = |v: &Value| -> Vec<String> {
+        v["proof"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h.as_str().unwrap().to_owned())
+            .collect()
+    };
+    for i in [0u64, 1, 255, 256, size / 2, size - 1] {
+        let v: Value = c
+            .get(url(&format!(
+                "/v1/log/proof/inclusion?index={i}&size={size}"
+            )))
+            .send()
+            .await?
+            .json()
+            .await?;
+        cases.push(json!({"name": format!("inclusion {i}"), "kind": "inclusion", "size": size,
+            "root": cp.root.to_base64(), "index": i, "data": b64(&entries[i as usize]), "proof": proof_of(&v)}));
+    }
+    for old in [1u64, 256, 300, size - 1] {
+        let v: Value = c
+            .get(url(&format!(
+                "/v1/log/proof/consistency?old={old}&new={size}"
+            )))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let old_root = tlog::hash::root_from_leaf_hashes(
+            &entries[..old as usize]
+                .iter()
+                .map(|e| tlog::hash::leaf_hash(e))
+                .collect::<Vec<_>>(),
+        );
+        cases.push(json!({"name": format!("consistency {old}"), "kind": "consistency", "size": size,
+            "root": cp.root.to_base64(), "old_size": old, "old_root": old_root.to_base64(), "proof": proof_of(&v)}));
+    }
+    let file = env.path().join("go-cases.json");
+    std::fs::write(&file, serde_json::to_vec(&cases)?)?;
+    let out = Command::new(&bin).arg("verify").arg(&file).output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "Go helper failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let results: Vec<Value> = String::from_utf8(out.stdout)?
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    assert_eq!(results.len(), cases.len());
+    for r in results {
+        assert_eq!(r["ok"], true, "Go rejects what the hub served: {r}");
+    }
+    Ok(())
+}
+
 /// The whole suite on one backend (`db_url` None = the env's SQLite file).
 async fn suite(env: &TestEnv, db_url: Option<String>) -> anyhow::Result<()> {
     let hub = start(env, db_url.as_deref()).await?;
@@ -458,6 +576,8 @@ async fn suite(env: &TestEnv, db_url: Option<String>) -> anyhow::Result<()> {
             .collect::<Vec<_>>(),
     );
     tlog::proof::check_tree(&proof, head.size, head.root, 300, old_root)?;
+    // The same checkpoint and proofs verify with Go's golang.org/x/mod/sumdb/{note,tlog}.
+    go_checks(env, &auditor, |p| hub.url(p), &entries).await?;
 
     // Search by subject: the right entries, and exactly one log_searched entry for the search.
     let who = &people[3];
