@@ -21,12 +21,7 @@ async fn every_department_answers_signed_for_known_and_unknown_people() {
     let depts = SimDepartment::spawn_all(pop.clone(), &pki).await.unwrap();
     let client = hub_client(&pki, Duration::from_secs(10));
     for (d, handle) in &depts {
-        // FIXME(schemas): a found subject whose death_registration is null fails to decode in
-        // `receive_answer` (see `fixme_null_death_registration_is_rejected_by_the_receiver`), so the
-        // living person's civil-affairs query leaves that kind out until schemas fixes it.
-        let kinds: Vec<FactKind> = FactKind::served_by(*d)
-            .filter(|k| *k != FactKind::DeathRegistration)
-            .collect();
+        let kinds: Vec<FactKind> = FactKind::served_by(*d).collect();
         let known = known_person(&pop, *d);
         let unknown = unknown_person(&pop, *d);
         let stranger = stranger();
@@ -291,13 +286,10 @@ async fn mtls_is_required_and_checked_against_the_hub_ca() {
     assert_eq!(s, 200);
 }
 
-/// FIXME(schemas): `SubjectResult` flattens the internally tagged `SubjectOutcome`, so serde buffers
-/// the facts and hands `null` to `time`'s optional-date visitor as a unit, which it rejects. A
-/// correctly signed answer saying "no death registered" is therefore refused by the receiver as
-/// malformed. This test asserts the current wrong behaviour; when schemas fixes the decoding, flip
-/// it to `is_ok()` and put `DeathRegistration` back into the seven-department test.
+/// A living person's death registration is `null`; the answer must decode and verify (this used to
+/// be rejected because `#[serde(flatten)]` buffers `null` as a unit value).
 #[tokio::test]
-async fn fixme_null_death_registration_is_rejected_by_the_receiver() {
+async fn null_death_registration_is_received() {
     let pop = Arc::new(Population::generate(PopulationConfig::new(9, 200)));
     let pki = SimPki::generate().unwrap();
     let d = Department::CivilAffairs;
@@ -317,9 +309,9 @@ async fn fixme_null_death_registration_is_rejected_by_the_receiver() {
     assert_eq!(status, 200);
     let text = String::from_utf8_lossy(&body);
     assert!(text.contains(r#""value":null"#), "{text}");
-    let err = receive_answer(&body, &q, &[h.public_key()]).unwrap_err();
-    assert!(
-        err.to_string().contains("expected an `Option<Date>`"),
-        "{err}"
-    );
+    let received = receive_answer(&body, &q, &[h.public_key()]).expect("a null date decodes");
+    let SubjectOutcome::Found { facts } = &received.answer.results[0].outcome else {
+        panic!("the living person is known to civil affairs");
+    };
+    assert_eq!(facts[0].value, FactValue::OptionalDate(None));
 }

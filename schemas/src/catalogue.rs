@@ -137,7 +137,7 @@ pub enum FactValue {
     Days(u32),
     Code(String),
     OptionalDate(
-        #[serde(with = "crate::wire::date::option")]
+        #[serde(with = "crate::wire::optional_date")]
         #[schemars(schema_with = "crate::wire::optional_date_schema")]
         Option<Date>,
     ),

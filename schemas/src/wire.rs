@@ -14,6 +14,30 @@ time::serde::format_description!(pub date, Date, "[year]-[month]-[day]");
 /// RFC 3339 instants (`2026-11-29T12:00:00Z`).
 pub use time::serde::rfc3339 as instant;
 
+/// `Option<Date>` as `YYYY-MM-DD` or `null`. Decodes through `Option<String>` so that it also works
+/// inside `#[serde(flatten)]` containers, where serde buffers `null` as a unit value that
+/// `time`'s own optional decoder rejects.
+pub mod optional_date {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use time::Date;
+
+    pub fn serialize<S: Serializer>(value: &Option<Date>, s: S) -> Result<S::Ok, S::Error> {
+        super::date::option::serialize(value, s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Date>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            None => Ok(None),
+            Some(text) => {
+                let format = time::macros::format_description!("[year]-[month]-[day]");
+                Date::parse(&text, &format)
+                    .map(Some)
+                    .map_err(|_| serde::de::Error::custom("expected a date YYYY-MM-DD or null"))
+            }
+        }
+    }
+}
+
 pub(crate) fn date_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({ "type": "string", "format": "date" })
 }
