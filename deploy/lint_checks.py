@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sys
 import tomllib
 from pathlib import Path, PurePosixPath
@@ -323,6 +324,11 @@ def hub_configs(out: Path) -> None:
         for _, p in config_paths(cfg):
             Path(p).parent.mkdir(parents=True, exist_ok=True)
             Path(p).write_text("placeholder\n", encoding="utf-8")
+        policies_dir = cfg.get("policies", {}).get("dir")
+        if policies_dir:
+            # The image ships the repository's policy examples at this path.
+            for sub in ("policies", "profiles", "standards"):
+                shutil.copytree(DEPLOY.parent / "policies" / sub, Path(policies_dir) / sub, dirs_exist_ok=True)
         (out / name).write_text(moved, encoding="utf-8")
         print(out / name)
 
