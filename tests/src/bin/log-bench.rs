@@ -4,7 +4,8 @@
 //! Run: `cargo run --release -p hub-tests --bin log-bench` (PostgreSQL at `HUB_TEST_PG_URL`, default
 //! the local trust-auth server; it is required, not skipped). Knobs: `LOG_BENCH_N` (batched appends
 //! per backend, default 200000), `LOG_BENCH_BASELINE_N` (unbatched appends, default 2000),
-//! `LOG_BENCH_CONCURRENCY` (concurrent appenders, default 512). The 10M-entry in-memory proof
+//! `LOG_BENCH_CONCURRENCY` (concurrent appenders, default 512); `LOG_BENCH_PG=0` skips PostgreSQL
+//! (for quick experiments only; reported figures include it). The 10M-entry in-memory proof
 //! figures come from `cargo bench -p tlog --bench tlog_bench`.
 #![forbid(unsafe_code)]
 
@@ -112,7 +113,11 @@ async fn backend(
     let base_n = env_u64("LOG_BENCH_BASELINE_N", 2_000);
     let c = env_u64("LOG_BENCH_CONCURRENCY", 512);
     let single = open(url_single, 1).await?;
-    let base = appends(&single, base_n, c.min(64)).await?;
+    let base = if base_n > 0 {
+        appends(&single, base_n, c.min(64)).await?
+    } else {
+        f64::NAN
+    };
     let batched = open(url_batched, 4096).await?;
     let rate = appends(&batched, n, c).await?;
     println!(
@@ -169,6 +174,9 @@ async fn main() -> anyhow::Result<()> {
         size as f64 / secs
     );
 
+    if env_u64("LOG_BENCH_PG", 1) == 0 {
+        return Ok(());
+    }
     let pg_b = PgTestDb::create().await?;
     let pg_s = PgTestDb::create().await?;
     let r = backend("PostgreSQL", &pg_b.url, &pg_s.url, dir.path()).await;
