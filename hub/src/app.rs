@@ -60,6 +60,8 @@ impl Application {
         let log = crate::log::AccessLog::start_from_config(&config, store.db())
             .await
             .context("opening the access log")?;
+        let verify = crate::verify::VerifyService::build(&config.departments)
+            .context("building the department connectors")?;
         let listener = TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("binding {}", config.server.listen))?;
@@ -76,6 +78,7 @@ impl Application {
                 log,
                 authz,
                 limits,
+                verify,
                 started: Instant::now(),
             },
             router_opts: RouterOptions {

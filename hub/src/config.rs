@@ -34,6 +34,9 @@ pub struct Config {
     pub policies: PoliciesConfig,
     #[serde(default)]
     pub rate_limits: crate::ratelimit::RateLimitConfig,
+    /// The departments the hub queries (部门接口) and the hub's outbound client certificate.
+    #[serde(default)]
+    pub departments: crate::verify::config::DepartmentsConfig,
 }
 
 /// Where the Cedar policies, purpose profiles and local standards live.
@@ -346,6 +349,7 @@ impl Config {
         fix(&mut self.keys.signing_key);
         fix(&mut self.keys.pseudonym_key);
         fix(&mut self.policies.dir);
+        self.departments.resolve_paths(base);
         // A relative SQLite path resolves against the config directory too.
         let url = self.database.url.expose_secret();
         if let Some(rest) = url.strip_prefix("sqlite://") {
@@ -390,6 +394,9 @@ impl Config {
         }
         if let Err((key, message)) = self.rate_limits.validate() {
             return invalid(key, message);
+        }
+        if let Err(message) = self.departments.validate() {
+            return invalid("departments", message);
         }
         if self.server.handshake_timeout_ms == 0 {
             return invalid(

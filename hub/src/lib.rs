@@ -13,6 +13,7 @@
 //! - [`pki`]: the development CA behind `hub pki`.
 //! - [`telemetry`]: logs, OpenTelemetry export, the Prometheus recorder.
 //! - [`app`]: `Application::build(config)` / `run_until_stopped` shared by `main` and tests.
+//! - [`verify`]: authorization letters, verifications, planning and the department fan-out.
 //! - [`cli`], [`demo`]: the `hub` command line and the demo.
 #![forbid(unsafe_code)]
 
@@ -32,3 +33,4 @@ pub mod server;
 pub mod store;
 pub mod telemetry;
 pub mod tls;
+pub mod verify;

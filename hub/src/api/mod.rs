@@ -42,6 +42,8 @@ pub struct AppState {
     pub log: Arc<crate::log::AccessLog>,
     pub authz: Arc<crate::authz::Authz>,
     pub limits: Arc<crate::ratelimit::RateLimits>,
+    /// Department connectors and verification settings (核对).
+    pub verify: Arc<crate::verify::VerifyService>,
     pub started: Instant,
 }
 
@@ -190,6 +192,7 @@ pub fn router(state: AppState, opts: &RouterOptions) -> Router {
         .route("/v1/admin/clients", get(ops::clients))
         .route("/v1/openapi.json", get(openapi))
         .merge(crate::log::api::routes())
+        .merge(crate::verify::api::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.limits.clone(),

@@ -1,0 +1,909 @@
+//! Routes: `POST /v1/authorizations` (登记核对授权书), `POST /v1/verifications` (发起核对) and
+//! `GET /v1/verifications/{id}` (查看核对报告).
+//!
+//! Request bodies are parsed field by field so that every error names the member and the field
+//! (`members[2].resident_id: check digit is 3, expected 7`) and never echoes a resident ID.
+
+use std::collections::BTreeSet;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::future::join_all;
+use policies::{Action, AuthorizationStatus, RequestCtx, ResourceCtx};
+use schemas::access_log::{
+    AccessLogEntry, Action as LogAction, Actor, Decision as LogDecision, Effect, FORMAT_V1,
+    Outcome, SubjectPseudonym,
+};
+use schemas::protocol::{ProtocolVersion, QuerySubject};
+use schemas::{
+    Department, DivisionCode, FactKind, FactQuery, Household, Identity, Member, Purpose, Relation,
+    ResidentId, Urgency,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::report::{DepartmentReport, DepartmentStatus, MemberReport, Report, merge_answer};
+use super::store::{self, AuthorizationRow, VerificationRow};
+use crate::api::{ApiError, AppState};
+use crate::identity::Caller;
+
+/// The routes of this module, merged into the main router.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/authorizations", post(record_authorization))
+        .route("/v1/verifications", post(request_verification))
+        .route("/v1/verifications/{id}", get(get_verification))
+}
+
+/// Policy id recorded when the distinct-household limit refuses a request.
+const HOUSEHOLD_LIMIT_POLICY: &str = "hub-household-limit";
+
+fn invalid(field: impl Into<String>, rule: impl std::fmt::Display) -> ApiError {
+    let field = field.into();
+    ApiError::bad_request(
+        "validation_failed",
+        field.clone(),
+        format!("{field}: {rule}"),
+    )
+}
+
+/// A message from serde, unless it could carry a resident ID (a run of 15+ digits).
+fn safe_serde_message(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    let mut run = 0;
+    for b in msg.bytes() {
+        run = if b.is_ascii_digit() { run + 1 } else { 0 };
+        if run >= 15 {
+            return "the body does not match the expected shape".into();
+        }
+    }
+    msg
+}
+
+fn parse_body<T: serde::de::DeserializeOwned>(body: Value) -> Result<T, ApiError> {
+    serde_json::from_value(body).map_err(|e| invalid("body", safe_serde_message(&e)))
+}
+
+fn parse_rid(field: String, s: &str) -> Result<ResidentId, ApiError> {
+    ResidentId::parse(s.trim()).map_err(|e| invalid(field, e))
+}
+
+fn parse_division(field: &str, s: &str) -> Result<DivisionCode, ApiError> {
+    DivisionCode::parse(s.trim()).map_err(|e| invalid(field, e))
+}
+
+fn now_rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+fn unix_ms(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Everything an access-log entry of this module needs.
+struct EntryParts<'a> {
+    id: &'a Identity,
+    action: LogAction,
+    allowed: bool,
+    policy_ids: Vec<String>,
+    purpose: Option<Purpose>,
+    case_ref: Option<String>,
+    departments: Vec<Department>,
+    fact_kinds: Vec<FactKind>,
+    outcome: Outcome,
+    request_id: String,
+    subjects: &'a [String],
+}
+
+fn entry(p: EntryParts<'_>) -> Result<AccessLogEntry, ApiError> {
+    let subjects = p
+        .subjects
+        .iter()
+        .map(|s| SubjectPseudonym::parse(s))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ApiError::internal)?;
+    let mut e = AccessLogEntry {
+        format: FORMAT_V1.into(),
+        time: OffsetDateTime::now_utc(),
+        actor: Actor {
+            uri: p.id.uri.clone(),
+            principal: p.id.principal.clone(),
+            role: p.id.role,
+            organisation: p.id.organisation.clone(),
+            division: p.id.division.clone(),
+        },
+        action: p.action,
+        purpose: p.purpose,
+        case_ref: p.case_ref,
+        decision: LogDecision {
+            effect: if p.allowed {
+                Effect::Allow
+            } else {
+                Effect::Deny
+            },
+            policy_ids: p.policy_ids,
+        },
+        departments: p.departments,
+        fact_kinds: p.fact_kinds,
+        outcome: p.outcome,
+        request_id: p.request_id,
+        subjects,
+    };
+    e.normalize();
+    Ok(e)
+}
+
+// === Authorizations ===
+
+/// `POST /v1/authorizations` body: 核对授权书.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizationRequest {
+    /// 户籍所在地 of the household.
+    pub registered_division: String,
+    /// Resident IDs of the members who signed (each must be among `members`).
+    pub signed_by: Vec<String>,
+    /// Resident IDs of the members the letter covers.
+    pub members: Vec<String>,
+    /// The purposes it authorizes.
+    pub purposes: Vec<Purpose>,
+    /// The fact kinds it authorizes; absent = everything the purposes need.
+    #[serde(default)]
+    pub fact_kinds: Option<Vec<FactKind>>,
+    /// RFC 3339 time, or a date (valid through the end of that day, Beijing time).
+    pub valid_until: String,
+    /// SHA-256 of the scanned letter, 64 hex digits.
+    pub letter_sha256: String,
+}
+
+/// The recorded letter.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct AuthorizationRecorded {
+    pub id: String,
+    pub valid_until: String,
+    pub members: usize,
+    pub log_index: u64,
+}
+
+fn parse_valid_until(s: &str) -> Result<OffsetDateTime, ApiError> {
+    if let Ok(t) = OffsetDateTime::parse(s.trim(), &Rfc3339) {
+        return Ok(t);
+    }
+    let fmt = time::macros::format_description!("[year]-[month]-[day]");
+    let d = time::Date::parse(s.trim(), &fmt).map_err(|_| {
+        invalid(
+            "valid_until",
+            "must be an RFC 3339 time or a date YYYY-MM-DD",
+        )
+    })?;
+    let end = d
+        .with_hms_milli(23, 59, 59, 999)
+        .map_err(|_| invalid("valid_until", "not a valid date"))?;
+    Ok(end.assume_offset(time::macros::offset!(+8)))
+}
+
+async fn record_authorization(
+    State(s): State<AppState>,
+    Caller(id): Caller,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Result<(StatusCode, Json<AuthorizationRecorded>), ApiError> {
+    let req: AuthorizationRequest = parse_body(body)?;
+    let division = parse_division("registered_division", &req.registered_division)?;
+    if req.members.is_empty() {
+        return Err(invalid("members", "must list at least one member"));
+    }
+    let mut subjects = Vec::new();
+    for (i, m) in req.members.iter().enumerate() {
+        let rid = parse_rid(format!("members[{i}]"), m)?;
+        let p = s.keys.pseudonym(rid.as_str());
+        if subjects.contains(&p) {
+            return Err(invalid(format!("members[{i}]"), "same person listed twice"));
+        }
+        subjects.push(p);
+    }
+    if req.signed_by.is_empty() {
+        return Err(invalid("signed_by", "must list at least one signer"));
+    }
+    let mut signers = Vec::new();
+    for (i, m) in req.signed_by.iter().enumerate() {
+        let rid = parse_rid(format!("signed_by[{i}]"), m)?;
+        let p = s.keys.pseudonym(rid.as_str());
+        if !subjects.contains(&p) {
+            return Err(invalid(
+                format!("signed_by[{i}]"),
+                "must be one of the covered members",
+            ));
+        }
+        signers.push(p);
+    }
+    if req.purposes.is_empty() {
+        return Err(invalid("purposes", "must list at least one purpose"));
+    }
+    if let Some(k) = &req.fact_kinds
+        && k.is_empty()
+    {
+        return Err(invalid(
+            "fact_kinds",
+            "must not be empty (leave it out to cover everything the purposes need)",
+        ));
+    }
+    let valid_until = parse_valid_until(&req.valid_until)?;
+    let now = OffsetDateTime::now_utc();
+    if valid_until <= now {
+        return Err(invalid("valid_until", "must be in the future"));
+    }
+    let sha = req.letter_sha256.trim().to_ascii_lowercase();
+    if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(invalid("letter_sha256", "must be 64 hex digits (SHA-256)"));
+    }
+    let rid = request_id(&headers);
+    let resource = ResourceCtx {
+        region: Some(division.clone()),
+        department: None,
+    };
+    let mut policy_ids = Vec::new();
+    for purpose in &req.purposes {
+        let ctx = RequestCtx {
+            purpose: Some(*purpose),
+            ..RequestCtx::default()
+        };
+        match s
+            .authz
+            .require(&id, Action::RecordAuthorization, &resource, &ctx)
+        {
+            Ok(d) => policy_ids.extend(d.policy_ids),
+            Err((d, err)) => {
+                let e = entry(EntryParts {
+                    id: &id,
+                    action: LogAction::AuthorizationRecorded,
+                    allowed: false,
+                    policy_ids: d.policy_ids,
+                    purpose: Some(*purpose),
+                    case_ref: None,
+                    departments: Vec::new(),
+                    fact_kinds: Vec::new(),
+                    outcome: Outcome::Denied,
+                    request_id: rid,
+                    subjects: &subjects,
+                })?;
+                s.log.append(e).await?;
+                return Err(err);
+            }
+        }
+    }
+    let auth_id = uuid::Uuid::new_v4().to_string();
+    let row = AuthorizationRow {
+        id: auth_id.clone(),
+        created_ms: unix_ms(now),
+        recorded_by: id.principal.clone(),
+        registered_division: division.as_str().to_owned(),
+        signed_by: serde_json::to_string(&signers).map_err(ApiError::internal)?,
+        subjects: serde_json::to_string(&subjects).map_err(ApiError::internal)?,
+        purposes: serde_json::to_string(&req.purposes).map_err(ApiError::internal)?,
+        fact_kinds: req
+            .fact_kinds
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(ApiError::internal)?,
+        valid_until_ms: unix_ms(valid_until),
+        letter_sha256: sha,
+    };
+    store::insert_authorization(&s.store.db(), &row).await?;
+    let e = entry(EntryParts {
+        id: &id,
+        action: LogAction::AuthorizationRecorded,
+        allowed: true,
+        policy_ids,
+        purpose: req.purposes.first().copied(),
+        case_ref: None,
+        departments: Vec::new(),
+        fact_kinds: req.fact_kinds.clone().unwrap_or_default(),
+        outcome: Outcome::Succeeded,
+        request_id: rid,
+        subjects: &subjects,
+    })?;
+    let logged = s.log.append(e).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(AuthorizationRecorded {
+            id: auth_id,
+            valid_until: now_rfc3339(valid_until),
+            members: subjects.len(),
+            log_index: logged.index,
+        }),
+    ))
+}
+
+// === Verifications ===
+
+/// One member as the caseworker enters it.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberInput {
+    pub resident_id: String,
+    pub name: String,
+    /// `applicant`, `spouse`, … (see `schemas::Relation`).
+    pub relation: String,
+}
+
+/// The household as the caseworker enters it.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HouseholdInput {
+    pub registered_division: String,
+    pub members: Vec<MemberInput>,
+}
+
+/// `POST /v1/verifications` body.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerificationRequest {
+    pub household: HouseholdInput,
+    pub purpose: Purpose,
+    /// 案件编号: identifier characters only.
+    pub case_ref: String,
+    #[serde(default)]
+    pub urgency: Urgency,
+    /// The letter on record; may be absent only for an emergency temporary-assistance check.
+    #[serde(default)]
+    pub authorization_id: Option<String>,
+    /// Declared income and assets (kept for the later comparison; not used yet).
+    #[serde(default)]
+    pub declared: Option<Value>,
+}
+
+fn validate_case_ref(c: &str) -> Result<(), ApiError> {
+    let ok_chars = c
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-_.:/@+".contains(&b));
+    let mut run = 0;
+    let mut long_digits = false;
+    for b in c.bytes() {
+        run = if b.is_ascii_digit() { run + 1 } else { 0 };
+        long_digits |= run >= 15;
+    }
+    if c.is_empty() || c.len() > 256 || !ok_chars || long_digits {
+        return Err(invalid(
+            "case_ref",
+            "must be 1-256 characters of A-Z a-z 0-9 - _ . : / @ + without 15 or more consecutive digits",
+        ));
+    }
+    Ok(())
+}
+
+/// Parse the household; errors name the member and field.
+fn parse_household(h: &HouseholdInput) -> Result<Household, ApiError> {
+    let division = parse_division("household.registered_division", &h.registered_division)?;
+    let mut members = Vec::with_capacity(h.members.len());
+    for (i, m) in h.members.iter().enumerate() {
+        let resident_id = parse_rid(format!("members[{i}].resident_id"), &m.resident_id)?;
+        let relation = Relation::from_code(m.relation.trim()).ok_or_else(|| {
+            invalid(
+                format!("members[{i}].relation"),
+                "unknown relation code (e.g. applicant, spouse, child, parent)",
+            )
+        })?;
+        members.push(Member {
+            resident_id,
+            name: m.name.trim().to_owned(),
+            relation,
+        });
+    }
+    let household = Household {
+        registered_division: division,
+        members,
+    };
+    household
+        .validate()
+        .map_err(|e| invalid(e.field.clone(), e.rule))?;
+    Ok(household)
+}
+
+/// What the letter on record says about this request, and why it does not cover it.
+async fn authorization_status(
+    s: &AppState,
+    auth_id: Option<&str>,
+    division: &DivisionCode,
+    subjects: &[String],
+    purpose: Purpose,
+    planned: &BTreeSet<FactKind>,
+) -> Result<(AuthorizationStatus, Option<String>), ApiError> {
+    let Some(auth_id) = auth_id else {
+        return Ok((AuthorizationStatus::default(), None));
+    };
+    let Some(row) = store::get_authorization(&s.store.db(), auth_id).await? else {
+        return Ok((
+            AuthorizationStatus::default(),
+            Some("未找到该授权书 / no authorization letter with this id is on record".into()),
+        ));
+    };
+    let valid = row.valid_until_ms > unix_ms(OffsetDateTime::now_utc());
+    let covered: Vec<String> = serde_json::from_str(&row.subjects).map_err(ApiError::internal)?;
+    let purposes: Vec<Purpose> = serde_json::from_str(&row.purposes).map_err(ApiError::internal)?;
+    let kinds: Option<Vec<FactKind>> = row
+        .fact_kinds
+        .as_deref()
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(ApiError::internal)?;
+    let mut problem = None;
+    if !valid {
+        problem = Some("授权书已过期 / the letter has expired".to_owned());
+    } else if row.registered_division != division.as_str() {
+        problem = Some(
+            "授权书登记的户籍地与本户不符 / the letter was recorded for another registered division"
+                .to_owned(),
+        );
+    } else if let Some(i) = subjects.iter().position(|p| !covered.contains(p)) {
+        problem = Some(format!(
+            "授权书未覆盖 members[{i}] / the letter does not cover members[{i}]"
+        ));
+    } else if !purposes.contains(&purpose) {
+        problem = Some(format!(
+            "授权书未覆盖用途 {purpose} / the letter does not cover the purpose {purpose}"
+        ));
+    } else if let Some(kinds) = &kinds {
+        let missing: Vec<String> = planned
+            .iter()
+            .filter(|k| !kinds.contains(k))
+            .map(|k| k.to_string())
+            .collect();
+        if !missing.is_empty() {
+            problem = Some(format!(
+                "授权书未覆盖事实类别 {m} / the letter does not cover the fact kinds {m}",
+                m = missing.join(", ")
+            ));
+        }
+    }
+    let covers = valid && problem.is_none();
+    Ok((
+        AuthorizationStatus {
+            present: true,
+            valid,
+            covers,
+        },
+        problem,
+    ))
+}
+
+/// One department's query and how it ended.
+struct QueryOutcome {
+    department: Department,
+    kinds: Vec<FactKind>,
+    result: Result<connectors::VerifiedAnswer, connectors::ConnectorError>,
+    elapsed_ms: u64,
+}
+
+async fn request_verification(
+    State(s): State<AppState>,
+    Caller(id): Caller,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Result<Response, ApiError> {
+    let req: VerificationRequest = parse_body(body)?;
+    let household = parse_household(&req.household)?;
+    validate_case_ref(&req.case_ref)?;
+    if let Some(a) = &req.authorization_id
+        && (a.trim().is_empty() || a.len() > 128)
+    {
+        return Err(invalid("authorization_id", "must be 1-128 characters"));
+    }
+    let rid = request_id(&headers);
+    let subjects: Vec<String> = household
+        .members
+        .iter()
+        .map(|m| s.keys.pseudonym(m.resident_id.as_str()))
+        .collect();
+    let applicant = household
+        .applicant()
+        .map(|a| s.keys.pseudonym(a.resident_id.as_str()))
+        .unwrap_or_else(|| subjects[0].clone());
+    let engine = s.authz.engine();
+    let plan = engine.profiles().plan(req.purpose);
+    let planned: BTreeSet<FactKind> = plan.values().flatten().copied().collect();
+    let deny_entry = |policy_ids: Vec<String>| {
+        entry(EntryParts {
+            id: &id,
+            action: LogAction::VerificationRequested,
+            allowed: false,
+            policy_ids,
+            purpose: Some(req.purpose),
+            case_ref: Some(req.case_ref.clone()),
+            departments: Vec::new(),
+            fact_kinds: Vec::new(),
+            outcome: Outcome::Denied,
+            request_id: rid.clone(),
+            subjects: &subjects,
+        })
+    };
+
+    // Anti-trawling: distinct households per caseworker per hour.
+    if let Err(limit) = s.limits.note_household(&id.principal, &applicant) {
+        s.log
+            .append(deny_entry(vec![HOUSEHOLD_LIMIT_POLICY.into()])?)
+            .await?;
+        return Ok(crate::ratelimit::too_many(
+            "household_limit",
+            format!(
+                "每小时最多核对 {n} 户不同的家庭 / at most {n} distinct households per hour",
+                n = limit.limit
+            ),
+            limit.retry_after,
+        ));
+    }
+
+    let (auth_status, problem) = authorization_status(
+        &s,
+        req.authorization_id.as_deref(),
+        &household.registered_division,
+        &subjects,
+        req.purpose,
+        &planned,
+    )
+    .await?;
+    let resource = ResourceCtx {
+        region: Some(household.registered_division.clone()),
+        department: None,
+    };
+    let ctx = RequestCtx {
+        purpose: Some(req.purpose),
+        urgency: req.urgency,
+        authorization: auth_status,
+        raw_fact_kinds: Vec::new(),
+    };
+    let decision = match s
+        .authz
+        .require(&id, Action::RequestVerification, &resource, &ctx)
+    {
+        Ok(d) => d,
+        Err((d, mut err)) => {
+            s.log.append(deny_entry(d.policy_ids)?).await?;
+            if let Some(p) = problem {
+                err.message = format!("{}（{p}）", err.message);
+            }
+            return Err(err);
+        }
+    };
+
+    let created = OffsetDateTime::now_utc();
+    let verification_id = uuid::Uuid::new_v4().to_string();
+    let request_logged = s
+        .log
+        .append(entry(EntryParts {
+            id: &id,
+            action: LogAction::VerificationRequested,
+            allowed: true,
+            policy_ids: decision.policy_ids.clone(),
+            purpose: Some(req.purpose),
+            case_ref: Some(req.case_ref.clone()),
+            departments: plan.keys().copied().collect(),
+            fact_kinds: planned.iter().copied().collect(),
+            outcome: Outcome::Succeeded,
+            request_id: rid.clone(),
+            subjects: &subjects,
+        })?)
+        .await?;
+
+    // Fan-out: one query per department, all members, all departments at once.
+    let deadline_dur = s.verify.deadline(req.urgency);
+    let deadline = tokio::time::Instant::now() + deadline_dur;
+    let as_of = created.to_offset(time::macros::offset!(+8)).date();
+    let authorization_ref = req
+        .authorization_id
+        .clone()
+        .unwrap_or_else(|| format!("emergency:{verification_id}"));
+    let query_subjects: Vec<QuerySubject> = household
+        .members
+        .iter()
+        .enumerate()
+        .map(|(i, m)| QuerySubject {
+            subject_ref: format!("m{}", i + 1),
+            resident_id: m.resident_id.clone(),
+        })
+        .collect();
+    let queries: Vec<(Department, FactQuery)> = plan
+        .iter()
+        .filter(|(_, kinds)| !kinds.is_empty())
+        .map(|(d, kinds)| {
+            (
+                *d,
+                FactQuery {
+                    protocol: ProtocolVersion,
+                    request_id: uuid::Uuid::new_v4(),
+                    department: *d,
+                    purpose: req.purpose,
+                    authorization_ref: authorization_ref.clone(),
+                    as_of,
+                    issued_at: created,
+                    subjects: query_subjects.clone(),
+                    fact_kinds: kinds.clone(),
+                },
+            )
+        })
+        .collect();
+    let outcomes: Vec<(QueryOutcome, Option<u64>)> =
+        join_all(queries.iter().map(|(department, query)| {
+            let s = &s;
+            let id = &id;
+            let rid = &rid;
+            let subjects = &subjects;
+            let case_ref = &req.case_ref;
+            let policy_ids = decision.policy_ids.clone();
+            async move {
+                let started = std::time::Instant::now();
+                let result = match s.verify.connector(*department) {
+                    Some(c) => c.query(query, deadline).await,
+                    None => Err(connectors::ConnectorError::Unavailable {
+                        department: *department,
+                        detail: "not configured in [departments]".into(),
+                    }),
+                };
+                let elapsed_ms = started.elapsed().as_millis() as u64;
+                let status = match &result {
+                    Ok(_) => DepartmentStatus::Answered,
+                    Err(e) => DepartmentStatus::of_error(e),
+                };
+                let logged = match entry(EntryParts {
+                    id,
+                    action: LogAction::DepartmentQueried,
+                    allowed: true,
+                    policy_ids,
+                    purpose: Some(query.purpose),
+                    case_ref: Some(case_ref.clone()),
+                    departments: vec![*department],
+                    fact_kinds: query.fact_kinds.clone(),
+                    outcome: status.outcome(),
+                    request_id: rid.clone(),
+                    subjects,
+                }) {
+                    Ok(e) => match s.log.append(e).await {
+                        Ok(a) => Some(a.index),
+                        Err(e) => {
+                            tracing::error!(error = %e, department = %department, "access log append failed");
+                            None
+                        }
+                    },
+                    Err(_) => None,
+                };
+                (
+                    QueryOutcome {
+                        department: *department,
+                        kinds: query.fact_kinds.clone(),
+                        result,
+                        elapsed_ms,
+                    },
+                    logged,
+                )
+            }
+        }))
+        .await;
+    if outcomes.iter().any(|(_, logged)| logged.is_none()) {
+        return Err(ApiError::internal(
+            "a department query could not be recorded in the access log",
+        ));
+    }
+
+    let mut members: Vec<MemberReport> = household
+        .members
+        .iter()
+        .enumerate()
+        .map(|(i, m)| MemberReport {
+            subject_ref: format!("m{}", i + 1),
+            name: m.name.clone(),
+            relation: m.relation.code().to_owned(),
+            pseudonym: subjects[i].clone(),
+            facts: Vec::new(),
+            notes: Vec::new(),
+        })
+        .collect();
+    let mut departments = Vec::new();
+    for (o, logged) in outcomes {
+        let mut d = DepartmentReport {
+            department: o.department,
+            name_zh: o.department.name_zh().to_owned(),
+            status: DepartmentStatus::Answered,
+            status_text: String::new(),
+            fact_kinds: o.kinds,
+            answered_at: None,
+            key_id: None,
+            signature: None,
+            detail: None,
+            elapsed_ms: o.elapsed_ms,
+            log_index: logged,
+        };
+        match &o.result {
+            Ok(a) => {
+                let at = now_rfc3339(a.answer.answered_at);
+                merge_answer(&mut members, o.department, a, &at);
+                d.answered_at = Some(at);
+                d.key_id = Some(a.signature.key_id.clone());
+                d.signature = Some(a.signature.value.clone());
+            }
+            Err(e) => {
+                d.status = DepartmentStatus::of_error(e);
+                d.detail = Some(format!("{}: {e}", e.code()));
+            }
+        }
+        d.status_text = d.status.text().to_owned();
+        departments.push(d);
+    }
+    let report = Report {
+        id: verification_id.clone(),
+        created_at: now_rfc3339(created),
+        requested_by: id.principal.clone(),
+        registered_division: household.registered_division.as_str().to_owned(),
+        purpose: req.purpose,
+        case_ref: req.case_ref.clone(),
+        urgency: req.urgency,
+        authorization_id: req.authorization_id.clone(),
+        emergency_without_letter: !auth_status.covers,
+        deadline_ms: deadline_dur.as_millis() as u64,
+        complete: departments
+            .iter()
+            .all(|d| d.status == DepartmentStatus::Answered),
+        departments,
+        members,
+        log_index: request_logged.index,
+    };
+    let json = serde_json::to_string(&report).map_err(ApiError::internal)?;
+    store::insert_verification(
+        &s.store.db(),
+        &VerificationRow {
+            id: verification_id,
+            created_ms: unix_ms(created),
+            requested_by: id.principal.clone(),
+            registered_division: report.registered_division.clone(),
+            household: applicant,
+            purpose: req.purpose.code().to_owned(),
+            case_ref: req.case_ref.clone(),
+            urgency: req.urgency.code().to_owned(),
+            authorization_id: req.authorization_id.clone(),
+            report: json,
+        },
+    )
+    .await?;
+    Ok((StatusCode::OK, Json(report)).into_response())
+}
+
+async fn get_verification(
+    State(s): State<AppState>,
+    Caller(id): Caller,
+    headers: HeaderMap,
+    Path(vid): Path<String>,
+) -> Result<Json<Report>, ApiError> {
+    let Some(row) = store::get_verification(&s.store.db(), &vid).await? else {
+        return Err(ApiError::not_found("no verification with this id"));
+    };
+    let report: Report = serde_json::from_str(&row.report).map_err(ApiError::internal)?;
+    let resource = ResourceCtx {
+        region: Some(DivisionCode::parse(&row.registered_division).map_err(ApiError::internal)?),
+        department: None,
+    };
+    let ctx = RequestCtx {
+        purpose: Some(report.purpose),
+        ..RequestCtx::default()
+    };
+    let subjects: Vec<String> = report.members.iter().map(|m| m.pseudonym.clone()).collect();
+    let rid = request_id(&headers);
+    let (allowed, policy_ids, err) = match s.authz.require(&id, Action::ViewReport, &resource, &ctx)
+    {
+        Ok(d) if row.requested_by == id.principal => (true, d.policy_ids, None),
+        Ok(d) => (
+            false,
+            d.policy_ids,
+            Some(ApiError::forbidden(
+                "仅核对发起人可查看此报告 / only the caseworker who requested this verification may view it",
+            )),
+        ),
+        Err((d, e)) => (false, d.policy_ids, Some(e)),
+    };
+    s.log
+        .append(entry(EntryParts {
+            id: &id,
+            action: LogAction::ReportViewed,
+            allowed,
+            policy_ids,
+            purpose: Some(report.purpose),
+            case_ref: Some(row.case_ref.clone()),
+            departments: Vec::new(),
+            fact_kinds: Vec::new(),
+            outcome: if allowed {
+                Outcome::Succeeded
+            } else {
+                Outcome::Denied
+            },
+            request_id: rid,
+            subjects: &subjects,
+        })?)
+        .await?;
+    match err {
+        Some(e) => Err(e),
+        None => Ok(Json(report)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_household(body: Value, expected: Result<usize, &str>) {
+        let h: HouseholdInput = serde_json::from_value(body).unwrap();
+        match (parse_household(&h), expected) {
+            (Ok(h), Ok(n)) => assert_eq!(h.members.len(), n),
+            (Err(e), Err(field)) => {
+                assert_eq!(e.field.as_deref(), Some(field), "{}", e.message);
+                for m in &h.members {
+                    assert!(!e.message.contains(&m.resident_id), "{}", e.message);
+                }
+            }
+            (got, want) => panic!("got {got:?}, want {want:?}"),
+        }
+    }
+
+    #[test]
+    fn household_errors_name_member_and_field_without_the_id() {
+        let good = "370811199001011234";
+        let good = {
+            // Compute a valid check digit for the 17-digit prefix.
+            let prefix = &good[..17];
+            let w = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+            let sum: u32 = prefix
+                .bytes()
+                .zip(w)
+                .map(|(b, w)| u32::from(b - b'0') * w)
+                .sum();
+            format!("{prefix}{}", b"10X98765432"[(sum % 11) as usize] as char)
+        };
+        let mut bad = good.clone();
+        bad.replace_range(17..18, if good.ends_with('0') { "1" } else { "0" });
+        let m = |rid: &str, rel: &str| serde_json::json!({"resident_id": rid, "name": "张三", "relation": rel});
+        check_household(
+            serde_json::json!({"registered_division": "370811002", "members": [m(&good, "applicant")]}),
+            Ok(1),
+        );
+        check_household(
+            serde_json::json!({"registered_division": "370811002", "members": [m(&good, "applicant"), m(&bad, "spouse")]}),
+            Err("members[1].resident_id"),
+        );
+        check_household(
+            serde_json::json!({"registered_division": "370811002", "members": [m(&good, "boss")]}),
+            Err("members[0].relation"),
+        );
+        check_household(
+            serde_json::json!({"registered_division": "37", "members": [m(&good, "applicant")]}),
+            Err("household.registered_division"),
+        );
+        check_household(
+            serde_json::json!({"registered_division": "370811002", "members": []}),
+            Err("members"),
+        );
+    }
+
+    #[test]
+    fn case_refs_are_identifiers() {
+        for (c, ok) in [
+            ("case-2026-001", true),
+            ("", false),
+            ("案件1", false),
+            ("id370811199001011234", false),
+        ] {
+            assert_eq!(validate_case_ref(c).is_ok(), ok, "{c}");
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! 核对: household economic-status verification on demand — authorization letters (核对授权书),
+//! verification requests, planning from the purpose profiles, and the concurrent fan-out to the
+//! departments over their connectors.
+//!
+//! Invariants:
+//! - Resident IDs are used only to build the department queries; everything stored or logged refers
+//!   to people by keyed pseudonyms ([`crate::keys::HubKeys::pseudonym`]).
+//! - The policy decision (`request_verification`) is taken before any department is contacted; a
+//!   refusal is one access-log entry and a 403 with the policy's reason.
+//! - Departments are asked only for the fact kinds the purpose profile plans for them, all members in
+//!   one query per department, all departments at once, each inside the urgency's deadline.
+//! - Every department query is one access-log entry with its outcome; a department that does not
+//!   answer is marked in the report, never left out.
+//!
+//! Not yet here (issue 6): evidence reuse, aggregation against the standards, idempotency keys,
+//! the printable HTML report and the hub's signature over reports.
+
+pub mod api;
+pub mod config;
+pub mod report;
+mod store;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use connectors::{Connector, RemoteConfig, RemoteConnector};
+use schemas::protocol::DepartmentKey;
+use schemas::{Department, Urgency};
+
+use config::DepartmentsConfig;
+
+/// The department connectors and the verification settings.
+pub struct VerifyService {
+    connectors: BTreeMap<Department, Arc<dyn Connector>>,
+    config: DepartmentsConfig,
+}
+
+impl std::fmt::Debug for VerifyService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyService")
+            .field("departments", &self.connectors.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl VerifyService {
+    /// Build one mTLS connector per configured department.
+    pub fn build(config: &DepartmentsConfig) -> anyhow::Result<Arc<VerifyService>> {
+        let mut connectors: BTreeMap<Department, Arc<dyn Connector>> = BTreeMap::new();
+        if !config.endpoints.is_empty() {
+            let read = |key: &str, p: &Option<std::path::PathBuf>| -> anyhow::Result<Vec<u8>> {
+                let p = p
+                    .as_ref()
+                    .with_context(|| format!("departments.{key}: required"))?;
+                std::fs::read(p)
+                    .with_context(|| format!("departments.{key}: cannot read {}", p.display()))
+            };
+            let cert = read("outbound_cert", &config.outbound_cert)?;
+            let key = read("outbound_key", &config.outbound_key)?;
+            for (code, e) in &config.endpoints {
+                let department = Department::from_code(code)
+                    .with_context(|| format!("departments.{code}: not a department code"))?;
+                let ca = std::fs::read(&e.ca).with_context(|| {
+                    format!("departments.{code}.ca: cannot read {}", e.ca.display())
+                })?;
+                let tls = connectors::tls::client_config_from_pem(&ca, &cert, &key)
+                    .with_context(|| format!("departments.{code}: TLS client configuration"))?;
+                let pk = config::parse_key(&e.public_key).with_context(|| {
+                    format!("departments.{code}.public_key: must be 64 hex digits")
+                })?;
+                let mut rc =
+                    RemoteConfig::new(department, e.url.clone(), vec![DepartmentKey::new(pk)]);
+                rc.timeout = Duration::from_millis(e.timeout_ms);
+                let connector = RemoteConnector::new(rc, tls)
+                    .with_context(|| format!("departments.{code}: connector"))?;
+                connectors.insert(department, Arc::new(connector));
+            }
+        }
+        Ok(Self::with_connectors(connectors, config.clone()))
+    }
+
+    /// A service over given connectors (tests, benchmarks).
+    pub fn with_connectors(
+        connectors: BTreeMap<Department, Arc<dyn Connector>>,
+        config: DepartmentsConfig,
+    ) -> Arc<VerifyService> {
+        Arc::new(VerifyService { connectors, config })
+    }
+
+    /// The connector of a department, if configured.
+    pub fn connector(&self, department: Department) -> Option<&Arc<dyn Connector>> {
+        self.connectors.get(&department)
+    }
+
+    /// The deadline of a verification of this urgency.
+    pub fn deadline(&self, urgency: Urgency) -> Duration {
+        self.config.deadline(urgency)
+    }
+}

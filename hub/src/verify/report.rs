@@ -1,0 +1,251 @@
+//! 核对报告: the verification report — each department's status and the facts per member with their
+//! provenance. JSON only for now (the printable page and the hub's signature come later).
+
+use connectors::{ConnectorError, VerifiedAnswer};
+use schemas::access_log::Outcome;
+use schemas::protocol::SubjectOutcome;
+use schemas::{Department, FactKind, FactValue, Purpose, Urgency};
+use serde::{Deserialize, Serialize};
+
+/// How one department's query ended. Never silent: every planned department has one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DepartmentStatus {
+    /// 已答复
+    Answered,
+    /// 超时
+    TimedOut,
+    /// 不可用 (down, circuit open, not configured)
+    Unavailable,
+    /// 部门拒绝
+    Refused,
+    /// 答复格式错误
+    Malformed,
+    /// 签名无效
+    BadSignature,
+}
+
+impl DepartmentStatus {
+    /// The status a connector failure gives.
+    pub fn of_error(e: &ConnectorError) -> DepartmentStatus {
+        match e {
+            ConnectorError::Timeout { .. } => DepartmentStatus::TimedOut,
+            ConnectorError::Unavailable { .. }
+            | ConnectorError::CircuitOpen { .. }
+            | ConnectorError::BadStatus { .. }
+            | ConnectorError::HubConfig { .. } => DepartmentStatus::Unavailable,
+            ConnectorError::Refused { .. } | ConnectorError::InvalidQuery { .. } => {
+                DepartmentStatus::Refused
+            }
+            ConnectorError::Malformed { .. } => DepartmentStatus::Malformed,
+            ConnectorError::BadSignature { .. } => DepartmentStatus::BadSignature,
+        }
+    }
+
+    /// The access-log outcome of the query.
+    pub fn outcome(self) -> Outcome {
+        match self {
+            DepartmentStatus::Answered => Outcome::Succeeded,
+            DepartmentStatus::TimedOut => Outcome::TimedOut,
+            DepartmentStatus::Unavailable => Outcome::Unavailable,
+            DepartmentStatus::Refused => Outcome::RefusedByDepartment,
+            DepartmentStatus::Malformed | DepartmentStatus::BadSignature => Outcome::Failed,
+        }
+    }
+
+    /// Caseworker-readable text, Chinese first.
+    pub fn text(self) -> &'static str {
+        match self {
+            DepartmentStatus::Answered => "已答复 / answered",
+            DepartmentStatus::TimedOut => "超时未答复 / timed out",
+            DepartmentStatus::Unavailable => "部门接口不可用 / unavailable",
+            DepartmentStatus::Refused => "部门拒绝查询 / refused",
+            DepartmentStatus::Malformed => "答复格式错误 / malformed answer",
+            DepartmentStatus::BadSignature => "答复签名无效 / answer signature rejected",
+        }
+    }
+}
+
+/// One department's part of the report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DepartmentReport {
+    pub department: Department,
+    pub name_zh: String,
+    pub status: DepartmentStatus,
+    pub status_text: String,
+    /// The fact kinds asked (the purpose profile's plan for this department).
+    pub fact_kinds: Vec<FactKind>,
+    /// RFC 3339, when answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answered_at: Option<String>,
+    /// The department's signing key id, when answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// The department's answer signature (base64), when answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+    /// The connector's error code and message when not answered (no personal data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    pub elapsed_ms: u64,
+    /// Index of the access-log entry recording this query.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_index: Option<u64>,
+}
+
+/// A fact with its provenance.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReportedFact {
+    pub kind: FactKind,
+    pub value: FactValue,
+    /// 参考期
+    pub period_from: String,
+    pub period_to: String,
+    pub department: Department,
+    pub answered_at: String,
+    pub key_id: String,
+}
+
+/// A department that could not give facts for a member (查无此人 / 拒绝).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MemberNote {
+    pub department: Department,
+    /// `unknown` or `refused`.
+    pub status: String,
+    pub reason: String,
+}
+
+/// One member: no resident ID, only the pseudonym, name and relation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MemberReport {
+    /// `m1`, `m2`, … in the order of the request.
+    pub subject_ref: String,
+    pub name: String,
+    pub relation: String,
+    pub pseudonym: String,
+    pub facts: Vec<ReportedFact>,
+    pub notes: Vec<MemberNote>,
+}
+
+/// The report (核对报告).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    pub id: String,
+    pub created_at: String,
+    pub requested_by: String,
+    pub registered_division: String,
+    pub purpose: Purpose,
+    pub case_ref: String,
+    pub urgency: Urgency,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_id: Option<String>,
+    /// 紧急核对、后补授权书: an emergency check run before the letter was recorded.
+    pub emergency_without_letter: bool,
+    pub deadline_ms: u64,
+    /// True when every planned department answered.
+    pub complete: bool,
+    pub departments: Vec<DepartmentReport>,
+    pub members: Vec<MemberReport>,
+    /// Index of the access-log entry recording the request.
+    pub log_index: u64,
+}
+
+/// Merge one department's answer into the members' facts.
+pub fn merge_answer(
+    members: &mut [MemberReport],
+    department: Department,
+    answer: &VerifiedAnswer,
+    answered_at: &str,
+) {
+    for r in &answer.answer.results {
+        let Some(m) = members.iter_mut().find(|m| m.subject_ref == r.subject_ref) else {
+            continue;
+        };
+        match &r.outcome {
+            SubjectOutcome::Found { facts } => {
+                for f in facts {
+                    m.facts.push(ReportedFact {
+                        kind: f.kind,
+                        value: f.value.clone(),
+                        period_from: f.period.from.to_string(),
+                        period_to: f.period.to.to_string(),
+                        department,
+                        answered_at: answered_at.to_owned(),
+                        key_id: answer.signature.key_id.clone(),
+                    });
+                }
+            }
+            SubjectOutcome::Unknown { reason } => m.notes.push(MemberNote {
+                department,
+                status: "unknown".into(),
+                reason: reason.clone(),
+            }),
+            SubjectOutcome::Refused { reason } => m.notes.push(MemberNote {
+                department,
+                status: "refused".into(),
+                reason: reason.clone(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use schemas::ProtocolError;
+    use schemas::protocol::ProtocolErrorCode;
+    use std::time::Duration;
+
+    fn check(e: ConnectorError, status: DepartmentStatus, outcome: Outcome) {
+        let got = DepartmentStatus::of_error(&e);
+        assert_eq!(got, status, "{e}");
+        assert_eq!(got.outcome(), outcome, "{e}");
+    }
+
+    #[test]
+    fn connector_errors_map_to_statuses_and_log_outcomes() {
+        let d = Department::Labor;
+        check(
+            ConnectorError::Timeout {
+                department: d,
+                after: Duration::from_secs(1),
+            },
+            DepartmentStatus::TimedOut,
+            Outcome::TimedOut,
+        );
+        check(
+            ConnectorError::Unavailable {
+                department: d,
+                detail: "refused".into(),
+            },
+            DepartmentStatus::Unavailable,
+            Outcome::Unavailable,
+        );
+        check(
+            ConnectorError::Refused {
+                department: d,
+                status: 403,
+                error: ProtocolError::new(ProtocolErrorCode::Forbidden, "no"),
+            },
+            DepartmentStatus::Refused,
+            Outcome::RefusedByDepartment,
+        );
+        check(
+            ConnectorError::Malformed {
+                department: d,
+                detail: "x".into(),
+            },
+            DepartmentStatus::Malformed,
+            Outcome::Failed,
+        );
+        check(
+            ConnectorError::BadSignature {
+                department: d,
+                detail: "x".into(),
+            },
+            DepartmentStatus::BadSignature,
+            Outcome::Failed,
+        );
+        assert_eq!(DepartmentStatus::Answered.outcome(), Outcome::Succeeded);
+    }
+}

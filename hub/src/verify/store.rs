@@ -1,0 +1,184 @@
+//! The verification tables (`0003_verifications.sql`): authorization letters and verifications with
+//! their reports. Members appear only as keyed pseudonyms; lists are JSON text.
+
+use crate::store::{Db, StoreError};
+
+/// An authorization letter (核对授权书) as stored.
+#[derive(Debug, Clone)]
+pub struct AuthorizationRow {
+    pub id: String,
+    pub created_ms: i64,
+    pub recorded_by: String,
+    pub registered_division: String,
+    /// Pseudonyms of the signers (JSON list).
+    pub signed_by: String,
+    /// Pseudonyms of the covered members (JSON list).
+    pub subjects: String,
+    /// Purpose codes (JSON list).
+    pub purposes: String,
+    /// Fact kind codes (JSON list); `None` = everything the purpose needs.
+    pub fact_kinds: Option<String>,
+    pub valid_until_ms: i64,
+    pub letter_sha256: String,
+}
+
+/// A verification and its report.
+#[derive(Debug, Clone)]
+pub struct VerificationRow {
+    pub id: String,
+    pub created_ms: i64,
+    pub requested_by: String,
+    pub registered_division: String,
+    /// The household's pseudonym (the applicant's).
+    pub household: String,
+    pub purpose: String,
+    pub case_ref: String,
+    pub urgency: String,
+    pub authorization_id: Option<String>,
+    /// The report, JSON.
+    pub report: String,
+}
+
+const INSERT_AUTH: &str = "INSERT INTO authorizations (id, created_ms, recorded_by, registered_division, signed_by, subjects, purposes, fact_kinds, valid_until_ms, letter_sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+const SELECT_AUTH: &str = "SELECT id, created_ms, recorded_by, registered_division, signed_by, subjects, purposes, fact_kinds, valid_until_ms, letter_sha256 FROM authorizations WHERE id = $1";
+const INSERT_VER: &str = "INSERT INTO verifications (id, created_ms, requested_by, registered_division, household, purpose, case_ref, urgency, authorization_id, report) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+const SELECT_VER: &str = "SELECT id, created_ms, requested_by, registered_division, household, purpose, case_ref, urgency, authorization_id, report FROM verifications WHERE id = $1";
+
+macro_rules! bind_auth {
+    ($q:expr, $r:expr) => {
+        $q.bind(&$r.id)
+            .bind($r.created_ms)
+            .bind(&$r.recorded_by)
+            .bind(&$r.registered_division)
+            .bind(&$r.signed_by)
+            .bind(&$r.subjects)
+            .bind(&$r.purposes)
+            .bind(&$r.fact_kinds)
+            .bind($r.valid_until_ms)
+            .bind(&$r.letter_sha256)
+    };
+}
+
+macro_rules! bind_ver {
+    ($q:expr, $r:expr) => {
+        $q.bind(&$r.id)
+            .bind($r.created_ms)
+            .bind(&$r.requested_by)
+            .bind(&$r.registered_division)
+            .bind(&$r.household)
+            .bind(&$r.purpose)
+            .bind(&$r.case_ref)
+            .bind(&$r.urgency)
+            .bind(&$r.authorization_id)
+            .bind(&$r.report)
+    };
+}
+
+type AuthTuple = (
+    String,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    i64,
+    String,
+);
+type VerTuple = (
+    String,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+);
+
+/// Insert a letter; durable when it returns.
+pub async fn insert_authorization(db: &Db, r: &AuthorizationRow) -> Result<(), StoreError> {
+    match db {
+        Db::Sqlite(p) => {
+            bind_auth!(sqlx::query(INSERT_AUTH), r).execute(p).await?;
+        }
+        Db::Postgres(p) => {
+            bind_auth!(sqlx::query(INSERT_AUTH), r).execute(p).await?;
+        }
+    }
+    Ok(())
+}
+
+pub async fn get_authorization(db: &Db, id: &str) -> Result<Option<AuthorizationRow>, StoreError> {
+    let t: Option<AuthTuple> = match db {
+        Db::Sqlite(p) => {
+            sqlx::query_as(SELECT_AUTH)
+                .bind(id)
+                .fetch_optional(p)
+                .await?
+        }
+        Db::Postgres(p) => {
+            sqlx::query_as(SELECT_AUTH)
+                .bind(id)
+                .fetch_optional(p)
+                .await?
+        }
+    };
+    Ok(t.map(|t| AuthorizationRow {
+        id: t.0,
+        created_ms: t.1,
+        recorded_by: t.2,
+        registered_division: t.3,
+        signed_by: t.4,
+        subjects: t.5,
+        purposes: t.6,
+        fact_kinds: t.7,
+        valid_until_ms: t.8,
+        letter_sha256: t.9,
+    }))
+}
+
+/// Insert a verification with its report; durable when it returns.
+pub async fn insert_verification(db: &Db, r: &VerificationRow) -> Result<(), StoreError> {
+    match db {
+        Db::Sqlite(p) => {
+            bind_ver!(sqlx::query(INSERT_VER), r).execute(p).await?;
+        }
+        Db::Postgres(p) => {
+            bind_ver!(sqlx::query(INSERT_VER), r).execute(p).await?;
+        }
+    }
+    Ok(())
+}
+
+pub async fn get_verification(db: &Db, id: &str) -> Result<Option<VerificationRow>, StoreError> {
+    let t: Option<VerTuple> = match db {
+        Db::Sqlite(p) => {
+            sqlx::query_as(SELECT_VER)
+                .bind(id)
+                .fetch_optional(p)
+                .await?
+        }
+        Db::Postgres(p) => {
+            sqlx::query_as(SELECT_VER)
+                .bind(id)
+                .fetch_optional(p)
+                .await?
+        }
+    };
+    Ok(t.map(|t| VerificationRow {
+        id: t.0,
+        created_ms: t.1,
+        requested_by: t.2,
+        registered_division: t.3,
+        household: t.4,
+        purpose: t.5,
+        case_ref: t.6,
+        urgency: t.7,
+        authorization_id: t.8,
+        report: t.9,
+    }))
+}
