@@ -248,6 +248,38 @@ pub async fn start_departments(dir: &Path) -> anyhow::Result<DemoDepartments> {
     })
 }
 
+/// The `[departments]` section of `hub.toml` for the running simulated departments: their URLs,
+/// the demo CA (paths relative to the data directory) and their answer-signing keys.
+pub fn departments_section(deps: &DemoDepartments) -> String {
+    let mut out = String::from(
+        "\n[departments]\noutbound_cert = \"pki/hub-outbound.pem\"\noutbound_key = \"pki/hub-outbound.key\"\n",
+    );
+    for (d, h) in &deps.handles {
+        out.push_str(&format!(
+            "\n[departments.{code}]\nurl = \"{url}\"\nca = \"pki/ca.pem\"\npublic_key = \"{pk}\"\n",
+            code = d.code(),
+            url = h.url(),
+            pk = hex::encode(h.public_key().public_key),
+        ));
+    }
+    out
+}
+
+/// Append [`departments_section`] to `DIR/hub.toml` (after any earlier one is removed).
+pub fn write_departments_section(dir: &Path, deps: &DemoDepartments) -> anyhow::Result<PathBuf> {
+    let path = dir.join("hub.toml");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    let base = text
+        .split_once("\n[departments]\n")
+        .map_or(text.as_str(), |(b, _)| b)
+        .trim_end()
+        .to_owned();
+    std::fs::write(&path, format!("{base}\n{}", departments_section(deps)))
+        .with_context(|| format!("{}: cannot write", path.display()))?;
+    Ok(path)
+}
+
 /// Sample verification requests (one per interesting household) and one protocol-v1 query per
 /// department, under `DIR/samples/`.
 fn write_samples(dir: &Path, population: &Population) -> anyhow::Result<()> {
@@ -366,6 +398,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let _telemetry = crate::telemetry::init(&config.telemetry)?;
     let departments = start_departments(&args.data_dir).await?;
     print_departments(&args.data_dir, &departments);
+    // The hub is built after the departments start, with their URLs and keys in its config.
+    write_departments_section(&args.data_dir, &departments)?;
+    let mut config = Config::load(&config_path)?;
+    config.telemetry.log_format = crate::config::LogFormat::Pretty;
     let app = Application::build(config).await?;
     println!(
         "hub listening on https://{} (Ctrl-C to stop)\n",

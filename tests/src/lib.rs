@@ -202,6 +202,15 @@ impl TestEnv {
     pub fn http(&self, name: &str) -> anyhow::Result<reqwest::Client> {
         http_client(self.client_config(Some(name))?)
     }
+
+    /// Start the demo's seven simulated departments (mTLS, certificates from this PKI) and add
+    /// their `[departments]` section to the config file; build the hub afterwards with
+    /// [`TestEnv::config`]. Config edits that append sections must come after this call.
+    pub async fn start_departments(&self) -> anyhow::Result<hub::demo::DemoDepartments> {
+        let deps = hub::demo::start_departments(self.path()).await?;
+        hub::demo::write_departments_section(self.path(), &deps)?;
+        Ok(deps)
+    }
 }
 
 /// rustls client config (ring) trusting `ca` and optionally presenting a certificate.

@@ -9,3 +9,4 @@ mod process;
 mod reload;
 mod slowloris;
 mod store;
+mod verification;

@@ -1,0 +1,692 @@
+//! Verifications end to end (issue 6, first increment; issue 5 policy acceptance): a hub wired over
+//! real mTLS to the seven simulated departments, driven with the demo identities and the demo
+//! population's households in 许庄街道 (370811002) and 370811005.
+
+use std::collections::BTreeMap;
+
+use connectors::sim::Fault;
+use hub::demo::DemoDepartments;
+use hub_tests::{TestEnv, TestHub};
+use schemas::{Department, FactKind, Household, Purpose};
+use serde_json::{Value, json};
+
+const XUZHUANG: &str = "370811002";
+const OTHER_TOWNSHIP: &str = "370811005";
+
+struct Setup {
+    env: TestEnv,
+    deps: DemoDepartments,
+    hub: TestHub,
+}
+
+/// Departments first, then the hub built with their `[departments]` section and `extra` appended.
+async fn setup(extra: &str) -> anyhow::Result<Setup> {
+    let extra = extra.to_owned();
+    setup_with(move |t| format!("{t}\n{extra}\n")).await
+}
+
+/// Departments first, then the hub built from the config text after `edit`.
+async fn setup_with(edit: impl Fn(String) -> String) -> anyhow::Result<Setup> {
+    hub_tests::init_test_logging();
+    let env = TestEnv::new()?;
+    let deps = env.start_departments().await?;
+    let config = env.config(edit)?;
+    let hub = TestHub::start(config).await?;
+    Ok(Setup { env, deps, hub })
+}
+
+fn households(deps: &DemoDepartments, township: &str) -> Vec<Household> {
+    deps.population
+        .households()
+        .iter()
+        .filter(|h| h.township_code().as_str() == township)
+        .map(|h| deps.population.household_declaration(h.id))
+        .collect()
+}
+
+fn ids(h: &Household) -> Vec<String> {
+    h.members
+        .iter()
+        .map(|m| m.resident_id.as_str().to_owned())
+        .collect()
+}
+
+fn household_json(h: &Household) -> Value {
+    json!({
+        "registered_division": h.registered_division.as_str(),
+        "members": h.members.iter().map(|m| json!({
+            "resident_id": m.resident_id.as_str(),
+            "name": m.name,
+            "relation": m.relation.code(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn verification(
+    h: &Household,
+    purpose: &str,
+    case_ref: &str,
+    urgency: &str,
+    auth: Option<&str>,
+) -> Value {
+    let mut v = json!({
+        "household": household_json(h),
+        "purpose": purpose,
+        "case_ref": case_ref,
+        "urgency": urgency,
+    });
+    if let Some(a) = auth {
+        v["authorization_id"] = json!(a);
+    }
+    v
+}
+
+fn letter(h: &Household, purposes: &[&str]) -> Value {
+    let ids = ids(h);
+    json!({
+        "registered_division": h.registered_division.as_str(),
+        "signed_by": [ids[0]],
+        "members": ids,
+        "purposes": purposes,
+        "valid_until": "2099-12-31",
+        "letter_sha256": "ab".repeat(32),
+    })
+}
+
+impl Setup {
+    async fn post(&self, who: &str, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
+        let r = self
+            .env
+            .http(who)?
+            .post(self.hub.url(path))
+            .json(body)
+            .send()
+            .await?;
+        let status = r.status().as_u16();
+        let text = r.text().await?;
+        Ok((
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        ))
+    }
+
+    /// Record a letter for `h` as `who`; returns its id.
+    async fn record_letter(
+        &self,
+        who: &str,
+        h: &Household,
+        purposes: &[&str],
+    ) -> anyhow::Result<String> {
+        let (status, body) = self
+            .post(who, "/v1/authorizations", &letter(h, purposes))
+            .await?;
+        assert_eq!(status, 201, "{body}");
+        Ok(body["id"].as_str().expect("id").to_owned())
+    }
+
+    /// The access-log entries of a case, via the auditor's log search: (action, effect, outcome,
+    /// departments).
+    async fn log_of_case(
+        &self,
+        case_ref: &str,
+    ) -> anyhow::Result<Vec<(String, String, String, Vec<String>)>> {
+        let (status, body) = self
+            .post("auditor", "/v1/log/search", &json!({"case_ref": case_ref}))
+            .await?;
+        assert_eq!(status, 200, "{body}");
+        Ok(body["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .map(|f| {
+                let e = &f["entry"];
+                (
+                    e["action"].as_str().unwrap_or_default().to_owned(),
+                    e["decision"]["effect"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    e["outcome"].as_str().unwrap_or_default().to_owned(),
+                    e["departments"]
+                        .as_array()
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|d| d.as_str().map(str::to_owned))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                )
+            })
+            .collect())
+    }
+
+    async fn stop(self) {
+        self.hub.stop().await;
+        for (_, h) in self.deps.handles {
+            h.shutdown().await;
+        }
+    }
+}
+
+fn plan(purpose: Purpose) -> BTreeMap<Department, Vec<FactKind>> {
+    policies::PolicyEngine::load(policies::PolicyEngine::shipped_dir())
+        .expect("shipped policies load")
+        .profiles()
+        .plan(purpose)
+}
+
+fn sorted(mut v: Vec<FactKind>) -> Vec<String> {
+    let mut s: Vec<String> = v.drain(..).map(|k| k.to_string()).collect();
+    s.sort();
+    s
+}
+
+fn status_of(report: &Value, d: &str) -> String {
+    report["departments"]
+        .as_array()
+        .expect("departments")
+        .iter()
+        .find(|x| x["department"] == d)
+        .map(|x| x["status"].as_str().unwrap_or_default().to_owned())
+        .unwrap_or_else(|| "missing".into())
+}
+
+/// (a) + (h): a full check of a 许庄街道 household; every department asked exactly what the purpose
+/// profile plans for it; one access-log entry for the request and one per department query.
+#[tokio::test]
+async fn caseworker_verifies_a_household_and_each_department_gets_only_its_planned_kinds()
+-> anyhow::Result<()> {
+    let s = setup("").await?;
+    let hh = households(&s.deps, XUZHUANG);
+    let h = hh
+        .iter()
+        .find(|h| h.members.len() >= 2)
+        .expect("a household with 2+ members");
+    let auth = s
+        .record_letter("caseworker", h, &["dibao_application"])
+        .await?;
+    let (status, report) = s
+        .post(
+            "caseworker",
+            "/v1/verifications",
+            &verification(h, "dibao_application", "case-a-1", "normal", Some(&auth)),
+        )
+        .await?;
+    assert_eq!(status, 200, "{report}");
+    let text = report.to_string();
+    for id in ids(h) {
+        assert!(
+            !text.contains(&id),
+            "the report must not carry resident IDs"
+        );
+    }
+    let planned = plan(Purpose::DibaoApplication);
+    assert_eq!(planned.len(), 7, "dibao asks all seven departments");
+    assert_eq!(report["departments"].as_array().map(Vec::len), Some(7));
+    for d in Department::ALL {
+        assert_eq!(status_of(&report, d.code()), "answered", "{d}: {report}");
+        let queries = s.deps.handles[&d].queries();
+        assert_eq!(queries.len(), 1, "{d}: one query for the whole household");
+        assert_eq!(
+            sorted(queries[0].fact_kinds.clone()),
+            sorted(planned[&d].clone()),
+            "{d}: exactly the planned fact kinds"
+        );
+        assert_eq!(
+            queries[0].subject_refs.len(),
+            h.members.len(),
+            "{d}: all members at once"
+        );
+    }
+    let members = report["members"].as_array().expect("members");
+    assert_eq!(members.len(), h.members.len());
+    let facts: usize = members
+        .iter()
+        .map(|m| m["facts"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert!(facts > 0, "{report}");
+    for m in members {
+        for f in m["facts"].as_array().expect("facts") {
+            assert!(f["department"].is_string() && f["answered_at"].is_string());
+            assert!(
+                f["key_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with("ed25519:")
+            );
+        }
+    }
+
+    // The stored report, for the requester only.
+    let vid = report["id"].as_str().expect("id");
+    let r = s
+        .env
+        .http("caseworker")?
+        .get(s.hub.url(&format!("/v1/verifications/{vid}")))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 200);
+    let stored: Value = r.json().await?;
+    assert_eq!(stored["id"], report["id"]);
+    assert_eq!(stored["departments"], report["departments"]);
+    let r = s
+        .env
+        .http("caseworker-other")?
+        .get(s.hub.url(&format!("/v1/verifications/{vid}")))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 403);
+
+    // Access log: one request entry + one per department query.
+    let log = s.log_of_case("case-a-1").await?;
+    let requested: Vec<_> = log
+        .iter()
+        .filter(|e| e.0 == "verification_requested")
+        .collect();
+    assert_eq!(requested.len(), 1, "{log:?}");
+    assert_eq!(
+        (requested[0].1.as_str(), requested[0].2.as_str()),
+        ("allow", "succeeded")
+    );
+    let mut queried: Vec<String> = log
+        .iter()
+        .filter(|e| e.0 == "department_queried")
+        .map(|e| {
+            assert_eq!(e.3.len(), 1, "one department per entry");
+            assert_eq!(e.2, "succeeded");
+            e.3[0].clone()
+        })
+        .collect();
+    queried.sort();
+    let mut all: Vec<String> = Department::ALL
+        .iter()
+        .map(|d| d.code().to_owned())
+        .collect();
+    all.sort();
+    assert_eq!(queried, all);
+    s.stop().await;
+    Ok(())
+}
+
+/// (b) (c) (d) + (h): jurisdiction, auditors and department certificates; a denied attempt is one
+/// log entry and no department is contacted.
+#[tokio::test]
+async fn roles_and_jurisdictions_are_enforced_before_any_department_is_asked() -> anyhow::Result<()>
+{
+    let s = setup("").await?;
+    let here = households(&s.deps, XUZHUANG);
+    let there = households(&s.deps, OTHER_TOWNSHIP);
+    let (h1, h2) = (&here[0], &there[0]);
+    let auth1 = s
+        .record_letter("caseworker", h1, &["dibao_application"])
+        .await?;
+
+    // caseworker-other (370811005) may not act on a 370811002 household.
+    let (status, body) = s
+        .post(
+            "caseworker-other",
+            "/v1/verifications",
+            &verification(
+                h1,
+                "dibao_application",
+                "case-b-denied",
+                "normal",
+                Some(&auth1),
+            ),
+        )
+        .await?;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(body["error"]["code"], "forbidden");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("无权办理其他乡镇"),
+        "{body}"
+    );
+    let log = s.log_of_case("case-b-denied").await?;
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(
+        (log[0].0.as_str(), log[0].1.as_str(), log[0].2.as_str()),
+        ("verification_requested", "deny", "denied")
+    );
+    for d in Department::ALL {
+        assert_eq!(s.deps.handles[&d].query_count(), 0, "{d} must not be asked");
+    }
+    let (status, _) = s
+        .post(
+            "caseworker-other",
+            "/v1/authorizations",
+            &letter(h1, &["dibao_application"]),
+        )
+        .await?;
+    assert_eq!(status, 403);
+
+    // county-officer (370811) may act on both townships.
+    let auth2 = s
+        .record_letter("county-officer", h2, &["dibao_application"])
+        .await?;
+    for (h, auth, case) in [
+        (h1, &auth1, "case-b-county-1"),
+        (h2, &auth2, "case-b-county-2"),
+    ] {
+        let (status, body) = s
+            .post(
+                "county-officer",
+                "/v1/verifications",
+                &verification(h, "dibao_application", case, "normal", Some(auth)),
+            )
+            .await?;
+        assert_eq!(status, 200, "{case}: {body}");
+        assert_eq!(body["complete"], true, "{body}");
+    }
+
+    // The auditor may search the log but not verify.
+    let (status, body) = s
+        .post(
+            "auditor",
+            "/v1/verifications",
+            &verification(
+                h1,
+                "dibao_application",
+                "case-b-auditor",
+                "normal",
+                Some(&auth1),
+            ),
+        )
+        .await?;
+    assert_eq!(status, 403, "{body}");
+    let (status, _) = s.post("auditor", "/v1/log/search", &json!({})).await?;
+    assert_eq!(status, 200);
+
+    // A department certificate may do neither.
+    let (status, body) = s
+        .post(
+            "dept-labor",
+            "/v1/verifications",
+            &verification(
+                h1,
+                "dibao_application",
+                "case-b-dept",
+                "normal",
+                Some(&auth1),
+            ),
+        )
+        .await?;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = s
+        .post(
+            "dept-labor",
+            "/v1/authorizations",
+            &letter(h1, &["dibao_application"]),
+        )
+        .await?;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(s.log_of_case("case-b-dept").await?.len(), 1);
+    s.stop().await;
+    Ok(())
+}
+
+/// (e): no letter, or one that does not cover a member → refused with the reason; an emergency
+/// temporary-assistance check without a letter goes through and asks only the planned departments.
+#[tokio::test]
+async fn letters_are_required_except_for_emergency_temporary_assistance() -> anyhow::Result<()> {
+    let s = setup("").await?;
+    let hh = households(&s.deps, XUZHUANG);
+    let h = hh
+        .iter()
+        .find(|h| h.members.len() >= 2)
+        .expect("a household with 2+ members");
+
+    let (status, body) = s
+        .post(
+            "caseworker",
+            "/v1/verifications",
+            &verification(h, "dibao_application", "case-e-1", "normal", None),
+        )
+        .await?;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("授权书"),
+        "{body}"
+    );
+
+    // A letter covering only the applicant.
+    let mut partial = letter(h, &["dibao_application"]);
+    partial["members"] = json!([ids(h)[0]]);
+    let (status, body) = s.post("caseworker", "/v1/authorizations", &partial).await?;
+    assert_eq!(status, 201, "{body}");
+    let auth = body["id"].as_str().expect("id").to_owned();
+    let (status, body) = s
+        .post(
+            "caseworker",
+            "/v1/verifications",
+            &verification(h, "dibao_application", "case-e-2", "normal", Some(&auth)),
+        )
+        .await?;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("members[1]"),
+        "{body}"
+    );
+
+    // A letter for another purpose.
+    let other = s.record_letter("caseworker", h, &["education_aid"]).await?;
+    let (status, body) = s
+        .post(
+            "caseworker",
+            "/v1/verifications",
+            &verification(h, "dibao_application", "case-e-3", "normal", Some(&other)),
+        )
+        .await?;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("dibao_application"),
+        "{body}"
+    );
+    for d in Department::ALL {
+        assert_eq!(s.deps.handles[&d].query_count(), 0);
+    }
+
+    // Emergency dibao without a letter: refused; emergency temporary assistance: goes through.
+    let (status, _) = s
+        .post(
+            "caseworker",
+            "/v1/verifications",
+            &verification(h, "dibao_application", "case-e-4", "emergency", None),
+        )
+        .await?;
+    assert_eq!(status, 403);
+    let (status, report) = s
+        .post(
+            "caseworker",
+            "/v1/verifications",
+            &verification(h, "temporary_assistance", "case-e-5", "emergency", None),
+        )
+        .await?;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["emergency_without_letter"], true);
+    let planned = plan(Purpose::TemporaryAssistance);
+    for d in Department::ALL {
+        let q = s.deps.handles[&d].queries();
+        match planned.get(&d) {
+            Some(kinds) => {
+                assert_eq!(status_of(&report, d.code()), "answered", "{d}");
+                assert_eq!(q.len(), 1, "{d}");
+                assert_eq!(
+                    sorted(q[0].fact_kinds.clone()),
+                    sorted(kinds.clone()),
+                    "{d}"
+                );
+            }
+            None => {
+                assert!(
+                    q.is_empty(),
+                    "{d} is not in the temporary_assistance profile"
+                );
+                assert_eq!(status_of(&report, d.code()), "missing");
+            }
+        }
+    }
+    s.stop().await;
+    Ok(())
+}
+
+/// Validation errors name the member and field and never echo the resident ID.
+#[tokio::test]
+async fn validation_errors_name_the_member_and_field() -> anyhow::Result<()> {
+    let s = setup("").await?;
+    let hh = households(&s.deps, XUZHUANG);
+    let h = hh
+        .iter()
+        .find(|h| h.members.len() >= 2)
+        .expect("a household with 2+ members");
+    let mut body = verification(h, "dibao_application", "case-v-1", "normal", Some("x"));
+    let id = ids(h)[1].clone();
+    let last = id.as_bytes()[17];
+    let bad = format!("{}{}", &id[..17], if last == b'0' { '1' } else { '0' });
+    body["household"]["members"][1]["resident_id"] = json!(bad);
+    let (status, err) = s.post("caseworker", "/v1/verifications", &body).await?;
+    assert_eq!(status, 400, "{err}");
+    assert_eq!(err["error"]["field"], "members[1].resident_id");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("check digit"),
+        "{err}"
+    );
+    assert!(
+        !err.to_string().contains(&bad[..17]),
+        "the ID must not be echoed"
+    );
+    s.stop().await;
+    Ok(())
+}
+
+/// (f): a department that never answers is marked timed out; the report is complete otherwise and
+/// comes back within the urgency's deadline.
+#[tokio::test]
+async fn a_hanging_department_is_marked_timed_out_within_the_deadline() -> anyhow::Result<()> {
+    let s = setup_with(|t| {
+        t.replace(
+            "[departments]\n",
+            "[departments]\ndeadline_normal_ms = 3000\n",
+        )
+    })
+    .await?;
+    s.deps.handles[&Department::Labor].set_fault(Fault::Hang);
+    let hh = households(&s.deps, XUZHUANG);
+    let h = &hh[0];
+    let auth = s
+        .record_letter("caseworker", h, &["dibao_application"])
+        .await?;
+    let (status, report) = s
+        .post(
+            "caseworker",
+            "/v1/verifications",
+            &verification(h, "dibao_application", "case-f-1", "normal", Some(&auth)),
+        )
+        .await?;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["complete"], false);
+    assert_eq!(report["deadline_ms"], 3000);
+    for d in Department::ALL {
+        let want = if d == Department::Labor {
+            "timed_out"
+        } else {
+            "answered"
+        };
+        assert_eq!(status_of(&report, d.code()), want, "{d}");
+    }
+    let labor = report["departments"]
+        .as_array()
+        .expect("departments")
+        .iter()
+        .find(|x| x["department"] == "labor")
+        .expect("labor");
+    // Deadline respected (correctness, with slack for a loaded machine).
+    assert!(
+        labor["elapsed_ms"].as_u64().unwrap_or(u64::MAX) < 3000 + 2000,
+        "{labor}"
+    );
+    let log = s.log_of_case("case-f-1").await?;
+    assert!(
+        log.iter()
+            .any(|e| e.0 == "department_queried" && e.2 == "timed_out" && e.3 == ["labor"]),
+        "{log:?}"
+    );
+    s.stop().await;
+    Ok(())
+}
+
+/// (g): the trawling alert — the third distinct household in the hour is refused with 429.
+#[tokio::test]
+async fn the_third_distinct_household_is_refused_with_household_limit() -> anyhow::Result<()> {
+    let s = setup("[rate_limits]\nhouseholds_per_hour = 2\n").await?;
+    let hh = households(&s.deps, XUZHUANG);
+    for (i, h) in hh.iter().take(3).enumerate() {
+        let auth = s
+            .record_letter("caseworker", h, &["dibao_application"])
+            .await?;
+        let r = s
+            .env
+            .http("caseworker")?
+            .post(s.hub.url("/v1/verifications"))
+            .json(&verification(
+                h,
+                "dibao_application",
+                &format!("case-g-{i}"),
+                "normal",
+                Some(&auth),
+            ))
+            .send()
+            .await?;
+        if i < 2 {
+            assert_eq!(r.status(), 200, "household {i}");
+        } else {
+            assert_eq!(r.status(), 429);
+            let retry: u64 = r
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+                .expect("Retry-After");
+            assert!(retry >= 1);
+            let body: Value = r.json().await?;
+            assert_eq!(body["error"]["code"], "household_limit");
+        }
+    }
+    // The same household again is not a new one.
+    let auth = s
+        .record_letter("caseworker", &hh[0], &["dibao_application"])
+        .await?;
+    let (status, _) = s
+        .post(
+            "caseworker",
+            "/v1/verifications",
+            &verification(
+                &hh[0],
+                "dibao_application",
+                "case-g-again",
+                "normal",
+                Some(&auth),
+            ),
+        )
+        .await?;
+    assert_eq!(status, 200);
+    let log = s.log_of_case("case-g-2").await?;
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(log[0].2, "denied");
+    s.stop().await;
+    Ok(())
+}
