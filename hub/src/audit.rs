@@ -285,6 +285,8 @@ struct DbChunk {
     /// Sorted by index; gaps (deleted rows) are simply absent.
     entries: Vec<(u64, Vec<u8>)>,
     hashes: HashMap<u64, Hash>,
+    /// The next chunk, being read in the background.
+    next: Option<(u64, tokio::task::JoinHandle<anyhow::Result<DbChunk>>)>,
 }
 
 const DB_CHUNK_ENTRIES: u64 = 256 * 64;
@@ -327,6 +329,21 @@ impl Source {
         }
     }
 
+    async fn fetch_chunk(db: Db, from: u64, to: u64) -> anyhow::Result<DbChunk> {
+        let entries = logstore::read_entries_indexed(&db, from, to).await?;
+        let hashes =
+            logstore::read_hash_range(&db, stored_hash_count(from), stored_hash_count(to)).await?;
+        Ok(DbChunk {
+            from,
+            to,
+            entries,
+            hashes,
+            next: None,
+        })
+    }
+
+    /// Loads the chunk holding `first`, and starts reading the following one in the background so
+    /// that reading overlaps hashing.
     async fn ensure_chunk(
         db: &Db,
         cache: &mut DbChunk,
@@ -337,15 +354,23 @@ impl Source {
             return Ok(());
         }
         let to = (first + DB_CHUNK_ENTRIES).min(size);
-        let rows = logstore::read_entries_indexed(db, first, to).await?;
-        let hashes =
-            logstore::read_hash_range(db, stored_hash_count(first), stored_hash_count(to)).await?;
-        *cache = DbChunk {
-            from: first,
-            to,
-            entries: rows,
-            hashes,
+        let prefetched = match cache.next.take() {
+            Some((from, handle)) if from == first => Some(handle.await??),
+            Some((_, handle)) => {
+                handle.abort();
+                None
+            }
+            None => None,
         };
+        let mut chunk = match prefetched {
+            Some(c) => c,
+            None => Self::fetch_chunk(db.clone(), first, to).await?,
+        };
+        if to < size {
+            let next_to = (to + DB_CHUNK_ENTRIES).min(size);
+            chunk.next = Some((to, tokio::spawn(Self::fetch_chunk(db.clone(), to, next_to))));
+        }
+        *cache = chunk;
         Ok(())
     }
 
