@@ -45,7 +45,7 @@ pub struct RateLimitConfig {
     pub caseworker: Budget,
     #[serde(default = "default_department")]
     pub department: Budget,
-    #[serde(default = "default_caseworker")]
+    #[serde(default = "default_auditor")]
     pub auditor: Budget,
     #[serde(default = "default_caseworker")]
     pub admin: Budget,
@@ -61,6 +61,13 @@ fn default_caseworker() -> Budget {
     Budget {
         per_second: 5,
         burst: 30,
+    }
+}
+/// Auditors fetch the log tile by tile (`hub audit verify` over mTLS), so their budget is larger.
+fn default_auditor() -> Budget {
+    Budget {
+        per_second: 200,
+        burst: 1000,
     }
 }
 fn default_department() -> Budget {
@@ -81,7 +88,7 @@ impl Default for RateLimitConfig {
         Self {
             caseworker: default_caseworker(),
             department: default_department(),
-            auditor: default_caseworker(),
+            auditor: default_auditor(),
             admin: default_caseworker(),
             households_per_hour: default_households_per_hour(),
             cleanup_interval_ms: default_cleanup_ms(),
