@@ -147,6 +147,18 @@ fn entry(p: EntryParts<'_>) -> Result<AccessLogEntry, ApiError> {
     Ok(e)
 }
 
+/// The 403 of a denied decision, with the policy's caseworker-readable reason (the same text as
+/// `Authz::require`); `None` when allowed.
+fn denial(d: &policies::Decision) -> Option<ApiError> {
+    (!d.allowed).then(|| {
+        ApiError::forbidden(
+            d.reason
+                .clone()
+                .unwrap_or_else(|| "无权执行此操作 / not permitted".to_owned()),
+        )
+    })
+}
+
 // === Authorizations ===
 
 /// `POST /v1/authorizations` body: 核对授权书.
@@ -262,12 +274,12 @@ async fn record_authorization(
             purpose: Some(*purpose),
             ..RequestCtx::default()
         };
-        match s
+        let d = s
             .authz
-            .require(&id, Action::RecordAuthorization, &resource, &ctx)
-        {
-            Ok(d) => policy_ids.extend(d.policy_ids),
-            Err((d, err)) => {
+            .decide(&id, Action::RecordAuthorization, &resource, &ctx);
+        match denial(&d) {
+            None => policy_ids.extend(d.policy_ids),
+            Some(err) => {
                 let e = entry(EntryParts {
                     id: &id,
                     action: LogAction::AuthorizationRecorded,
@@ -567,19 +579,16 @@ async fn request_verification(
         authorization: auth_status,
         raw_fact_kinds: Vec::new(),
     };
-    let decision = match s
+    let decision = s
         .authz
-        .require(&id, Action::RequestVerification, &resource, &ctx)
-    {
-        Ok(d) => d,
-        Err((d, mut err)) => {
-            s.log.append(deny_entry(d.policy_ids)?).await?;
-            if let Some(p) = problem {
-                err.message = format!("{}（{p}）", err.message);
-            }
-            return Err(err);
+        .decide(&id, Action::RequestVerification, &resource, &ctx);
+    if let Some(mut err) = denial(&decision) {
+        s.log.append(deny_entry(decision.policy_ids)?).await?;
+        if let Some(p) = problem {
+            err.message = format!("{}（{p}）", err.message);
         }
-    };
+        return Err(err);
+    }
 
     let created = OffsetDateTime::now_utc();
     let verification_id = uuid::Uuid::new_v4().to_string();
@@ -753,6 +762,8 @@ async fn request_verification(
         urgency: req.urgency,
         authorization_id: req.authorization_id.clone(),
         emergency_without_letter: !auth_status.covers,
+        letter_due_by: (!auth_status.covers)
+            .then(|| super::report::letter_due_by(as_of).to_string()),
         deadline_ms: deadline_dur.as_millis() as u64,
         complete: departments
             .iter()
@@ -801,17 +812,17 @@ async fn get_verification(
     };
     let subjects: Vec<String> = report.members.iter().map(|m| m.pseudonym.clone()).collect();
     let rid = request_id(&headers);
-    let (allowed, policy_ids, err) = match s.authz.require(&id, Action::ViewReport, &resource, &ctx)
-    {
-        Ok(d) if row.requested_by == id.principal => (true, d.policy_ids, None),
-        Ok(d) => (
+    let d = s.authz.decide(&id, Action::ViewReport, &resource, &ctx);
+    let (allowed, policy_ids, err) = match denial(&d) {
+        None if row.requested_by == id.principal => (true, d.policy_ids, None),
+        None => (
             false,
             d.policy_ids,
             Some(ApiError::forbidden(
                 "仅核对发起人可查看此报告 / only the caseworker who requested this verification may view it",
             )),
         ),
-        Err((d, e)) => (false, d.policy_ids, Some(e)),
+        Some(e) => (false, d.policy_ids, Some(e)),
     };
     s.log
         .append(entry(EntryParts {

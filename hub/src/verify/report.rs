@@ -141,6 +141,10 @@ pub struct Report {
     pub authorization_id: Option<String>,
     /// 紧急核对、后补授权书: an emergency check run before the letter was recorded.
     pub emergency_without_letter: bool,
+    /// 补交授权书期限: for an emergency check without a letter, the date (Beijing) by which the
+    /// letter must be recorded (5 working days).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub letter_due_by: Option<String>,
     pub deadline_ms: u64,
     /// True when every planned department answered.
     pub complete: bool,
@@ -148,6 +152,24 @@ pub struct Report {
     pub members: Vec<MemberReport>,
     /// Index of the access-log entry recording the request.
     pub log_index: u64,
+}
+
+/// Working days a letter may follow an emergency check.
+pub const LETTER_FOLLOW_UP_WORKING_DAYS: u32 = 5;
+
+/// The date by which the letter must be recorded after an emergency check started on `start`:
+/// [`LETTER_FOLLOW_UP_WORKING_DAYS`] working days later, counting Monday to Friday (public holidays
+/// are not known to the hub yet).
+pub fn letter_due_by(start: time::Date) -> time::Date {
+    let mut d = start;
+    let mut n = 0;
+    while n < LETTER_FOLLOW_UP_WORKING_DAYS {
+        d = d.next_day().unwrap_or(d);
+        if !matches!(d.weekday(), time::Weekday::Saturday | time::Weekday::Sunday) {
+            n += 1;
+        }
+    }
+    d
 }
 
 /// Merge one department's answer into the members' facts.
@@ -200,6 +222,19 @@ mod tests {
         let got = DepartmentStatus::of_error(&e);
         assert_eq!(got, status, "{e}");
         assert_eq!(got.outcome(), outcome, "{e}");
+    }
+
+    #[test]
+    fn letters_follow_emergencies_within_five_working_days() {
+        use time::macros::date;
+        for (start, due) in [
+            (date!(2026 - 11 - 29), date!(2026 - 12 - 04)), // Sunday
+            (date!(2026 - 11 - 27), date!(2026 - 12 - 04)), // Friday
+            (date!(2026 - 11 - 30), date!(2026 - 12 - 07)), // Monday
+            (date!(2026 - 12 - 02), date!(2026 - 12 - 09)), // Wednesday
+        ] {
+            assert_eq!(letter_due_by(start), due, "{start}");
+        }
     }
 
     #[test]

@@ -515,6 +515,7 @@ async fn letters_are_required_except_for_emergency_temporary_assistance() -> any
         .await?;
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["emergency_without_letter"], true);
+    assert!(report["letter_due_by"].is_string(), "{report}");
     let planned = plan(Purpose::TemporaryAssistance);
     for d in Department::ALL {
         let q = s.deps.handles[&d].queries();
@@ -573,10 +574,11 @@ async fn validation_errors_name_the_member_and_field() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// (f): a department that never answers is marked timed out; the report is complete otherwise and
-/// comes back within the urgency's deadline.
+/// (f): departments that never answer, refuse, send garbage or a bad signature are each marked; the
+/// others answer, and the report comes back within the urgency's deadline.
 #[tokio::test]
-async fn a_hanging_department_is_marked_timed_out_within_the_deadline() -> anyhow::Result<()> {
+async fn failing_departments_are_marked_and_the_report_comes_within_the_deadline()
+-> anyhow::Result<()> {
     let s = setup_with(|t| {
         t.replace(
             "[departments]\n",
@@ -585,6 +587,11 @@ async fn a_hanging_department_is_marked_timed_out_within_the_deadline() -> anyho
     })
     .await?;
     s.deps.handles[&Department::Labor].set_fault(Fault::Hang);
+    s.deps.handles[&Department::Housing].set_fault(Fault::Refuse {
+        code: schemas::ProtocolErrorCode::Forbidden,
+    });
+    s.deps.handles[&Department::Health].set_fault(Fault::MalformedJson);
+    s.deps.handles[&Department::Justice].set_fault(Fault::BadSignature);
     let hh = households(&s.deps, XUZHUANG);
     let h = &hh[0];
     let auth = s
@@ -601,10 +608,12 @@ async fn a_hanging_department_is_marked_timed_out_within_the_deadline() -> anyho
     assert_eq!(report["complete"], false);
     assert_eq!(report["deadline_ms"], 3000);
     for d in Department::ALL {
-        let want = if d == Department::Labor {
-            "timed_out"
-        } else {
-            "answered"
+        let want = match d {
+            Department::Labor => "timed_out",
+            Department::Housing => "refused",
+            Department::Health => "malformed",
+            Department::Justice => "bad_signature",
+            _ => "answered",
         };
         assert_eq!(status_of(&report, d.code()), want, "{d}");
     }
@@ -622,7 +631,10 @@ async fn a_hanging_department_is_marked_timed_out_within_the_deadline() -> anyho
     let log = s.log_of_case("case-f-1").await?;
     assert!(
         log.iter()
-            .any(|e| e.0 == "department_queried" && e.2 == "timed_out" && e.3 == ["labor"]),
+            .any(|e| e.0 == "department_queried" && e.2 == "timed_out" && e.3 == ["labor"])
+            && log.iter().any(|e| e.0 == "department_queried"
+                && e.2 == "refused_by_department"
+                && e.3 == ["housing"]),
         "{log:?}"
     );
     s.stop().await;
@@ -688,5 +700,49 @@ async fn the_third_distinct_household_is_refused_with_household_limit() -> anyho
     assert_eq!(log.len(), 1, "{log:?}");
     assert_eq!(log[0].2, "denied");
     s.stop().await;
+    Ok(())
+}
+
+/// The verification tables and queries on PostgreSQL (migration 0003, `$N` placeholders).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn letters_verifications_and_reports_on_postgresql() -> anyhow::Result<()> {
+    let pg = hub_tests::PgTestDb::create().await?;
+    let url = pg.url.clone();
+    let s = setup_with(move |t| t.replace("sqlite://hub.db", &url)).await?;
+    assert!(
+        std::fs::read_to_string(s.env.config_path())?.contains("postgres://"),
+        "the hub must run on PostgreSQL in this test"
+    );
+    let hh = households(&s.deps, XUZHUANG);
+    let auth = s
+        .record_letter("caseworker", &hh[0], &["dibao_application"])
+        .await?;
+    let (status, report) = s
+        .post(
+            "caseworker",
+            "/v1/verifications",
+            &verification(
+                &hh[0],
+                "dibao_application",
+                "case-pg-1",
+                "normal",
+                Some(&auth),
+            ),
+        )
+        .await?;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["complete"], true);
+    let vid = report["id"].as_str().expect("id");
+    let r = s
+        .env
+        .http("caseworker")?
+        .get(s.hub.url(&format!("/v1/verifications/{vid}")))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 200);
+    let stored: Value = r.json().await?;
+    assert_eq!(stored["members"], report["members"]);
+    s.stop().await;
+    pg.drop_db().await?;
     Ok(())
 }
