@@ -345,6 +345,25 @@ fn write_samples(dir: &Path, population: &Population) -> anyhow::Result<()> {
             samples.join(format!("{name}.json")),
             serde_json::to_vec_pretty(&request)?,
         )?;
+        // The household's authorization letter (核对授权书) for `POST /v1/authorizations`; cite the
+        // returned id as `authorization_id` in the request above.
+        let ids: Vec<&str> = household
+            .members
+            .iter()
+            .map(|m| m.resident_id.as_str())
+            .collect();
+        let letter = serde_json::json!({
+            "registered_division": household.registered_division.as_str(),
+            "signed_by": household.applicant().map(|a| vec![a.resident_id.as_str()]).unwrap_or_default(),
+            "members": ids,
+            "purposes": [purpose],
+            "valid_until": (time::OffsetDateTime::now_utc().date() + time::Duration::days(365)).to_string(),
+            "letter_sha256": hex::encode(ring::digest::digest(&ring::digest::SHA256, name.as_bytes())),
+        });
+        std::fs::write(
+            samples.join(format!("{name}.letter.json")),
+            serde_json::to_vec_pretty(&letter)?,
+        )?;
     }
     // One direct protocol-v1 query per department, for the sample household of 许庄街道.
     if let Some(id) = in_township("370811002").next() {
@@ -430,7 +449,10 @@ fn print_departments(dir: &Path, deps: &DemoDepartments) {
             "\nAsk a department directly (protocol v1, signed answer):\n\n  \
              curl --cacert {p}/ca.pem --cert {p}/hub-outbound.pem --key {p}/hub-outbound.key \\\n    \
              -H 'content-type: application/json' --data @{s}/queries/labor.json {url}/jsj-connector/1/query\n\n\
-             Sample verification requests: {s}/*.json; department keys: {d}/departments.toml\n",
+             Sample verification requests: {s}/*.json; department keys: {d}/departments.toml\n\n\
+             Verify a household: POST {s}/NAME.letter.json to /v1/authorizations (核对授权书), put the\n\
+             returned id into {s}/NAME.json as \"authorization_id\", POST it to /v1/verifications.\n\
+             The emergency sample (xuzhuang-emergency.json) runs without a letter.\n",
             p = p.display(),
             s = d.join("samples").display(),
             d = d.display(),
