@@ -502,12 +502,41 @@ struct QueryOutcome {
     elapsed_ms: u64,
 }
 
+/// The `Idempotency-Key` header, if any: 1-128 characters of `A-Z a-z 0-9 - _ . :`.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let bad = || {
+        invalid(
+            "Idempotency-Key",
+            "must be 1-128 characters of A-Z a-z 0-9 - _ . :",
+        )
+    };
+    let k = v.to_str().map_err(|_| bad())?.trim();
+    if k.is_empty()
+        || k.len() > 128
+        || !k
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+    {
+        return Err(bad());
+    }
+    Ok(Some(k.to_owned()))
+}
+
 async fn request_verification(
     State(s): State<AppState>,
     Caller(id): Caller,
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Result<Response, ApiError> {
+    // serde_json maps keep keys sorted, so equal bodies give equal hashes.
+    let request_sha = hex::encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        body.to_string().as_bytes(),
+    ));
+    let idem = idempotency_key(&headers)?;
     let req: VerificationRequest = parse_body(body)?;
     let household = parse_household(&req.household)?;
     validate_case_ref(&req.case_ref)?;
@@ -517,6 +546,53 @@ async fn request_verification(
         return Err(invalid("authorization_id", "must be 1-128 characters"));
     }
     let rid = request_id(&headers);
+    let verification_id = uuid::Uuid::new_v4().to_string();
+    let Some(key) = idem else {
+        return verify_household(&s, &id, &rid, req, household, verification_id).await;
+    };
+    let db = s.store.db();
+    if !store::reserve_key(&db, &id.principal, &key, &verification_id, &request_sha).await? {
+        // The same key again: the verification it produced, never a second one.
+        return match store::get_key(&db, &id.principal, &key).await? {
+            Some((_, sha)) if sha != request_sha => Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "Idempotency-Key: already used for a different request",
+            )
+            .with_field("Idempotency-Key")),
+            Some((vid, _)) => match store::get_verification(&db, &vid).await? {
+                Some(row) => Ok(view_report(&s, &id, row, rid).await?.into_response()),
+                None => Err(in_progress()),
+            },
+            None => Err(in_progress()),
+        };
+    }
+    let result = verify_household(&s, &id, &rid, req, household, verification_id.clone()).await;
+    if !matches!(&result, Ok(r) if r.status() == StatusCode::OK) {
+        // Nothing was produced (refused, limited or failed): the key may be used again.
+        store::release_key(&db, &id.principal, &key, &verification_id).await?;
+    }
+    result
+}
+
+fn in_progress() -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "in_progress",
+        "此 Idempotency-Key 的核对仍在进行，请稍后重试 / a verification with this Idempotency-Key is still running; retry shortly",
+    )
+}
+
+/// Run one verification (the key, if any, is already reserved for `verification_id`).
+async fn verify_household(
+    s: &AppState,
+    id: &Identity,
+    rid: &str,
+    req: VerificationRequest,
+    household: Household,
+    verification_id: String,
+) -> Result<Response, ApiError> {
+    let (s, id, rid) = (s.clone(), id.clone(), rid.to_owned());
     let subjects: Vec<String> = household
         .members
         .iter()
@@ -591,7 +667,6 @@ async fn request_verification(
     }
 
     let created = OffsetDateTime::now_utc();
-    let verification_id = uuid::Uuid::new_v4().to_string();
     let request_logged = s
         .log
         .append(entry(EntryParts {
@@ -801,6 +876,16 @@ async fn get_verification(
     let Some(row) = store::get_verification(&s.store.db(), &vid).await? else {
         return Err(ApiError::not_found("no verification with this id"));
     };
+    view_report(&s, &id, row, request_id(&headers)).await
+}
+
+/// A stored report for `id`: `view_report` policy and requester only; logged either way.
+async fn view_report(
+    s: &AppState,
+    id: &Identity,
+    row: VerificationRow,
+    rid: String,
+) -> Result<Json<Report>, ApiError> {
     let report: Report = serde_json::from_str(&row.report).map_err(ApiError::internal)?;
     let resource = ResourceCtx {
         region: Some(DivisionCode::parse(&row.registered_division).map_err(ApiError::internal)?),
@@ -811,8 +896,7 @@ async fn get_verification(
         ..RequestCtx::default()
     };
     let subjects: Vec<String> = report.members.iter().map(|m| m.pseudonym.clone()).collect();
-    let rid = request_id(&headers);
-    let d = s.authz.decide(&id, Action::ViewReport, &resource, &ctx);
+    let d = s.authz.decide(id, Action::ViewReport, &resource, &ctx);
     let (allowed, policy_ids, err) = match denial(&d) {
         None if row.requested_by == id.principal => (true, d.policy_ids, None),
         None => (
@@ -826,7 +910,7 @@ async fn get_verification(
     };
     s.log
         .append(entry(EntryParts {
-            id: &id,
+            id,
             action: LogAction::ReportViewed,
             allowed,
             policy_ids,

@@ -12,8 +12,12 @@
 //! - Every department query is one access-log entry with its outcome; a department that does not
 //!   answer is marked in the report, never left out.
 //!
-//! Not yet here (issue 6): evidence reuse, aggregation against the standards, idempotency keys,
-//! the printable HTML report and the hub's signature over reports.
+//! - `Idempotency-Key` (per principal): reserved before any department is asked; the same key again
+//!   returns the stored report, a key reused for a different request is refused (422), and a key
+//!   whose request produced no verification is released.
+//!
+//! Not yet here (issue 6): evidence reuse, aggregation against the standards, waiting with 202,
+//! the printable HTML report, the hub's signature over reports and the caseworker CLI.
 
 pub mod api;
 pub mod config;

@@ -182,3 +182,91 @@ pub async fn get_verification(db: &Db, id: &str) -> Result<Option<VerificationRo
         report: t.9,
     }))
 }
+
+const RESERVE_KEY: &str = "INSERT INTO verification_idempotency (requested_by, idem_key, verification_id, request_sha256, created_ms) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
+const SELECT_KEY: &str = "SELECT verification_id, request_sha256 FROM verification_idempotency WHERE requested_by = $1 AND idem_key = $2";
+const RELEASE_KEY: &str = "DELETE FROM verification_idempotency WHERE requested_by = $1 AND idem_key = $2 AND verification_id = $3";
+
+/// Reserve an idempotency key for a verification; `false` when the key is already taken.
+pub async fn reserve_key(
+    db: &Db,
+    principal: &str,
+    key: &str,
+    verification_id: &str,
+    request_sha256: &str,
+) -> Result<bool, StoreError> {
+    let now = crate::store::now_ms();
+    let n = match db {
+        Db::Sqlite(p) => sqlx::query(RESERVE_KEY)
+            .bind(principal)
+            .bind(key)
+            .bind(verification_id)
+            .bind(request_sha256)
+            .bind(now)
+            .execute(p)
+            .await?
+            .rows_affected(),
+        Db::Postgres(p) => sqlx::query(RESERVE_KEY)
+            .bind(principal)
+            .bind(key)
+            .bind(verification_id)
+            .bind(request_sha256)
+            .bind(now)
+            .execute(p)
+            .await?
+            .rows_affected(),
+    };
+    Ok(n == 1)
+}
+
+/// The verification id and request hash a key is reserved for.
+pub async fn get_key(
+    db: &Db,
+    principal: &str,
+    key: &str,
+) -> Result<Option<(String, String)>, StoreError> {
+    Ok(match db {
+        Db::Sqlite(p) => {
+            sqlx::query_as(SELECT_KEY)
+                .bind(principal)
+                .bind(key)
+                .fetch_optional(p)
+                .await?
+        }
+        Db::Postgres(p) => {
+            sqlx::query_as(SELECT_KEY)
+                .bind(principal)
+                .bind(key)
+                .fetch_optional(p)
+                .await?
+        }
+    })
+}
+
+/// Give a key back (the request it was reserved for produced no verification).
+pub async fn release_key(
+    db: &Db,
+    principal: &str,
+    key: &str,
+    verification_id: &str,
+) -> Result<(), StoreError> {
+    match db {
+        Db::Sqlite(p) => {
+            sqlx::query(RELEASE_KEY)
+                .bind(principal)
+                .bind(key)
+                .bind(verification_id)
+                .execute(p)
+                .await?;
+        }
+        Db::Postgres(p) => {
+            sqlx::query(RELEASE_KEY)
+                .bind(principal)
+                .bind(key)
+                .bind(verification_id)
+                .execute(p)
+                .await?;
+        }
+    }
+    Ok(())
+}

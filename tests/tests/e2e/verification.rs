@@ -717,20 +717,30 @@ async fn letters_verifications_and_reports_on_postgresql() -> anyhow::Result<()>
     let auth = s
         .record_letter("caseworker", &hh[0], &["dibao_application"])
         .await?;
-    let (status, report) = s
-        .post(
-            "caseworker",
-            "/v1/verifications",
-            &verification(
-                &hh[0],
-                "dibao_application",
-                "case-pg-1",
-                "normal",
-                Some(&auth),
-            ),
-        )
-        .await?;
-    assert_eq!(status, 200, "{report}");
+    let body = verification(
+        &hh[0],
+        "dibao_application",
+        "case-pg-1",
+        "normal",
+        Some(&auth),
+    );
+    let mut ids = Vec::new();
+    let mut report = Value::Null;
+    for _ in 0..2 {
+        let r = s
+            .env
+            .http("caseworker")?
+            .post(s.hub.url("/v1/verifications"))
+            .header("idempotency-key", "pg-key-1")
+            .json(&body)
+            .send()
+            .await?;
+        assert_eq!(r.status(), 200);
+        report = r.json().await?;
+        ids.push(report["id"].clone());
+    }
+    assert_eq!(ids[0], ids[1], "one verification per Idempotency-Key");
+    assert_eq!(s.deps.handles[&Department::Labor].query_count(), 1);
     assert_eq!(report["complete"], true);
     let vid = report["id"].as_str().expect("id");
     let r = s
@@ -744,5 +754,70 @@ async fn letters_verifications_and_reports_on_postgresql() -> anyhow::Result<()>
     assert_eq!(stored["members"], report["members"]);
     s.stop().await;
     pg.drop_db().await?;
+    Ok(())
+}
+
+/// The same `Idempotency-Key` twice gives one verification: the departments are asked once and the
+/// second answer is the stored report. A key reused for another request is refused; a key whose
+/// request was refused can be used again.
+#[tokio::test]
+async fn the_same_idempotency_key_twice_gives_one_verification() -> anyhow::Result<()> {
+    let s = setup("").await?;
+    let hh = households(&s.deps, XUZHUANG);
+    let h = &hh[0];
+    let send = |body: Value, key: &'static str| {
+        let client = s.env.http("caseworker");
+        let url = s.hub.url("/v1/verifications");
+        async move {
+            let r = client?
+                .post(url)
+                .header("idempotency-key", key)
+                .json(&body)
+                .send()
+                .await?;
+            let status = r.status().as_u16();
+            let body: Value = r.json().await?;
+            anyhow::Ok((status, body))
+        }
+    };
+
+    // Refused without a letter: the key is given back.
+    let no_letter = verification(h, "dibao_application", "case-i-0", "normal", None);
+    let (status, body) = send(no_letter, "key-1").await?;
+    assert_eq!(status, 403, "{body}");
+
+    let auth = s
+        .record_letter("caseworker", h, &["dibao_application"])
+        .await?;
+    let body = verification(h, "dibao_application", "case-i-1", "normal", Some(&auth));
+    let (status, first) = send(body.clone(), "key-1").await?;
+    assert_eq!(status, 200, "{first}");
+    let (status, second) = send(body.clone(), "key-1").await?;
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(first["id"], second["id"]);
+    assert_eq!(first["departments"], second["departments"]);
+    for d in Department::ALL {
+        assert_eq!(s.deps.handles[&d].query_count(), 1, "{d} asked once");
+    }
+    let log = s.log_of_case("case-i-1").await?;
+    let requested = log
+        .iter()
+        .filter(|e| e.0 == "verification_requested")
+        .count();
+    let queried = log.iter().filter(|e| e.0 == "department_queried").count();
+    assert_eq!((requested, queried), (1, 7), "{log:?}");
+    assert!(log.iter().any(|e| e.0 == "report_viewed"), "{log:?}");
+
+    // Another request under the same key.
+    let other = verification(h, "dibao_application", "case-i-2", "normal", Some(&auth));
+    let (status, err) = send(other, "key-1").await?;
+    assert_eq!(status, 422, "{err}");
+    assert_eq!(err["error"]["code"], "idempotency_key_reused");
+
+    // A malformed key.
+    let (status, err) = send(body, "key with spaces").await?;
+    assert_eq!(status, 400, "{err}");
+    assert_eq!(err["error"]["field"], "Idempotency-Key");
+    s.stop().await;
     Ok(())
 }
