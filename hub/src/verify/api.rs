@@ -38,6 +38,25 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/authorizations", post(record_authorization))
         .route("/v1/verifications", post(request_verification))
         .route("/v1/verifications/{id}", get(get_verification))
+        .route("/v1/report-key", get(report_key))
+}
+
+/// The hub's report-signing key (报告验签公钥), for anyone checking a printed or stored report.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ReportKey {
+    pub alg: String,
+    pub key_id: String,
+    /// The raw 32-byte Ed25519 public key, hex.
+    pub public_key: String,
+}
+
+async fn report_key(State(s): State<AppState>, Caller(_): Caller) -> Json<ReportKey> {
+    let pk = s.keys.signing_public_key();
+    Json(ReportKey {
+        alg: "ed25519".into(),
+        key_id: schemas::protocol::key_id_for(&pk),
+        public_key: hex::encode(pk),
+    })
 }
 
 /// Policy id recorded when the distinct-household limit refuses a request.
@@ -827,7 +846,7 @@ async fn verify_household(
         d.status_text = d.status.text().to_owned();
         departments.push(d);
     }
-    let report = Report {
+    let mut report = Report {
         id: verification_id.clone(),
         created_at: now_rfc3339(created),
         requested_by: id.principal.clone(),
@@ -846,7 +865,9 @@ async fn verify_household(
         departments,
         members,
         log_index: request_logged.index,
+        signature: None,
     };
+    super::report::sign(&mut report, &s.keys.signing).map_err(ApiError::internal)?;
     let json = serde_json::to_string(&report).map_err(ApiError::internal)?;
     store::insert_verification(
         &s.store.db(),

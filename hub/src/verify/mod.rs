@@ -16,8 +16,11 @@
 //!   returns the stored report, a key reused for a different request is refused (422), and a key
 //!   whose request produced no verification is released.
 //!
+//! - Reports are signed by the hub (Ed25519 over `jsj-hub/1 verification-report\n` + canonical
+//!   JSON without the `signature` member); the key is published at `GET /v1/report-key`.
+//!
 //! Not yet here (issue 6): evidence reuse, aggregation against the standards, waiting with 202,
-//! the printable HTML report, the hub's signature over reports and the caseworker CLI.
+//! access-log receipts in the report, the printable HTML report and the caseworker CLI.
 
 pub mod api;
 pub mod config;

@@ -152,6 +152,69 @@ pub struct Report {
     pub members: Vec<MemberReport>,
     /// Index of the access-log entry recording the request.
     pub log_index: u64,
+    /// The hub's Ed25519 signature over [`signing_bytes`] of the report without this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<ReportSignature>,
+}
+
+/// Domain separation for report signatures.
+pub const REPORT_SIGNING_CONTEXT: &[u8] = b"jsj-hub/1 verification-report\n";
+
+/// 报告签名: the hub's signature over a report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportSignature {
+    /// Always `ed25519`.
+    pub alg: String,
+    /// `ed25519:` + the first 8 bytes (hex) of SHA-256 of the public key.
+    pub key_id: String,
+    /// The 64-byte signature, standard base64.
+    pub value: String,
+}
+
+/// The bytes signed: [`REPORT_SIGNING_CONTEXT`] followed by the canonical JSON (sorted keys, no
+/// whitespace) of the report with its `signature` member removed.
+pub fn signing_bytes(report: &serde_json::Value) -> Result<Vec<u8>, String> {
+    let mut v = report.clone();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("signature");
+    } else {
+        return Err("a report is a JSON object".into());
+    }
+    let canonical = schemas::protocol::canonical_json(&v).map_err(|e| e.to_string())?;
+    let mut out = REPORT_SIGNING_CONTEXT.to_vec();
+    out.extend_from_slice(&canonical);
+    Ok(out)
+}
+
+/// Sign a report with the hub's key (sets `report.signature`).
+pub fn sign(report: &mut Report, key: &ring::signature::Ed25519KeyPair) -> Result<(), String> {
+    use base64::Engine as _;
+    use ring::signature::KeyPair as _;
+    report.signature = None;
+    let value = serde_json::to_value(&*report).map_err(|e| e.to_string())?;
+    let sig = key.sign(&signing_bytes(&value)?);
+    report.signature = Some(ReportSignature {
+        alg: "ed25519".into(),
+        key_id: schemas::protocol::key_id_for(key.public_key().as_ref()),
+        value: base64::engine::general_purpose::STANDARD.encode(sig.as_ref()),
+    });
+    Ok(())
+}
+
+/// Check a report's signature (as JSON, exactly as received) against the hub's published key.
+pub fn verify_signature(report: &serde_json::Value, public_key: &[u8]) -> Result<(), String> {
+    use base64::Engine as _;
+    let sig = report
+        .get("signature")
+        .and_then(|s| s.get("value"))
+        .and_then(|v| v.as_str())
+        .ok_or("the report carries no signature")?;
+    let sig = base64::engine::general_purpose::STANDARD
+        .decode(sig)
+        .map_err(|_| "signature.value: not base64")?;
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, public_key)
+        .verify(&signing_bytes(report)?, &sig)
+        .map_err(|_| "signature does not verify".to_owned())
 }
 
 /// Working days a letter may follow an emergency check.
@@ -222,6 +285,59 @@ mod tests {
         let got = DepartmentStatus::of_error(&e);
         assert_eq!(got, status, "{e}");
         assert_eq!(got.outcome(), outcome, "{e}");
+    }
+
+    #[test]
+    fn signed_reports_verify_and_any_change_breaks_them() {
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+        let key = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+        let public = ring::signature::KeyPair::public_key(&key).as_ref().to_vec();
+        let mut report = Report {
+            id: "v1".into(),
+            created_at: "2026-11-29T00:00:00Z".into(),
+            requested_by: "cw-0001".into(),
+            registered_division: "370811002".into(),
+            purpose: Purpose::DibaoApplication,
+            case_ref: "c-1".into(),
+            urgency: Urgency::Normal,
+            authorization_id: Some("a".into()),
+            emergency_without_letter: false,
+            letter_due_by: None,
+            deadline_ms: 45_000,
+            complete: true,
+            departments: Vec::new(),
+            members: vec![MemberReport {
+                subject_ref: "m1".into(),
+                name: "张三".into(),
+                relation: "applicant".into(),
+                pseudonym: "ab".repeat(32),
+                facts: Vec::new(),
+                notes: Vec::new(),
+            }],
+            log_index: 3,
+            signature: None,
+        };
+        sign(&mut report, &key).unwrap();
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(verify_signature(&json, &public), Ok(()));
+        // Key order and whitespace do not matter; content does.
+        let reparsed: serde_json::Value =
+            serde_json::from_str(&serde_json::to_string_pretty(&json).unwrap()).unwrap();
+        assert_eq!(verify_signature(&reparsed, &public), Ok(()));
+        for (path, new) in [
+            ("/case_ref", serde_json::json!("c-2")),
+            ("/members/0/name", serde_json::json!("张四")),
+            ("/log_index", serde_json::json!(4)),
+            ("/complete", serde_json::json!(false)),
+        ] {
+            let mut t = json.clone();
+            *t.pointer_mut(path).unwrap() = new;
+            assert!(verify_signature(&t, &public).is_err(), "{path}");
+        }
+        let mut extra = json.clone();
+        extra["note"] = serde_json::json!("x");
+        assert!(verify_signature(&extra, &public).is_err());
     }
 
     #[test]

@@ -257,6 +257,25 @@ async fn caseworker_verifies_a_household_and_each_department_gets_only_its_plann
         }
     }
 
+    // Signed by the hub with its published key; any change breaks the signature.
+    let r = s
+        .env
+        .http("auditor")?
+        .get(s.hub.url("/v1/report-key"))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 200);
+    let key: Value = r.json().await?;
+    let public = hex::decode(key["public_key"].as_str().expect("public_key"))?;
+    assert_eq!(report["signature"]["key_id"], key["key_id"]);
+    assert_eq!(
+        hub::verify::report::verify_signature(&report, &public),
+        Ok(())
+    );
+    let mut tampered = report.clone();
+    tampered["members"][0]["name"] = json!("某某");
+    assert!(hub::verify::report::verify_signature(&tampered, &public).is_err());
+
     // The stored report, for the requester only.
     let vid = report["id"].as_str().expect("id");
     let r = s
@@ -269,6 +288,10 @@ async fn caseworker_verifies_a_household_and_each_department_gets_only_its_plann
     let stored: Value = r.json().await?;
     assert_eq!(stored["id"], report["id"]);
     assert_eq!(stored["departments"], report["departments"]);
+    assert_eq!(
+        hub::verify::report::verify_signature(&stored, &public),
+        Ok(())
+    );
     let r = s
         .env
         .http("caseworker-other")?
