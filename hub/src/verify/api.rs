@@ -829,6 +829,7 @@ async fn verify_household(
             detail: None,
             elapsed_ms: o.elapsed_ms,
             log_index: logged,
+            log_receipt: None,
         };
         match &o.result {
             Ok(a) => {
@@ -865,8 +866,14 @@ async fn verify_household(
         departments,
         members,
         log_index: request_logged.index,
+        log_receipt: Some(s.log.receipt(request_logged.index).await?.to_text()),
         signature: None,
     };
+    for d in &mut report.departments {
+        if let Some(i) = d.log_index {
+            d.log_receipt = Some(s.log.receipt(i).await?.to_text());
+        }
+    }
     super::report::sign(&mut report, &s.keys.signing).map_err(ApiError::internal)?;
     let json = serde_json::to_string(&report).map_err(ApiError::internal)?;
     store::insert_verification(

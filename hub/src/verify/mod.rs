@@ -19,8 +19,11 @@
 //! - Reports are signed by the hub (Ed25519 over `jsj-hub/1 verification-report\n` + canonical
 //!   JSON without the `signature` member); the key is published at `GET /v1/report-key`.
 //!
+//! - The report carries the access-log receipt (C2SP `.tlog-proof`) of the request entry and of
+//!   each department query's entry, under the hub's signature.
+//!
 //! Not yet here (issue 6): evidence reuse, aggregation against the standards, waiting with 202,
-//! access-log receipts in the report, the printable HTML report and the caseworker CLI.
+//! the printable HTML report, the caseworker CLI and the benchmark.
 
 pub mod api;
 pub mod config;

@@ -91,6 +91,9 @@ pub struct DepartmentReport {
     /// Index of the access-log entry recording this query.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_index: Option<u64>,
+    /// 访问日志收据: that entry's receipt (C2SP `.tlog-proof` text: inclusion proof + checkpoint).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_receipt: Option<String>,
 }
 
 /// A fact with its provenance.
@@ -152,6 +155,9 @@ pub struct Report {
     pub members: Vec<MemberReport>,
     /// Index of the access-log entry recording the request.
     pub log_index: u64,
+    /// That entry's receipt (C2SP `.tlog-proof` text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_receipt: Option<String>,
     /// The hub's Ed25519 signature over [`signing_bytes`] of the report without this field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<ReportSignature>,
@@ -316,6 +322,7 @@ mod tests {
                 notes: Vec::new(),
             }],
             log_index: 3,
+            log_receipt: None,
             signature: None,
         };
         sign(&mut report, &key).unwrap();

@@ -276,6 +276,43 @@ async fn caseworker_verifies_a_household_and_each_department_gets_only_its_plann
     tampered["members"][0]["name"] = json!("某某");
     assert!(hub::verify::report::verify_signature(&tampered, &public).is_err());
 
+    // Access-log receipts: each verifies for its entry against the log's key.
+    let vkey = std::fs::read_to_string(s.env.path().join("log.vkey"))?;
+    let log_key = hub::log::tlog::VerifierKey::parse(vkey.trim())?;
+    let origin = vkey.split('+').next().unwrap_or_default().to_owned();
+    let policy = hub::log::tlog::checkpoint::WitnessPolicy {
+        witnesses: Vec::new(),
+        quorum: 0,
+    };
+    let (_, found) = s
+        .post(
+            "auditor",
+            "/v1/log/search",
+            &json!({"case_ref": "case-a-1"}),
+        )
+        .await?;
+    let found: hub::log::api::SearchResponse = serde_json::from_value(found)?;
+    let mut receipts = vec![(report["log_index"].clone(), report["log_receipt"].clone())];
+    for d in report["departments"].as_array().expect("departments") {
+        receipts.push((d["log_index"].clone(), d["log_receipt"].clone()));
+    }
+    for (index, text) in receipts {
+        let index = index.as_u64().expect("log_index");
+        let receipt = hub::log::tlog::Receipt::parse(text.as_str().expect("log_receipt"))?;
+        assert_eq!(receipt.index, index);
+        let entry = found
+            .entries
+            .iter()
+            .find(|f| f.index == index)
+            .expect("the receipt's entry is in the log");
+        receipt.verify(&entry.entry.encode()?, &origin, &log_key, &policy)?;
+        assert!(
+            receipt
+                .verify(b"another entry", &origin, &log_key, &policy)
+                .is_err()
+        );
+    }
+
     // The stored report, for the requester only.
     let vid = report["id"].as_str().expect("id");
     let r = s
