@@ -397,6 +397,10 @@ pub struct VerificationRequest {
     /// Declared income and assets (kept for the later comparison; not used yet).
     #[serde(default)]
     pub declared: Option<Value>,
+    /// How long to wait for the report; past it the answer is 202 with the id (the verification
+    /// goes on). Absent: wait for completion (bounded by the urgency's deadline).
+    #[serde(default)]
+    pub wait_ms: Option<u64>,
 }
 
 fn validate_case_ref(c: &str) -> Result<(), ApiError> {
@@ -566,13 +570,14 @@ async fn request_verification(
     }
     let rid = request_id(&headers);
     let verification_id = uuid::Uuid::new_v4().to_string();
-    let Some(key) = idem else {
-        return verify_household(&s, &id, &rid, req, household, verification_id).await;
-    };
+    let wait = req.wait_ms.map(std::time::Duration::from_millis);
     let db = s.store.db();
-    if !store::reserve_key(&db, &id.principal, &key, &verification_id, &request_sha).await? {
+    if let Some(key) = &idem
+        && !store::reserve_key(&db, &id.principal, key, &verification_id, &request_sha).await?
+    {
+        let key = key.as_str();
         // The same key again: the verification it produced, never a second one.
-        return match store::get_key(&db, &id.principal, &key).await? {
+        return match store::get_key(&db, &id.principal, key).await? {
             Some((_, sha)) if sha != request_sha => Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency_key_reused",
@@ -581,17 +586,53 @@ async fn request_verification(
             .with_field("Idempotency-Key")),
             Some((vid, _)) => match store::get_verification(&db, &vid).await? {
                 Some(row) => Ok(view_report(&s, &id, row, rid).await?.into_response()),
+                None if s.verify.is_running(&vid) => Ok(running(&vid)),
                 None => Err(in_progress()),
             },
             None => Err(in_progress()),
         };
     }
-    let result = verify_household(&s, &id, &rid, req, household, verification_id.clone()).await;
-    if !matches!(&result, Ok(r) if r.status() == StatusCode::OK) {
-        // Nothing was produced (refused, limited or failed): the key may be used again.
-        store::release_key(&db, &id.principal, &key, &verification_id).await?;
-    }
-    result
+    // The verification runs in its own task: it completes (and is stored) even when the caller
+    // stops waiting or disconnects.
+    let task = {
+        let (s, id, rid, vid) = (s.clone(), id.clone(), rid.clone(), verification_id.clone());
+        async move {
+            let result = verify_household(&s, &id, &rid, req, household, vid.clone()).await;
+            if let Some(key) = &idem
+                && !matches!(&result, Ok(r) if r.status() == StatusCode::OK)
+            {
+                // Nothing was produced (refused, limited or failed): the key may be used again.
+                if let Err(e) = store::release_key(&s.store.db(), &id.principal, key, &vid).await {
+                    tracing::error!(error = %e, "releasing an idempotency key failed");
+                }
+            }
+            s.verify.finished(&vid);
+            result
+        }
+    };
+    s.verify.started(&verification_id);
+    let mut handle = tokio::spawn(task);
+    let joined = match wait {
+        None => (&mut handle).await,
+        Some(w) => match tokio::time::timeout(w, &mut handle).await {
+            Ok(joined) => joined,
+            Err(_) => return Ok(running(&verification_id)),
+        },
+    };
+    joined.map_err(ApiError::internal)?
+}
+
+/// 202: the verification is still running; `GET /v1/verifications/{id}` gives the report.
+fn running(id: &str) -> Response {
+    (
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({
+            "id": id,
+            "status": "running",
+            "location": format!("/v1/verifications/{id}"),
+        })),
+    )
+        .into_response()
 }
 
 fn in_progress() -> ApiError {
@@ -900,11 +941,16 @@ async fn get_verification(
     Caller(id): Caller,
     headers: HeaderMap,
     Path(vid): Path<String>,
-) -> Result<Json<Report>, ApiError> {
+) -> Result<Response, ApiError> {
     let Some(row) = store::get_verification(&s.store.db(), &vid).await? else {
+        if s.verify.is_running(&vid) {
+            return Ok(running(&vid));
+        }
         return Err(ApiError::not_found("no verification with this id"));
     };
-    view_report(&s, &id, row, request_id(&headers)).await
+    Ok(view_report(&s, &id, row, request_id(&headers))
+        .await?
+        .into_response())
 }
 
 /// A stored report for `id`: `view_report` policy and requester only; logged either way.

@@ -22,16 +22,20 @@
 //! - The report carries the access-log receipt (C2SP `.tlog-proof`) of the request entry and of
 //!   each department query's entry, under the hub's signature.
 //!
-//! Not yet here (issue 6): evidence reuse, aggregation against the standards, waiting with 202,
-//! the printable HTML report, the caseworker CLI and the benchmark.
+//! - A verification runs in its own task: with `wait_ms` the caller gets 202 and the id when the
+//!   wait runs out, the verification completes and is stored, and `GET /v1/verifications/{id}`
+//!   answers 202 while it runs (tracked per process).
+//!
+//! Not yet here (issue 6): evidence reuse, aggregation against the standards, the printable HTML
+//! report, the caseworker CLI and the benchmark.
 
 pub mod api;
 pub mod config;
 pub mod report;
 mod store;
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -45,6 +49,8 @@ use config::DepartmentsConfig;
 pub struct VerifyService {
     connectors: BTreeMap<Department, Arc<dyn Connector>>,
     config: DepartmentsConfig,
+    /// Verifications of this process still running (for 202 answers; per process).
+    running: Mutex<HashSet<String>>,
 }
 
 impl std::fmt::Debug for VerifyService {
@@ -96,7 +102,11 @@ impl VerifyService {
         connectors: BTreeMap<Department, Arc<dyn Connector>>,
         config: DepartmentsConfig,
     ) -> Arc<VerifyService> {
-        Arc::new(VerifyService { connectors, config })
+        Arc::new(VerifyService {
+            connectors,
+            config,
+            running: Mutex::new(HashSet::new()),
+        })
     }
 
     /// The connector of a department, if configured.
@@ -107,5 +117,29 @@ impl VerifyService {
     /// The deadline of a verification of this urgency.
     pub fn deadline(&self, urgency: Urgency) -> Duration {
         self.config.deadline(urgency)
+    }
+
+    /// Note a verification as running.
+    pub fn started(&self, id: &str) {
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_owned());
+    }
+
+    /// Note a verification as finished (stored, refused or failed).
+    pub fn finished(&self, id: &str) {
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+    }
+
+    /// Is this verification still running in this process?
+    pub fn is_running(&self, id: &str) -> bool {
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(id)
     }
 }

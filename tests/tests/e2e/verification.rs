@@ -881,3 +881,65 @@ async fn the_same_idempotency_key_twice_gives_one_verification() -> anyhow::Resu
     s.stop().await;
     Ok(())
 }
+
+/// A caller that waits less than the verification takes gets 202 with the id; the verification goes
+/// on and the report is then served by `GET /v1/verifications/{id}`.
+#[tokio::test]
+async fn a_short_wait_gives_202_and_the_report_follows() -> anyhow::Result<()> {
+    let s = setup("").await?;
+    s.deps.handles[&Department::Labor].set_fault(Fault::Delay { delay_ms: 1500 });
+    let hh = households(&s.deps, XUZHUANG);
+    let auth = s
+        .record_letter("caseworker", &hh[0], &["dibao_application"])
+        .await?;
+    let mut body = verification(
+        &hh[0],
+        "dibao_application",
+        "case-w-1",
+        "normal",
+        Some(&auth),
+    );
+    body["wait_ms"] = json!(100);
+    let (status, accepted) = s.post("caseworker", "/v1/verifications", &body).await?;
+    assert_eq!(status, 202, "{accepted}");
+    assert_eq!(accepted["status"], "running");
+    let vid = accepted["id"].as_str().expect("id").to_owned();
+    let get = || async {
+        let r = s
+            .env
+            .http("caseworker")?
+            .get(s.hub.url(&format!("/v1/verifications/{vid}")))
+            .send()
+            .await?;
+        let status = r.status().as_u16();
+        anyhow::Ok((status, r.json::<Value>().await?))
+    };
+    let (status, first) = get().await?;
+    assert_eq!(status, 202, "{first}");
+    let mut report = Value::Null;
+    for _ in 0..100 {
+        let (status, body) = get().await?;
+        if status == 200 {
+            report = body;
+            break;
+        }
+        assert_eq!(status, 202, "{body}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(report["id"], vid.as_str(), "the report arrives");
+    assert_eq!(report["complete"], true, "{report}");
+    assert_eq!(status_of(&report, "labor"), "answered");
+    // A wait long enough gives the report directly.
+    let mut body = verification(
+        &hh[0],
+        "dibao_application",
+        "case-w-2",
+        "normal",
+        Some(&auth),
+    );
+    body["wait_ms"] = json!(20_000);
+    let (status, direct) = s.post("caseworker", "/v1/verifications", &body).await?;
+    assert_eq!(status, 200, "{direct}");
+    s.stop().await;
+    Ok(())
+}
