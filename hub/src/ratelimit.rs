@@ -320,6 +320,7 @@ mod tests {
 
     #[test]
     fn distinct_households_are_capped_per_hour() {
+        let metrics = crate::telemetry::prometheus();
         let l = limits(3);
         let t0 = Instant::now();
         for h in ["h1", "h2", "h3"] {
@@ -332,6 +333,13 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.limit, 3);
         assert_eq!(err.retry_after, HOUR - Duration::from_secs(60));
+        // The trawling alert for auditors: a metric (and an error-level log line) per refusal.
+        let alerts = metrics
+            .render()
+            .lines()
+            .find(|l| l.starts_with("hub_trawling_alerts_total"))
+            .and_then(|l| l.split_whitespace().last()?.parse::<f64>().ok());
+        assert!(alerts.is_some_and(|n| n >= 1.0), "alert metric: {alerts:?}");
         // Other caseworkers are unaffected; an hour later the window has moved on.
         assert!(l.note_household_at("cw-2", "h4", t0).is_ok());
         assert!(
