@@ -38,6 +38,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/authorizations", post(record_authorization))
         .route("/v1/verifications", post(request_verification))
         .route("/v1/verifications/{id}", get(get_verification))
+        .route("/v1/verifications/{id}/print", get(print_verification))
         .route("/v1/report-key", get(report_key))
 }
 
@@ -585,7 +586,9 @@ async fn request_verification(
             )
             .with_field("Idempotency-Key")),
             Some((vid, _)) => match store::get_verification(&db, &vid).await? {
-                Some(row) => Ok(view_report(&s, &id, row, rid).await?.into_response()),
+                Some(row) => Ok(view_report(&s, &id, row, rid, LogAction::ReportViewed)
+                    .await?
+                    .into_response()),
                 None if s.verify.is_running(&vid) => Ok(running(&vid)),
                 None => Err(in_progress()),
             },
@@ -948,9 +951,29 @@ async fn get_verification(
         }
         return Err(ApiError::not_found("no verification with this id"));
     };
-    Ok(view_report(&s, &id, row, request_id(&headers))
-        .await?
-        .into_response())
+    Ok(
+        view_report(&s, &id, row, request_id(&headers), LogAction::ReportViewed)
+            .await?
+            .into_response(),
+    )
+}
+
+/// The printable zh-CN page of a stored report (for the case file); logged as `report_printed`.
+async fn print_verification(
+    State(s): State<AppState>,
+    Caller(id): Caller,
+    headers: HeaderMap,
+    Path(vid): Path<String>,
+) -> Result<Response, ApiError> {
+    let Some(row) = store::get_verification(&s.store.db(), &vid).await? else {
+        if s.verify.is_running(&vid) {
+            return Ok(running(&vid));
+        }
+        return Err(ApiError::not_found("no verification with this id"));
+    };
+    let Json(report) =
+        view_report(&s, &id, row, request_id(&headers), LogAction::ReportPrinted).await?;
+    Ok(axum::response::Html(super::print::render(&report)).into_response())
 }
 
 /// A stored report for `id`: `view_report` policy and requester only; logged either way.
@@ -959,6 +982,7 @@ async fn view_report(
     id: &Identity,
     row: VerificationRow,
     rid: String,
+    action: LogAction,
 ) -> Result<Json<Report>, ApiError> {
     let report: Report = serde_json::from_str(&row.report).map_err(ApiError::internal)?;
     let resource = ResourceCtx {
@@ -985,7 +1009,7 @@ async fn view_report(
     s.log
         .append(entry(EntryParts {
             id,
-            action: LogAction::ReportViewed,
+            action,
             allowed,
             policy_ids,
             purpose: Some(report.purpose),

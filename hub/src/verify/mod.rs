@@ -31,6 +31,7 @@
 
 pub mod api;
 pub mod config;
+pub mod print;
 pub mod report;
 mod store;
 

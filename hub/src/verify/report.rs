@@ -1,5 +1,5 @@
 //! 核对报告: the verification report — each department's status and the facts per member with their
-//! provenance. JSON only for now (the printable page and the hub's signature come later).
+//! provenance. Signed by the hub; rendered for printing by [`super::print`].
 
 use connectors::{ConnectorError, VerifiedAnswer};
 use schemas::access_log::Outcome;

@@ -943,3 +943,80 @@ async fn a_short_wait_gives_202_and_the_report_follows() -> anyhow::Result<()> {
     s.stop().await;
     Ok(())
 }
+
+/// Every kind of access to a report is one access-log entry each, denied attempts included; the
+/// printable page names every department and never prints a resident ID.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_views_and_prints_are_logged_exactly_once_each() -> anyhow::Result<()> {
+    let s = setup("").await?;
+    let hh = households(&s.deps, XUZHUANG);
+    let h = &hh[0];
+    let auth = s
+        .record_letter("caseworker", h, &["dibao_application"])
+        .await?;
+    let (status, report) = s
+        .post(
+            "caseworker",
+            "/v1/verifications",
+            &verification(
+                h,
+                "dibao_application",
+                "case-print-1",
+                "normal",
+                Some(&auth),
+            ),
+        )
+        .await?;
+    assert_eq!(status, 200, "{report}");
+    let vid = report["id"].as_str().expect("id").to_owned();
+    let get = |who: &'static str, path: String| {
+        let client = s.env.http(who);
+        let url = s.hub.url(&path);
+        async move {
+            let r = client?.get(url).send().await?;
+            anyhow::Ok((
+                r.status().as_u16(),
+                r.headers()
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_owned(),
+                r.text().await?,
+            ))
+        }
+    };
+    for _ in 0..2 {
+        let (status, _, _) = get("caseworker", format!("/v1/verifications/{vid}")).await?;
+        assert_eq!(status, 200);
+    }
+    let (status, ctype, page) = get("caseworker", format!("/v1/verifications/{vid}/print")).await?;
+    assert_eq!(status, 200, "{page}");
+    assert!(ctype.starts_with("text/html"), "{ctype}");
+    assert!(page.contains("家庭经济状况核对报告") && page.contains("case-print-1"));
+    for d in Department::ALL {
+        assert!(page.contains(d.name_zh()), "the page names {d}");
+    }
+    for id in ids(h) {
+        assert!(
+            !page.contains(&id),
+            "the printed page never carries a resident ID"
+        );
+    }
+    // Another township's caseworker is refused, and that attempt is logged too.
+    let (status, _, _) = get("caseworker-other", format!("/v1/verifications/{vid}/print")).await?;
+    assert_eq!(status, 403);
+
+    let log = s.log_of_case("case-print-1").await?;
+    let count = |action: &str, effect: &str| {
+        log.iter()
+            .filter(|e| e.0 == action && e.1 == effect)
+            .count()
+    };
+    assert_eq!(count("verification_requested", "allow"), 1, "{log:?}");
+    assert_eq!(count("department_queried", "allow"), 7, "{log:?}");
+    assert_eq!(count("report_viewed", "allow"), 2, "{log:?}");
+    assert_eq!(count("report_printed", "allow"), 1, "{log:?}");
+    assert_eq!(count("report_printed", "deny"), 1, "{log:?}");
+    s.stop().await;
+    Ok(())
+}

@@ -1,0 +1,170 @@
+//! 核对报告打印页: the printable zh-CN page of a verification report, for the case file.
+//!
+//! Chinese first, English second. Every department appears with its status (a missing department is
+//! never silent), every fact with its provenance. Household members appear by name and relation; the
+//! page never prints a resident ID (the report does not hold one: members carry pseudonyms).
+
+use schemas::FactValue;
+
+use super::report::Report;
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn yuan(fen: i64) -> String {
+    let sign = if fen < 0 { "-" } else { "" };
+    let fen = fen.unsigned_abs();
+    format!("{sign}¥{}.{:02}", fen / 100, fen % 100)
+}
+
+/// A fact value as a caseworker reads it.
+pub fn value_text(v: &FactValue) -> String {
+    match v {
+        FactValue::Bool(b) => (if *b { "是 / yes" } else { "否 / no" }).to_owned(),
+        FactValue::Count(n) => n.to_string(),
+        FactValue::MoneyFen(f) => yuan(*f),
+        FactValue::AreaDm2(a) => format!("{}.{:02} m²", a / 100, (a % 100).abs()),
+        FactValue::Days(d) => format!("{d} 天 / days"),
+        FactValue::Code(c) => c.clone(),
+        FactValue::OptionalDate(Some(d)) => d.to_string(),
+        FactValue::OptionalDate(None) => "无 / none".to_owned(),
+        FactValue::MonthlyFen(months) => {
+            let total: i64 = months.iter().map(|m| m.fen).sum();
+            let avg = if months.is_empty() {
+                0
+            } else {
+                total / months.len() as i64
+            };
+            format!(
+                "{} 个月合计 {} · 月均 {} / {} months, total {}, monthly {}",
+                months.len(),
+                yuan(total),
+                yuan(avg),
+                months.len(),
+                yuan(total),
+                yuan(avg)
+            )
+        }
+    }
+}
+
+/// Render the page.
+pub fn render(report: &Report) -> String {
+    let mut h = String::with_capacity(16 * 1024);
+    h.push_str("<!DOCTYPE html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\">");
+    h.push_str(&format!(
+        "<title>家庭经济状况核对报告 {}</title>",
+        esc(&report.case_ref)
+    ));
+    h.push_str(
+        "<style>body{font-family:'Noto Sans CJK SC','Source Han Sans SC',sans-serif;margin:2em;font-size:12pt}\
+         table{border-collapse:collapse;width:100%;margin:.5em 0 1.5em}th,td{border:1px solid #888;padding:3px 6px;text-align:left;vertical-align:top}\
+         th{background:#eee}.warn{color:#a00;font-weight:bold}.small{font-size:9pt;color:#444;word-break:break-all}\
+         @media print{body{margin:1cm}}</style></head><body>",
+    );
+    h.push_str("<h1>家庭经济状况核对报告<br><small>Household economic-status verification report</small></h1>");
+    h.push_str("<table>");
+    let row = |h: &mut String, zh: &str, en: &str, v: &str| {
+        h.push_str(&format!("<tr><th>{zh} / {en}</th><td>{}</td></tr>", esc(v)));
+    };
+    row(&mut h, "案件编号", "case", &report.case_ref);
+    row(
+        &mut h,
+        "核对用途",
+        "purpose",
+        &format!("{} ({})", report.purpose.name_zh(), report.purpose.code()),
+    );
+    row(&mut h, "紧急程度", "urgency", report.urgency.code());
+    row(
+        &mut h,
+        "户籍登记地",
+        "registered division",
+        &report.registered_division,
+    );
+    row(&mut h, "发起人", "requested by", &report.requested_by);
+    row(&mut h, "核对时间", "time", &report.created_at);
+    row(&mut h, "报告编号", "report id", &report.id);
+    row(
+        &mut h,
+        "授权书",
+        "authorization letter",
+        report.authorization_id.as_deref().unwrap_or("—"),
+    );
+    h.push_str("</table>");
+    if report.emergency_without_letter {
+        h.push_str(&format!(
+            "<p class=\"warn\">紧急核对，授权书须于 {} 前补交 / emergency check: the authorization letter is due by {}</p>",
+            esc(report.letter_due_by.as_deref().unwrap_or("—")),
+            esc(report.letter_due_by.as_deref().unwrap_or("—"))
+        ));
+    }
+    if !report.complete {
+        h.push_str("<p class=\"warn\">部分部门未答复，结论须人工复核 / not every department answered; review before deciding</p>");
+    }
+
+    h.push_str("<h2>部门答复情况 / Departments</h2><table><tr><th>部门 / department</th><th>状态 / status</th><th>答复时间 / answered at</th><th>签名密钥 / signing key</th><th>访问日志 / log index</th></tr>");
+    for d in &report.departments {
+        let cls = if d.status == super::report::DepartmentStatus::Answered {
+            ""
+        } else {
+            " class=\"warn\""
+        };
+        h.push_str(&format!(
+            "<tr><td>{} ({})</td><td{cls}>{}</td><td>{}</td><td class=\"small\">{}</td><td>{}</td></tr>",
+            esc(&d.name_zh),
+            d.department.code(),
+            esc(&d.status_text),
+            esc(d.answered_at.as_deref().unwrap_or("—")),
+            esc(d.key_id.as_deref().unwrap_or("—")),
+            d.log_index.map(|i| i.to_string()).unwrap_or_else(|| "—".into()),
+        ));
+    }
+    h.push_str("</table>");
+
+    h.push_str("<h2>家庭成员核对结果 / Members</h2>");
+    for m in &report.members {
+        h.push_str(&format!("<h3>{} · {}</h3>", esc(&m.name), esc(&m.relation)));
+        if m.facts.is_empty() && m.notes.is_empty() {
+            h.push_str("<p>无 / nothing</p>");
+            continue;
+        }
+        h.push_str("<table><tr><th>事项 / fact</th><th>结果 / value</th><th>期间 / period</th><th>来源 / source</th></tr>");
+        for f in &m.facts {
+            let spec = f.kind.spec();
+            h.push_str(&format!(
+                "<tr><td>{} / {}</td><td>{}</td><td>{} – {}</td><td>{}，{}</td></tr>",
+                esc(spec.name_zh),
+                esc(spec.name_en),
+                esc(&value_text(&f.value)),
+                esc(&f.period_from),
+                esc(&f.period_to),
+                esc(f.department.name_zh()),
+                esc(&f.answered_at),
+            ));
+        }
+        for n in &m.notes {
+            h.push_str(&format!(
+                "<tr><td colspan=\"4\" class=\"warn\">{}：{} — {}</td></tr>",
+                esc(n.department.name_zh()),
+                esc(&n.status),
+                esc(&n.reason)
+            ));
+        }
+        h.push_str("</table>");
+    }
+    h.push_str("<p>本报告为核对结果提示，是否符合救助条件由经办人员依规审核决定。<br>This report gives indications; eligibility is decided by the caseworker under the rules.</p>");
+    if let Some(sig) = &report.signature {
+        h.push_str(&format!(
+            "<p class=\"small\">枢纽签名 / hub signature ({}, {}): {}</p>",
+            esc(&sig.alg),
+            esc(&sig.key_id),
+            esc(&sig.value)
+        ));
+    }
+    h.push_str("</body></html>\n");
+    h
+}
