@@ -1017,6 +1017,22 @@ async fn report_views_and_prints_are_logged_exactly_once_each() -> anyhow::Resul
     assert_eq!(count("report_viewed", "allow"), 2, "{log:?}");
     assert_eq!(count("report_printed", "allow"), 1, "{log:?}");
     assert_eq!(count("report_printed", "deny"), 1, "{log:?}");
+    // Recording the letter was one entry too (searched by actor: letters carry no case reference).
+    let (status, body) = s
+        .post(
+            "auditor",
+            "/v1/log/search",
+            &serde_json::json!({"actor": "cw-xuzhuang-01"}),
+        )
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    let letters = body["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| e["entry"]["action"] == "authorization_recorded")
+        .count();
+    assert_eq!(letters, 1, "{body}");
     s.stop().await;
     Ok(())
 }
