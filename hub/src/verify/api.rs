@@ -936,7 +936,46 @@ async fn verify_household(
         },
     )
     .await?;
-    Ok((StatusCode::OK, Json(report)).into_response())
+    let region = DivisionCode::parse(&report.registered_division).map_err(ApiError::internal)?;
+    let view = raw_value_view(&s, &id, &region, report)?;
+    Ok((StatusCode::OK, Json(view)).into_response())
+}
+
+/// The view of a stored (complete, signed) report that `who` may see: raw figures only for the fact
+/// kinds the purpose's profile marks raw-visible and only when `view_raw_values` allows them; every
+/// other raw figure is withheld (categorical indications stay). The view is signed by the hub.
+fn raw_value_view(
+    s: &AppState,
+    who: &Identity,
+    region: &DivisionCode,
+    mut report: Report,
+) -> Result<Report, ApiError> {
+    let engine = s.authz.engine();
+    let candidates: std::collections::BTreeSet<FactKind> = report
+        .members
+        .iter()
+        .flat_map(|m| m.facts.iter().map(|f| f.kind))
+        .filter(|k| engine.profiles().raw_visible(report.purpose, *k))
+        .collect();
+    let allowed = !candidates.is_empty()
+        && s.authz
+            .decide(
+                who,
+                Action::ViewRawValues,
+                &ResourceCtx {
+                    region: Some(region.clone()),
+                    department: None,
+                },
+                &RequestCtx {
+                    purpose: Some(report.purpose),
+                    raw_fact_kinds: candidates.iter().copied().collect(),
+                    ..RequestCtx::default()
+                },
+            )
+            .allowed;
+    super::report::apply_raw_visibility(&mut report, |k| allowed && candidates.contains(&k));
+    super::report::sign(&mut report, &s.keys.signing).map_err(ApiError::internal)?;
+    Ok(report)
 }
 
 async fn get_verification(
@@ -1027,7 +1066,11 @@ async fn view_report(
         .await?;
     match err {
         Some(e) => Err(e),
-        None => Ok(Json(report)),
+        None => {
+            let region =
+                DivisionCode::parse(&row.registered_division).map_err(ApiError::internal)?;
+            Ok(Json(raw_value_view(s, id, &region, report)?))
+        }
     }
 }
 

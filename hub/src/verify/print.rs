@@ -139,7 +139,11 @@ pub fn render(report: &Report) -> String {
                 "<tr><td>{} / {}</td><td>{}</td><td>{} – {}</td><td>{}，{}</td></tr>",
                 esc(spec.name_zh),
                 esc(spec.name_en),
-                esc(&value_text(&f.value)),
+                esc(&f
+                    .value
+                    .as_ref()
+                    .map(value_text)
+                    .unwrap_or_else(|| f.withheld.clone().unwrap_or_default())),
                 esc(&f.period_from),
                 esc(&f.period_to),
                 esc(f.department.name_zh()),

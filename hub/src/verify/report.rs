@@ -100,7 +100,13 @@ pub struct DepartmentReport {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReportedFact {
     pub kind: FactKind,
-    pub value: FactValue,
+    /// The department's value; absent when the viewer's purpose may not see it raw (see
+    /// [`apply_raw_visibility`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<FactValue>,
+    /// Why the value is not shown (set exactly when `value` is absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub withheld: Option<String>,
     /// 参考期
     pub period_from: String,
     pub period_to: String,
@@ -161,6 +167,36 @@ pub struct Report {
     /// The hub's Ed25519 signature over [`signing_bytes`] of the report without this field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<ReportSignature>,
+}
+
+/// Whether a fact value is a raw department figure (amounts, counts, areas, durations, series) rather
+/// than a categorical indication (yes/no, a status code, a date of death), which is itself the derived
+/// result a caseworker needs.
+pub fn is_raw_figure(v: &FactValue) -> bool {
+    matches!(
+        v,
+        FactValue::Count(_)
+            | FactValue::MoneyFen(_)
+            | FactValue::AreaDm2(_)
+            | FactValue::Days(_)
+            | FactValue::MonthlyFen(_)
+    )
+}
+
+/// What a caseworker reads where a raw figure is withheld.
+pub const WITHHELD_TEXT: &str = "仅用于核算，本用途不显示原始数值 / used in the calculation only; the raw value is not shown for this purpose";
+
+/// 原始数值可见性: withhold every raw figure whose kind `visible` rejects (PIPL minimisation: only the
+/// values the purpose needs are shown raw). The stored report keeps every value; this shapes a view.
+pub fn apply_raw_visibility(report: &mut Report, visible: impl Fn(FactKind) -> bool) {
+    for m in &mut report.members {
+        for f in &mut m.facts {
+            if f.value.as_ref().is_some_and(is_raw_figure) && !visible(f.kind) {
+                f.value = None;
+                f.withheld = Some(WITHHELD_TEXT.to_owned());
+            }
+        }
+    }
 }
 
 /// Domain separation for report signatures.
@@ -257,7 +293,8 @@ pub fn merge_answer(
                 for f in facts {
                     m.facts.push(ReportedFact {
                         kind: f.kind,
-                        value: f.value.clone(),
+                        value: Some(f.value.clone()),
+                        withheld: None,
                         period_from: f.period.from.to_string(),
                         period_to: f.period.to.to_string(),
                         department,

@@ -1036,3 +1036,83 @@ async fn report_views_and_prints_are_logged_exactly_once_each() -> anyhow::Resul
     s.stop().await;
     Ok(())
 }
+
+/// PIPL minimisation in the report: raw figures only for the kinds the purpose's profile marks
+/// raw-visible (低保: wages, pension, benefits, properties, floor area); every other raw figure is
+/// withheld; categorical indications (illness yes/no, statuses) stay. The stored report is complete;
+/// every view is signed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_figures_are_shown_only_where_the_purpose_needs_them() -> anyhow::Result<()> {
+    let s = setup("").await?;
+    let hh = households(&s.deps, XUZHUANG);
+    let h = hh
+        .iter()
+        .find(|h| h.members.len() >= 2)
+        .expect("a household with 2+ members");
+    let auth = s
+        .record_letter("caseworker", h, &["dibao_application"])
+        .await?;
+    let (status, report) = s
+        .post(
+            "caseworker",
+            "/v1/verifications",
+            &verification(h, "dibao_application", "case-raw-1", "normal", Some(&auth)),
+        )
+        .await?;
+    assert_eq!(status, 200, "{report}");
+    let engine = policies::PolicyEngine::load(policies::PolicyEngine::shipped_dir())?;
+    let check = |report: &serde_json::Value| {
+        let mut shown = 0;
+        let mut withheld = 0;
+        for m in report["members"].as_array().expect("members") {
+            for f in m["facts"].as_array().expect("facts") {
+                let kind: FactKind = serde_json::from_value(f["kind"].clone()).expect("kind");
+                let raw_figure = matches!(
+                    f["value"]["type"].as_str(),
+                    Some("count" | "money_fen" | "area_dm2" | "days" | "monthly_fen")
+                );
+                if engine
+                    .profiles()
+                    .raw_visible(Purpose::DibaoApplication, kind)
+                {
+                    assert!(
+                        f.get("value").is_some(),
+                        "{kind:?} is raw-visible for 低保: {f}"
+                    );
+                    shown += 1;
+                } else if f.get("value").is_none() {
+                    assert!(
+                        f["withheld"].as_str().is_some_and(|w| w.contains("不显示")),
+                        "{f}"
+                    );
+                    withheld += 1;
+                } else {
+                    assert!(
+                        !raw_figure,
+                        "{kind:?} is a raw figure and not raw-visible for 低保: {f}"
+                    );
+                }
+            }
+        }
+        (shown, withheld)
+    };
+    let (shown, withheld) = check(&report);
+    assert!(shown > 0, "wages and property figures are shown");
+    assert!(
+        withheld > 0,
+        "e.g. out-of-pocket medical expenses and provident fund balances are withheld"
+    );
+    // The stored report serves the same view.
+    let vid = report["id"].as_str().expect("id");
+    let stored: serde_json::Value = s
+        .env
+        .http("caseworker")?
+        .get(s.hub.url(&format!("/v1/verifications/{vid}")))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(check(&stored), (shown, withheld));
+    s.stop().await;
+    Ok(())
+}
