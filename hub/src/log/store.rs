@@ -7,27 +7,9 @@ use std::collections::HashMap;
 use sqlx::{QueryBuilder, Row};
 use tlog::Hash;
 
-use crate::store::Db;
+use crate::store::{Db, on_db};
 
 use super::LogError;
-
-/// Run `$body` with `$pool` bound to the backend's pool and `$DB` to its sqlx database type.
-macro_rules! on_db {
-    ($db:expr, $pool:ident, $DB:ident => $body:expr) => {
-        match $db {
-            Db::Sqlite($pool) => {
-                #[allow(dead_code)]
-                type $DB = sqlx::Sqlite;
-                $body
-            }
-            Db::Postgres($pool) => {
-                #[allow(dead_code)]
-                type $DB = sqlx::Postgres;
-                $body
-            }
-        }
-    };
-}
 
 /// Rows per multi-row INSERT (6 parameters each keeps every statement below both backends' limits).
 const CHUNK: usize = 1000;

@@ -43,6 +43,26 @@ pub enum Db {
     Postgres(sqlx::PgPool),
 }
 
+/// Run `$body` with `$pool` bound to the backend's pool and `$DB` to its sqlx database type.
+macro_rules! on_db {
+    ($db:expr, $pool:ident, $DB:ident => $body:expr) => {
+        match $db {
+            $crate::store::Db::Sqlite($pool) => {
+                #[allow(dead_code)]
+                type $DB = sqlx::Sqlite;
+                $body
+            }
+            $crate::store::Db::Postgres($pool) => {
+                #[allow(dead_code)]
+                type $DB = sqlx::Postgres;
+                $body
+            }
+        }
+    };
+}
+
+pub(crate) use on_db;
+
 /// A store failure. The message never contains the database URL.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -1,7 +1,7 @@
 //! The verification tables (`0003_verifications.sql`): authorization letters and verifications with
 //! their reports. Members appear only as keyed pseudonyms; lists are JSON text.
 
-use crate::store::{Db, StoreError};
+use crate::store::{Db, StoreError, on_db};
 
 /// An authorization letter (核对授权书) as stored.
 #[derive(Debug, Clone)]
@@ -101,32 +101,19 @@ type VerTuple = (
 
 /// Insert a letter; durable when it returns.
 pub async fn insert_authorization(db: &Db, r: &AuthorizationRow) -> Result<(), StoreError> {
-    match db {
-        Db::Sqlite(p) => {
-            bind_auth!(sqlx::query(INSERT_AUTH), r).execute(p).await?;
-        }
-        Db::Postgres(p) => {
-            bind_auth!(sqlx::query(INSERT_AUTH), r).execute(p).await?;
-        }
-    }
+    on_db!(db, p, _DB => {
+        bind_auth!(sqlx::query(INSERT_AUTH), r).execute(p).await?;
+    });
     Ok(())
 }
 
 pub async fn get_authorization(db: &Db, id: &str) -> Result<Option<AuthorizationRow>, StoreError> {
-    let t: Option<AuthTuple> = match db {
-        Db::Sqlite(p) => {
-            sqlx::query_as(SELECT_AUTH)
-                .bind(id)
-                .fetch_optional(p)
-                .await?
-        }
-        Db::Postgres(p) => {
-            sqlx::query_as(SELECT_AUTH)
-                .bind(id)
-                .fetch_optional(p)
-                .await?
-        }
-    };
+    let t: Option<AuthTuple> = on_db!(db, p, _DB => {
+        sqlx::query_as(SELECT_AUTH)
+            .bind(id)
+            .fetch_optional(p)
+            .await?
+    });
     Ok(t.map(|t| AuthorizationRow {
         id: t.0,
         created_ms: t.1,
@@ -143,32 +130,19 @@ pub async fn get_authorization(db: &Db, id: &str) -> Result<Option<Authorization
 
 /// Insert a verification with its report; durable when it returns.
 pub async fn insert_verification(db: &Db, r: &VerificationRow) -> Result<(), StoreError> {
-    match db {
-        Db::Sqlite(p) => {
-            bind_ver!(sqlx::query(INSERT_VER), r).execute(p).await?;
-        }
-        Db::Postgres(p) => {
-            bind_ver!(sqlx::query(INSERT_VER), r).execute(p).await?;
-        }
-    }
+    on_db!(db, p, _DB => {
+        bind_ver!(sqlx::query(INSERT_VER), r).execute(p).await?;
+    });
     Ok(())
 }
 
 pub async fn get_verification(db: &Db, id: &str) -> Result<Option<VerificationRow>, StoreError> {
-    let t: Option<VerTuple> = match db {
-        Db::Sqlite(p) => {
-            sqlx::query_as(SELECT_VER)
-                .bind(id)
-                .fetch_optional(p)
-                .await?
-        }
-        Db::Postgres(p) => {
-            sqlx::query_as(SELECT_VER)
-                .bind(id)
-                .fetch_optional(p)
-                .await?
-        }
-    };
+    let t: Option<VerTuple> = on_db!(db, p, _DB => {
+        sqlx::query_as(SELECT_VER)
+            .bind(id)
+            .fetch_optional(p)
+            .await?
+    });
     Ok(t.map(|t| VerificationRow {
         id: t.0,
         created_ms: t.1,
@@ -196,8 +170,7 @@ pub async fn reserve_key(
     request_sha256: &str,
 ) -> Result<bool, StoreError> {
     let now = crate::store::now_ms();
-    let n = match db {
-        Db::Sqlite(p) => sqlx::query(RESERVE_KEY)
+    let n = on_db!(db, p, _DB => sqlx::query(RESERVE_KEY)
             .bind(principal)
             .bind(key)
             .bind(verification_id)
@@ -205,17 +178,7 @@ pub async fn reserve_key(
             .bind(now)
             .execute(p)
             .await?
-            .rows_affected(),
-        Db::Postgres(p) => sqlx::query(RESERVE_KEY)
-            .bind(principal)
-            .bind(key)
-            .bind(verification_id)
-            .bind(request_sha256)
-            .bind(now)
-            .execute(p)
-            .await?
-            .rows_affected(),
-    };
+            .rows_affected());
     Ok(n == 1)
 }
 
@@ -225,22 +188,13 @@ pub async fn get_key(
     principal: &str,
     key: &str,
 ) -> Result<Option<(String, String)>, StoreError> {
-    Ok(match db {
-        Db::Sqlite(p) => {
-            sqlx::query_as(SELECT_KEY)
-                .bind(principal)
-                .bind(key)
-                .fetch_optional(p)
-                .await?
-        }
-        Db::Postgres(p) => {
-            sqlx::query_as(SELECT_KEY)
-                .bind(principal)
-                .bind(key)
-                .fetch_optional(p)
-                .await?
-        }
-    })
+    Ok(on_db!(db, p, _DB => {
+        sqlx::query_as(SELECT_KEY)
+            .bind(principal)
+            .bind(key)
+            .fetch_optional(p)
+            .await?
+    }))
 }
 
 /// Give a key back (the request it was reserved for produced no verification).
@@ -250,23 +204,13 @@ pub async fn release_key(
     key: &str,
     verification_id: &str,
 ) -> Result<(), StoreError> {
-    match db {
-        Db::Sqlite(p) => {
-            sqlx::query(RELEASE_KEY)
-                .bind(principal)
-                .bind(key)
-                .bind(verification_id)
-                .execute(p)
-                .await?;
-        }
-        Db::Postgres(p) => {
-            sqlx::query(RELEASE_KEY)
-                .bind(principal)
-                .bind(key)
-                .bind(verification_id)
-                .execute(p)
-                .await?;
-        }
-    }
+    on_db!(db, p, _DB => {
+        sqlx::query(RELEASE_KEY)
+            .bind(principal)
+            .bind(key)
+            .bind(verification_id)
+            .execute(p)
+            .await?;
+    });
     Ok(())
 }
