@@ -48,10 +48,10 @@ pub struct Remote {
     /// CA certificate (PEM) that signed the hub's server certificate.
     #[arg(long)]
     pub cacert: Option<PathBuf>,
-    /// Auditor client certificate (PEM).
+    /// Client certificate (PEM): the auditor's, or the caseworker's for `hub client`.
     #[arg(long)]
     pub cert: Option<PathBuf>,
-    /// Auditor client key (PEM).
+    /// Client key (PEM).
     #[arg(long)]
     pub key: Option<PathBuf>,
 }

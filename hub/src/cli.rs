@@ -42,6 +42,9 @@ pub enum Command {
     /// Auditor tools for the access log: verify, search, subject access report.
     #[command(subcommand)]
     Audit(crate::audit::AuditCommand),
+    /// Caseworker tools: start a household verification from a file, fetch or print a report.
+    #[command(subcommand)]
+    Client(crate::client::ClientCommand),
     /// Policies: validate a policy directory and run a decision table against it.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -182,6 +185,7 @@ pub fn main() -> anyhow::Result<()> {
         }
         Command::Pki(cmd) => pki(cmd),
         Command::Audit(cmd) => crate::audit::main(cmd),
+        Command::Client(cmd) => crate::client::main(cmd),
         Command::Policy(PolicyCommand::Check {
             dir,
             table,

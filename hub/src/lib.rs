@@ -14,6 +14,7 @@
 //! - [`telemetry`]: logs, OpenTelemetry export, the Prometheus recorder.
 //! - [`app`]: `Application::build(config)` / `run_until_stopped` shared by `main` and tests.
 //! - [`verify`]: authorization letters, verifications, planning and the department fan-out.
+//! - [`client`]: `hub client verify|report`, the caseworker's command line.
 //! - [`cli`], [`demo`]: the `hub` command line and the demo.
 #![forbid(unsafe_code)]
 
@@ -22,6 +23,7 @@ pub mod app;
 pub mod audit;
 pub mod authz;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod demo;
 pub mod identity;

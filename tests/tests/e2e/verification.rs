@@ -1116,3 +1116,96 @@ async fn raw_figures_are_shown_only_where_the_purpose_needs_them() -> anyhow::Re
     s.stop().await;
     Ok(())
 }
+
+/// `hub client verify` drives the demo's sample request end to end (letter, verification, summary,
+/// report file, printable page) over mTLS with the caseworker's certificate; another township's
+/// caseworker gets the policy's refusal and a non-zero exit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hub_client_verifies_a_sample_and_prints_the_report() -> anyhow::Result<()> {
+    let s = setup("").await?;
+    let dir = s.env.path().to_owned();
+    let url = format!("https://localhost:{}", s.hub.addr.port());
+    let run = move |who: &str, args: Vec<String>| {
+        let pki = dir.join("pki");
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hub-e2e"));
+        cmd.arg("client")
+            .arg(&args[0])
+            .args(["--url", &url])
+            .arg("--cacert")
+            .arg(pki.join("ca.pem"))
+            .arg("--cert")
+            .arg(pki.join(format!("{who}.pem")))
+            .arg("--key")
+            .arg(pki.join(format!("{who}.key")))
+            .args(&args[1..]);
+        cmd
+    };
+    let samples = s.env.path().join("samples");
+    let report_file = s.env.path().join("report.json");
+    let mut ok = run(
+        "caseworker",
+        vec![
+            "verify".into(),
+            samples.join("xuzhuang-dibao.json").display().to_string(),
+            "--letter".into(),
+            samples
+                .join("xuzhuang-dibao.letter.json")
+                .display()
+                .to_string(),
+            "--out".into(),
+            report_file.display().to_string(),
+        ],
+    );
+    let out = tokio::task::spawn_blocking(move || ok.output()).await??;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("授权书已登记") && stdout.contains("民政"),
+        "{stdout}"
+    );
+    assert_eq!(stdout.matches("已答复 / answered").count(), 7, "{stdout}");
+    let report: Value = serde_json::from_slice(&std::fs::read(&report_file)?)?;
+    assert_eq!(report["departments"].as_array().map(Vec::len), Some(7));
+
+    let page = s.env.path().join("report.html");
+    let mut print = run(
+        "caseworker",
+        vec![
+            "report".into(),
+            report["id"].as_str().expect("id").to_owned(),
+            "--print".into(),
+            page.display().to_string(),
+        ],
+    );
+    let out = tokio::task::spawn_blocking(move || print.output()).await??;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(std::fs::read_to_string(&page)?.contains("家庭经济状况核对报告"));
+
+    // Another township's caseworker: refused by policy, non-zero exit, the reason on stderr.
+    let mut refused = run(
+        "caseworker-other",
+        vec![
+            "verify".into(),
+            samples.join("xuzhuang-dibao.json").display().to_string(),
+            "--letter".into(),
+            samples
+                .join("xuzhuang-dibao.letter.json")
+                .display()
+                .to_string(),
+        ],
+    );
+    let out = tokio::task::spawn_blocking(move || refused.output()).await??;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("HTTP 403 forbidden"), "{stderr}");
+    s.stop().await;
+    Ok(())
+}

@@ -1,0 +1,199 @@
+//! `hub client`: the caseworker's command line (the demo can be driven without curl).
+//!
+//! `hub client verify REQUEST.json [--letter LETTER.json]` records the authorization letter (核对授权书)
+//! first when given, cites it, starts the household verification and prints each department's
+//! status; `hub client report ID` fetches a stored report, optionally as the printable page.
+//! Every call goes over mTLS with the caller's own certificate.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use serde_json::Value;
+
+use crate::audit::{Remote, client};
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Start a household verification (家庭经济状况核对) from a request file.
+    Verify(VerifyArgs),
+    /// Fetch a stored report (JSON, or the printable zh-CN page with --print).
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub remote: Remote,
+    /// The verification request (JSON), e.g. var/demo/samples/xuzhuang-dibao.json.
+    pub request: PathBuf,
+    /// An authorization letter (JSON) to record first and cite, e.g. the sample's `.letter.json`.
+    #[arg(long)]
+    pub letter: Option<PathBuf>,
+    /// Wait at most this long for the report (the hub answers 202 with the id past it).
+    #[arg(long)]
+    pub wait_ms: Option<u64>,
+    /// Idempotency-Key header: the same key twice gives one verification.
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+    /// Write the report (JSON) here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub remote: Remote,
+    /// The verification id.
+    pub id: String,
+    /// Write the printable page (HTML) here instead of printing the JSON.
+    #[arg(long)]
+    pub print: Option<PathBuf>,
+}
+
+fn read_json(path: &PathBuf) -> anyhow::Result<Value> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("{}: not JSON", path.display()))
+}
+
+/// The hub's error body as one line, or the raw text.
+fn error_line(status: u16, body: &str) -> String {
+    match serde_json::from_str::<Value>(body) {
+        Ok(v) if v["error"].is_object() => {
+            let e = &v["error"];
+            let field = e["field"]
+                .as_str()
+                .map(|f| format!(" [{f}]"))
+                .unwrap_or_default();
+            format!(
+                "HTTP {status} {}{field}: {}",
+                e["code"].as_str().unwrap_or("?"),
+                e["message"].as_str().unwrap_or("")
+            )
+        }
+        _ => format!("HTTP {status}: {body}"),
+    }
+}
+
+/// A one-screen summary of a report.
+pub fn summary(report: &Value) -> String {
+    let mut out = format!(
+        "核对报告 / report {}  案件 / case {}  用途 / purpose {}  完整 / complete: {}\n",
+        report["id"].as_str().unwrap_or("?"),
+        report["case_ref"].as_str().unwrap_or("?"),
+        report["purpose"].as_str().unwrap_or("?"),
+        report["complete"]
+    );
+    if let Some(due) = report["letter_due_by"].as_str() {
+        out.push_str(&format!("授权书补交期限 / letter due by {due}\n"));
+    }
+    for d in report["departments"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "  {:<14} {:<10} {}\n",
+            d["department"].as_str().unwrap_or("?"),
+            d["name_zh"].as_str().unwrap_or(""),
+            d["status_text"].as_str().unwrap_or("?")
+        ));
+    }
+    let facts: usize = report["members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| m["facts"].as_array().map_or(0, Vec::len))
+        .sum();
+    out.push_str(&format!(
+        "  {} 项事实 / facts for {} 名成员 / members\n",
+        facts,
+        report["members"].as_array().map_or(0, Vec::len)
+    ));
+    out
+}
+
+pub fn main(cmd: ClientCommand) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        match cmd {
+            ClientCommand::Verify(args) => verify(args).await,
+            ClientCommand::Report(args) => report(args).await,
+        }
+    })
+}
+
+async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
+    let (http, base) = client(&args.remote)?;
+    let mut request = read_json(&args.request)?;
+    if let Some(letter) = &args.letter {
+        let r = http
+            .post(format!("{base}/v1/authorizations"))
+            .json(&read_json(letter)?)
+            .send()
+            .await?;
+        let status = r.status().as_u16();
+        let body = r.text().await?;
+        anyhow::ensure!(
+            status == 201,
+            "recording the letter: {}",
+            error_line(status, &body)
+        );
+        let id = serde_json::from_str::<Value>(&body)?["id"]
+            .as_str()
+            .context("letter id in the answer")?
+            .to_owned();
+        println!("授权书已登记 / letter recorded: {id}");
+        request["authorization_id"] = Value::String(id);
+    }
+    if let Some(ms) = args.wait_ms {
+        request["wait_ms"] = Value::from(ms);
+    }
+    let mut post = http.post(format!("{base}/v1/verifications")).json(&request);
+    if let Some(key) = &args.idempotency_key {
+        post = post.header("idempotency-key", key);
+    }
+    let r = post.send().await?;
+    let status = r.status().as_u16();
+    let body = r.text().await?;
+    match status {
+        200 => {
+            let report: Value = serde_json::from_str(&body)?;
+            print!("{}", summary(&report));
+            if let Some(out) = &args.out {
+                std::fs::write(out, serde_json::to_vec_pretty(&report)?)?;
+                println!("报告已保存 / report written: {}", out.display());
+            }
+            Ok(())
+        }
+        202 => {
+            let v: Value = serde_json::from_str(&body).unwrap_or_default();
+            println!(
+                "核对进行中 / still running: {}  (hub client report ID)",
+                v["id"].as_str().unwrap_or("?")
+            );
+            Ok(())
+        }
+        _ => anyhow::bail!("{}", error_line(status, &body)),
+    }
+}
+
+async fn report(args: ReportArgs) -> anyhow::Result<()> {
+    let (http, base) = client(&args.remote)?;
+    let path = if args.print.is_some() {
+        format!("/v1/verifications/{}/print", args.id)
+    } else {
+        format!("/v1/verifications/{}", args.id)
+    };
+    let r = http.get(format!("{base}{path}")).send().await?;
+    let status = r.status().as_u16();
+    let body = r.text().await?;
+    anyhow::ensure!(status == 200, "{}", error_line(status, &body));
+    match &args.print {
+        Some(file) => {
+            std::fs::write(file, &body)?;
+            println!("打印页已保存 / printable page written: {}", file.display());
+        }
+        None => println!("{body}"),
+    }
+    Ok(())
+}
