@@ -49,12 +49,18 @@ impl $crate::store::Store for $ty {
         Ok(sqlx::Row::get(&row, 0))
     }
 
+    // Concurrent connections compute their timestamps before they take the row lock, so they may
+    // commit out of order: keep the earliest first_seen and the latest last_seen.
     async fn record_client_seen(&self, id: &schemas::Identity) -> Result<(), $crate::store::StoreError> {
         let now = $crate::store::now_ms();
         sqlx::query(
             "INSERT INTO clients_seen (serial, uri, role, organisation, division, first_seen_ms, last_seen_ms, connections)
              VALUES ($1, $2, $3, $4, $5, $6, $6, 1)
-             ON CONFLICT (serial) DO UPDATE SET last_seen_ms = excluded.last_seen_ms,
+             ON CONFLICT (serial) DO UPDATE SET
+                 first_seen_ms = CASE WHEN excluded.first_seen_ms < clients_seen.first_seen_ms
+                     THEN excluded.first_seen_ms ELSE clients_seen.first_seen_ms END,
+                 last_seen_ms = CASE WHEN excluded.last_seen_ms > clients_seen.last_seen_ms
+                     THEN excluded.last_seen_ms ELSE clients_seen.last_seen_ms END,
                  connections = clients_seen.connections + 1",
         )
         .bind(&id.serial)
