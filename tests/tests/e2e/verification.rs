@@ -110,6 +110,22 @@ impl Setup {
         ))
     }
 
+    /// Record a 低保 letter for `h` as `who`, then request a normal 低保 verification citing it.
+    async fn verify_dibao(
+        &self,
+        who: &str,
+        h: &Household,
+        case_ref: &str,
+    ) -> anyhow::Result<(u16, Value)> {
+        let auth = self.record_letter(who, h, &["dibao_application"]).await?;
+        self.post(
+            who,
+            "/v1/verifications",
+            &verification(h, "dibao_application", case_ref, "normal", Some(&auth)),
+        )
+        .await
+    }
+
     /// Record a letter for `h` as `who`; returns its id.
     async fn record_letter(
         &self,
@@ -202,16 +218,7 @@ async fn caseworker_verifies_a_household_and_each_department_gets_only_its_plann
         .iter()
         .find(|h| h.members.len() >= 2)
         .expect("a household with 2+ members");
-    let auth = s
-        .record_letter("caseworker", h, &["dibao_application"])
-        .await?;
-    let (status, report) = s
-        .post(
-            "caseworker",
-            "/v1/verifications",
-            &verification(h, "dibao_application", "case-a-1", "normal", Some(&auth)),
-        )
-        .await?;
+    let (status, report) = s.verify_dibao("caseworker", h, "case-a-1").await?;
     assert_eq!(status, 200, "{report}");
     let text = report.to_string();
     for id in ids(h) {
@@ -654,16 +661,7 @@ async fn failing_departments_are_marked_and_the_report_comes_within_the_deadline
     s.deps.handles[&Department::Justice].set_fault(Fault::BadSignature);
     let hh = households(&s.deps, XUZHUANG);
     let h = &hh[0];
-    let auth = s
-        .record_letter("caseworker", h, &["dibao_application"])
-        .await?;
-    let (status, report) = s
-        .post(
-            "caseworker",
-            "/v1/verifications",
-            &verification(h, "dibao_application", "case-f-1", "normal", Some(&auth)),
-        )
-        .await?;
+    let (status, report) = s.verify_dibao("caseworker", h, "case-f-1").await?;
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["complete"], false);
     assert_eq!(report["deadline_ms"], 3000);
@@ -1049,16 +1047,7 @@ async fn raw_figures_are_shown_only_where_the_purpose_needs_them() -> anyhow::Re
         .iter()
         .find(|h| h.members.len() >= 2)
         .expect("a household with 2+ members");
-    let auth = s
-        .record_letter("caseworker", h, &["dibao_application"])
-        .await?;
-    let (status, report) = s
-        .post(
-            "caseworker",
-            "/v1/verifications",
-            &verification(h, "dibao_application", "case-raw-1", "normal", Some(&auth)),
-        )
-        .await?;
+    let (status, report) = s.verify_dibao("caseworker", h, "case-raw-1").await?;
     assert_eq!(status, 200, "{report}");
     let engine = policies::PolicyEngine::load(policies::PolicyEngine::shipped_dir())?;
     let check = |report: &serde_json::Value| {
