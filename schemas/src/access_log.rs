@@ -60,6 +60,11 @@ pub enum Action {
     SubjectAccessReport,
     /// 登记授权书: an authorization letter was recorded.
     AuthorizationRecorded,
+    /// 证据复用: facts a department gave for an earlier verification of the same household were
+    /// reused (once-only) instead of asking the department again.
+    EvidenceReused,
+    /// 补登授权书: an authorization letter was attached to an emergency verification after it ran.
+    LetterAttached,
 }
 
 /// The policy decision (策略决定).
@@ -621,6 +626,8 @@ mod tests {
             (Action::LogSearched, "log_searched"),
             (Action::SubjectAccessReport, "subject_access_report"),
             (Action::AuthorizationRecorded, "authorization_recorded"),
+            (Action::EvidenceReused, "evidence_reused"),
+            (Action::LetterAttached, "letter_attached"),
         ] {
             let mut e = sample();
             e.action = action;

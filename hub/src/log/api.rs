@@ -483,6 +483,8 @@ fn action_zh(a: Action) -> &'static str {
         Action::LogSearched => "检索日志 / log searched",
         Action::SubjectAccessReport => "个人查询报告 / subject access report",
         Action::AuthorizationRecorded => "登记授权书 / authorization recorded",
+        Action::EvidenceReused => "复用已有核对结果 / evidence reused",
+        Action::LetterAttached => "补登授权书 / letter attached after an emergency check",
     }
 }
 

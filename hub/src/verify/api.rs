@@ -4,7 +4,7 @@
 //! Request bodies are parsed field by field so that every error names the member and the field
 //! (`members[2].resident_id: check digit is 3, expected 7`) and never echoes a resident ID.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -27,7 +27,9 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::aggregate::Declared;
 use super::report::{DepartmentReport, DepartmentStatus, MemberReport, Report, merge_answer};
+use super::reuse::Reusable;
 use super::store::{self, AuthorizationRow, VerificationRow};
 use crate::api::{ApiError, AppState};
 use crate::identity::Caller;
@@ -395,9 +397,14 @@ pub struct VerificationRequest {
     /// The letter on record; may be absent only for an emergency temporary-assistance check.
     #[serde(default)]
     pub authorization_id: Option<String>,
-    /// Declared income and assets (kept for the later comparison; not used yet).
+    /// 申报: declared income and assets, compared with the verified figures (see
+    /// [`super::aggregate::Declared`]).
     #[serde(default)]
     pub declared: Option<Value>,
+    /// Ask every department afresh instead of reusing valid facts from an earlier verification of
+    /// the same household (once-only reuse is the default).
+    #[serde(default)]
+    pub force_fresh: bool,
     /// How long to wait for the report; past it the answer is 202 with the id (the verification
     /// goes on). Absent: wait for completion (bounded by the urgency's deadline).
     #[serde(default)]
@@ -564,6 +571,16 @@ async fn request_verification(
     let req: VerificationRequest = parse_body(body)?;
     let household = parse_household(&req.household)?;
     validate_case_ref(&req.case_ref)?;
+    let declared: Option<Declared> = match &req.declared {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            serde_json::from_value(v.clone())
+                .map_err(|e| invalid("declared", safe_serde_message(&e)))?,
+        ),
+    };
+    if let Some((field, rule)) = declared.as_ref().and_then(Declared::invalid_field) {
+        return Err(invalid(field, rule));
+    }
     if let Some(a) = &req.authorization_id
         && (a.trim().is_empty() || a.len() > 128)
     {
@@ -600,7 +617,8 @@ async fn request_verification(
     let task = {
         let (s, id, rid, vid) = (s.clone(), id.clone(), rid.clone(), verification_id.clone());
         async move {
-            let result = verify_household(&s, &id, &rid, req, household, vid.clone()).await;
+            let result =
+                verify_household(&s, &id, &rid, req, household, declared, vid.clone()).await;
             if let Some(key) = &idem
                 && !matches!(&result, Ok(r) if r.status() == StatusCode::OK)
             {
@@ -653,6 +671,7 @@ async fn verify_household(
     rid: &str,
     req: VerificationRequest,
     household: Household,
+    declared: Option<Declared>,
     verification_id: String,
 ) -> Result<Response, ApiError> {
     let (s, id, rid) = (s.clone(), id.clone(), rid.to_owned());
@@ -764,9 +783,38 @@ async fn verify_household(
             resident_id: m.resident_id.clone(),
         })
         .collect();
+    // Once-only: departments whose valid answer to an earlier verification of this household can be
+    // reused are not asked again (only under a letter that covers this verification).
+    let mut reused: BTreeMap<Department, Reusable> = BTreeMap::new();
+    if auth_status.covers && !req.force_fresh {
+        let longest = planned
+            .iter()
+            .map(|k| k.spec().validity_days)
+            .max()
+            .unwrap_or(0);
+        let since = unix_ms(created) - i64::from(longest) * 86_400_000;
+        let earlier: Vec<Report> = store::recent_reports(
+            &s.store.db(),
+            &applicant,
+            household.registered_division.as_str(),
+            since,
+        )
+        .await?
+        .iter()
+        .filter_map(|json| serde_json::from_str(json).ok())
+        .collect();
+        for (d, kinds) in &plan {
+            if kinds.is_empty() {
+                continue;
+            }
+            if let Some(r) = super::reuse::find(&earlier, *d, kinds, &subjects, created) {
+                reused.insert(*d, r);
+            }
+        }
+    }
     let queries: Vec<(Department, FactQuery)> = plan
         .iter()
-        .filter(|(_, kinds)| !kinds.is_empty())
+        .filter(|(d, kinds)| !kinds.is_empty() && !reused.contains_key(d))
         .map(|(d, kinds)| {
             (
                 *d,
@@ -860,6 +908,51 @@ async fn verify_household(
         })
         .collect();
     let mut departments = Vec::new();
+    for (department, r) in &reused {
+        let kinds = plan.get(department).cloned().unwrap_or_default();
+        let logged = s
+            .log
+            .append(entry(EntryParts {
+                id: &id,
+                action: LogAction::EvidenceReused,
+                allowed: true,
+                policy_ids: decision.policy_ids.clone(),
+                purpose: Some(req.purpose),
+                case_ref: Some(req.case_ref.clone()),
+                departments: vec![*department],
+                fact_kinds: kinds.clone(),
+                outcome: Outcome::Succeeded,
+                request_id: rid.clone(),
+                subjects: &subjects,
+            })?)
+            .await?;
+        for (m, (facts, notes)) in members.iter_mut().zip(&r.members) {
+            m.facts.extend(facts.iter().cloned());
+            m.notes.extend(notes.iter().cloned());
+        }
+        departments.push(DepartmentReport {
+            department: *department,
+            name_zh: department.name_zh().to_owned(),
+            status: DepartmentStatus::Reused,
+            status_text: format!(
+                "{}（核对 {}，获取于 {}）/ reused from verification {} obtained at {}",
+                DepartmentStatus::Reused.text(),
+                r.source,
+                r.answered_at,
+                r.source,
+                r.answered_at
+            ),
+            fact_kinds: kinds,
+            answered_at: Some(r.answered_at.clone()),
+            key_id: r.key_id.clone(),
+            signature: r.signature.clone(),
+            detail: None,
+            reused_from: Some(r.source.clone()),
+            elapsed_ms: 0,
+            log_index: Some(logged.index),
+            log_receipt: None,
+        });
+    }
     for (o, logged) in outcomes {
         let mut d = DepartmentReport {
             department: o.department,
@@ -871,6 +964,7 @@ async fn verify_household(
             key_id: None,
             signature: None,
             detail: None,
+            reused_from: None,
             elapsed_ms: o.elapsed_ms,
             log_index: logged,
             log_receipt: None,
@@ -891,6 +985,20 @@ async fn verify_household(
         d.status_text = d.status.text().to_owned();
         departments.push(d);
     }
+    departments.sort_by_key(|d| d.department);
+    let standard = engine
+        .standards()
+        .for_county(&household.registered_division, as_of.year());
+    let county = household.registered_division.county();
+    let aggregation = super::aggregate::aggregate(&super::aggregate::Inputs {
+        members: &members,
+        departments: &departments,
+        income: engine.profiles().income(req.purpose),
+        standard,
+        county: county.as_str(),
+        as_of,
+        declared: declared.as_ref(),
+    });
     let mut report = Report {
         id: verification_id.clone(),
         created_at: now_rfc3339(created),
@@ -904,13 +1012,12 @@ async fn verify_household(
         letter_due_by: (!auth_status.covers)
             .then(|| super::report::letter_due_by(as_of).to_string()),
         deadline_ms: deadline_dur.as_millis() as u64,
-        complete: departments
-            .iter()
-            .all(|d| d.status == DepartmentStatus::Answered),
+        complete: departments.iter().all(|d| d.status.has_facts()),
         departments,
         members,
         log_index: request_logged.index,
         log_receipt: Some(s.log.receipt(request_logged.index).await?.to_text()),
+        aggregation: Some(aggregation),
         signature: None,
     };
     for d in &mut report.departments {

@@ -29,10 +29,12 @@
 //! Not yet here (issue 6): evidence reuse, aggregation against the standards, the printable HTML
 //! report, the caseworker CLI and the benchmark.
 
+pub mod aggregate;
 pub mod api;
 pub mod config;
 pub mod print;
 pub mod report;
+pub mod reuse;
 mod store;
 
 use std::collections::{BTreeMap, HashSet};

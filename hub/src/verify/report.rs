@@ -23,6 +23,9 @@ pub enum DepartmentStatus {
     Malformed,
     /// 签名无效
     BadSignature,
+    /// 复用: not asked again; the department's answer to an earlier verification of the same
+    /// household, still valid and covered by this verification's letter, was reused (once-only).
+    Reused,
 }
 
 impl DepartmentStatus {
@@ -45,7 +48,7 @@ impl DepartmentStatus {
     /// The access-log outcome of the query.
     pub fn outcome(self) -> Outcome {
         match self {
-            DepartmentStatus::Answered => Outcome::Succeeded,
+            DepartmentStatus::Answered | DepartmentStatus::Reused => Outcome::Succeeded,
             DepartmentStatus::TimedOut => Outcome::TimedOut,
             DepartmentStatus::Unavailable => Outcome::Unavailable,
             DepartmentStatus::Refused => Outcome::RefusedByDepartment,
@@ -62,7 +65,15 @@ impl DepartmentStatus {
             DepartmentStatus::Refused => "部门拒绝查询 / refused",
             DepartmentStatus::Malformed => "答复格式错误 / malformed answer",
             DepartmentStatus::BadSignature => "答复签名无效 / answer signature rejected",
+            DepartmentStatus::Reused => {
+                "复用有效期内的已有答复 / reused from an earlier verification"
+            }
         }
+    }
+
+    /// True when the department's facts are in the report (answered now or reused).
+    pub fn has_facts(self) -> bool {
+        matches!(self, DepartmentStatus::Answered | DepartmentStatus::Reused)
     }
 }
 
@@ -87,6 +98,10 @@ pub struct DepartmentReport {
     /// The connector's error code and message when not answered (no personal data).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// When `status` is `reused`: the verification whose department answer was reused. `answered_at`,
+    /// `key_id` and `signature` are then those of that original answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reused_from: Option<String>,
     pub elapsed_ms: u64,
     /// Index of the access-log entry recording this query.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -111,8 +126,13 @@ pub struct ReportedFact {
     pub period_from: String,
     pub period_to: String,
     pub department: Department,
+    /// When the department gave this fact (for a reused fact: in the original verification).
     pub answered_at: String,
     pub key_id: String,
+    /// 复用来源: the verification in which the department gave this fact, when it was reused
+    /// instead of asked again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reused_from: Option<String>,
 }
 
 /// A department that could not give facts for a member (查无此人 / 拒绝).
@@ -164,6 +184,10 @@ pub struct Report {
     /// That entry's receipt (C2SP `.tlog-proof` text).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_receipt: Option<String>,
+    /// 核算结果: income, assets and special situations compared with the local standard and the
+    /// declaration — indications, never a decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregation: Option<super::aggregate::Aggregation>,
     /// The hub's Ed25519 signature over [`signing_bytes`] of the report without this field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<ReportSignature>,
@@ -300,6 +324,7 @@ pub fn merge_answer(
                         department,
                         answered_at: answered_at.to_owned(),
                         key_id: answer.signature.key_id.clone(),
+                        reused_from: None,
                     });
                 }
             }
@@ -360,6 +385,7 @@ mod tests {
             }],
             log_index: 3,
             log_receipt: None,
+            aggregation: None,
             signature: None,
         };
         sign(&mut report, &key).unwrap();

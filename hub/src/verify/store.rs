@@ -157,6 +157,27 @@ pub async fn get_verification(db: &Db, id: &str) -> Result<Option<VerificationRo
     }))
 }
 
+const SELECT_RECENT: &str = "SELECT report FROM verifications WHERE household = $1 AND registered_division = $2 AND created_ms >= $3 ORDER BY created_ms DESC LIMIT 20";
+
+/// The reports of the latest verifications (newest first, at most 20) of a household since
+/// `since_ms`, for evidence reuse.
+pub async fn recent_reports(
+    db: &Db,
+    household: &str,
+    registered_division: &str,
+    since_ms: i64,
+) -> Result<Vec<String>, StoreError> {
+    let rows: Vec<(String,)> = on_db!(db, p, _DB => {
+        sqlx::query_as(SELECT_RECENT)
+            .bind(household)
+            .bind(registered_division)
+            .bind(since_ms)
+            .fetch_all(p)
+            .await?
+    });
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
 const RESERVE_KEY: &str = "INSERT INTO verification_idempotency (requested_by, idem_key, verification_id, request_sha256, created_ms) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
 const SELECT_KEY: &str = "SELECT verification_id, request_sha256 FROM verification_idempotency WHERE requested_by = $1 AND idem_key = $2";
 const RELEASE_KEY: &str = "DELETE FROM verification_idempotency WHERE requested_by = $1 AND idem_key = $2 AND verification_id = $3";
