@@ -179,6 +179,25 @@ pub struct DemoDepartments {
 pub const DEMO_SEED: u64 = 2026;
 pub const DEMO_HOUSEHOLDS: usize = 3000;
 
+/// The demo population: [`DEMO_SEED`], [`DEMO_HOUSEHOLDS`], and the near-threshold households
+/// planted around each county's 低保 line in the shipped local standards for the population's year
+/// (so the demo shows households just above and just below the line the hub compares with).
+pub fn demo_population_config() -> PopulationConfig {
+    let mut config = PopulationConfig::new(DEMO_SEED, DEMO_HOUSEHOLDS);
+    let dir = policies::PolicyEngine::shipped_dir().join("standards");
+    match policies::Standards::load(&dir) {
+        Ok(standards) => {
+            for s in standards.iter().filter(|s| s.year == config.as_of.year()) {
+                config
+                    .county_thresholds_fen
+                    .insert(s.county.as_str().to_owned(), s.dibao_line_fen);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "shipped standards unreadable; default thresholds"),
+    }
+    config
+}
+
 fn dept_slug(d: Department) -> String {
     d.code().replace('_', "-")
 }
@@ -200,10 +219,7 @@ pub async fn start_departments(dir: &Path) -> anyhow::Result<DemoDepartments> {
     }
     let keys_dir = dir.join("departments");
     std::fs::create_dir_all(&keys_dir)?;
-    let population = Arc::new(Population::generate(PopulationConfig::new(
-        DEMO_SEED,
-        DEMO_HOUSEHOLDS,
-    )));
+    let population = Arc::new(Population::generate(demo_population_config()));
     let mut handles = BTreeMap::new();
     let mut listing = String::from(
         "# Simulated departments of the demo (connector protocol v1 over mTLS).\n\

@@ -57,8 +57,16 @@ impl Tolerance {
     /// max(percent% of |verified|, min_fen).
     pub fn within(&self, declared_fen: i64, verified_fen: i64) -> bool {
         let diff = (i128::from(declared_fen) - i128::from(verified_fen)).abs();
+        diff <= i128::from(self.allowed(verified_fen))
+    }
+
+    /// The largest difference from `verified_fen` that is not a discrepancy:
+    /// max(percent% of |verified|, min_fen).
+    pub fn allowed(&self, verified_fen: i64) -> i64 {
         let relative = i128::from(verified_fen).abs() * i128::from(self.percent) / 100;
-        diff <= relative.max(i128::from(self.min_fen))
+        relative
+            .max(i128::from(self.min_fen))
+            .clamp(0, i128::from(i64::MAX)) as i64
     }
 }
 
@@ -116,6 +124,16 @@ impl Standards {
     /// The standard for a county (a township code is resolved to its county) and year.
     pub fn for_county(&self, county: &DivisionCode, year: i32) -> Option<&LocalStandard> {
         self.by_key.get(&(county.county(), year))
+    }
+
+    /// The standard in force for a county in `year`: that year's, or else the latest earlier year's
+    /// (a new year's standard applies from its publication; until then the previous one does).
+    pub fn in_force(&self, county: &DivisionCode, year: i32) -> Option<&LocalStandard> {
+        let county = county.county();
+        self.by_key
+            .range((county.clone(), i32::MIN)..=(county.clone(), year))
+            .next_back()
+            .map(|(_, s)| s)
     }
 
     /// The years for which standards are loaded.
@@ -286,5 +304,23 @@ mod tests {
         check(&t, 0, 5_000, true); // floor of 50 yuan
         check(&t, 0, 5_001, false);
         check(&t, i64::MAX, i64::MIN, false); // no overflow
+        assert_eq!(t.allowed(100_000), 10_000);
+        assert_eq!(t.allowed(-1), 5_000);
+    }
+
+    #[test]
+    fn the_latest_published_standard_stays_in_force() {
+        let dir = crate::PolicyEngine::shipped_dir().join("standards");
+        let st = Standards::load(dir).unwrap();
+        let township = DivisionCode::parse("370811002").unwrap();
+        let now = st.in_force(&township, 2026).unwrap();
+        assert_eq!((now.county.as_str(), now.year), ("370811", 2026));
+        // No 2027 file yet: 2026's applies.
+        assert_eq!(st.in_force(&township, 2027).unwrap().year, 2026);
+        // Nothing before the first year.
+        assert!(st.in_force(&township, 2025).is_none());
+        // Another county's standard is never used.
+        let other = DivisionCode::parse("370883").unwrap();
+        assert_eq!(st.in_force(&other, 2030).unwrap().county.as_str(), "370883");
     }
 }

@@ -320,7 +320,8 @@ pub enum AwkwardCase {
     },
     /// Per-capita monthly income (see [`Household::monthly_income_per_capita_fen`]) lies within
     /// 20 yuan of the county threshold. Every member is alive, known to every department that
-    /// holds their income, has constant wages over the 12 months and no pension or benefit, so any
+    /// holds their income, has constant wages over the 12 months, no pension, benefit, disability
+    /// subsidy or personal social-insurance contribution, so any
     /// reasonable income definition gives exactly `per_capita_fen`.
     IncomeNearThreshold {
         threshold_fen: i64,
@@ -975,8 +976,10 @@ impl Generator {
             let p = &mut self.persons[m.0 as usize];
             p.labor.employment = Employment::Employed;
             p.labor.monthly_wages_fen = [share; 12];
-            p.labor.insured_months_12m = 12;
-            p.labor.contributions_12m_fen = share * 12 * 105 / 1000;
+            // No personal contributions either: income definitions that deduct them (the 低保 rule
+            // does) must still give exactly `per_capita`.
+            p.labor.insured_months_12m = 0;
+            p.labor.contributions_12m_fen = 0;
         }
     }
 

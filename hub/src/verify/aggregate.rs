@@ -560,6 +560,21 @@ pub fn aggregate(inp: &Inputs<'_>) -> Aggregation {
             inp.as_of.year()
         )),
         Some(s) => {
+            if s.year != inp.as_of.year() {
+                cx.gaps.push(format!(
+                    "{}年标准未配置，沿用{}年标准 / no {} standard configured; the {} standard is used",
+                    inp.as_of.year(),
+                    s.year,
+                    inp.as_of.year(),
+                    s.year
+                ));
+            }
+            if s.example {
+                cx.gaps.push(
+                    "地方标准为示例值，尚未由民政局核定 / the local standard holds example values the bureau has not set"
+                        .into(),
+                );
+            }
             if let Some(pc) = household.monthly_income_per_capita_fen {
                 let below = pc < s.dibao_line_fen;
                 indications.push(Indication {
@@ -685,10 +700,7 @@ pub fn aggregate(inp: &Inputs<'_>) -> Aggregation {
                 });
             }
         };
-        let money_allowed = |v: i64| match tol {
-            Some(t) => (v.abs() * i64::from(t.percent) / 100).max(t.min_fen),
-            None => 0,
-        };
+        let money_allowed = |v: i64| tol.map_or(0, |t| t.allowed(v));
         let area_allowed = |v: i64| match tol {
             Some(t) => (v.abs() * i64::from(t.percent) / 100).max(100),
             None => 100,

@@ -934,14 +934,7 @@ async fn verify_household(
             department: *department,
             name_zh: department.name_zh().to_owned(),
             status: DepartmentStatus::Reused,
-            status_text: format!(
-                "{}（核对 {}，获取于 {}）/ reused from verification {} obtained at {}",
-                DepartmentStatus::Reused.text(),
-                r.source,
-                r.answered_at,
-                r.source,
-                r.answered_at
-            ),
+            status_text: super::report::reused_text(&r.source, &r.answered_at),
             fact_kinds: kinds,
             answered_at: Some(r.answered_at.clone()),
             key_id: r.key_id.clone(),
@@ -988,7 +981,7 @@ async fn verify_household(
     departments.sort_by_key(|d| d.department);
     let standard = engine
         .standards()
-        .for_county(&household.registered_division, as_of.year());
+        .in_force(&household.registered_division, as_of.year());
     let county = household.registered_division.county();
     let aggregation = super::aggregate::aggregate(&super::aggregate::Inputs {
         members: &members,

@@ -15,10 +15,10 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn yuan(fen: i64) -> String {
-    let sign = if fen < 0 { "-" } else { "" };
-    let fen = fen.unsigned_abs();
-    format!("{sign}¥{}.{:02}", fen / 100, fen % 100)
+use super::aggregate::{Aggregation, yuan};
+
+fn area(dm2: i64) -> String {
+    format!("{}.{:02} m²", dm2 / 100, (dm2 % 100).abs())
 }
 
 /// A fact value as a caseworker reads it.
@@ -27,7 +27,7 @@ pub fn value_text(v: &FactValue) -> String {
         FactValue::Bool(b) => (if *b { "是 / yes" } else { "否 / no" }).to_owned(),
         FactValue::Count(n) => n.to_string(),
         FactValue::MoneyFen(f) => yuan(*f),
-        FactValue::AreaDm2(a) => format!("{}.{:02} m²", a / 100, (a % 100).abs()),
+        FactValue::AreaDm2(a) => area(*a),
         FactValue::Days(d) => format!("{d} 天 / days"),
         FactValue::Code(c) => c.clone(),
         FactValue::OptionalDate(Some(d)) => d.to_string(),
@@ -108,7 +108,7 @@ pub fn render(report: &Report) -> String {
 
     h.push_str("<h2>部门答复情况 / Departments</h2><table><tr><th>部门 / department</th><th>状态 / status</th><th>答复时间 / answered at</th><th>签名密钥 / signing key</th><th>访问日志 / log index</th></tr>");
     for d in &report.departments {
-        let cls = if d.status == super::report::DepartmentStatus::Answered {
+        let cls = if d.status.has_facts() {
             ""
         } else {
             " class=\"warn\""
@@ -147,7 +147,10 @@ pub fn render(report: &Report) -> String {
                 esc(&f.period_from),
                 esc(&f.period_to),
                 esc(f.department.name_zh()),
-                esc(&f.answered_at),
+                esc(&match &f.reused_from {
+                    Some(v) => super::report::reused_text(v, &f.answered_at),
+                    None => f.answered_at.clone(),
+                }),
             ));
         }
         for n in &m.notes {
@@ -160,6 +163,9 @@ pub fn render(report: &Report) -> String {
         }
         h.push_str("</table>");
     }
+    if let Some(a) = &report.aggregation {
+        render_aggregation(&mut h, a);
+    }
     h.push_str("<p>本报告为核对结果提示，是否符合救助条件由经办人员依规审核决定。<br>This report gives indications; eligibility is decided by the caseworker under the rules.</p>");
     if let Some(sig) = &report.signature {
         h.push_str(&format!(
@@ -171,4 +177,90 @@ pub fn render(report: &Report) -> String {
     }
     h.push_str("</body></html>\n");
     h
+}
+
+fn render_aggregation(h: &mut String, a: &Aggregation) {
+    let opt = |v: Option<i64>, f: &dyn Fn(i64) -> String| {
+        v.map(f)
+            .unwrap_or_else(|| "无法核算 / not computed".to_owned())
+    };
+    h.push_str(&format!(
+        "<h2>核算结果 / Figures (参考日期 / as of {})</h2><table>",
+        esc(&a.as_of)
+    ));
+    let hh = &a.household;
+    let rows: Vec<(&str, String)> = vec![
+        (
+            "计入家庭人口 / members counted",
+            hh.members_counted.to_string(),
+        ),
+        (
+            "家庭月收入 / household monthly income",
+            opt(hh.monthly_income_fen, &yuan),
+        ),
+        (
+            "家庭月人均收入 / monthly income per capita",
+            opt(hh.monthly_income_per_capita_fen, &yuan),
+        ),
+        (
+            "房产套数 / properties owned",
+            opt(hh.properties_owned.map(i64::from), &|n| n.to_string()),
+        ),
+        (
+            "住房建筑面积（人均） / floor area (per capita)",
+            match (hh.floor_area_dm2, hh.floor_area_per_capita_dm2) {
+                (Some(t), Some(p)) => format!("{}（{}）", area(t), area(p)),
+                _ => "无法核算 / not computed".to_owned(),
+            },
+        ),
+        (
+            "金融资产（人均） / financial assets (per capita)",
+            match (hh.financial_assets_fen, hh.financial_assets_per_capita_fen) {
+                (Some(t), Some(p)) => format!("{}（{}）", yuan(t), yuan(p)),
+                _ => "无法核算 / not computed".to_owned(),
+            },
+        ),
+    ];
+    for (k, v) in rows {
+        h.push_str(&format!("<tr><th>{k}</th><td>{}</td></tr>", esc(&v)));
+    }
+    if let Some(s) = &a.standard {
+        h.push_str(&format!(
+            "<tr><th>地方标准 / local standard</th><td>{} {}年：低保标准 {}／人·月；房产 ≤ {} 套；人均住房面积 ≤ {}；人均金融资产 ≤ {}{}</td></tr>",
+            esc(&s.name),
+            s.year,
+            yuan(s.dibao_line_fen),
+            s.max_properties,
+            area(s.max_floor_area_per_capita_dm2),
+            yuan(s.max_financial_assets_per_capita_fen),
+            if s.example { "（示例值 / example values）" } else { "" }
+        ));
+    }
+    h.push_str("</table>");
+    if !a.indications.is_empty() {
+        h.push_str("<h3>核对提示 / Indications</h3><ul>");
+        for i in &a.indications {
+            h.push_str(&format!("<li>{}</li>", esc(&i.text)));
+        }
+        h.push_str("</ul>");
+    }
+    if !a.discrepancies.is_empty() {
+        h.push_str("<h3>申报与核对差异 / Declared vs verified</h3><ul>");
+        for d in &a.discrepancies {
+            h.push_str(&format!(
+                "<li class=\"warn\">{}：{}</li>",
+                esc(&d.field),
+                esc(&d.text)
+            ));
+        }
+        h.push_str("</ul>");
+    }
+    if !a.gaps.is_empty() {
+        h.push_str("<h3>说明 / Notes</h3><ul>");
+        for g in &a.gaps {
+            h.push_str(&format!("<li>{}</li>", esc(g)));
+        }
+        h.push_str("</ul>");
+    }
+    h.push_str(&format!("<p><b>{}</b></p>", esc(&a.disclaimer)));
 }

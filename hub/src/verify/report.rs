@@ -111,6 +111,13 @@ pub struct DepartmentReport {
     pub log_receipt: Option<String>,
 }
 
+/// 复用说明: "reused from verification X, obtained at T", Chinese first.
+pub fn reused_text(source: &str, obtained_at: &str) -> String {
+    format!(
+        "复用自核对 {source}（获取于 {obtained_at}） / reused from verification {source}, obtained at {obtained_at}"
+    )
+}
+
 /// A fact with its provenance.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReportedFact {

@@ -4,6 +4,7 @@
 mod access_log;
 mod demo;
 mod handshake;
+mod household_check;
 mod policy;
 mod process;
 mod reload;

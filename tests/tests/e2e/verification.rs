@@ -10,23 +10,23 @@ use hub_tests::{TestEnv, TestHub};
 use schemas::{Department, FactKind, Household, Purpose};
 use serde_json::{Value, json};
 
-const XUZHUANG: &str = "370811002";
-const OTHER_TOWNSHIP: &str = "370811005";
+pub(crate) const XUZHUANG: &str = "370811002";
+pub(crate) const OTHER_TOWNSHIP: &str = "370811005";
 
-struct Setup {
-    env: TestEnv,
-    deps: DemoDepartments,
-    hub: TestHub,
+pub(crate) struct Setup {
+    pub(crate) env: TestEnv,
+    pub(crate) deps: DemoDepartments,
+    pub(crate) hub: TestHub,
 }
 
 /// Departments first, then the hub built with their `[departments]` section and `extra` appended.
-async fn setup(extra: &str) -> anyhow::Result<Setup> {
+pub(crate) async fn setup(extra: &str) -> anyhow::Result<Setup> {
     let extra = extra.to_owned();
     setup_with(move |t| format!("{t}\n{extra}\n")).await
 }
 
 /// Departments first, then the hub built from the config text after `edit`.
-async fn setup_with(edit: impl Fn(String) -> String) -> anyhow::Result<Setup> {
+pub(crate) async fn setup_with(edit: impl Fn(String) -> String) -> anyhow::Result<Setup> {
     hub_tests::init_test_logging();
     let env = TestEnv::new()?;
     let deps = env.start_departments().await?;
@@ -35,7 +35,7 @@ async fn setup_with(edit: impl Fn(String) -> String) -> anyhow::Result<Setup> {
     Ok(Setup { env, deps, hub })
 }
 
-fn households(deps: &DemoDepartments, township: &str) -> Vec<Household> {
+pub(crate) fn households(deps: &DemoDepartments, township: &str) -> Vec<Household> {
     deps.population
         .households()
         .iter()
@@ -44,14 +44,14 @@ fn households(deps: &DemoDepartments, township: &str) -> Vec<Household> {
         .collect()
 }
 
-fn ids(h: &Household) -> Vec<String> {
+pub(crate) fn ids(h: &Household) -> Vec<String> {
     h.members
         .iter()
         .map(|m| m.resident_id.as_str().to_owned())
         .collect()
 }
 
-fn household_json(h: &Household) -> Value {
+pub(crate) fn household_json(h: &Household) -> Value {
     json!({
         "registered_division": h.registered_division.as_str(),
         "members": h.members.iter().map(|m| json!({
@@ -62,7 +62,7 @@ fn household_json(h: &Household) -> Value {
     })
 }
 
-fn verification(
+pub(crate) fn verification(
     h: &Household,
     purpose: &str,
     case_ref: &str,
@@ -81,7 +81,7 @@ fn verification(
     v
 }
 
-fn letter(h: &Household, purposes: &[&str]) -> Value {
+pub(crate) fn letter(h: &Household, purposes: &[&str]) -> Value {
     let ids = ids(h);
     json!({
         "registered_division": h.registered_division.as_str(),
@@ -94,7 +94,12 @@ fn letter(h: &Household, purposes: &[&str]) -> Value {
 }
 
 impl Setup {
-    async fn post(&self, who: &str, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
+    pub(crate) async fn post(
+        &self,
+        who: &str,
+        path: &str,
+        body: &Value,
+    ) -> anyhow::Result<(u16, Value)> {
         let r = self
             .env
             .http(who)?
@@ -111,7 +116,7 @@ impl Setup {
     }
 
     /// Record a 低保 letter for `h` as `who`, then request a normal 低保 verification citing it.
-    async fn verify_dibao(
+    pub(crate) async fn verify_dibao(
         &self,
         who: &str,
         h: &Household,
@@ -127,7 +132,7 @@ impl Setup {
     }
 
     /// Record a letter for `h` as `who`; returns its id.
-    async fn record_letter(
+    pub(crate) async fn record_letter(
         &self,
         who: &str,
         h: &Household,
@@ -142,7 +147,7 @@ impl Setup {
 
     /// The access-log entries of a case, via the auditor's log search: (action, effect, outcome,
     /// departments).
-    async fn log_of_case(
+    pub(crate) async fn log_of_case(
         &self,
         case_ref: &str,
     ) -> anyhow::Result<Vec<(String, String, String, Vec<String>)>> {
@@ -176,7 +181,7 @@ impl Setup {
             .collect())
     }
 
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.hub.stop().await;
         for (_, h) in self.deps.handles {
             h.shutdown().await;
@@ -184,7 +189,7 @@ impl Setup {
     }
 }
 
-fn plan(purpose: Purpose) -> BTreeMap<Department, Vec<FactKind>> {
+pub(crate) fn plan(purpose: Purpose) -> BTreeMap<Department, Vec<FactKind>> {
     policies::PolicyEngine::load(policies::PolicyEngine::shipped_dir())
         .expect("shipped policies load")
         .profiles()
@@ -197,7 +202,7 @@ fn sorted(mut v: Vec<FactKind>) -> Vec<String> {
     s
 }
 
-fn status_of(report: &Value, d: &str) -> String {
+pub(crate) fn status_of(report: &Value, d: &str) -> String {
     report["departments"]
         .as_array()
         .expect("departments")
