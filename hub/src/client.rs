@@ -19,6 +19,37 @@ pub enum ClientCommand {
     Verify(VerifyArgs),
     /// Fetch a stored report (JSON, or the printable zh-CN page with --print).
     Report(ReportArgs),
+    /// List your emergency cases whose authorization letter is due or overdue (待补交授权书).
+    FollowUps(FollowUpsArgs),
+    /// Attach the letter recorded after an emergency check (补登授权书).
+    AttachLetter(AttachLetterArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FollowUpsArgs {
+    #[command(flatten)]
+    pub remote: Remote,
+    /// `open` (no letter yet), `overdue` or `all`.
+    #[arg(long, default_value = "open")]
+    pub status: String,
+}
+
+#[derive(Debug, Args)]
+pub struct AttachLetterArgs {
+    #[command(flatten)]
+    pub remote: Remote,
+    /// The verification id of the emergency check.
+    pub id: String,
+    /// A letter (JSON) to record first and attach.
+    #[arg(
+        long,
+        conflicts_with = "authorization_id",
+        required_unless_present = "authorization_id"
+    )]
+    pub letter: Option<PathBuf>,
+    /// The id of a letter already recorded.
+    #[arg(long)]
+    pub authorization_id: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -107,6 +138,25 @@ pub fn summary(report: &Value) -> String {
         facts,
         report["members"].as_array().map_or(0, Vec::len)
     ));
+    let agg = &report["aggregation"];
+    if let Some(pc) = agg["household"]["monthly_income_per_capita_fen"].as_i64() {
+        out.push_str(&format!(
+            "  家庭月人均收入 / monthly income per capita: {}\n",
+            crate::verify::aggregate::yuan(pc)
+        ));
+    }
+    for i in agg["indications"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "  提示 / indication: {}\n",
+            i["text"].as_str().unwrap_or("?")
+        ));
+    }
+    for d in agg["discrepancies"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "  差异 / discrepancy: {}\n",
+            d["text"].as_str().unwrap_or("?")
+        ));
+    }
     out
 }
 
@@ -118,32 +168,95 @@ pub fn main(cmd: ClientCommand) -> anyhow::Result<()> {
         match cmd {
             ClientCommand::Verify(args) => verify(args).await,
             ClientCommand::Report(args) => report(args).await,
+            ClientCommand::FollowUps(args) => follow_ups(args).await,
+            ClientCommand::AttachLetter(args) => attach_letter(args).await,
         }
     })
+}
+
+/// Record a letter file; returns its id.
+async fn record_letter(
+    http: &reqwest::Client,
+    base: &str,
+    letter: &PathBuf,
+) -> anyhow::Result<String> {
+    let r = http
+        .post(format!("{base}/v1/authorizations"))
+        .json(&read_json(letter)?)
+        .send()
+        .await?;
+    let status = r.status().as_u16();
+    let body = r.text().await?;
+    anyhow::ensure!(
+        status == 201,
+        "recording the letter: {}",
+        error_line(status, &body)
+    );
+    let id = serde_json::from_str::<Value>(&body)?["id"]
+        .as_str()
+        .context("letter id in the answer")?
+        .to_owned();
+    println!("授权书已登记 / letter recorded: {id}");
+    Ok(id)
+}
+
+async fn follow_ups(args: FollowUpsArgs) -> anyhow::Result<()> {
+    let (http, base) = client(&args.remote)?;
+    let r = http
+        .get(format!("{base}/v1/follow-ups?status={}", args.status))
+        .send()
+        .await?;
+    let status = r.status().as_u16();
+    let body = r.text().await?;
+    anyhow::ensure!(status == 200, "{}", error_line(status, &body));
+    let v: Value = serde_json::from_str(&body)?;
+    let items = v["follow_ups"].as_array().cloned().unwrap_or_default();
+    println!(
+        "待补交授权书 {} 件，其中逾期 {} 件 / {} follow-ups, {} overdue",
+        items.len(),
+        v["overdue"],
+        items.len(),
+        v["overdue"]
+    );
+    for i in items {
+        println!(
+            "  {}  {}  {}",
+            i["verification_id"].as_str().unwrap_or("?"),
+            i["case_ref"].as_str().unwrap_or("?"),
+            i["text"].as_str().unwrap_or("?")
+        );
+    }
+    Ok(())
+}
+
+async fn attach_letter(args: AttachLetterArgs) -> anyhow::Result<()> {
+    let (http, base) = client(&args.remote)?;
+    let auth = match (&args.letter, &args.authorization_id) {
+        (Some(file), _) => record_letter(&http, &base, file).await?,
+        (None, Some(id)) => id.clone(),
+        (None, None) => anyhow::bail!("give --letter FILE or --authorization-id ID"),
+    };
+    let r = http
+        .post(format!("{base}/v1/verifications/{}/letter", args.id))
+        .json(&serde_json::json!({ "authorization_id": auth }))
+        .send()
+        .await?;
+    let status = r.status().as_u16();
+    let body = r.text().await?;
+    anyhow::ensure!(status == 200, "{}", error_line(status, &body));
+    let v: Value = serde_json::from_str(&body)?;
+    println!(
+        "{}",
+        v["letter_follow_up"]["text"].as_str().unwrap_or_default()
+    );
+    Ok(())
 }
 
 async fn verify(args: VerifyArgs) -> anyhow::Result<()> {
     let (http, base) = client(&args.remote)?;
     let mut request = read_json(&args.request)?;
     if let Some(letter) = &args.letter {
-        let r = http
-            .post(format!("{base}/v1/authorizations"))
-            .json(&read_json(letter)?)
-            .send()
-            .await?;
-        let status = r.status().as_u16();
-        let body = r.text().await?;
-        anyhow::ensure!(
-            status == 201,
-            "recording the letter: {}",
-            error_line(status, &body)
-        );
-        let id = serde_json::from_str::<Value>(&body)?["id"]
-            .as_str()
-            .context("letter id in the answer")?
-            .to_owned();
-        println!("授权书已登记 / letter recorded: {id}");
-        request["authorization_id"] = Value::String(id);
+        request["authorization_id"] = Value::String(record_letter(&http, &base, letter).await?);
     }
     if let Some(ms) = args.wait_ms {
         request["wait_ms"] = Value::from(ms);

@@ -30,7 +30,7 @@ use time::format_description::well_known::Rfc3339;
 use super::aggregate::Declared;
 use super::report::{DepartmentReport, DepartmentStatus, MemberReport, Report, merge_answer};
 use super::reuse::Reusable;
-use super::store::{self, AuthorizationRow, VerificationRow};
+use super::store::{self, AuthorizationRow, FollowUpRow, VerificationRow};
 use crate::api::{ApiError, AppState};
 use crate::identity::Caller;
 
@@ -41,6 +41,8 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/verifications", post(request_verification))
         .route("/v1/verifications/{id}", get(get_verification))
         .route("/v1/verifications/{id}/print", get(print_verification))
+        .route("/v1/verifications/{id}/letter", post(attach_letter))
+        .route("/v1/follow-ups", get(list_follow_ups))
         .route("/v1/report-key", get(report_key))
 }
 
@@ -992,6 +994,7 @@ async fn verify_household(
         as_of,
         declared: declared.as_ref(),
     });
+    let due_by = (!auth_status.covers).then(|| super::report::letter_due_by(as_of));
     let mut report = Report {
         id: verification_id.clone(),
         created_at: now_rfc3339(created),
@@ -1002,14 +1005,14 @@ async fn verify_household(
         urgency: req.urgency,
         authorization_id: req.authorization_id.clone(),
         emergency_without_letter: !auth_status.covers,
-        letter_due_by: (!auth_status.covers)
-            .then(|| super::report::letter_due_by(as_of).to_string()),
+        letter_due_by: due_by.map(|d| d.to_string()),
         deadline_ms: deadline_dur.as_millis() as u64,
         complete: departments.iter().all(|d| d.status.has_facts()),
         departments,
         members,
         log_index: request_logged.index,
         log_receipt: Some(s.log.receipt(request_logged.index).await?.to_text()),
+        letter_follow_up: due_by.map(|d| super::report::follow_up(d, None, as_of)),
         aggregation: Some(aggregation),
         signature: None,
     };
@@ -1020,6 +1023,16 @@ async fn verify_household(
     }
     super::report::sign(&mut report, &s.keys.signing).map_err(ApiError::internal)?;
     let json = serde_json::to_string(&report).map_err(ApiError::internal)?;
+    let follow_up = due_by.map(|d| FollowUpRow {
+        verification_id: verification_id.clone(),
+        requested_by: id.principal.clone(),
+        registered_division: report.registered_division.clone(),
+        case_ref: req.case_ref.clone(),
+        created_ms: unix_ms(created),
+        due_by: d.to_string(),
+        authorization_id: None,
+        attached_ms: None,
+    });
     store::insert_verification(
         &s.store.db(),
         &VerificationRow {
@@ -1034,6 +1047,7 @@ async fn verify_household(
             authorization_id: req.authorization_id.clone(),
             report: json,
         },
+        follow_up.as_ref(),
     )
     .await?;
     let region = DivisionCode::parse(&report.registered_division).map_err(ApiError::internal)?;
@@ -1167,11 +1181,237 @@ async fn view_report(
     match err {
         Some(e) => Err(e),
         None => {
+            let mut report = report;
+            if let Some(f) = store::get_follow_up(&s.store.db(), &row.id).await? {
+                report.letter_follow_up = Some(follow_up_now(&f)?);
+            }
             let region =
                 DivisionCode::parse(&row.registered_division).map_err(ApiError::internal)?;
             Ok(Json(raw_value_view(s, id, &region, report)?))
         }
     }
+}
+
+fn beijing_today() -> time::Date {
+    OffsetDateTime::now_utc()
+        .to_offset(time::macros::offset!(+8))
+        .date()
+}
+
+/// A stored follow-up as of today.
+fn follow_up_now(f: &FollowUpRow) -> Result<super::report::LetterFollowUp, ApiError> {
+    let fmt = time::macros::format_description!("[year]-[month]-[day]");
+    let due = time::Date::parse(&f.due_by, &fmt).map_err(ApiError::internal)?;
+    let attached = match (&f.authorization_id, f.attached_ms) {
+        (Some(a), Some(ms)) => Some((
+            a.clone(),
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+                .map_err(ApiError::internal)?,
+        )),
+        _ => None,
+    };
+    Ok(super::report::follow_up(due, attached, beijing_today()))
+}
+
+/// `POST /v1/verifications/{id}/letter` body: the letter recorded after an emergency check.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttachLetter {
+    pub authorization_id: String,
+}
+
+/// The answer: where the follow-up stands now.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct LetterAttached {
+    pub verification_id: String,
+    pub letter_follow_up: super::report::LetterFollowUp,
+    pub log_index: u64,
+}
+
+/// 补登授权书: attach the letter recorded after an emergency verification ran without one. Only the
+/// caseworker who requested the verification, with the right to record letters there; the letter
+/// must cover every member, the purpose and every fact kind the verification asked.
+async fn attach_letter(
+    State(s): State<AppState>,
+    Caller(id): Caller,
+    headers: HeaderMap,
+    Path(vid): Path<String>,
+    Json(body): Json<Value>,
+) -> Result<Json<LetterAttached>, ApiError> {
+    let req: AttachLetter = parse_body(body)?;
+    let auth_id = req.authorization_id.trim();
+    if auth_id.is_empty() || auth_id.len() > 128 {
+        return Err(invalid("authorization_id", "must be 1-128 characters"));
+    }
+    let db = s.store.db();
+    let Some(row) = store::get_verification(&db, &vid).await? else {
+        return Err(ApiError::not_found("no verification with this id"));
+    };
+    let report: Report = serde_json::from_str(&row.report).map_err(ApiError::internal)?;
+    let division = DivisionCode::parse(&row.registered_division).map_err(ApiError::internal)?;
+    let subjects: Vec<String> = report.members.iter().map(|m| m.pseudonym.clone()).collect();
+    let rid = request_id(&headers);
+    let d = s.authz.decide(
+        &id,
+        Action::RecordAuthorization,
+        &ResourceCtx {
+            region: Some(division.clone()),
+            department: None,
+        },
+        &RequestCtx {
+            purpose: Some(report.purpose),
+            ..RequestCtx::default()
+        },
+    );
+    let refusal = match denial(&d) {
+        Some(e) => Some(e),
+        None if row.requested_by != id.principal => Some(ApiError::forbidden(
+            "仅核对发起人可补登授权书 / only the caseworker who requested this verification may attach its letter",
+        )),
+        None => None,
+    };
+    let log_entry = |allowed: bool, outcome: Outcome| {
+        entry(EntryParts {
+            id: &id,
+            action: LogAction::LetterAttached,
+            allowed,
+            policy_ids: d.policy_ids.clone(),
+            purpose: Some(report.purpose),
+            case_ref: Some(row.case_ref.clone()),
+            departments: Vec::new(),
+            fact_kinds: Vec::new(),
+            outcome,
+            request_id: rid.clone(),
+            subjects: &subjects,
+        })
+    };
+    if let Some(e) = refusal {
+        s.log.append(log_entry(false, Outcome::Denied)?).await?;
+        return Err(e);
+    }
+    let Some(f) = store::get_follow_up(&db, &vid).await? else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "no_letter_due",
+            "此核对已引用有效授权书，无需补登 / this verification already cited a covering letter",
+        ));
+    };
+    if f.authorization_id.is_some() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "letter_already_attached",
+            "此核对已补登授权书 / a letter is already attached to this verification",
+        ));
+    }
+    let asked: BTreeSet<FactKind> = report
+        .departments
+        .iter()
+        .flat_map(|d| d.fact_kinds.iter().copied())
+        .collect();
+    let (status, problem) = authorization_status(
+        &s,
+        Some(auth_id),
+        &division,
+        &subjects,
+        report.purpose,
+        &asked,
+    )
+    .await?;
+    if !status.covers {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "letter_does_not_cover",
+            format!(
+                "授权书不覆盖此核对 / the letter does not cover this verification: {}",
+                problem.unwrap_or_default()
+            ),
+        )
+        .with_field("authorization_id"));
+    }
+    let now = OffsetDateTime::now_utc();
+    if !store::attach_letter(&db, &vid, auth_id, unix_ms(now)).await? {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "letter_already_attached",
+            "此核对已补登授权书 / a letter is already attached to this verification",
+        ));
+    }
+    let logged = s.log.append(log_entry(true, Outcome::Succeeded)?).await?;
+    let f = store::get_follow_up(&db, &vid)
+        .await?
+        .ok_or_else(|| ApiError::internal("follow-up vanished"))?;
+    Ok(Json(LetterAttached {
+        verification_id: vid,
+        letter_follow_up: follow_up_now(&f)?,
+        log_index: logged.index,
+    }))
+}
+
+/// `GET /v1/follow-ups` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FollowUpQuery {
+    /// `open` (default: no letter yet, pending or overdue), `overdue`, or `all`.
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+/// One of the caller's emergency cases awaiting (or having received) its letter. No personal data.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct FollowUpItem {
+    pub verification_id: String,
+    pub case_ref: String,
+    pub registered_division: String,
+    pub created_at: String,
+    #[serde(flatten)]
+    pub follow_up: super::report::LetterFollowUp,
+}
+
+/// The caller's letter follow-ups.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct FollowUps {
+    pub follow_ups: Vec<FollowUpItem>,
+    /// How many of them are overdue.
+    pub overdue: usize,
+}
+
+/// 待补交授权书: the caller's own emergency cases and where their letters stand (overdue first by
+/// due date). Lists case references only, never members.
+async fn list_follow_ups(
+    State(s): State<AppState>,
+    Caller(id): Caller,
+    axum::extract::Query(q): axum::extract::Query<FollowUpQuery>,
+) -> Result<Json<FollowUps>, ApiError> {
+    let filter = q.status.as_deref().unwrap_or("open");
+    if !["open", "overdue", "all"].contains(&filter) {
+        return Err(invalid("status", "must be open, overdue or all"));
+    }
+    let rows = store::list_follow_ups(&s.store.db(), &id.principal, filter != "all", 1000).await?;
+    let mut items = Vec::with_capacity(rows.len());
+    for r in rows {
+        let f = follow_up_now(&r)?;
+        if filter == "overdue" && f.status != super::report::FollowUpStatus::Overdue {
+            continue;
+        }
+        let created =
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(r.created_ms) * 1_000_000)
+                .map_err(ApiError::internal)?;
+        items.push(FollowUpItem {
+            verification_id: r.verification_id,
+            case_ref: r.case_ref,
+            registered_division: r.registered_division,
+            created_at: now_rfc3339(created),
+            follow_up: f,
+        });
+    }
+    let overdue = items
+        .iter()
+        .filter(|i| i.follow_up.status == super::report::FollowUpStatus::Overdue)
+        .count();
+    Ok(Json(FollowUps {
+        follow_ups: items,
+        overdue,
+    }))
 }
 
 #[cfg(test)]

@@ -191,6 +191,10 @@ pub struct Report {
     /// That entry's receipt (C2SP `.tlog-proof` text).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_receipt: Option<String>,
+    /// 补交授权书: for an emergency check without a letter, where the letter stands as of the time
+    /// this view was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub letter_follow_up: Option<LetterFollowUp>,
     /// 核算结果: income, assets and special situations compared with the local standard and the
     /// declaration — indications, never a decision.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -288,6 +292,77 @@ pub fn verify_signature(report: &serde_json::Value, public_key: &[u8]) -> Result
     ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, public_key)
         .verify(&signing_bytes(report)?, &sig)
         .map_err(|_| "signature does not verify".to_owned())
+}
+
+/// 补交授权书状态: where an emergency check's letter stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FollowUpStatus {
+    /// 待补交: not yet recorded, not yet due.
+    Pending,
+    /// 逾期未补交: not recorded and past the due date.
+    Overdue,
+    /// 已补交
+    Recorded,
+    /// 逾期后补交: recorded after the due date.
+    RecordedLate,
+}
+
+/// The letter follow-up of an emergency verification run before its letter was on record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LetterFollowUp {
+    /// Beijing date by which the letter must be recorded.
+    pub due_by: String,
+    pub status: FollowUpStatus,
+    /// Caseworker-readable status, Chinese first.
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_id: Option<String>,
+    /// RFC 3339, when the letter was attached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded_at: Option<String>,
+}
+
+/// The follow-up as of `today` (Beijing date): due on `due_by`, letter attached at `attached`.
+pub fn follow_up(
+    due_by: time::Date,
+    attached: Option<(String, time::OffsetDateTime)>,
+    today: time::Date,
+) -> LetterFollowUp {
+    use time::format_description::well_known::Rfc3339;
+    let beijing = time::macros::offset!(+8);
+    let (status, authorization_id, recorded_at) = match attached {
+        Some((id, at)) => {
+            let late = at.to_offset(beijing).date() > due_by;
+            let status = if late {
+                FollowUpStatus::RecordedLate
+            } else {
+                FollowUpStatus::Recorded
+            };
+            (status, Some(id), at.format(&Rfc3339).ok())
+        }
+        None if today > due_by => (FollowUpStatus::Overdue, None, None),
+        None => (FollowUpStatus::Pending, None, None),
+    };
+    let text = match status {
+        FollowUpStatus::Pending => {
+            format!("授权书待补交，截止 {due_by} / letter due by {due_by}")
+        }
+        FollowUpStatus::Overdue => {
+            format!("逾期：授权书应于 {due_by} 前补交 / overdue: the letter was due by {due_by}")
+        }
+        FollowUpStatus::Recorded => "授权书已补交 / letter recorded".to_owned(),
+        FollowUpStatus::RecordedLate => {
+            format!("授权书逾期补交（截止 {due_by}） / letter recorded after {due_by}")
+        }
+    };
+    LetterFollowUp {
+        due_by: due_by.to_string(),
+        status,
+        text,
+        authorization_id,
+        recorded_at,
+    }
 }
 
 /// Working days a letter may follow an emergency check.
@@ -392,6 +467,7 @@ mod tests {
             }],
             log_index: 3,
             log_receipt: None,
+            letter_follow_up: None,
             aggregation: None,
             signature: None,
         };
@@ -415,6 +491,33 @@ mod tests {
         let mut extra = json.clone();
         extra["note"] = serde_json::json!("x");
         assert!(verify_signature(&extra, &public).is_err());
+    }
+
+    #[test]
+    fn follow_ups_are_pending_overdue_or_recorded() {
+        use time::macros::{date, datetime};
+        let due = date!(2026 - 12 - 04);
+        assert_eq!(
+            follow_up(due, None, date!(2026 - 12 - 04)).status,
+            FollowUpStatus::Pending
+        );
+        let late = follow_up(due, None, date!(2026 - 12 - 05));
+        assert_eq!(late.status, FollowUpStatus::Overdue);
+        assert!(late.text.starts_with("逾期"));
+        // Attached on the due date, Beijing time (16:30 UTC is 00:30 the next day in Beijing).
+        let on_time = follow_up(
+            due,
+            Some(("a".into(), datetime!(2026-12-04 15:59 UTC))),
+            date!(2026 - 12 - 20),
+        );
+        assert_eq!(on_time.status, FollowUpStatus::Recorded);
+        assert_eq!(on_time.authorization_id.as_deref(), Some("a"));
+        let after = follow_up(
+            due,
+            Some(("a".into(), datetime!(2026-12-04 16:30 UTC))),
+            date!(2026 - 12 - 20),
+        );
+        assert_eq!(after.status, FollowUpStatus::RecordedLate);
     }
 
     #[test]

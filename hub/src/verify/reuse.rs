@@ -167,6 +167,7 @@ mod tests {
                 .collect(),
             log_index: 0,
             log_receipt: None,
+            letter_follow_up: None,
             aggregation: None,
             signature: None,
         }

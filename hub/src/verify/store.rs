@@ -128,12 +128,120 @@ pub async fn get_authorization(db: &Db, id: &str) -> Result<Option<Authorization
     }))
 }
 
-/// Insert a verification with its report; durable when it returns.
-pub async fn insert_verification(db: &Db, r: &VerificationRow) -> Result<(), StoreError> {
+/// Insert a verification with its report and, for an emergency check without a letter, its letter
+/// follow-up, in one transaction; durable when it returns.
+pub async fn insert_verification(
+    db: &Db,
+    r: &VerificationRow,
+    follow_up: Option<&FollowUpRow>,
+) -> Result<(), StoreError> {
     on_db!(db, p, _DB => {
-        bind_ver!(sqlx::query(INSERT_VER), r).execute(p).await?;
+        let mut tx = p.begin().await?;
+        bind_ver!(sqlx::query(INSERT_VER), r).execute(&mut *tx).await?;
+        if let Some(f) = follow_up {
+            sqlx::query(INSERT_FOLLOW_UP)
+                .bind(&f.verification_id)
+                .bind(&f.requested_by)
+                .bind(&f.registered_division)
+                .bind(&f.case_ref)
+                .bind(f.created_ms)
+                .bind(&f.due_by)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
     });
     Ok(())
+}
+
+/// 补交授权书跟踪: an emergency verification's letter follow-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowUpRow {
+    pub verification_id: String,
+    pub requested_by: String,
+    pub registered_division: String,
+    pub case_ref: String,
+    pub created_ms: i64,
+    /// Beijing date, `YYYY-MM-DD`.
+    pub due_by: String,
+    pub authorization_id: Option<String>,
+    pub attached_ms: Option<i64>,
+}
+
+type FollowUpTuple = (
+    String,
+    String,
+    String,
+    String,
+    i64,
+    String,
+    Option<String>,
+    Option<i64>,
+);
+
+fn follow_up(t: FollowUpTuple) -> FollowUpRow {
+    FollowUpRow {
+        verification_id: t.0,
+        requested_by: t.1,
+        registered_division: t.2,
+        case_ref: t.3,
+        created_ms: t.4,
+        due_by: t.5,
+        authorization_id: t.6,
+        attached_ms: t.7,
+    }
+}
+
+const INSERT_FOLLOW_UP: &str = "INSERT INTO letter_follow_ups (verification_id, requested_by, registered_division, case_ref, created_ms, due_by) VALUES ($1, $2, $3, $4, $5, $6)";
+const SELECT_FOLLOW_UP: &str = "SELECT verification_id, requested_by, registered_division, case_ref, created_ms, due_by, authorization_id, attached_ms FROM letter_follow_ups WHERE verification_id = $1";
+const LIST_FOLLOW_UPS_OPEN: &str = "SELECT verification_id, requested_by, registered_division, case_ref, created_ms, due_by, authorization_id, attached_ms FROM letter_follow_ups WHERE requested_by = $1 AND authorization_id IS NULL ORDER BY due_by, created_ms LIMIT $2";
+const LIST_FOLLOW_UPS_ALL: &str = "SELECT verification_id, requested_by, registered_division, case_ref, created_ms, due_by, authorization_id, attached_ms FROM letter_follow_ups WHERE requested_by = $1 ORDER BY due_by, created_ms LIMIT $2";
+const ATTACH_LETTER: &str = "UPDATE letter_follow_ups SET authorization_id = $1, attached_ms = $2 WHERE verification_id = $3 AND authorization_id IS NULL";
+
+/// The follow-up of a verification, if it has one.
+pub async fn get_follow_up(
+    db: &Db,
+    verification_id: &str,
+) -> Result<Option<FollowUpRow>, StoreError> {
+    let t: Option<FollowUpTuple> = on_db!(db, p, _DB => {
+        sqlx::query_as(SELECT_FOLLOW_UP).bind(verification_id).fetch_optional(p).await?
+    });
+    Ok(t.map(follow_up))
+}
+
+/// Record the letter of a follow-up; `false` when a letter was already attached.
+pub async fn attach_letter(
+    db: &Db,
+    verification_id: &str,
+    authorization_id: &str,
+    at_ms: i64,
+) -> Result<bool, StoreError> {
+    let n = on_db!(db, p, _DB => sqlx::query(ATTACH_LETTER)
+        .bind(authorization_id)
+        .bind(at_ms)
+        .bind(verification_id)
+        .execute(p)
+        .await?
+        .rows_affected());
+    Ok(n == 1)
+}
+
+/// A caseworker's follow-ups, oldest due first; only those still without a letter when `open_only`.
+pub async fn list_follow_ups(
+    db: &Db,
+    requested_by: &str,
+    open_only: bool,
+    limit: i64,
+) -> Result<Vec<FollowUpRow>, StoreError> {
+    let sql = if open_only {
+        LIST_FOLLOW_UPS_OPEN
+    } else {
+        LIST_FOLLOW_UPS_ALL
+    };
+    let rows: Vec<FollowUpTuple> = on_db!(db, p, _DB => {
+        sqlx::query_as(sql).bind(requested_by).bind(limit).fetch_all(p).await?
+    });
+    Ok(rows.into_iter().map(follow_up).collect())
 }
 
 pub async fn get_verification(db: &Db, id: &str) -> Result<Option<VerificationRow>, StoreError> {

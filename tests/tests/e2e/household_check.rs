@@ -529,3 +529,177 @@ async fn reused_evidence_is_not_asked_again_and_is_marked() -> anyhow::Result<()
     s.stop().await;
     Ok(())
 }
+
+/// (Acceptance 3, emergency path) an emergency check without a letter shows its follow-up deadline;
+/// once past it the case shows as overdue (in the report, the printed page and the caseworker's
+/// list); a letter that does not cover the household is refused with the reason; the requesting
+/// caseworker attaches a covering letter, and the case shows it as recorded late.
+#[tokio::test]
+async fn emergency_checks_show_their_letter_follow_up_and_overdue_cases() -> anyhow::Result<()> {
+    use sqlx::Connection as _;
+    let s = setup("").await?;
+    let pop = &s.deps.population;
+    let h = pop
+        .households()
+        .iter()
+        .find(|h| {
+            h.township_code().as_str() == "370811002" && h.members.len() >= 2 && h.cases.is_empty()
+        })
+        .expect("a household in 370811002");
+    let decl = pop.household_declaration(h.id);
+    let (st, report) = s
+        .post(
+            "caseworker",
+            "/v1/verifications",
+            &verification(&decl, "temporary_assistance", "emerg-1", "emergency", None),
+        )
+        .await?;
+    assert_eq!(st, 200, "{report}");
+    let vid = report["id"].as_str().unwrap().to_owned();
+    assert_eq!(report["emergency_without_letter"], true);
+    let due = report["letter_due_by"].as_str().unwrap().to_owned();
+    assert_eq!(report["letter_follow_up"]["status"], "pending", "{report}");
+    assert_eq!(report["letter_follow_up"]["due_by"], due.as_str());
+
+    let list = |status: &'static str| {
+        let http = s.env.http("caseworker");
+        let url = s.hub.url(&format!("/v1/follow-ups?status={status}"));
+        async move {
+            let r = http?.get(url).send().await?;
+            anyhow::ensure!(r.status() == 200, "{}", r.text().await?);
+            Ok::<Value, anyhow::Error>(r.json().await?)
+        }
+    };
+    let open = list("open").await?;
+    assert_eq!(open["follow_ups"][0]["verification_id"], vid.as_str());
+    assert_eq!(open["follow_ups"][0]["status"], "pending");
+    assert_eq!(open["overdue"], 0);
+    assert_eq!(list("overdue").await?["follow_ups"], json!([]));
+
+    // Five working days pass without a letter (the due date is moved back in the hub's database).
+    let db = format!("sqlite://{}", s.env.path().join("hub.db").display());
+    let mut conn = sqlx::SqliteConnection::connect(&db).await?;
+    sqlx::query("UPDATE letter_follow_ups SET due_by = '2026-01-05' WHERE verification_id = $1")
+        .bind(&vid)
+        .execute(&mut conn)
+        .await?;
+    conn.close().await?;
+    let overdue = list("overdue").await?;
+    assert_eq!(overdue["overdue"], 1, "{overdue}");
+    assert_eq!(overdue["follow_ups"][0]["case_ref"], "emerg-1");
+    let get = |who: &'static str, path: String| {
+        let http = s.env.http(who);
+        let url = s.hub.url(&path);
+        async move { Ok::<_, anyhow::Error>(http?.get(url).send().await?.text().await?) }
+    };
+    let viewed: Value =
+        serde_json::from_str(&get("caseworker", format!("/v1/verifications/{vid}")).await?)?;
+    assert_eq!(viewed["letter_follow_up"]["status"], "overdue", "{viewed}");
+    // The view is signed by the hub with the follow-up in it.
+    let key: Value = serde_json::from_str(&get("caseworker", "/v1/report-key".into()).await?)?;
+    let pk = hex::decode(key["public_key"].as_str().unwrap())?;
+    hub::verify::report::verify_signature(&viewed, &pk).map_err(anyhow::Error::msg)?;
+    let page = get("caseworker", format!("/v1/verifications/{vid}/print")).await?;
+    assert!(page.contains("逾期"), "{page}");
+
+    // A letter for the applicant only does not cover the household.
+    let ids: Vec<String> = decl
+        .members
+        .iter()
+        .map(|m| m.resident_id.as_str().to_owned())
+        .collect();
+    let mut partial = crate::verification::letter(&decl, &["temporary_assistance"]);
+    partial["members"] = json!([ids[0]]);
+    let (st, body) = s.post("caseworker", "/v1/authorizations", &partial).await?;
+    assert_eq!(st, 201, "{body}");
+    let partial_id = body["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/verifications/{vid}/letter");
+    let (st, body) = s
+        .post(
+            "caseworker",
+            &path,
+            &json!({"authorization_id": partial_id}),
+        )
+        .await?;
+    assert_eq!(st, 422, "{body}");
+    assert_eq!(body["error"]["code"], "letter_does_not_cover");
+    assert_eq!(body["error"]["field"], "authorization_id");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("members[1]"),
+        "{body}"
+    );
+    for id in &ids {
+        assert!(
+            !body.to_string().contains(id.as_str()),
+            "no resident ID in errors"
+        );
+    }
+
+    // The covering letter, attached by another caseworker: refused. By the requester: recorded.
+    let letter_id = s
+        .record_letter("caseworker", &decl, &["temporary_assistance"])
+        .await?;
+    let (st, body) = s
+        .post(
+            "caseworker-other",
+            &path,
+            &json!({"authorization_id": letter_id}),
+        )
+        .await?;
+    assert_eq!(st, 403, "{body}");
+    let (st, body) = s
+        .post("caseworker", &path, &json!({"authorization_id": letter_id}))
+        .await?;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(
+        body["letter_follow_up"]["status"], "recorded_late",
+        "{body}"
+    );
+    assert_eq!(
+        body["letter_follow_up"]["authorization_id"],
+        letter_id.as_str()
+    );
+    let (st, body) = s
+        .post("caseworker", &path, &json!({"authorization_id": letter_id}))
+        .await?;
+    assert_eq!(
+        (st, body["error"]["code"].clone()),
+        (409, json!("letter_already_attached"))
+    );
+    assert_eq!(list("open").await?["follow_ups"], json!([]));
+    let all = list("all").await?;
+    assert_eq!(all["follow_ups"][0]["status"], "recorded_late");
+    let viewed: Value =
+        serde_json::from_str(&get("caseworker", format!("/v1/verifications/{vid}")).await?)?;
+    assert_eq!(viewed["letter_follow_up"]["status"], "recorded_late");
+
+    // Every attempt is in the access log: the refusal and the attachment.
+    let log = s.log_of_case("emerg-1").await?;
+    let attached: Vec<&str> = log
+        .iter()
+        .filter(|e| e.0 == "letter_attached")
+        .map(|e| e.1.as_str())
+        .collect();
+    assert_eq!(attached, ["deny", "allow"], "{log:?}");
+
+    // A verification that cited its letter has nothing to attach.
+    let (st, cited) = s.verify_dibao("caseworker", &decl, "emerg-2").await?;
+    assert_eq!(st, 200, "{cited}");
+    assert!(cited.get("letter_follow_up").is_none());
+    let (st, body) = s
+        .post(
+            "caseworker",
+            &format!("/v1/verifications/{}/letter", cited["id"].as_str().unwrap()),
+            &json!({"authorization_id": letter_id}),
+        )
+        .await?;
+    assert_eq!(
+        (st, body["error"]["code"].clone()),
+        (409, json!("no_letter_due"))
+    );
+    s.stop().await;
+    Ok(())
+}

@@ -1183,6 +1183,55 @@ async fn hub_client_verifies_a_sample_and_prints_the_report() -> anyhow::Result<
     );
     assert!(std::fs::read_to_string(&page)?.contains("家庭经济状况核对报告"));
 
+    assert!(stdout.contains("家庭月人均收入"), "{stdout}");
+    assert!(stdout.contains("提示 / indication"), "{stdout}");
+
+    // The emergency sample without a letter, then its follow-up: listed as due, then attached.
+    let run_ok = |mut cmd: std::process::Command| async move {
+        let out = tokio::task::spawn_blocking(move || cmd.output()).await??;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        anyhow::ensure!(
+            out.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok::<String, anyhow::Error>(stdout)
+    };
+    let emergency = s.env.path().join("emergency.json");
+    let stdout = run_ok(run(
+        "caseworker",
+        vec![
+            "verify".into(),
+            samples.join("xuzhuang-emergency.json").display().to_string(),
+            "--out".into(),
+            emergency.display().to_string(),
+        ],
+    ))
+    .await?;
+    assert!(stdout.contains("letter due by"), "{stdout}");
+    let eid = serde_json::from_slice::<Value>(&std::fs::read(&emergency)?)?["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let stdout = run_ok(run("caseworker", vec!["follow-ups".into()])).await?;
+    assert!(stdout.contains(&eid) && stdout.contains("待补交"), "{stdout}");
+    let stdout = run_ok(run(
+        "caseworker",
+        vec![
+            "attach-letter".into(),
+            eid.clone(),
+            "--letter".into(),
+            samples
+                .join("xuzhuang-emergency.letter.json")
+                .display()
+                .to_string(),
+        ],
+    ))
+    .await?;
+    assert!(stdout.contains("授权书已补交"), "{stdout}");
+    let stdout = run_ok(run("caseworker", vec!["follow-ups".into()])).await?;
+    assert!(!stdout.contains(&eid), "{stdout}");
+
     // Another township's caseworker: refused by policy, non-zero exit, the reason on stderr.
     let mut refused = run(
         "caseworker-other",
