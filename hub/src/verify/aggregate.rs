@@ -762,3 +762,302 @@ pub fn aggregate(inp: &Inputs<'_>) -> Aggregation {
         disclaimer: DISCLAIMER.to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verify::report::{DepartmentStatus, ReportedFact};
+    use schemas::MonthAmount;
+    use time::macros::date;
+
+    const AS_OF: Date = date!(2026 - 11 - 29);
+
+    fn fact(kind: FactKind, value: FactValue) -> ReportedFact {
+        ReportedFact {
+            kind,
+            value: Some(value),
+            withheld: None,
+            period_from: "2025-11-01".into(),
+            period_to: "2026-10-31".into(),
+            department: kind.spec().department,
+            answered_at: "2026-11-29T01:00:00Z".into(),
+            key_id: "k".into(),
+            reused_from: None,
+        }
+    }
+
+    fn wages(monthly: i64) -> FactValue {
+        let mut month = schemas::YearMonth::of(AS_OF);
+        let mut months = Vec::new();
+        for _ in 0..12 {
+            month = month.previous();
+            months.push(MonthAmount {
+                month,
+                fen: monthly,
+            });
+        }
+        FactValue::MonthlyFen(months)
+    }
+
+    fn member(i: usize, facts: Vec<ReportedFact>) -> MemberReport {
+        MemberReport {
+            subject_ref: format!("m{i}"),
+            name: "x".into(),
+            relation: "applicant".into(),
+            pseudonym: format!("p{i}"),
+            facts,
+            notes: Vec::new(),
+        }
+    }
+
+    fn department(d: Department, status: DepartmentStatus, kinds: &[FactKind]) -> DepartmentReport {
+        DepartmentReport {
+            department: d,
+            name_zh: d.name_zh().into(),
+            status,
+            status_text: String::new(),
+            fact_kinds: kinds.to_vec(),
+            answered_at: None,
+            key_id: None,
+            signature: None,
+            detail: None,
+            reused_from: None,
+            elapsed_ms: 0,
+            log_index: None,
+            log_receipt: None,
+        }
+    }
+
+    fn standard() -> LocalStandard {
+        policies::Standards::load(policies::PolicyEngine::shipped_dir().join("standards"))
+            .unwrap()
+            .in_force(&schemas::DivisionCode::parse("370811").unwrap(), 2026)
+            .unwrap()
+            .clone()
+    }
+
+    fn rule() -> IncomeRule {
+        IncomeRule {
+            counted: vec![FactKind::MonthlyWages, FactKind::Pension],
+            deducted: vec![FactKind::SocialInsuranceContributions],
+        }
+    }
+
+    const LABOR: [FactKind; 3] = [
+        FactKind::MonthlyWages,
+        FactKind::Pension,
+        FactKind::SocialInsuranceContributions,
+    ];
+
+    fn run(
+        members: &[MemberReport],
+        departments: &[DepartmentReport],
+        standard: Option<&LocalStandard>,
+        declared: Option<&Declared>,
+    ) -> Aggregation {
+        aggregate(&Inputs {
+            members,
+            departments,
+            income: &rule(),
+            standard,
+            county: "370811",
+            as_of: AS_OF,
+            declared,
+        })
+    }
+
+    fn codes(a: &Aggregation) -> Vec<&str> {
+        a.indications.iter().map(|i| i.code.as_str()).collect()
+    }
+
+    #[test]
+    fn monthly_amounts_follow_unit_and_period() {
+        assert_eq!(
+            monthly_fen(FactKind::MonthlyWages, &wages(1_001)),
+            Some(1_001)
+        );
+        assert_eq!(
+            monthly_fen(FactKind::Pension, &FactValue::MoneyFen(5_000)),
+            Some(5_000)
+        );
+        assert_eq!(
+            monthly_fen(
+                FactKind::SocialInsuranceContributions,
+                &FactValue::MoneyFen(12_011)
+            ),
+            Some(1_000)
+        );
+        assert_eq!(
+            monthly_fen(FactKind::TuitionFees, &FactValue::MoneyFen(120_000)),
+            Some(10_000)
+        );
+        assert_eq!(
+            monthly_fen(FactKind::ProvidentFundBalance, &FactValue::MoneyFen(1)),
+            None,
+            "a balance is not income"
+        );
+    }
+
+    #[test]
+    fn income_per_capita_leaves_out_the_deceased_and_compares_with_the_line() {
+        let st = standard();
+        let members = [
+            member(
+                1,
+                vec![
+                    fact(FactKind::MonthlyWages, wages(150_000)),
+                    fact(FactKind::Pension, FactValue::MoneyFen(0)),
+                    fact(
+                        FactKind::SocialInsuranceContributions,
+                        FactValue::MoneyFen(120_000),
+                    ),
+                    fact(FactKind::DeathRegistration, FactValue::OptionalDate(None)),
+                ],
+            ),
+            member(
+                2,
+                vec![
+                    fact(FactKind::MonthlyWages, wages(0)),
+                    fact(FactKind::Pension, FactValue::MoneyFen(30_000)),
+                    fact(
+                        FactKind::SocialInsuranceContributions,
+                        FactValue::MoneyFen(0),
+                    ),
+                    fact(FactKind::DeathRegistration, FactValue::OptionalDate(None)),
+                ],
+            ),
+            member(
+                3,
+                vec![
+                    fact(FactKind::MonthlyWages, wages(0)),
+                    fact(FactKind::Pension, FactValue::MoneyFen(99_999)),
+                    fact(
+                        FactKind::SocialInsuranceContributions,
+                        FactValue::MoneyFen(0),
+                    ),
+                    fact(
+                        FactKind::DeathRegistration,
+                        FactValue::OptionalDate(Some(date!(2026 - 10 - 01))),
+                    ),
+                ],
+            ),
+        ];
+        let deps = [
+            department(Department::Labor, DepartmentStatus::Answered, &LABOR),
+            department(
+                Department::CivilAffairs,
+                DepartmentStatus::Reused,
+                &[FactKind::DeathRegistration],
+            ),
+        ];
+        let a = run(&members, &deps, Some(&st), None);
+        // (150000 − 10000) + 30000 = 170000 over 2 living members.
+        assert_eq!(a.household.members_counted, 2);
+        assert_eq!(a.household.monthly_income_fen, Some(170_000));
+        assert_eq!(a.household.monthly_income_per_capita_fen, Some(85_000));
+        assert!(!a.members[2].counted);
+        assert!(codes(&a).contains(&"member_deceased"));
+        assert!(codes(&a).contains(&"income_below_line"), "{:?}", codes(&a));
+        assert_eq!(
+            a.standard.as_ref().unwrap().dibao_line_fen,
+            st.dibao_line_fen
+        );
+    }
+
+    #[test]
+    fn a_missing_department_leaves_its_figures_uncomputed_with_the_reason() {
+        let members = [member(1, Vec::new())];
+        let deps = [department(
+            Department::Labor,
+            DepartmentStatus::TimedOut,
+            &LABOR,
+        )];
+        let a = run(&members, &deps, Some(&standard()), None);
+        assert_eq!(a.household.monthly_income_fen, None);
+        assert_eq!(a.household.monthly_income_per_capita_fen, None);
+        assert!(!codes(&a).iter().any(|c| c.starts_with("income_")));
+        assert!(
+            a.gaps
+                .iter()
+                .any(|g| g.contains("人社") && g.contains("income")),
+            "{:?}",
+            a.gaps
+        );
+    }
+
+    #[test]
+    fn a_member_unknown_to_a_department_counts_as_none_and_is_noted() {
+        let mut m = member(1, Vec::new());
+        m.notes.push(crate::verify::report::MemberNote {
+            department: Department::Labor,
+            status: "unknown".into(),
+            reason: "no record".into(),
+        });
+        let deps = [department(
+            Department::Labor,
+            DepartmentStatus::Answered,
+            &LABOR,
+        )];
+        let a = run(&[m], &deps, Some(&standard()), None);
+        assert_eq!(a.household.monthly_income_fen, Some(0));
+        assert!(a.gaps.iter().any(|g| g.starts_with("m1")), "{:?}", a.gaps);
+    }
+
+    #[test]
+    fn declared_amounts_are_flagged_only_beyond_the_tolerance() {
+        let st = standard(); // 10 %, at least 100 yuan
+        let members = [member(
+            1,
+            vec![
+                fact(FactKind::MonthlyWages, wages(200_000)),
+                fact(FactKind::Pension, FactValue::MoneyFen(0)),
+                fact(
+                    FactKind::SocialInsuranceContributions,
+                    FactValue::MoneyFen(0),
+                ),
+            ],
+        )];
+        let deps = [department(
+            Department::Labor,
+            DepartmentStatus::Answered,
+            &LABOR,
+        )];
+        let declared = |fen| Declared {
+            household_monthly_income_fen: Some(fen),
+            ..Declared::default()
+        };
+        for (fen, flagged) in [
+            (200_000, false),
+            (180_000, false),
+            (179_999, true),
+            (220_001, true),
+        ] {
+            let a = run(&members, &deps, Some(&st), Some(&declared(fen)));
+            assert_eq!(a.discrepancies.len(), usize::from(flagged), "{fen}");
+            if flagged {
+                let d = &a.discrepancies[0];
+                assert_eq!(d.field, "declared.household_monthly_income_fen");
+                assert_eq!(
+                    (d.declared, d.verified, d.allowed_difference),
+                    (fen, 200_000, 20_000)
+                );
+                assert_eq!(d.evidence[0].kind, FactKind::MonthlyWages);
+            }
+        }
+        // Without a standard: no comparison with the line, and the gap says so.
+        let a = run(&members, &deps, None, None);
+        assert!(a.standard.is_none());
+        assert!(
+            a.gaps.iter().any(|g| g.contains("no local standard")),
+            "{:?}",
+            a.gaps
+        );
+        assert!(!codes(&a).iter().any(|c| c.starts_with("income_")));
+        // Bad declarations name the field.
+        let bad = Declared {
+            floor_area_dm2: Some(-1),
+            ..Declared::default()
+        };
+        assert_eq!(bad.invalid_field().unwrap().0, "declared.floor_area_dm2");
+    }
+}

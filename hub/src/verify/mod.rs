@@ -26,8 +26,20 @@
 //!   wait runs out, the verification completes and is stored, and `GET /v1/verifications/{id}`
 //!   answers 202 while it runs (tracked per process).
 //!
-//! Not yet here (issue 6): evidence reuse, aggregation against the standards, the printable HTML
-//! report, the caseworker CLI and the benchmark.
+//! - 一次采集 (once-only, [`reuse`]): under a letter that covers the verification, a department whose
+//!   answer to an earlier verification of the same household is still inside every asked kind's
+//!   validity window is not asked again; its part of the report is marked `reused` with the source
+//!   verification and the time the department answered, and the reuse is an `evidence_reused`
+//!   access-log entry. `force_fresh` asks every department.
+//!
+//! - 核算 ([`aggregate`]): income per capita by the purpose profile's income rule, assets and special
+//!   situations, compared with the local standard in force for the household's county and with the
+//!   declaration; indications and reasons, never a decision. A department that did not answer leaves
+//!   the figures that need it uncomputed, with the reason.
+//!
+//! - 补交授权书: an emergency check without a letter stores a follow-up due in 5 working days; views
+//!   show it as pending, overdue, recorded or recorded late; `POST /v1/verifications/{id}/letter`
+//!   attaches a covering letter (requester only, logged), `GET /v1/follow-ups` lists the caller's.
 
 pub mod aggregate;
 pub mod api;
