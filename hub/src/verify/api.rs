@@ -1087,8 +1087,12 @@ fn raw_value_view(
                 },
             )
             .allowed;
-    super::report::apply_raw_visibility(&mut report, |k| allowed && candidates.contains(&k));
-    super::report::sign(&mut report, &s.keys.signing).map_err(ApiError::internal)?;
+    let withheld =
+        super::report::apply_raw_visibility(&mut report, |k| allowed && candidates.contains(&k));
+    // A view identical to the signed stored report keeps its signature; any change is re-signed.
+    if withheld || report.signature.is_none() {
+        super::report::sign(&mut report, &s.keys.signing).map_err(ApiError::internal)?;
+    }
     Ok(report)
 }
 
@@ -1183,7 +1187,11 @@ async fn view_report(
         None => {
             let mut report = report;
             if let Some(f) = store::get_follow_up(&s.store.db(), &row.id).await? {
-                report.letter_follow_up = Some(follow_up_now(&f)?);
+                let now = follow_up_now(&f)?;
+                if report.letter_follow_up.as_ref() != Some(&now) {
+                    report.letter_follow_up = Some(now);
+                    report.signature = None;
+                }
             }
             let region =
                 DivisionCode::parse(&row.registered_division).map_err(ApiError::internal)?;

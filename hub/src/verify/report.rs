@@ -223,15 +223,19 @@ pub const WITHHELD_TEXT: &str = "仅用于核算，本用途不显示原始数�
 
 /// 原始数值可见性: withhold every raw figure whose kind `visible` rejects (PIPL minimisation: only the
 /// values the purpose needs are shown raw). The stored report keeps every value; this shapes a view.
-pub fn apply_raw_visibility(report: &mut Report, visible: impl Fn(FactKind) -> bool) {
+/// Returns whether anything was withheld.
+pub fn apply_raw_visibility(report: &mut Report, visible: impl Fn(FactKind) -> bool) -> bool {
+    let mut changed = false;
     for m in &mut report.members {
         for f in &mut m.facts {
             if f.value.as_ref().is_some_and(is_raw_figure) && !visible(f.kind) {
                 f.value = None;
                 f.withheld = Some(WITHHELD_TEXT.to_owned());
+                changed = true;
             }
         }
     }
+    changed
 }
 
 /// Domain separation for report signatures.
