@@ -1202,7 +1202,10 @@ async fn hub_client_verifies_a_sample_and_prints_the_report() -> anyhow::Result<
         "caseworker",
         vec![
             "verify".into(),
-            samples.join("xuzhuang-emergency.json").display().to_string(),
+            samples
+                .join("xuzhuang-emergency.json")
+                .display()
+                .to_string(),
             "--out".into(),
             emergency.display().to_string(),
         ],
@@ -1214,7 +1217,10 @@ async fn hub_client_verifies_a_sample_and_prints_the_report() -> anyhow::Result<
         .expect("id")
         .to_owned();
     let stdout = run_ok(run("caseworker", vec!["follow-ups".into()])).await?;
-    assert!(stdout.contains(&eid) && stdout.contains("待补交"), "{stdout}");
+    assert!(
+        stdout.contains(&eid) && stdout.contains("待补交"),
+        "{stdout}"
+    );
     let stdout = run_ok(run(
         "caseworker",
         vec![
