@@ -157,8 +157,12 @@ impl From<crate::store::StoreError> for ApiError {
 )]
 pub struct ApiDoc;
 
-async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+/// The OpenAPI document: the ops routes (utoipa) and the verification routes (schemars, see
+/// [`crate::verify::openapi`]).
+async fn openapi() -> Json<serde_json::Value> {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    crate::verify::openapi::extend(&mut doc);
+    Json(doc)
 }
 
 async fn not_found() -> ApiError {

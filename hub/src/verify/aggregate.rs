@@ -31,7 +31,7 @@ use time::Date;
 use super::report::{DepartmentReport, MemberReport};
 
 /// What the applicant declared (申报), compared with the verified figures. All optional.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Declared {
     /// 申报家庭月收入: the household's total monthly income, fen.
@@ -79,14 +79,14 @@ impl Declared {
 }
 
 /// Where a figure comes from: a member's fact.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Evidence {
     pub subject_ref: String,
     pub kind: FactKind,
 }
 
 /// One income component of a member, per month.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct IncomeItem {
     pub kind: FactKind,
     pub monthly_fen: i64,
@@ -95,7 +95,7 @@ pub struct IncomeItem {
 }
 
 /// A special situation (特殊情况) of a member, from a categorical fact.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Situation {
     pub kind: FactKind,
     /// The department's code (`serious`, `imprisoned`, `undergraduate`, a date of death, …).
@@ -104,7 +104,7 @@ pub struct Situation {
 }
 
 /// One member's figures.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MemberFigures {
     pub subject_ref: String,
     /// False for a member registered as deceased on or before the reference date.
@@ -117,7 +117,7 @@ pub struct MemberFigures {
 }
 
 /// The household's figures. Absent figures could not be computed (see `gaps`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HouseholdFigures {
     /// Members counted (alive on the reference date).
     pub members_counted: u32,
@@ -139,7 +139,7 @@ pub struct HouseholdFigures {
 }
 
 /// The standard a report was compared with.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StandardUsed {
     pub county: String,
     pub name: String,
@@ -155,7 +155,7 @@ pub struct StandardUsed {
 }
 
 /// 提示: an indication with its reason. Never an eligibility decision.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Indication {
     /// Stable code: `income_below_line`, `income_not_below_line`, `assets_within_limits`,
     /// `properties_above_limit`, `floor_area_above_limit`, `financial_assets_above_limit`,
@@ -167,7 +167,7 @@ pub struct Indication {
 }
 
 /// 申报差异: a declared amount outside the tolerance of the verified one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Discrepancy {
     /// The declared field, e.g. `declared.household_monthly_income_fen`.
     pub field: String,
@@ -180,7 +180,7 @@ pub struct Discrepancy {
 }
 
 /// 核算结果: the figures, indications and discrepancies of one report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Aggregation {
     /// 参考日期 (Beijing date of the verification).
     pub as_of: String,

@@ -47,7 +47,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// The hub's report-signing key (报告验签公钥), for anyone checking a printed or stored report.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ReportKey {
     pub alg: String,
     pub key_id: String,
@@ -186,7 +186,7 @@ fn denial(d: &policies::Decision) -> Option<ApiError> {
 // === Authorizations ===
 
 /// `POST /v1/authorizations` body: 核对授权书.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuthorizationRequest {
     /// 户籍所在地 of the household.
@@ -207,7 +207,7 @@ pub struct AuthorizationRequest {
 }
 
 /// The recorded letter.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, schemars::JsonSchema)]
 pub struct AuthorizationRecorded {
     pub id: String,
     pub valid_until: String,
@@ -369,7 +369,7 @@ async fn record_authorization(
 // === Verifications ===
 
 /// One member as the caseworker enters it.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemberInput {
     pub resident_id: String,
@@ -379,7 +379,7 @@ pub struct MemberInput {
 }
 
 /// The household as the caseworker enters it.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HouseholdInput {
     pub registered_division: String,
@@ -387,7 +387,7 @@ pub struct HouseholdInput {
 }
 
 /// `POST /v1/verifications` body.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerificationRequest {
     pub household: HouseholdInput,
@@ -402,6 +402,7 @@ pub struct VerificationRequest {
     /// 申报: declared income and assets, compared with the verified figures (see
     /// [`super::aggregate::Declared`]).
     #[serde(default)]
+    #[schemars(with = "Option<Declared>")]
     pub declared: Option<Value>,
     /// Ask every department afresh instead of reusing valid facts from an earlier verification of
     /// the same household (once-only reuse is the default).
@@ -1222,14 +1223,14 @@ fn follow_up_now(f: &FollowUpRow) -> Result<super::report::LetterFollowUp, ApiEr
 }
 
 /// `POST /v1/verifications/{id}/letter` body: the letter recorded after an emergency check.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AttachLetter {
     pub authorization_id: String,
 }
 
 /// The answer: where the follow-up stands now.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, schemars::JsonSchema)]
 pub struct LetterAttached {
     pub verification_id: String,
     pub letter_follow_up: super::report::LetterFollowUp,
@@ -1356,7 +1357,7 @@ async fn attach_letter(
 }
 
 /// `GET /v1/follow-ups` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FollowUpQuery {
     /// `open` (default: no letter yet, pending or overdue), `overdue`, or `all`.
@@ -1365,7 +1366,7 @@ pub struct FollowUpQuery {
 }
 
 /// One of the caller's emergency cases awaiting (or having received) its letter. No personal data.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, schemars::JsonSchema)]
 pub struct FollowUpItem {
     pub verification_id: String,
     pub case_ref: String,
@@ -1376,7 +1377,7 @@ pub struct FollowUpItem {
 }
 
 /// The caller's letter follow-ups.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, schemars::JsonSchema)]
 pub struct FollowUps {
     pub follow_ups: Vec<FollowUpItem>,
     /// How many of them are overdue.

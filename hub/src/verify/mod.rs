@@ -44,6 +44,7 @@
 pub mod aggregate;
 pub mod api;
 pub mod config;
+pub mod openapi;
 pub mod print;
 pub mod report;
 pub mod reuse;

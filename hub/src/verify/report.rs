@@ -8,7 +8,7 @@ use schemas::{Department, FactKind, FactValue, Purpose, Urgency};
 use serde::{Deserialize, Serialize};
 
 /// How one department's query ended. Never silent: every planned department has one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DepartmentStatus {
     /// 已答复
@@ -78,7 +78,7 @@ impl DepartmentStatus {
 }
 
 /// One department's part of the report.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DepartmentReport {
     pub department: Department,
     pub name_zh: String,
@@ -119,7 +119,7 @@ pub fn reused_text(source: &str, obtained_at: &str) -> String {
 }
 
 /// A fact with its provenance.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ReportedFact {
     pub kind: FactKind,
     /// The department's value; absent when the viewer's purpose may not see it raw (see
@@ -143,7 +143,7 @@ pub struct ReportedFact {
 }
 
 /// A department that could not give facts for a member (查无此人 / 拒绝).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MemberNote {
     pub department: Department,
     /// `unknown` or `refused`.
@@ -152,7 +152,7 @@ pub struct MemberNote {
 }
 
 /// One member: no resident ID, only the pseudonym, name and relation.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MemberReport {
     /// `m1`, `m2`, … in the order of the request.
     pub subject_ref: String,
@@ -164,7 +164,7 @@ pub struct MemberReport {
 }
 
 /// The report (核对报告).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Report {
     pub id: String,
     pub created_at: String,
@@ -242,7 +242,7 @@ pub fn apply_raw_visibility(report: &mut Report, visible: impl Fn(FactKind) -> b
 pub const REPORT_SIGNING_CONTEXT: &[u8] = b"jsj-hub/1 verification-report\n";
 
 /// 报告签名: the hub's signature over a report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ReportSignature {
     /// Always `ed25519`.
     pub alg: String,
@@ -299,7 +299,7 @@ pub fn verify_signature(report: &serde_json::Value, public_key: &[u8]) -> Result
 }
 
 /// 补交授权书状态: where an emergency check's letter stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FollowUpStatus {
     /// 待补交: not yet recorded, not yet due.
@@ -313,7 +313,7 @@ pub enum FollowUpStatus {
 }
 
 /// The letter follow-up of an emergency verification run before its letter was on record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LetterFollowUp {
     /// Beijing date by which the letter must be recorded.
     pub due_by: String,
