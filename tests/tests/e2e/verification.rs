@@ -700,6 +700,45 @@ async fn failing_departments_are_marked_and_the_report_comes_within_the_deadline
                 && e.3 == ["housing"]),
         "{log:?}"
     );
+    // The figures that need a missing department are not computed, and the report says why.
+    let agg = &report["aggregation"];
+    assert!(
+        agg["household"]
+            .get("monthly_income_per_capita_fen")
+            .is_none(),
+        "{agg}"
+    );
+    assert!(agg["household"].get("properties_owned").is_none(), "{agg}");
+    let gaps = agg["gaps"].to_string();
+    assert!(
+        gaps.contains("labor gave no answer") && gaps.contains("housing gave no answer"),
+        "{gaps}"
+    );
+
+    // Once the departments recover, a second check reuses only what was answered and asks the rest.
+    for d in Department::ALL {
+        s.deps.handles[&d].set_fault(Fault::None);
+    }
+    let before: BTreeMap<Department, u64> = s
+        .deps
+        .handles
+        .iter()
+        .map(|(d, h)| (*d, h.query_count()))
+        .collect();
+    let (status, again) = s.verify_dibao("caseworker", h, "case-f-2").await?;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["complete"], true, "{again}");
+    for d in Department::ALL {
+        let failed = matches!(
+            d,
+            Department::Labor | Department::Housing | Department::Health | Department::Justice
+        );
+        let want = if failed { "answered" } else { "reused" };
+        assert_eq!(status_of(&again, d.code()), want, "{d}");
+        let asked = s.deps.handles[&d].query_count() - before[&d];
+        assert_eq!(asked, u64::from(failed), "{d}");
+    }
+    assert!(again["aggregation"]["household"]["monthly_income_per_capita_fen"].is_i64());
     s.stop().await;
     Ok(())
 }
