@@ -182,6 +182,16 @@ fn schema_failures_are_malformed() {
         &|v| v["answer"]["answered_at"] = json!("yesterday"),
         "/answer/answered_at",
     );
+    // Patterns the typed decode does not enforce by itself are still malformed, not a key or
+    // signature problem.
+    check(
+        &|v| v["signature"]["key_id"] = json!("ed25519:ABCDEF0123456789"),
+        "/signature/key_id",
+    );
+    check(
+        &|v| v["answer"]["query_digest"] = json!("sha256:xyz"),
+        "/answer/query_digest",
+    );
     let body = b"{\"answer\": ";
     assert!(
         matches!(rejected(body, &q, &kp), AnswerError::Malformed(m) if m.starts_with("not JSON"))
