@@ -20,8 +20,8 @@ use schemas::{Identity, ResidentId, Role};
 use serde::{Deserialize, Serialize};
 use tlog::tile::{TilePath, encode_bundle, parse_tile_path, read_tile_data};
 
+use super::LogError;
 use super::store::SearchFilter;
-use super::{LogError, with_db_reader};
 use crate::api::{ApiError, AppState};
 use crate::identity::Caller;
 
@@ -112,7 +112,7 @@ async fn tile(
         }
         encode_bundle(&entries).map_err(ApiError::internal)?
     } else {
-        with_db_reader(s.log.db(), |r| read_tile_data(&t, r)).await?
+        s.log.with_reader(|r| read_tile_data(&t, r)).await?
     };
     let mut r = text("application/octet-stream", body);
     if t.is_full() {

@@ -27,6 +27,7 @@
 //! process with the same id re-takes its own lease at once.
 
 pub mod api;
+mod cache;
 pub mod store;
 
 /// The format library, re-exported for tools and tests that verify what the log serves.
@@ -34,7 +35,7 @@ pub use tlog;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use schemas::access_log::AccessLogEntry;
@@ -44,6 +45,7 @@ use tlog::{Hash, HashReader, Signer, StoredHashIndex, VerifierKey};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::store::Db;
+use cache::{CacheReader, HashCache};
 use store::{BatchWrite, EntryRow, Head};
 
 /// Access-log failures. Messages never contain entry contents.
@@ -117,6 +119,8 @@ pub struct AccessLog {
     db: Db,
     tx: mpsc::Sender<AppendRequest>,
     head: Arc<RwLock<Served>>,
+    /// Durable stored hashes kept in memory (shared with the writer).
+    cache: Arc<Mutex<HashCache>>,
     vkey: VerifierKey,
     origin: String,
     witnesses: WitnessPolicy,
@@ -290,6 +294,8 @@ impl AccessLog {
             root: head.root,
             note,
         }));
+        let cache = Arc::new(Mutex::new(HashCache::default()));
+        lock(&cache).remember(&frontier);
         let (tx, rx) = mpsc::channel(opts.max_batch.max(1) * 4);
         let writer = Writer {
             db: db.clone(),
@@ -298,6 +304,7 @@ impl AccessLog {
             size: head.size,
             frontier,
             served: served.clone(),
+            cache: cache.clone(),
         };
         tokio::spawn(writer.run(rx));
         tracing::info!(size = head.size, origin = %origin, "access log open");
@@ -305,6 +312,7 @@ impl AccessLog {
             db,
             tx,
             head: served,
+            cache,
             vkey,
             origin,
             witnesses,
@@ -411,7 +419,8 @@ impl AccessLog {
                 rule: format!("need index < size <= {cur}"),
             });
         }
-        with_db_reader(&self.db, |r| tlog::proof::prove_record(size, index, r)).await
+        self.with_reader(|r| tlog::proof::prove_record(size, index, r))
+            .await
     }
 
     /// Consistency proof from size `old` to size `new`.
@@ -426,20 +435,92 @@ impl AccessLog {
         if old == 0 || old == new {
             return Ok(Vec::new());
         }
-        with_db_reader(&self.db, |r| tlog::proof::prove_tree(new, old, r)).await
+        self.with_reader(|r| tlog::proof::prove_tree(new, old, r))
+            .await
     }
 
     /// A `c2sp.org/tlog-proof@v1` receipt for entry `index` against the current checkpoint.
     pub async fn receipt(&self, index: u64) -> Result<tlog::Receipt, LogError> {
-        let head = self.head();
-        let proof = self.inclusion_proof(index, head.size).await?;
-        Ok(tlog::Receipt {
-            extra: None,
-            index,
-            proof,
-            checkpoint: head.note,
-        })
+        let mut r = self.receipts(&[index]).await?;
+        r.pop()
+            .ok_or_else(|| LogError::Corrupt("no receipt computed".into()))
     }
+
+    /// Receipts for several entries, all against ONE checkpoint (the current one): one snapshot of
+    /// the head and one pass over the stored hashes (from memory for recent entries) for them all.
+    /// Same order as `indexes`.
+    pub async fn receipts(&self, indexes: &[u64]) -> Result<Vec<tlog::Receipt>, LogError> {
+        let head = self.head();
+        if let Some(bad) = indexes.iter().find(|i| **i >= head.size) {
+            return Err(LogError::BadRequest {
+                field: "index",
+                rule: format!("need index < size <= {} (got {bad})", head.size),
+            });
+        }
+        let proofs = self
+            .with_reader(|r| {
+                indexes
+                    .iter()
+                    .map(|i| tlog::proof::prove_record(head.size, *i, r))
+                    .collect::<tlog::Result<Vec<_>>>()
+            })
+            .await?;
+        Ok(indexes
+            .iter()
+            .zip(proofs)
+            .map(|(index, proof)| tlog::Receipt {
+                extra: None,
+                index: *index,
+                proof,
+                checkpoint: head.note.clone(),
+            })
+            .collect())
+    }
+
+    /// Runs a synchronous tlog computation on stored hashes: from the in-memory cache when it has
+    /// them all (the usual case for recent entries), else with the missing ones read from the
+    /// database in one query (see [`with_db_reader`]).
+    pub async fn with_reader<T>(
+        &self,
+        f: impl Fn(&dyn HashReader) -> tlog::Result<T>,
+    ) -> Result<T, LogError> {
+        let rec = Recorder(RefCell::new(Vec::new()));
+        {
+            let cache = lock(&self.cache);
+            if let Ok(v) = f(&CacheReader(&cache)) {
+                return Ok(v);
+            }
+            // Only a miss fails the cache pass; other errors show again in the full pass.
+            f(&rec)?;
+        }
+        let mut ids = rec.0.into_inner();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut map = HashMap::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        {
+            let cache = lock(&self.cache);
+            for id in ids {
+                match cache.get(id) {
+                    Some(h) => {
+                        map.insert(id, h);
+                    }
+                    None => missing.push(id),
+                }
+            }
+        }
+        if !missing.is_empty() {
+            let got = store::read_hashes(&self.db, &missing).await?;
+            lock(&self.cache).remember(&got);
+            map.extend(got);
+        }
+        Ok(f(&MapReader(&map))?)
+    }
+}
+
+/// Locks the cache; a poisoned lock still holds valid hashes (they are only ever added whole).
+fn lock(cache: &Mutex<HashCache>) -> std::sync::MutexGuard<'_, HashCache> {
+    cache.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The single writer (sequencer) task.
@@ -451,6 +532,7 @@ struct Writer {
     /// Stored hashes of the maximal complete subtrees at `size`.
     frontier: HashMap<u64, Hash>,
     served: Arc<RwLock<Served>>,
+    cache: Arc<Mutex<HashCache>>,
 }
 
 impl Writer {
@@ -490,6 +572,7 @@ impl Writer {
     async fn reload(&mut self) -> Result<(), LogError> {
         let head = store::read_head(&self.db).await?;
         self.frontier = AccessLog::check_head(&self.db, &head).await?;
+        lock(&self.cache).remember(&self.frontier);
         self.size = head.size;
         if let Ok(mut s) = self.served.write() {
             *s = Served {
@@ -552,6 +635,8 @@ impl Writer {
             return Err(LogError::NotSequencer);
         }
         self.size = new_size;
+        // Durable now: the hashes may serve proofs (before the new head is published).
+        lock(&self.cache).extend(stored_hash_count(old), hashes.iter().map(|(_, h)| *h));
         self.frontier = frontier_indexes(new_size)
             .into_iter()
             .filter_map(|id| overlay.get(&id).map(|h| (id, *h)))
