@@ -911,24 +911,29 @@ async fn verify_household(
         })
         .collect();
     let mut departments = Vec::new();
-    for (department, r) in &reused {
+    // The reuse entries are appended concurrently (one group commit), like the queries'.
+    let mut reuse_entries = Vec::with_capacity(reused.len());
+    for department in reused.keys() {
+        reuse_entries.push(entry(EntryParts {
+            id: &id,
+            action: LogAction::EvidenceReused,
+            allowed: true,
+            policy_ids: decision.policy_ids.clone(),
+            purpose: Some(req.purpose),
+            case_ref: Some(req.case_ref.clone()),
+            departments: vec![*department],
+            fact_kinds: plan.get(department).cloned().unwrap_or_default(),
+            outcome: Outcome::Succeeded,
+            request_id: rid.clone(),
+            subjects: &subjects,
+        })?);
+    }
+    let reuse_logged = join_all(reuse_entries.into_iter().map(|e| s.log.append(e)))
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
+    for ((department, r), logged) in reused.iter().zip(reuse_logged) {
         let kinds = plan.get(department).cloned().unwrap_or_default();
-        let logged = s
-            .log
-            .append(entry(EntryParts {
-                id: &id,
-                action: LogAction::EvidenceReused,
-                allowed: true,
-                policy_ids: decision.policy_ids.clone(),
-                purpose: Some(req.purpose),
-                case_ref: Some(req.case_ref.clone()),
-                departments: vec![*department],
-                fact_kinds: kinds.clone(),
-                outcome: Outcome::Succeeded,
-                request_id: rid.clone(),
-                subjects: &subjects,
-            })?)
-            .await?;
         for (m, (facts, notes)) in members.iter_mut().zip(&r.members) {
             m.facts.extend(facts.iter().cloned());
             m.notes.extend(notes.iter().cloned());
