@@ -796,22 +796,29 @@ async fn verify_household(
             .max()
             .unwrap_or(0);
         let since = unix_ms(created) - i64::from(longest) * 86_400_000;
-        let earlier: Vec<Report> = store::recent_reports(
+        // Newest first; parse only as many earlier reports as it takes.
+        let earlier = store::recent_reports(
             &s.store.db(),
             &applicant,
             household.registered_division.as_str(),
             since,
         )
-        .await?
-        .iter()
-        .filter_map(|json| serde_json::from_str(json).ok())
-        .collect();
-        for (d, kinds) in &plan {
-            if kinds.is_empty() {
+        .await?;
+        let wanted = plan.values().filter(|k| !k.is_empty()).count();
+        for json in &earlier {
+            let Ok(report) = serde_json::from_str::<Report>(json) else {
                 continue;
+            };
+            for (d, kinds) in &plan {
+                if kinds.is_empty() || reused.contains_key(d) {
+                    continue;
+                }
+                if let Some(r) = super::reuse::from_report(&report, *d, kinds, &subjects, created) {
+                    reused.insert(*d, r);
+                }
             }
-            if let Some(r) = super::reuse::find(&earlier, *d, kinds, &subjects, created) {
-                reused.insert(*d, r);
+            if reused.len() == wanted {
+                break;
             }
         }
     }

@@ -48,7 +48,8 @@ pub fn find(
         .find_map(|r| from_report(r, department, kinds, pseudonyms, now))
 }
 
-fn from_report(
+/// The answer of `department` in one earlier report, if it can be reused (see the module rules).
+pub fn from_report(
     r: &Report,
     department: Department,
     kinds: &[FactKind],

@@ -265,9 +265,9 @@ pub async fn get_verification(db: &Db, id: &str) -> Result<Option<VerificationRo
     }))
 }
 
-const SELECT_RECENT: &str = "SELECT report FROM verifications WHERE household = $1 AND registered_division = $2 AND created_ms >= $3 ORDER BY created_ms DESC LIMIT 20";
+const SELECT_RECENT: &str = "SELECT report FROM verifications WHERE household = $1 AND registered_division = $2 AND created_ms >= $3 ORDER BY created_ms DESC LIMIT 10";
 
-/// The reports of the latest verifications (newest first, at most 20) of a household since
+/// The reports of the latest verifications (newest first, at most 10) of a household since
 /// `since_ms`, for evidence reuse.
 pub async fn recent_reports(
     db: &Db,
