@@ -139,7 +139,7 @@ struct InclusionQuery {
 }
 
 /// An inclusion or consistency proof (base64 hashes) and the current signed checkpoint.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ProofBody {
     pub proof: Vec<String>,
     pub checkpoint: String,
@@ -201,7 +201,7 @@ async fn receipt(
 }
 
 /// `POST /v1/log/search` body: every filter optional, combined with AND.
-#[derive(Debug, Default, Deserialize, Serialize)]
+#[derive(Debug, Default, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchRequest {
     /// 身份证号: pseudonymised on the hub, never stored or echoed.
@@ -224,14 +224,17 @@ pub struct SearchRequest {
 }
 
 /// One matching entry.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Found {
     pub index: u64,
+    /// A `jsj-access-log/1` entry (schemas/src/access_log.rs): actor, action, purpose, case_ref,
+    /// decision, departments, fact_kinds, outcome, request_id and subject pseudonyms.
+    #[schemars(with = "serde_json::Map<String, serde_json::Value>")]
     pub entry: AccessLogEntry,
 }
 
 /// Search results; `logged_as` is the index of the entry recording this search.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SearchResponse {
     /// Log size searched (entries before this search's own entry).
     pub size: u64,
@@ -394,7 +397,7 @@ async fn found(s: &AppState, filter: &SearchFilter, size: u64) -> Result<Vec<Fou
 }
 
 /// `POST /v1/log/subject-report` body.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubjectReportRequest {
     /// 身份证号 of the person asking "who looked at my data".
@@ -405,7 +408,7 @@ pub struct SubjectReportRequest {
 }
 
 /// The subject access report as JSON.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SubjectReport {
     /// Log size covered.
     pub size: u64,
