@@ -34,12 +34,10 @@ pub struct HashCache {
 impl HashCache {
     /// The hash at stored index `id`, if cached.
     pub fn get(&self, id: u64) -> Option<Hash> {
-        if id >= self.start {
-            if let Some(h) = self.window.get((id - self.start) as usize) {
-                return Some(*h);
-            }
-        }
-        self.upper.get(&id).copied()
+        id.checked_sub(self.start)
+            .and_then(|k| self.window.get(k as usize))
+            .or_else(|| self.upper.get(&id))
+            .copied()
     }
 
     /// Adds hashes just committed at stored indexes `base..base + hashes.len()`. If they do not
