@@ -403,22 +403,32 @@ pub enum CanonicalError {
 /// as `\u00xx` lowercase; everything else — including non-ASCII — as raw UTF-8), integers in plain
 /// decimal. Floats are refused.
 pub fn canonical_json(v: &Value) -> Result<Vec<u8>, CanonicalError> {
-    let mut out = Vec::with_capacity(512);
-    write_canonical(v, &mut out, &mut String::from("$"))?;
+    let mut out = Vec::with_capacity(4096);
+    write_canonical(v, &mut out).map_err(|path| {
+        // Built only on failure: the segments were collected innermost first.
+        let mut p = String::from("$");
+        for seg in path.iter().rev() {
+            p.push_str(seg);
+        }
+        CanonicalError::NonInteger(p)
+    })?;
     Ok(out)
 }
 
-fn write_canonical(v: &Value, out: &mut Vec<u8>, path: &mut String) -> Result<(), CanonicalError> {
+/// On failure, the path segments to the offending number, innermost first.
+fn write_canonical(v: &Value, out: &mut Vec<u8>) -> Result<(), Vec<String>> {
+    use std::io::Write as _;
     match v {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
         Value::Number(n) => {
+            // Writing into a Vec cannot fail.
             if let Some(i) = n.as_i64() {
-                out.extend_from_slice(i.to_string().as_bytes());
+                let _ = write!(out, "{i}");
             } else if let Some(u) = n.as_u64() {
-                out.extend_from_slice(u.to_string().as_bytes());
+                let _ = write!(out, "{u}");
             } else {
-                return Err(CanonicalError::NonInteger(path.clone()));
+                return Err(Vec::new());
             }
         }
         Value::String(s) => write_string(s, out),
@@ -428,28 +438,29 @@ fn write_canonical(v: &Value, out: &mut Vec<u8>, path: &mut String) -> Result<()
                 if i > 0 {
                     out.push(b',');
                 }
-                let len = path.len();
-                path.push_str(&format!("[{i}]"));
-                write_canonical(item, out, path)?;
-                path.truncate(len);
+                write_canonical(item, out).map_err(|mut p| {
+                    p.push(format!("[{i}]"));
+                    p
+                })?;
             }
             out.push(b']');
         }
         Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+            let mut members: Vec<(&String, &Value)> = map.iter().collect();
+            // serde_json's map is usually already in this order; sorting a sorted list is cheap and
+            // keeps this right whatever map serde_json was built with.
+            members.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
             out.push(b'{');
-            for (i, k) in keys.into_iter().enumerate() {
+            for (i, (k, v)) in members.into_iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }
                 write_string(k, out);
                 out.push(b':');
-                let len = path.len();
-                path.push('.');
-                path.push_str(k);
-                write_canonical(&map[k], out, path)?;
-                path.truncate(len);
+                write_canonical(v, out).map_err(|mut p| {
+                    p.push(format!(".{k}"));
+                    p
+                })?;
             }
             out.push(b'}');
         }
@@ -459,24 +470,34 @@ fn write_canonical(v: &Value, out: &mut Vec<u8>, path: &mut String) -> Result<()
 
 fn write_string(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
-    for c in s.chars() {
-        match c {
-            '"' => out.extend_from_slice(b"\\\""),
-            '\\' => out.extend_from_slice(b"\\\\"),
-            '\u{08}' => out.extend_from_slice(b"\\b"),
-            '\u{0c}' => out.extend_from_slice(b"\\f"),
-            '\n' => out.extend_from_slice(b"\\n"),
-            '\r' => out.extend_from_slice(b"\\r"),
-            '\t' => out.extend_from_slice(b"\\t"),
-            c if (c as u32) < 0x20 => {
-                out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes());
-            }
-            c => {
-                let mut buf = [0u8; 4];
-                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        // Only ASCII bytes need escaping; multi-byte UTF-8 sequences never contain bytes < 0x80.
+        let escape: Option<&[u8]> = match b {
+            b'"' => Some(b"\\\""),
+            b'\\' => Some(b"\\\\"),
+            0x08 => Some(b"\\b"),
+            0x0c => Some(b"\\f"),
+            b'\n' => Some(b"\\n"),
+            b'\r' => Some(b"\\r"),
+            b'\t' => Some(b"\\t"),
+            0x00..=0x1f => None,
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        match escape {
+            Some(e) => out.extend_from_slice(e),
+            None => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(b >> 4)]);
+                out.push(HEX[usize::from(b & 0x0f)]);
             }
         }
+        start = i + 1;
     }
+    out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
 }
 

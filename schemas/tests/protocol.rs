@@ -278,6 +278,17 @@ fn canonical_json_is_sorted_compact_and_integer_only() {
     );
     check(json!({"n": 1.5}), Err(()));
     check(json!([]), Ok("[]"));
+    check(
+        json!("\u{8}\u{c}\t\r\u{1f}a済\u{7f}"),
+        Ok("\"\\b\\f\\t\\r\\u001fa済\u{7f}\""),
+    );
+    // The error names where the float is.
+    assert_eq!(
+        canonical_json(&json!({"a": [0, {"b": 2.5}]})),
+        Err(schemas::protocol::CanonicalError::NonInteger(
+            "$.a[1].b".into()
+        ))
+    );
 }
 
 #[test]

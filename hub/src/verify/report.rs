@@ -255,13 +255,18 @@ pub struct ReportSignature {
 /// The bytes signed: [`REPORT_SIGNING_CONTEXT`] followed by the canonical JSON (sorted keys, no
 /// whitespace) of the report with its `signature` member removed.
 pub fn signing_bytes(report: &serde_json::Value) -> Result<Vec<u8>, String> {
-    let mut v = report.clone();
-    if let Some(o) = v.as_object_mut() {
-        o.remove("signature");
+    let o = report.as_object().ok_or("a report is a JSON object")?;
+    let canonical = if o.contains_key("signature") {
+        let mut v = report.clone();
+        if let Some(o) = v.as_object_mut() {
+            o.remove("signature");
+        }
+        schemas::protocol::canonical_json(&v)
     } else {
-        return Err("a report is a JSON object".into());
+        // Signing: the unsigned report has no `signature` member; no copy needed.
+        schemas::protocol::canonical_json(report)
     }
-    let canonical = schemas::protocol::canonical_json(&v).map_err(|e| e.to_string())?;
+    .map_err(|e| e.to_string())?;
     let mut out = REPORT_SIGNING_CONTEXT.to_vec();
     out.extend_from_slice(&canonical);
     Ok(out)
