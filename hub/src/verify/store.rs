@@ -135,20 +135,25 @@ pub async fn insert_verification(
     r: &VerificationRow,
     follow_up: Option<&FollowUpRow>,
 ) -> Result<(), StoreError> {
+    let Some(f) = follow_up else {
+        // One statement is atomic on its own: no BEGIN/COMMIT round trips to the database thread.
+        on_db!(db, p, _DB => {
+            bind_ver!(sqlx::query(INSERT_VER), r).execute(p).await?;
+        });
+        return Ok(());
+    };
     on_db!(db, p, _DB => {
         let mut tx = p.begin().await?;
         bind_ver!(sqlx::query(INSERT_VER), r).execute(&mut *tx).await?;
-        if let Some(f) = follow_up {
-            sqlx::query(INSERT_FOLLOW_UP)
-                .bind(&f.verification_id)
-                .bind(&f.requested_by)
-                .bind(&f.registered_division)
-                .bind(&f.case_ref)
-                .bind(f.created_ms)
-                .bind(&f.due_by)
-                .execute(&mut *tx)
-                .await?;
-        }
+        sqlx::query(INSERT_FOLLOW_UP)
+            .bind(&f.verification_id)
+            .bind(&f.requested_by)
+            .bind(&f.registered_division)
+            .bind(&f.case_ref)
+            .bind(f.created_ms)
+            .bind(&f.due_by)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
     });
     Ok(())
