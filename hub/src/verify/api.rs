@@ -1,5 +1,7 @@
-//! Routes: `POST /v1/authorizations` (登记核对授权书), `POST /v1/verifications` (发起核对) and
-//! `GET /v1/verifications/{id}` (查看核对报告).
+//! Routes: `POST /v1/authorizations` (登记核对授权书), `POST /v1/verifications` (发起核对),
+//! `GET /v1/verifications/{id}` (查看核对报告), `GET /v1/verifications/{id}/print` (打印),
+//! `POST /v1/verifications/{id}/letter` (补登授权书), `GET /v1/follow-ups` (待补交授权书) and
+//! `GET /v1/report-key` (报告验签公钥). Described in `/v1/openapi.json` by [`super::openapi`].
 //!
 //! Request bodies are parsed field by field so that every error names the member and the field
 //! (`members[2].resident_id: check digit is 3, expected 7`) and never echoes a resident ID.
