@@ -1116,17 +1116,24 @@ fn raw_value_view(
     Ok(report)
 }
 
+/// A stored verification, or the 202 of one still running, or 404.
+async fn stored(s: &AppState, vid: &str) -> Result<Result<VerificationRow, Response>, ApiError> {
+    match store::get_verification(&s.store.db(), vid).await? {
+        Some(row) => Ok(Ok(row)),
+        None if s.verify.is_running(vid) => Ok(Err(running(vid))),
+        None => Err(ApiError::not_found("no verification with this id")),
+    }
+}
+
 async fn get_verification(
     State(s): State<AppState>,
     Caller(id): Caller,
     headers: HeaderMap,
     Path(vid): Path<String>,
 ) -> Result<Response, ApiError> {
-    let Some(row) = store::get_verification(&s.store.db(), &vid).await? else {
-        if s.verify.is_running(&vid) {
-            return Ok(running(&vid));
-        }
-        return Err(ApiError::not_found("no verification with this id"));
+    let row = match stored(&s, &vid).await? {
+        Ok(row) => row,
+        Err(still_running) => return Ok(still_running),
     };
     Ok(
         view_report(&s, &id, row, request_id(&headers), LogAction::ReportViewed)
@@ -1142,11 +1149,9 @@ async fn print_verification(
     headers: HeaderMap,
     Path(vid): Path<String>,
 ) -> Result<Response, ApiError> {
-    let Some(row) = store::get_verification(&s.store.db(), &vid).await? else {
-        if s.verify.is_running(&vid) {
-            return Ok(running(&vid));
-        }
-        return Err(ApiError::not_found("no verification with this id"));
+    let row = match stored(&s, &vid).await? {
+        Ok(row) => row,
+        Err(still_running) => return Ok(still_running),
     };
     let Json(report) =
         view_report(&s, &id, row, request_id(&headers), LogAction::ReportPrinted).await?;
@@ -1206,7 +1211,12 @@ async fn view_report(
         Some(e) => Err(e),
         None => {
             let mut report = report;
-            if let Some(f) = store::get_follow_up(&s.store.db(), &row.id).await? {
+            // Only an emergency check run without its letter has a follow-up to look up.
+            let follow_up = match report.letter_due_by {
+                Some(_) => store::get_follow_up(&s.store.db(), &row.id).await?,
+                None => None,
+            };
+            if let Some(f) = follow_up {
                 let now = follow_up_now(&f)?;
                 if report.letter_follow_up.as_ref() != Some(&now) {
                     report.letter_follow_up = Some(now);

@@ -183,6 +183,20 @@ fn samples(s: &Setup) -> Vec<(&'static str, Household)> {
     out
 }
 
+/// A 许庄街道 household of two or more members with no planted awkward case, as entered by a
+/// caseworker.
+fn plain_xuzhuang_household(s: &Setup) -> schemas::Household {
+    let pop = &s.deps.population;
+    let h = pop
+        .households()
+        .iter()
+        .find(|h| {
+            h.township_code().as_str() == "370811002" && h.members.len() >= 2 && h.cases.is_empty()
+        })
+        .expect("a household in 370811002");
+    pop.household_declaration(h.id)
+}
+
 /// (Acceptance 1) the sample households give the expected income per capita, assets and
 /// indications, and declared values outside the county's tolerance are flagged with the evidence.
 #[tokio::test]
@@ -380,15 +394,7 @@ async fn figures_and_indications_match_the_simulators_ground_truth() -> anyhow::
 #[tokio::test]
 async fn reused_evidence_is_not_asked_again_and_is_marked() -> anyhow::Result<()> {
     let s = setup("").await?;
-    let pop = &s.deps.population;
-    let h = pop
-        .households()
-        .iter()
-        .find(|h| {
-            h.township_code().as_str() == "370811002" && h.members.len() >= 2 && h.cases.is_empty()
-        })
-        .expect("a household in 370811002");
-    let decl = pop.household_declaration(h.id);
+    let decl = plain_xuzhuang_household(&s);
     let counts = |s: &Setup| -> BTreeMap<Department, u64> {
         s.deps
             .handles
@@ -538,15 +544,7 @@ async fn reused_evidence_is_not_asked_again_and_is_marked() -> anyhow::Result<()
 async fn emergency_checks_show_their_letter_follow_up_and_overdue_cases() -> anyhow::Result<()> {
     use sqlx::Connection as _;
     let s = setup("").await?;
-    let pop = &s.deps.population;
-    let h = pop
-        .households()
-        .iter()
-        .find(|h| {
-            h.township_code().as_str() == "370811002" && h.members.len() >= 2 && h.cases.is_empty()
-        })
-        .expect("a household in 370811002");
-    let decl = pop.household_declaration(h.id);
+    let decl = plain_xuzhuang_household(&s);
     let (st, report) = s
         .post(
             "caseworker",
