@@ -171,6 +171,9 @@ fn sample_value(kind: FactKind) -> FactValue {
         ValueType::Days => FactValue::Days(0),
         ValueType::Code => FactValue::Code(spec.codes[0].to_owned()),
         ValueType::OptionalDate => FactValue::OptionalDate(None),
+        ValueType::Division => {
+            FactValue::Division(schemas::DivisionCode::parse("370811002").unwrap())
+        }
         ValueType::MonthlyFen => FactValue::MonthlyFen(vec![]),
     }
 }

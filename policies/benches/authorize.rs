@@ -24,6 +24,7 @@ fn bench(c: &mut Criterion) {
     let resource = ResourceCtx {
         region: Some(DivisionCode::parse("370811002").expect("region")),
         department: None,
+        ..Default::default()
     };
     let request = RequestCtx {
         purpose: Some(Purpose::DibaoApplication),

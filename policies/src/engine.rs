@@ -71,6 +71,12 @@ pub struct ResourceCtx {
     /// which no caseworker's jurisdiction covers.
     #[serde(default)]
     pub region: Option<DivisionCode>,
+    /// 分户登记: the relations (to the applicant) of the household members whose registered
+    /// division, established from civil affairs, is not `region` (or is unknown). Empty when every
+    /// member is registered where the applicant is. The split-household rule in
+    /// `jurisdiction.cedar` decides which relations may be looked up from the applicant's township.
+    #[serde(default)]
+    pub members_elsewhere: Vec<schemas::Relation>,
     /// The department whose protocol endpoint is used (`answer_query`, `push_event`).
     #[serde(default)]
     pub department: Option<Department>,
@@ -290,6 +296,17 @@ impl PolicyEngine {
                         .map_err(|e| internal("resource.region", e))?;
                     attrs.push(("region", b_ref("Division", region.as_str())));
                 }
+                let elsewhere: std::collections::BTreeSet<&str> = resource
+                    .members_elsewhere
+                    .iter()
+                    .map(|r| r.code())
+                    .collect();
+                attrs.push((
+                    "members_elsewhere",
+                    RestrictedExpression::new_set(
+                        elsewhere.into_iter().map(|r| b_ref("Relation", r)),
+                    ),
+                ));
                 b.add("Household", "household", attrs, None)
             }
             ResourceKind::AccessLog => b.add("AccessLog", "log", vec![], None),

@@ -25,6 +25,7 @@ fn household(region: &str) -> ResourceCtx {
     ResourceCtx {
         region: Some(DivisionCode::parse(region).expect("region")),
         department: None,
+        ..Default::default()
     }
 }
 
@@ -145,6 +146,7 @@ fn a_department_is_refused_everything_but_its_own_protocol_endpoints() {
             let resource = ResourceCtx {
                 region: Some(DivisionCode::parse("370811002").expect("code")),
                 department: Some(dept),
+                ..Default::default()
             };
             let d = e.authorize(&labor, action, &resource, &ctx);
             let own_protocol = matches!(action, Action::AnswerQuery | Action::PushEvent)

@@ -20,6 +20,9 @@ fn value(kind: FactKind, as_of: time::Date) -> FactValue {
         ValueType::Days => FactValue::Days(12),
         ValueType::Code => FactValue::Code(spec.codes[1 % spec.codes.len()].into()),
         ValueType::OptionalDate => FactValue::OptionalDate(None),
+        ValueType::Division => {
+            FactValue::Division(schemas::DivisionCode::parse("370811002").expect("code"))
+        }
         ValueType::MonthlyFen => {
             let mut m = YearMonth::of(as_of);
             let mut months = Vec::new();

@@ -65,6 +65,9 @@ pub enum Action {
     EvidenceReused,
     /// 补登授权书: an authorization letter was attached to an emergency verification after it ran.
     LetterAttached,
+    /// 户籍核验: the members' registered divisions were asked of civil affairs, before any other
+    /// department, to establish jurisdiction from authoritative data.
+    RegistrationChecked,
 }
 
 /// The policy decision (策略决定).
@@ -628,6 +631,7 @@ mod tests {
             (Action::AuthorizationRecorded, "authorization_recorded"),
             (Action::EvidenceReused, "evidence_reused"),
             (Action::LetterAttached, "letter_attached"),
+            (Action::RegistrationChecked, "registration_checked"),
         ] {
             let mut e = sample();
             e.action = action;

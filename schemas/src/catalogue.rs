@@ -35,6 +35,8 @@ pub enum ValueType {
     OptionalDate,
     /// one amount in fen per calendar month, for the months of the reference period
     MonthlyFen,
+    /// 行政区划代码: a county (6 digits) or township (9 digits) division code
+    Division,
 }
 
 /// The unit a value is expressed in.
@@ -142,6 +144,8 @@ pub enum FactValue {
         Option<Date>,
     ),
     MonthlyFen(Vec<MonthAmount>),
+    /// 行政区划代码: a 6- or 9-digit division code (e.g. the registered township)
+    Division(crate::DivisionCode),
 }
 
 /// One month's amount in a [`FactValue::MonthlyFen`] series.
@@ -164,6 +168,7 @@ impl FactValue {
             FactValue::Code(_) => ValueType::Code,
             FactValue::OptionalDate(_) => ValueType::OptionalDate,
             FactValue::MonthlyFen(_) => ValueType::MonthlyFen,
+            FactValue::Division(_) => ValueType::Division,
         }
     }
 }
@@ -243,6 +248,10 @@ catalogue! {
         ["none", "dibao", "tekun", "orphan", "child_in_hardship"];
     DeathRegistration = "civil_affairs.death_registration", CivilAffairs, OptionalDate, None, AsOf, 7,
         "死亡登记(火化)日期", "registered date of death (null if none)", [];
+    // Asked by the hub before any other department, to establish jurisdiction (never from the
+    // caller's word); not part of any purpose profile.
+    RegisteredDivision = "civil_affairs.registered_division", CivilAffairs, Division, None, AsOf, 7,
+        "户籍登记地", "registered division (township of household registration)", [];
     // 卫健/医保 health and medical insurance
     MedicalExpensesTotal = "health.medical_expenses_total_12m", Health, MoneyFen, Fen,
         Trailing12Months, 30, "近12个月医疗费用总额", "medical expenses over the last 12 months", [];
@@ -433,7 +442,7 @@ mod tests {
         for d in Department::ALL {
             assert!(FactKind::served_by(d).count() >= 2, "{d}");
         }
-        assert_eq!(FactKind::ALL.len(), 29);
+        assert_eq!(FactKind::ALL.len(), 30);
     }
 
     fn check_period(kind: PeriodKind, as_of: Date, expected: (Date, Date)) {

@@ -341,6 +341,12 @@ fn default_value(kind: FactKind, v: &toml::Value) -> Result<FactValue, String> {
             }
             FactValue::Code(s.to_owned())
         }
+        ValueType::Division => {
+            let s = v.as_str().ok_or("must be a string")?;
+            FactValue::Division(
+                schemas::DivisionCode::parse(s).map_err(|e| format!("division code: {e}"))?,
+            )
+        }
         ValueType::OptionalDate => {
             return Err("not allowed for optional_date facts: no row already means none".into());
         }

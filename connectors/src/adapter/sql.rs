@@ -231,6 +231,15 @@ fn decode(
                 .map_err(|e| format!("column value: {e}"))?;
             FactValue::Code(s.trim().to_owned())
         }
+        ValueType::Division => {
+            let s: String = row
+                .try_get("value")
+                .map_err(|e| format!("column value: {e}"))?;
+            FactValue::Division(
+                schemas::DivisionCode::parse(s.trim())
+                    .map_err(|e| format!("column value: division code: {e}"))?,
+            )
+        }
         ValueType::OptionalDate => {
             let s: Option<String> = row
                 .try_get("value")

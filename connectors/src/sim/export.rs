@@ -120,7 +120,7 @@ pub async fn export_department(
         let ty = match k.spec().value_type {
             ValueType::Bool if sqlite => "INTEGER NOT NULL",
             ValueType::Bool => "BOOLEAN NOT NULL",
-            ValueType::Code => "TEXT NOT NULL",
+            ValueType::Code | ValueType::Division => "TEXT NOT NULL",
             ValueType::OptionalDate => "TEXT",
             _ => "BIGINT NOT NULL",
         };
@@ -170,6 +170,7 @@ pub async fn export_department(
                     FactValue::Count(n) | FactValue::Days(n) => q.bind(i64::from(n)),
                     FactValue::MoneyFen(v) | FactValue::AreaDm2(v) => q.bind(v),
                     FactValue::Code(c) => q.bind(c),
+                    FactValue::Division(d) => q.bind(d.as_str().to_owned()),
                     FactValue::OptionalDate(d) => q.bind(d.map(|d| {
                         format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
                     })),

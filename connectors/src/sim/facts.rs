@@ -41,6 +41,7 @@ pub fn value(person: &Person, kind: FactKind, as_of: Date) -> FactValue {
         K::MaritalStatus => code(marital_code(person.marital)),
         K::AssistanceStatus => code(assistance_code(person.assistance)),
         K::DeathRegistration => V::OptionalDate(person.death.filter(|d| *d <= as_of)),
+        K::RegisteredDivision => V::Division(person.township_code().clone()),
         K::MedicalExpensesTotal => V::MoneyFen(person.health.medical_total_fen),
         K::MedicalExpensesReimbursed => V::MoneyFen(person.health.medical_reimbursed_fen),
         K::MedicalExpensesOutOfPocket => V::MoneyFen(person.health.medical_out_of_pocket_fen),

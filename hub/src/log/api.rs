@@ -488,6 +488,7 @@ fn action_zh(a: Action) -> &'static str {
         Action::AuthorizationRecorded => "登记授权书 / authorization recorded",
         Action::EvidenceReused => "复用已有核对结果 / evidence reused",
         Action::LetterAttached => "补登授权书 / letter attached after an emergency check",
+        Action::RegistrationChecked => "户籍核验 / registered division checked with civil affairs",
     }
 }
 

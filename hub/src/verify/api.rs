@@ -69,6 +69,9 @@ async fn report_key(State(s): State<AppState>, Caller(_): Caller) -> Json<Report
 /// Policy id recorded when the distinct-household limit refuses a request.
 const HOUSEHOLD_LIMIT_POLICY: &str = "hub-household-limit";
 
+/// Policy id recorded when the applicant's registered division cannot be established.
+const REGISTRATION_POLICY: &str = "hub-registration-unknown";
+
 fn invalid(field: impl Into<String>, rule: impl std::fmt::Display) -> ApiError {
     let field = field.into();
     ApiError::bad_request(
@@ -293,6 +296,7 @@ async fn record_authorization(
     let resource = ResourceCtx {
         region: Some(division.clone()),
         department: None,
+        ..Default::default()
     };
     let mut policy_ids = Vec::new();
     for purpose in &req.purposes {
@@ -530,6 +534,62 @@ async fn authorization_status(
     ))
 }
 
+/// 户籍核验 stage: ask civil affairs where every member is registered (one query, before any other
+/// department), log it as one `registration_checked` entry, and fail closed when civil affairs
+/// cannot answer. See [`super::registration`].
+#[allow(clippy::too_many_arguments)]
+async fn check_registration(
+    s: &AppState,
+    id: &Identity,
+    rid: &str,
+    req: &VerificationRequest,
+    household: &Household,
+    subjects: &[String],
+    authorization_ref: &str,
+    policy_ids: Vec<String>,
+    deadline: tokio::time::Instant,
+) -> Result<super::registration::Registration, ApiError> {
+    let query = super::registration::query(
+        household,
+        req.purpose,
+        authorization_ref,
+        OffsetDateTime::now_utc(),
+    );
+    let result = match s.verify.connector(Department::CivilAffairs) {
+        Some(c) => c.query(&query, deadline).await,
+        None => Err(connectors::ConnectorError::Unavailable {
+            department: Department::CivilAffairs,
+            detail: "not configured in [departments]".into(),
+        }),
+    };
+    let outcome = match &result {
+        Ok(_) => Outcome::Succeeded,
+        Err(e) => DepartmentStatus::of_error(e).outcome(),
+    };
+    s.log
+        .append(entry(EntryParts {
+            id,
+            action: LogAction::RegistrationChecked,
+            allowed: true,
+            policy_ids,
+            purpose: Some(req.purpose),
+            case_ref: Some(req.case_ref.clone()),
+            departments: vec![Department::CivilAffairs],
+            fact_kinds: vec![FactKind::RegisteredDivision],
+            outcome,
+            request_id: rid.to_owned(),
+            subjects,
+        })?)
+        .await?;
+    match result {
+        Ok(answer) => Ok(super::registration::from_answer(household, &answer)),
+        Err(e) => {
+            tracing::warn!(error = %e, "registration check with civil affairs failed");
+            Err(super::registration::unavailable())
+        }
+    }
+}
+
 /// One department's query and how it ended.
 struct QueryOutcome {
     department: Department,
@@ -675,7 +735,7 @@ async fn verify_household(
     id: &Identity,
     rid: &str,
     req: VerificationRequest,
-    household: Household,
+    mut household: Household,
     declared: Option<Declared>,
     verification_id: String,
 ) -> Result<Response, ApiError> {
@@ -735,6 +795,7 @@ async fn verify_household(
     let resource = ResourceCtx {
         region: Some(household.registered_division.clone()),
         department: None,
+        ..Default::default()
     };
     let ctx = RequestCtx {
         purpose: Some(req.purpose),
@@ -752,6 +813,73 @@ async fn verify_household(
         }
         return Err(err);
     }
+
+    // The urgency's deadline bounds the whole check: the registration query and the fan-out.
+    let deadline_dur = s.verify.deadline(req.urgency);
+    let deadline = tokio::time::Instant::now() + deadline_dur;
+    let authorization_ref = req
+        .authorization_id
+        .clone()
+        .unwrap_or_else(|| format!("emergency:{verification_id}"));
+
+    // Jurisdiction from authoritative data: where civil affairs says the members are registered.
+    // The declared division above was only a first filter; the decision that counts is this one.
+    let registration = check_registration(
+        &s,
+        &id,
+        &rid,
+        &req,
+        &household,
+        &subjects,
+        &authorization_ref,
+        decision.policy_ids.clone(),
+        deadline,
+    )
+    .await?;
+    let region = registration.region(&household);
+    let (auth_status, problem) = match &region {
+        Some(r) => {
+            authorization_status(
+                &s,
+                req.authorization_id.as_deref(),
+                r,
+                &subjects,
+                req.purpose,
+                &planned,
+            )
+            .await?
+        }
+        None => (auth_status, problem),
+    };
+    let resource = ResourceCtx {
+        region: region.clone(),
+        department: None,
+        members_elsewhere: registration.members_elsewhere(&household),
+    };
+    let ctx = RequestCtx {
+        authorization: auth_status,
+        ..ctx
+    };
+    let decision = s
+        .authz
+        .decide(&id, Action::RequestVerification, &resource, &ctx);
+    if let Some(mut err) = denial(&decision) {
+        s.log.append(deny_entry(decision.policy_ids)?).await?;
+        if let Some(p) = problem {
+            err.message = format!("{}（{p}）", err.message);
+        }
+        return Err(err);
+    }
+    let Some(region) = region else {
+        // Cedar refuses a household without a region; never run one even if a policy changed.
+        s.log
+            .append(deny_entry(vec![REGISTRATION_POLICY.into()])?)
+            .await?;
+        return Err(ApiError::forbidden(
+            "无法确认申请人的户籍登记地 / the applicant's registered division cannot be established",
+        ));
+    };
+    household.registered_division = region;
 
     let created = OffsetDateTime::now_utc();
     let request_logged = s
@@ -772,13 +900,7 @@ async fn verify_household(
         .await?;
 
     // Fan-out: one query per department, all members, all departments at once.
-    let deadline_dur = s.verify.deadline(req.urgency);
-    let deadline = tokio::time::Instant::now() + deadline_dur;
     let as_of = created.to_offset(time::macros::offset!(+8)).date();
-    let authorization_ref = req
-        .authorization_id
-        .clone()
-        .unwrap_or_else(|| format!("emergency:{verification_id}"));
     let query_subjects: Vec<QuerySubject> = household
         .members
         .iter()
@@ -1099,6 +1221,7 @@ fn raw_value_view(
                 &ResourceCtx {
                     region: Some(region.clone()),
                     department: None,
+                    ..Default::default()
                 },
                 &RequestCtx {
                     purpose: Some(report.purpose),
@@ -1170,6 +1293,7 @@ async fn view_report(
     let resource = ResourceCtx {
         region: Some(DivisionCode::parse(&row.registered_division).map_err(ApiError::internal)?),
         department: None,
+        ..Default::default()
     };
     let ctx = RequestCtx {
         purpose: Some(report.purpose),
@@ -1295,6 +1419,7 @@ async fn attach_letter(
         &ResourceCtx {
             region: Some(division.clone()),
             department: None,
+            ..Default::default()
         },
         &RequestCtx {
             purpose: Some(report.purpose),

@@ -46,6 +46,7 @@ pub mod api;
 pub mod config;
 pub mod openapi;
 pub mod print;
+pub mod registration;
 pub mod report;
 pub mod reuse;
 mod store;

@@ -30,6 +30,7 @@ pub fn value_text(v: &FactValue) -> String {
         FactValue::AreaDm2(a) => area(*a),
         FactValue::Days(d) => format!("{d} 天 / days"),
         FactValue::Code(c) => c.clone(),
+        FactValue::Division(d) => d.as_str().to_owned(),
         FactValue::OptionalDate(Some(d)) => d.to_string(),
         FactValue::OptionalDate(None) => "无 / none".to_owned(),
         FactValue::MonthlyFen(months) => {

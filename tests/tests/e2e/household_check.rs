@@ -399,7 +399,7 @@ async fn reused_evidence_is_not_asked_again_and_is_marked() -> anyhow::Result<()
         s.deps
             .handles
             .iter()
-            .map(|(d, h)| (*d, h.query_count()))
+            .map(|(d, h)| (*d, crate::verification::fact_query_count(h)))
             .collect()
     };
     let letter = s

@@ -4,7 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use connectors::sim::Fault;
+use connectors::adapter::server::QueryRecord;
+use connectors::sim::{Fault, SimDepartmentHandle};
 use hub::demo::DemoDepartments;
 use hub_tests::{TestEnv, TestHub};
 use schemas::{Department, FactKind, Household, Purpose};
@@ -33,6 +34,30 @@ pub(crate) async fn setup_with(edit: impl Fn(String) -> String) -> anyhow::Resul
     let config = env.config(edit)?;
     let hub = TestHub::start(config).await?;
     Ok(Setup { env, deps, hub })
+}
+
+/// The fact queries a simulated department received, leaving out the hub's registration checks
+/// (户籍核验: `civil_affairs.registered_division` alone, asked of civil affairs before any other
+/// department).
+pub(crate) fn fact_queries(h: &SimDepartmentHandle) -> Vec<QueryRecord> {
+    h.queries()
+        .into_iter()
+        .filter(|q| q.fact_kinds != [FactKind::RegisteredDivision])
+        .collect()
+}
+
+/// How many fact queries (not registration checks) a simulated department received.
+pub(crate) fn fact_query_count(h: &SimDepartmentHandle) -> u64 {
+    fact_queries(h).len() as u64
+}
+
+/// How many registration checks civil affairs received.
+pub(crate) fn registration_checks(deps: &DemoDepartments) -> usize {
+    deps.handles[&Department::CivilAffairs]
+        .queries()
+        .iter()
+        .filter(|q| q.fact_kinds == [FactKind::RegisteredDivision])
+        .count()
 }
 
 pub(crate) fn households(deps: &DemoDepartments, township: &str) -> Vec<Household> {
@@ -232,12 +257,17 @@ async fn caseworker_verifies_a_household_and_each_department_gets_only_its_plann
             "the report must not carry resident IDs"
         );
     }
+    assert_eq!(
+        registration_checks(&s.deps),
+        1,
+        "the registration is asked once, alone"
+    );
     let planned = plan(Purpose::DibaoApplication);
     assert_eq!(planned.len(), 7, "dibao asks all seven departments");
     assert_eq!(report["departments"].as_array().map(Vec::len), Some(7));
     for d in Department::ALL {
         assert_eq!(status_of(&report, d.code()), "answered", "{d}: {report}");
-        let queries = s.deps.handles[&d].queries();
+        let queries = fact_queries(&s.deps.handles[&d]);
         assert_eq!(queries.len(), 1, "{d}: one query for the whole household");
         assert_eq!(
             sorted(queries[0].fact_kinds.clone()),
@@ -590,7 +620,7 @@ async fn letters_are_required_except_for_emergency_temporary_assistance() -> any
     assert!(report["letter_due_by"].is_string(), "{report}");
     let planned = plan(Purpose::TemporaryAssistance);
     for d in Department::ALL {
-        let q = s.deps.handles[&d].queries();
+        let q = fact_queries(&s.deps.handles[&d]);
         match planned.get(&d) {
             Some(kinds) => {
                 assert_eq!(status_of(&report, d.code()), "answered", "{d}");
@@ -723,7 +753,7 @@ async fn failing_departments_are_marked_and_the_report_comes_within_the_deadline
         .deps
         .handles
         .iter()
-        .map(|(d, h)| (*d, h.query_count()))
+        .map(|(d, h)| (*d, fact_query_count(h)))
         .collect();
     let (status, again) = s.verify_dibao("caseworker", h, "case-f-2").await?;
     assert_eq!(status, 200, "{again}");
@@ -735,7 +765,7 @@ async fn failing_departments_are_marked_and_the_report_comes_within_the_deadline
         );
         let want = if failed { "answered" } else { "reused" };
         assert_eq!(status_of(&again, d.code()), want, "{d}");
-        let asked = s.deps.handles[&d].query_count() - before[&d];
+        let asked = fact_query_count(&s.deps.handles[&d]) - before[&d];
         assert_eq!(asked, u64::from(failed), "{d}");
     }
     assert!(again["aggregation"]["household"]["monthly_income_per_capita_fen"].is_i64());
@@ -899,8 +929,9 @@ async fn the_same_idempotency_key_twice_gives_one_verification() -> anyhow::Resu
     assert_eq!(first["id"], second["id"]);
     assert_eq!(first["departments"], second["departments"]);
     for d in Department::ALL {
-        assert_eq!(s.deps.handles[&d].query_count(), 1, "{d} asked once");
+        assert_eq!(fact_query_count(&s.deps.handles[&d]), 1, "{d} asked once");
     }
+    assert_eq!(registration_checks(&s.deps), 1, "one registration check");
     let log = s.log_of_case("case-i-1").await?;
     let requested = log
         .iter()
