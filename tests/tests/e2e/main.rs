@@ -5,6 +5,7 @@ mod access_log;
 mod demo;
 mod handshake;
 mod household_check;
+mod log_integrity;
 mod policy;
 mod process;
 mod reload;
