@@ -30,7 +30,7 @@ use crate::store::Db;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum StartupAudit {
-    /// The newest [`RECENT_ENTRIES`] entries: their leaf hashes from the entry bytes, every stored
+    /// The newest 256 entries ([`RECENT_ENTRIES`]): their leaf hashes from the entry bytes, every stored
     /// hash they created, and the root from those and the older subtrees (fast at any size).
     #[default]
     Recent,
