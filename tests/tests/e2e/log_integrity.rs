@@ -278,7 +278,20 @@ fn rotate_args(d: &Deployment, old_vkey: std::path::PathBuf) -> RotateArgs {
 /// the new key; auditors verify the log with the new key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_and_origin_rotation_is_explicit_verified_and_recorded() -> anyhow::Result<()> {
-    let mut d = Deployment::new(None)?;
+    rotation(None).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_and_origin_rotation_is_explicit_verified_and_recorded_on_postgres()
+-> anyhow::Result<()> {
+    let pg = PgTestDb::create().await?;
+    let r = rotation(Some(&pg)).await;
+    pg.drop_db().await?;
+    r
+}
+
+async fn rotation(pg: Option<&PgTestDb>) -> anyhow::Result<()> {
+    let mut d = Deployment::new(pg)?;
     d.fill(40).await?;
     let db = d.db().await?;
     let before = hub::log::store::read_head(&db).await?;
