@@ -9,7 +9,8 @@
 //! - `search` and `subject-report`: ask the hub, which pseudonymises the resident ID server-side (the
 //!   pseudonym key never leaves it) and records the search itself in the log.
 //!
-//! The verifier does not trust the source: everything is recomputed from entry bytes.
+//! The verifier does not trust the source: everything is recomputed from entry bytes. A database
+//! copy is opened read-only and never migrated ([`open_read_only`]).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -72,6 +73,10 @@ pub struct VerifyArgs {
     /// A signed checkpoint this auditor trusted earlier; the log must be consistent with it.
     #[arg(long)]
     pub trusted_checkpoint: Option<PathBuf>,
+    /// The verifier key that signed --trusted-checkpoint when it is not --vkey (a checkpoint saved
+    /// before a key/origin rotation, see GET /v1/log/rotations); its origin is that key's name.
+    #[arg(long)]
+    pub trusted_vkey: Option<PathBuf>,
     /// Witness verifier key files (cosignature/v1); present cosignatures must verify.
     #[arg(long = "witness")]
     pub witnesses: Vec<PathBuf>,
@@ -418,6 +423,44 @@ impl Source {
     }
 }
 
+/// Opens a database copy for `verify --db` strictly read-only: an SQLite file is opened with
+/// `mode=ro` and never created (a mistyped path is an error, not a new empty database); a
+/// PostgreSQL session runs with `default_transaction_read_only`. No migrations run.
+pub async fn open_read_only(url: &str) -> anyhow::Result<Db> {
+    use std::str::FromStr as _;
+    // The URL may carry a password: never echo it.
+    if url.starts_with("sqlite:") {
+        let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)
+            .context("--db: not a valid sqlite:// URL")?
+            .read_only(true)
+            .create_if_missing(false);
+        let path = options.get_filename().to_owned();
+        anyhow::ensure!(
+            path.is_file(),
+            "--db: {}: no such database file (nothing was created)",
+            path.display()
+        );
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .with_context(|| format!("--db: cannot open {} read-only", path.display()))?;
+        Ok(Db::Sqlite(pool))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let options = sqlx::postgres::PgConnectOptions::from_str(url)
+            .map_err(|_| anyhow::anyhow!("--db: not a valid postgres:// URL"))?
+            .options([("default_transaction_read_only", "on")]);
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|e| anyhow::anyhow!("--db: cannot connect to PostgreSQL: {e}"))?;
+        Ok(Db::Postgres(pool))
+    } else {
+        anyhow::bail!("--db: expected a sqlite:// or postgres:// URL")
+    }
+}
+
 /// Verifies the whole log; `progress(done, total)` is called every 64 bundles and at the end.
 pub async fn verify(
     args: &VerifyArgs,
@@ -440,15 +483,10 @@ pub async fn verify(
         quorum: args.witness_quorum,
     };
     let mut source = match (&args.db, &args.remote.url) {
-        (Some(url), _) => {
-            let store = crate::store::connect(&secrecy::SecretString::from(url.clone()), 4)
-                .await
-                .context("--db: cannot open the database")?;
-            Source::Db {
-                db: store.db(),
-                cache: DbChunk::default(),
-            }
-        }
+        (Some(url), _) => Source::Db {
+            db: open_read_only(url).await?,
+            cache: DbChunk::default(),
+        },
         (None, Some(_)) => {
             let (client, base) = client(&args.remote)?;
             Source::Http { client, base }
@@ -470,8 +508,18 @@ pub async fn verify(
         Some(p) => {
             let t = std::fs::read(p)
                 .with_context(|| format!("--trusted-checkpoint {}", p.display()))?;
-            let s = open_checkpoint(&t, &origin, &vkey, &WitnessPolicy::default())
-                .context("--trusted-checkpoint: does not verify with --vkey")?;
+            let s = match &args.trusted_vkey {
+                Some(k) => {
+                    let text = std::fs::read_to_string(k)
+                        .with_context(|| format!("--trusted-vkey {}", k.display()))?;
+                    let key = VerifierKey::parse(text.trim())
+                        .context("--trusted-vkey: not a verifier key")?;
+                    open_checkpoint(&t, key.name(), &key, &WitnessPolicy::default())
+                        .context("--trusted-checkpoint: does not verify with --trusted-vkey")?
+                }
+                None => open_checkpoint(&t, &origin, &vkey, &WitnessPolicy::default())
+                    .context("--trusted-checkpoint: does not verify with --vkey")?,
+            };
             if s.checkpoint.size > size {
                 return Ok(Verdict::Bad(Failure {
                     first_bad_index: None,

@@ -1,4 +1,5 @@
-//! The `hub` command line: `serve`, `demo`, `pki`, `keygen`, `check-config`.
+//! The `hub` command line: `serve`, `demo`, `pki`, `keygen`, `check-config`, `audit`, `client`,
+//! `policy`, `log rotate`.
 //!
 //! `main` only calls [`main`]; the subcommands call library functions that the tests call too.
 
@@ -48,6 +49,18 @@ pub enum Command {
     /// Policies: validate a policy directory and run a decision table against it.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Access-log operations on the hub's own database (every hub replica stopped).
+    #[command(subcommand)]
+    Log(LogCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LogCommand {
+    /// Re-sign the log's checkpoint after a signing-key or origin change: verifies the stored
+    /// checkpoint with the OLD key and origin, audits the stored tree against it, signs the same
+    /// size and root with the configured (new) key and origin, and records both notes in
+    /// `log_rotations` (served at GET /v1/log/rotations). The hub never re-signs otherwise.
+    Rotate(crate::log::integrity::RotateArgs),
 }
 
 #[derive(Debug, Args)]
@@ -186,6 +199,22 @@ pub fn main() -> anyhow::Result<()> {
         Command::Pki(cmd) => pki(cmd),
         Command::Audit(cmd) => crate::audit::main(cmd),
         Command::Client(cmd) => crate::client::main(cmd),
+        Command::Log(LogCommand::Rotate(args)) => runtime()?.block_on(async move {
+            // The rotation's warning goes where the hub's own logs go.
+            let config = Config::load(&args.config)?;
+            let _telemetry = crate::telemetry::init(&config.telemetry)?;
+            let r = crate::log::integrity::rotate_from_config(&args).await?;
+            println!(
+                "日志检查点已按轮换重新签名 / checkpoint re-signed by rotation #{}: size {}, root {}",
+                r.id, r.size, r.root
+            );
+            println!("旧公钥 / old key: {}", r.old_vkey);
+            println!("新公钥 / new key: {}", r.new_vkey);
+            println!(
+                "请把新公钥交给审计员 / give auditors the new key; they check the rotation at GET /v1/log/rotations"
+            );
+            Ok(())
+        }),
         Command::Policy(PolicyCommand::Check {
             dir,
             table,

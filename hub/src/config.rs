@@ -221,6 +221,14 @@ pub struct LogConfig {
     /// Sequencer lease duration.
     #[serde(default = "default_log_lease_ms")]
     pub lease_ms: u64,
+    /// How much of the stored tree start-up checks against the signed checkpoint: `recent` (the
+    /// newest 256 entries and their path to the root; the default, fast at any size), `sample`
+    /// (also `startup_audit_samples` random entries by inclusion proof) or `full` (every entry).
+    #[serde(default)]
+    pub startup_audit: crate::log::StartupAudit,
+    /// Entries the `sample` start-up audit checks.
+    #[serde(default = "default_log_startup_audit_samples")]
+    pub startup_audit_samples: usize,
 }
 
 impl Default for LogConfig {
@@ -231,6 +239,8 @@ impl Default for LogConfig {
             max_batch: default_log_max_batch(),
             replica_id: default_log_replica_id(),
             lease_ms: default_log_lease_ms(),
+            startup_audit: crate::log::StartupAudit::default(),
+            startup_audit_samples: default_log_startup_audit_samples(),
         }
     }
 }
@@ -246,6 +256,9 @@ fn default_log_replica_id() -> String {
 }
 fn default_log_lease_ms() -> u64 {
     30_000
+}
+fn default_log_startup_audit_samples() -> usize {
+    256
 }
 
 fn default_listen() -> SocketAddr {

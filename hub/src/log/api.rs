@@ -63,6 +63,7 @@ pub fn routes() -> Router<AppState> {
         .route("/log/checkpoint", get(checkpoint))
         .route("/log/{*path}", get(tile))
         .route("/v1/log/vkey", get(vkey))
+        .route("/v1/log/rotations", get(rotations))
         .route("/v1/log/proof/inclusion", get(inclusion))
         .route("/v1/log/proof/consistency", get(consistency))
         .route("/v1/log/receipt", get(receipt))
@@ -130,6 +131,18 @@ async fn vkey(State(s): State<AppState>, Caller(id): Caller) -> Result<Response,
         "text/plain; charset=utf-8",
         format!("{}\n", s.log.vkey()),
     ))
+}
+
+/// Every recorded key/origin rotation, oldest first: each carries the note that verified with the
+/// old key and the note the new key signed over the same size and root, so an auditor carries
+/// their trust from one key to the next (see `deploy/RUNBOOK.md`).
+async fn rotations(
+    State(s): State<AppState>,
+    Caller(id): Caller,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    require_log_reader(&id)?;
+    let rotations = super::store::read_rotations(s.log.db()).await?;
+    Ok(Json(serde_json::json!({ "rotations": rotations })))
 }
 
 #[derive(Debug, Deserialize)]

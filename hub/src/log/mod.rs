@@ -14,6 +14,13 @@
 //! ([`AccessLog::start`]) recomputes the root from stored hashes and refuses to run if it disagrees
 //! with the head.
 //!
+//! # Never sign what was not verified
+//! Start-up refuses (and signs nothing) unless the stored checkpoint verifies with the configured
+//! key and origin for exactly the head's size and root, and the stored tree passes the configured
+//! start-up audit against it; a deleted head over existing entries is refused too. Re-signing with
+//! another key or origin is only the explicit, recorded rotation (`hub log rotate`). See
+//! [`integrity`].
+//!
 //! # One sequencer across replicas
 //! The single-row `log_head` holds the size, root, signed note and a sequencer lease
 //! (`lease_holder`, `lease_expires_ms`). A batch commits only through
@@ -28,7 +35,10 @@
 
 pub mod api;
 mod cache;
+pub mod integrity;
 pub mod store;
+
+pub use integrity::StartupAudit;
 
 /// The format library, re-exported for tools and tests that verify what the log serves.
 pub use tlog;
@@ -39,7 +49,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use schemas::access_log::AccessLogEntry;
-use tlog::checkpoint::{Checkpoint, WitnessPolicy, open_checkpoint};
+use tlog::checkpoint::{Checkpoint, WitnessPolicy};
 use tlog::stored::{stored_hash_count, stored_hash_index};
 use tlog::{Hash, HashReader, Signer, StoredHashIndex, VerifierKey};
 use tokio::sync::{mpsc, oneshot};
@@ -65,6 +75,18 @@ pub enum LogError {
     Tlog(#[from] tlog::Error),
     #[error("{field}: {rule}")]
     BadRequest { field: &'static str, rule: String },
+    /// The stored checkpoint does not verify with the configured key and origin (or the head was
+    /// deleted over existing history): the hub refuses to start and signs nothing.
+    #[error("access log: {0}")]
+    Unverified(String),
+    /// The stored tree disagrees with the signed checkpoint.
+    #[error(
+        "access log: the stored log differs from its signed checkpoint; first bad index {index}: {reason}; refusing to start"
+    )]
+    Tampered { index: u64, reason: String },
+    /// `hub log rotate` refused.
+    #[error("access log rotation refused: {0}")]
+    RotationRefused(String),
 }
 
 /// Knobs of the service.
@@ -78,6 +100,10 @@ pub struct LogOptions {
     pub lease: Duration,
     /// Witness keys (cosignature/v1) whose cosignatures are checked when present.
     pub witnesses: Vec<VerifierKey>,
+    /// How much of the stored tree start-up checks against the signed checkpoint.
+    pub startup_audit: StartupAudit,
+    /// Entries the `sample` start-up audit checks by inclusion proof.
+    pub startup_audit_samples: usize,
 }
 
 impl Default for LogOptions {
@@ -87,6 +113,8 @@ impl Default for LogOptions {
             replica_id: "primary".into(),
             lease: Duration::from_secs(30),
             witnesses: Vec::new(),
+            startup_audit: StartupAudit::Recent,
+            startup_audit_samples: 256,
         }
     }
 }
@@ -251,48 +279,38 @@ pub async fn with_db_reader<T>(
 }
 
 impl AccessLog {
-    /// Opens the log on `db`: creates the head if needed, checks the head against the stored hashes
-    /// (crash recovery: the head and its hashes commit together), re-signs the head if the key or
-    /// origin changed, takes the lease, and starts the writer task.
+    /// Opens the log on `db`: creates the head if the log is empty, verifies the stored checkpoint
+    /// with the configured key and origin for exactly the head's size and root, checks the head
+    /// against the stored hashes (crash recovery: the head and its hashes commit together), audits
+    /// the stored tree against the signed root (`opts.startup_audit`), takes the lease, and starts
+    /// the writer task. Any failure refuses to start, and nothing is signed over an unverified
+    /// state: a key or origin change needs `hub log rotate` (see [`integrity`]).
     pub async fn start(
         db: Db,
         signer: Signer,
         opts: LogOptions,
     ) -> Result<Arc<AccessLog>, LogError> {
         let origin = signer.name().to_owned();
+        let vkey = signer.verifier_key();
         let empty = Checkpoint::new(&origin, 0, tlog::hash::empty_root())?.sign(&signer)?;
         store::init_head(&db, &empty).await?;
         let head = store::read_head(&db).await?;
-        let frontier = Self::check_head(&db, &head).await?;
+        let frontier = Self::verify_head(&db, &head, &origin, &vkey).await?;
+        integrity::audit(&db, &head, opts.startup_audit, opts.startup_audit_samples).await?;
         let now = now_ms();
         let lease_until = now + opts.lease.as_millis() as i64;
         let have_lease = store::acquire_lease(&db, &opts.replica_id, lease_until, now).await?;
-        let vkey = signer.verifier_key();
         let witnesses = WitnessPolicy {
             witnesses: opts.witnesses.clone(),
             quorum: 0,
         };
-        let mut note = head.note.clone();
-        let valid = open_checkpoint(note.as_bytes(), &origin, &vkey, &witnesses)
-            .map(|c| c.checkpoint.size == head.size && c.checkpoint.root == head.root)
-            .unwrap_or(false);
-        if !valid && have_lease {
-            note = Checkpoint::new(&origin, head.size, head.root)?.sign(&signer)?;
-            if !store::replace_note(&db, head.size, &note, &opts.replica_id, now).await? {
-                return Err(LogError::NotSequencer);
-            }
-            tracing::info!(
-                size = head.size,
-                "access log: checkpoint re-signed with the current key/origin"
-            );
-        }
         if !have_lease {
             tracing::warn!(holder = %head.lease_holder, "access log: another replica holds the sequencer lease");
         }
         let served = Arc::new(RwLock::new(Served {
             size: head.size,
             root: head.root,
-            note,
+            note: head.note.clone(),
         }));
         let cache = Arc::new(Mutex::new(HashCache::default()));
         lock(&cache).remember(&frontier);
@@ -319,8 +337,21 @@ impl AccessLog {
         }))
     }
 
+    /// The stored checkpoint verifies with `vkey` and `origin` for exactly the head's size and
+    /// root, and the head agrees with the stored hashes; returns the frontier.
+    async fn verify_head(
+        db: &Db,
+        head: &Head,
+        origin: &str,
+        vkey: &VerifierKey,
+    ) -> Result<HashMap<u64, Hash>, LogError> {
+        integrity::verify_note(&head.note, origin, vkey, head.size, head.root)
+            .map_err(|why| integrity::unverified(head, vkey, origin, why))?;
+        Self::check_head(db, head).await
+    }
+
     /// Verifies that the head matches the stored hashes and entries; returns the frontier.
-    async fn check_head(db: &Db, head: &Head) -> Result<HashMap<u64, Hash>, LogError> {
+    pub(crate) async fn check_head(db: &Db, head: &Head) -> Result<HashMap<u64, Hash>, LogError> {
         let (max_idx, max_hash) = store::max_indexes(db).await?;
         let want_idx = head.size.checked_sub(1).map(|v| v as i64);
         let want_hash = stored_hash_count(head.size)
@@ -569,9 +600,15 @@ impl Writer {
         }
     }
 
+    /// After a failed batch: adopt the database's head (another replica may have appended) only if
+    /// its checkpoint verifies with our key and origin and the newest entries check against it,
+    /// so the writer never extends a state it has not verified.
     async fn reload(&mut self) -> Result<(), LogError> {
         let head = store::read_head(&self.db).await?;
-        self.frontier = AccessLog::check_head(&self.db, &head).await?;
+        let vkey = self.signer.verifier_key();
+        let frontier = AccessLog::verify_head(&self.db, &head, self.signer.name(), &vkey).await?;
+        integrity::audit(&self.db, &head, StartupAudit::Recent, 0).await?;
+        self.frontier = frontier;
         lock(&self.cache).remember(&self.frontier);
         self.size = head.size;
         if let Ok(mut s) = self.served.write() {
@@ -682,6 +719,8 @@ impl AccessLog {
             replica_id: config.log.replica_id.clone(),
             lease: Duration::from_millis(config.log.lease_ms.max(1000)),
             witnesses,
+            startup_audit: config.log.startup_audit,
+            startup_audit_samples: config.log.startup_audit_samples,
         };
         Ok(AccessLog::start(db, signer, opts).await?)
     }

@@ -57,36 +57,75 @@ fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-/// Creates the head row (size 0) if absent.
+/// Creates the head row (size 0, signed `empty_note`) if absent, but only over an empty log: a
+/// missing head with entries, stored hashes, checkpoints or rotations present is refused (a
+/// deleted head must not earn a fresh signature over existing history).
 pub async fn init_head(db: &Db, empty_note: &str) -> Result<(), LogError> {
     let root = tlog::hash::empty_root().0.to_vec();
     on_db!(db, pool, DB => {
+        let mut tx = pool.begin().await?;
+        let heads: i64 = sqlx::query("SELECT COUNT(*) FROM log_head").fetch_one(&mut *tx).await?.try_get(0)?;
+        if heads > 0 {
+            tx.rollback().await?;
+            return Ok(());
+        }
+        let rest: i64 = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM log_entries LIMIT 1) a) \
+                  + (SELECT COUNT(*) FROM (SELECT 1 FROM log_hashes LIMIT 1) b) \
+                  + (SELECT COUNT(*) FROM (SELECT 1 FROM log_checkpoints LIMIT 1) c) \
+                  + (SELECT COUNT(*) FROM (SELECT 1 FROM log_rotations LIMIT 1) d)",
+        )
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        if rest > 0 {
+            tx.rollback().await?;
+            return Err(LogError::Unverified(
+                "the log head row is missing but entries, stored hashes, checkpoints or rotations \
+                 exist: refusing to start and signing nothing (restore the database and run \
+                 `hub audit verify`)"
+                    .into(),
+            ));
+        }
         sqlx::query(
             "INSERT INTO log_head (id, size, root, note, lease_holder, lease_expires_ms) \
              VALUES (1, 0, $1, $2, '', 0) ON CONFLICT (id) DO NOTHING",
         )
         .bind(root)
         .bind(empty_note)
-        .execute(pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
     });
     Ok(())
 }
 
 /// Reads the head.
 pub async fn read_head(db: &Db) -> Result<Head, LogError> {
+    read_head_opt(db)
+        .await?
+        .ok_or_else(|| LogError::Corrupt("the log head row is missing".into()))
+}
+
+/// Reads the head, `None` when the row is absent.
+pub async fn read_head_opt(db: &Db) -> Result<Option<Head>, LogError> {
     let sql = "SELECT size, root, note, lease_holder, lease_expires_ms FROM log_head WHERE id = 1";
-    let (size, root, note, holder, exp): (i64, Vec<u8>, String, String, i64) = on_db!(db, pool, DB => {
-        let r = sqlx::query(sql).fetch_one(pool).await?;
-        (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?)
+    let row: Option<(i64, Vec<u8>, String, String, i64)> = on_db!(db, pool, DB => {
+        match sqlx::query(sql).fetch_optional(pool).await? {
+            Some(r) => Some((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?)),
+            None => None,
+        }
     });
-    Ok(Head {
+    let Some((size, root, note, holder, exp)) = row else {
+        return Ok(None);
+    };
+    Ok(Some(Head {
         size: u64::try_from(size).map_err(|_| LogError::Corrupt("head size negative".into()))?,
         root: hash_from("head.root", &root)?,
         note,
         lease_holder: holder,
         lease_expires_ms: exp,
-    })
+    }))
 }
 
 /// Takes or renews the sequencer lease if it is free, expired or already ours. Returns whether we
@@ -105,21 +144,74 @@ pub async fn acquire_lease(
     Ok(n == 1)
 }
 
-/// Replaces the head's signed note at the same size and root (re-signing after a key or origin
-/// change), with the same compare-and-swap as a batch.
-pub async fn replace_note(
+/// Records a key/origin rotation: replaces the head's note (compare-and-swap on the size and the
+/// old note, releasing the lease) and inserts the `log_rotations` row, in one transaction. Returns
+/// the row id, or `None` when the head changed meanwhile (nothing written).
+pub async fn record_rotation(
     db: &Db,
-    size: u64,
-    note: &str,
-    holder: &str,
-    now_ms: i64,
-) -> Result<bool, LogError> {
-    let sql = "UPDATE log_head SET note = $1 WHERE id = 1 AND size = $2 \
-               AND (lease_holder = $3 OR lease_expires_ms < $4)";
-    let n = on_db!(db, pool, DB => {
-        sqlx::query(sql).bind(note).bind(to_i64(size)).bind(holder).bind(now_ms).execute(pool).await?.rows_affected()
+    r: &super::integrity::Rotation,
+) -> Result<Option<i64>, LogError> {
+    on_db!(db, pool, DB => {
+        let mut tx = pool.begin().await?;
+        let n = sqlx::query(
+            "UPDATE log_head SET note = $1, lease_holder = '', lease_expires_ms = 0 \
+             WHERE id = 1 AND size = $2 AND note = $3",
+        )
+        .bind(&r.new_note)
+        .bind(to_i64(r.size))
+        .bind(&r.old_note)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n != 1 {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let id: i64 = sqlx::query(
+            "INSERT INTO log_rotations (size, root, old_note, old_vkey, new_note, new_vkey, \
+             rotated_at_ms, operator, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+        )
+        .bind(to_i64(r.size))
+        .bind(&r.root)
+        .bind(&r.old_note)
+        .bind(&r.old_vkey)
+        .bind(&r.new_note)
+        .bind(&r.new_vkey)
+        .bind(r.rotated_at_ms)
+        .bind(&r.operator)
+        .bind(&r.reason)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        tx.commit().await?;
+        Ok(Some(id))
+    })
+}
+
+/// Every recorded rotation, oldest first.
+pub async fn read_rotations(db: &Db) -> Result<Vec<super::integrity::Rotation>, LogError> {
+    let sql = "SELECT id, size, root, old_note, old_vkey, new_note, new_vkey, rotated_at_ms, \
+               operator, reason FROM log_rotations ORDER BY id";
+    let rows = on_db!(db, pool, DB => {
+        let rows = sqlx::query(sql).fetch_all(pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(super::integrity::Rotation {
+                    id: r.try_get(0)?,
+                    size: u64::try_from(r.try_get::<i64, _>(1)?).unwrap_or_default(),
+                    root: r.try_get(2)?,
+                    old_note: r.try_get(3)?,
+                    old_vkey: r.try_get(4)?,
+                    new_note: r.try_get(5)?,
+                    new_vkey: r.try_get(6)?,
+                    rotated_at_ms: r.try_get(7)?,
+                    operator: r.try_get(8)?,
+                    reason: r.try_get(9)?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?
     });
-    Ok(n == 1)
+    Ok(rows)
 }
 
 /// Commits one batch in one transaction: compare-and-swap of the head on the previous size (and
@@ -222,6 +314,25 @@ pub async fn read_entries(db: &Db, from: u64, to: u64) -> Result<Vec<Vec<u8>>, L
         rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<Vec<_>, sqlx::Error>>()?
     });
     Ok(rows.into_iter().map(|(_, d)| d).collect())
+}
+
+/// The entries at `indexes` (index, bytes); absent ones are simply missing.
+pub async fn read_entries_at(db: &Db, indexes: &[u64]) -> Result<Vec<(u64, Vec<u8>)>, LogError> {
+    let mut out = Vec::with_capacity(indexes.len());
+    for chunk in indexes.chunks(CHUNK) {
+        let rows: Vec<(i64, Vec<u8>)> = on_db!(db, pool, DB => {
+            let mut q = QueryBuilder::<DB>::new("SELECT idx, data FROM log_entries WHERE idx IN (");
+            let mut sep = q.separated(", ");
+            for i in chunk {
+                sep.push_bind(to_i64(*i));
+            }
+            q.push(")");
+            let rows = q.build().fetch_all(pool).await?;
+            rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<Vec<_>, sqlx::Error>>()?
+        });
+        out.extend(rows.into_iter().map(|(i, d)| (i as u64, d)));
+    }
+    Ok(out)
 }
 
 /// The highest entry index and stored-hash index present (for start-up checks).

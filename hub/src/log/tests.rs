@@ -142,8 +142,9 @@ async fn start_up_refuses_a_head_that_disagrees_with_stored_hashes() {
     let crate::store::Db::Sqlite(pool) = log.db().clone() else {
         unreachable!()
     };
-    // The start-up check is O(log n): it covers the frontier (here the subtree [0,4)) and the last
-    // leaf; deeper tampering is for `hub audit verify`.
+    // The head check covers the frontier (here the subtree [0,4)) and the last leaf; the start-up
+    // audit (integrity.rs, tested end to end in tests/tests/e2e/log_integrity.rs) the newest
+    // entries; older tampering is for `startup_audit = "full"` and `hub audit verify`.
     sqlx::query("UPDATE log_hashes SET hash = $1 WHERE id = $2")
         .bind(vec![0u8; 32])
         .bind(tlog::stored::stored_hash_index(2, 0).0 as i64)

@@ -197,6 +197,15 @@ const OPS: &[Op] = &[
     Op {
         tag: "access-log",
         method: "get",
+        path: "/v1/log/rotations",
+        summary: "日志密钥轮换记录 / recorded key/origin rotations (old and new note over the same size and root)",
+        request: None,
+        responses: &[(200, None, "rotations")],
+        parameters: &[],
+    },
+    Op {
+        tag: "access-log",
+        method: "get",
         path: "/log/checkpoint",
         summary: "检查点 / the signed checkpoint (C2SP tlog-checkpoint, text/plain)",
         request: None,

@@ -158,6 +158,7 @@ async fn main() -> anyhow::Result<()> {
         vkey,
         origin: None,
         trusted_checkpoint: None,
+        trusted_vkey: None,
         witnesses: vec![],
         witness_quorum: 0,
         save_checkpoint: None,

@@ -22,7 +22,7 @@ use tlog::tile::{tile_at_size, tiles_for_size};
 use tokio::sync::oneshot;
 
 /// The test population: valid resident IDs of Jining's Rencheng district.
-fn residents(n: u16) -> Vec<String> {
+pub(crate) fn residents(n: u16) -> Vec<String> {
     (0..n)
         .map(|i| {
             let birth = time::Date::from_calendar_date(
@@ -39,12 +39,12 @@ fn residents(n: u16) -> Vec<String> {
         .collect()
 }
 
-fn pseudonym_key(env: &TestEnv) -> PseudonymKey {
+pub(crate) fn pseudonym_key(env: &TestEnv) -> PseudonymKey {
     PseudonymKey::new(&std::fs::read(env.path().join("keys/pseudonym.key")).unwrap()).unwrap()
 }
 
 /// A caseworker's verification entry about `subject`.
-fn entry(key: &PseudonymKey, subject: &str, case: &str, i: i64) -> AccessLogEntry {
+pub(crate) fn entry(key: &PseudonymKey, subject: &str, case: &str, i: i64) -> AccessLogEntry {
     AccessLogEntry {
         format: FORMAT_V1.into(),
         time: time::OffsetDateTime::from_unix_timestamp(1_790_000_000 + i).unwrap(),
@@ -71,7 +71,7 @@ fn entry(key: &PseudonymKey, subject: &str, case: &str, i: i64) -> AccessLogEntr
 }
 
 /// The tests read whole logs as the auditor: lift the auditor's request budget.
-fn generous_auditor_budget(text: String) -> String {
+pub(crate) fn generous_auditor_budget(text: String) -> String {
     if text.contains("[rate_limits]") {
         return text;
     }
@@ -117,7 +117,7 @@ impl Running {
     }
 }
 
-fn remote(env: &TestEnv, base: Option<String>, who: &str) -> Remote {
+pub(crate) fn remote(env: &TestEnv, base: Option<String>, who: &str) -> Remote {
     let p = env.path().join("pki");
     Remote {
         url: base,
@@ -127,13 +127,14 @@ fn remote(env: &TestEnv, base: Option<String>, who: &str) -> Remote {
     }
 }
 
-fn verify_args(env: &TestEnv, remote: Remote, db: Option<String>) -> VerifyArgs {
+pub(crate) fn verify_args(env: &TestEnv, remote: Remote, db: Option<String>) -> VerifyArgs {
     VerifyArgs {
         remote,
         db,
         vkey: env.path().join("log.vkey"),
         origin: None,
         trusted_checkpoint: None,
+        trusted_vkey: None,
         witnesses: vec![],
         witness_quorum: 0,
         save_checkpoint: None,
@@ -164,7 +165,7 @@ enum Tamper {
     OtherKey,
 }
 
-async fn exec(db: &hub::store::Db, sql: &str, binds: &[Value]) -> anyhow::Result<()> {
+pub(crate) async fn exec(db: &hub::store::Db, sql: &str, binds: &[Value]) -> anyhow::Result<()> {
     macro_rules! run {
         ($pool:expr) => {{
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()));
@@ -190,7 +191,7 @@ async fn exec(db: &hub::store::Db, sql: &str, binds: &[Value]) -> anyhow::Result
     Ok(())
 }
 
-fn bytes(v: &[u8]) -> Value {
+pub(crate) fn bytes(v: &[u8]) -> Value {
     Value::Array(v.iter().map(|b| json!(b)).collect())
 }
 

@@ -6,6 +6,7 @@ mod demo;
 mod handshake;
 mod household_check;
 mod jurisdiction;
+mod log_integrity;
 mod policy;
 mod process;
 mod reload;
