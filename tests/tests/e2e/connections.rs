@@ -203,10 +203,22 @@ fn h2_get_healthz() -> Vec<u8> {
     frame
 }
 
-/// Read HTTP/2 frames until the server closes the connection (at most [`CLOSE_BOUND`]), answering
-/// every PING as a live client does, so that only the hub's own timeouts can close it. Returns the
-/// frames seen (type, stream id), or `None` when the connection is still open at the bound.
-async fn h2_until_closed(stream: &mut TlsStream<TcpStream>) -> Option<Vec<(u8, u32)>> {
+/// One HTTP/2 frame from the server.
+#[derive(Debug)]
+struct Frame {
+    kind: u8,
+    flags: u8,
+    stream: u32,
+    payload: Vec<u8>,
+}
+
+/// Read HTTP/2 frames until `last` says a frame is the last one wanted, or until the server closes
+/// the connection (at most [`CLOSE_BOUND`]), answering every PING as a live client does, so that only
+/// the hub's own timeouts can close the connection. `None` when neither happened within the bound.
+async fn h2_read(
+    stream: &mut TlsStream<TcpStream>,
+    last: impl Fn(&Frame) -> bool,
+) -> Option<Vec<Frame>> {
     let mut frames = Vec::new();
     let mut buf = Vec::new();
     let read_all = async {
@@ -222,23 +234,40 @@ async fn h2_until_closed(stream: &mut TlsStream<TcpStream>) -> Option<Vec<(u8, u
                 if buf.len() < 9 + len {
                     break;
                 }
-                let (kind, flags) = (buf[3], buf[4]);
-                let id = u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]) & 0x7fff_ffff;
-                frames.push((kind, id));
-                if kind == 0x6 && flags & 0x1 == 0 {
+                let frame = Frame {
+                    kind: buf[3],
+                    flags: buf[4],
+                    stream: u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]) & 0x7fff_ffff,
+                    payload: buf[9..9 + len].to_vec(),
+                };
+                buf.drain(..9 + len);
+                if frame.kind == 0x6 && frame.flags & 0x1 == 0 {
                     // PING without ACK: answer with the same payload.
                     let mut ack = vec![0, 0, 8, 0x6, 0x1, 0, 0, 0, 0];
-                    ack.extend_from_slice(&buf[9..9 + len]);
+                    ack.extend_from_slice(&frame.payload);
                     if stream.write_all(&ack).await.is_err() {
                         return;
                     }
                 }
-                buf.drain(..9 + len);
+                let done = last(&frame);
+                frames.push(frame);
+                if done {
+                    return;
+                }
             }
         }
     };
     tokio::time::timeout(CLOSE_BOUND, read_all).await.ok()?;
     Some(frames)
+}
+
+/// A frame with `len` bytes of payload.
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = payload.len();
+    let mut frame = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
+    frame.extend_from_slice(&stream.to_be_bytes());
+    frame.extend_from_slice(payload);
+    frame
 }
 
 /// 200 authenticated connections left idle — before any request, or after one, on HTTP/1 and
@@ -298,13 +327,14 @@ async fn idle_authenticated_connections_are_closed() -> anyhow::Result<()> {
         );
     }
     for (i, c) in h2_used.iter_mut().enumerate() {
-        let frames = h2_until_closed(c).await.unwrap_or_else(|| {
+        let frames = h2_read(c, |_| false).await.unwrap_or_else(|| {
             panic!("HTTP/2 connection {i} (one request, then idle) is still open")
         });
         // The request was answered (HEADERS on stream 1), and the idle connection was closed with
         // a GOAWAY although the client answered every keep-alive PING.
         assert!(
-            frames.contains(&(0x1, 1)) && frames.iter().any(|(kind, _)| *kind == 0x7),
+            frames.iter().any(|f| f.kind == 0x1 && f.stream == 1)
+                && frames.iter().any(|f| f.kind == 0x7),
             "HTTP/2 connection {i}: {frames:?}"
         );
     }
@@ -473,8 +503,9 @@ async fn a_429_closes_the_connection_and_says_so() -> anyhow::Result<()> {
 
 /// A body over `max_body_bytes` gets 413 `payload_too_large` (field `body`) as JSON, on HTTP/1.1
 /// and on HTTP/2: for a declared length over the limit (on HTTP/2 also for one far over it, more
-/// than a flow-control window), and on HTTP/1.1 for a chunked body without a declared length, where
-/// the answer also says `Connection: close` (the rest of the body is never read).
+/// than a flow-control window), and for a body without a declared length (HTTP/1.1 chunked, where
+/// the answer also says `Connection: close` as the rest of the body is never read; HTTP/2 DATA
+/// frames, where the JSON arrives in the stream's DATA frames).
 #[tokio::test]
 async fn bodies_over_the_limit_get_413_on_both_protocols() -> anyhow::Result<()> {
     let env = TestEnv::new()?;
@@ -533,6 +564,41 @@ async fn bodies_over_the_limit_get_413_on_both_protocols() -> anyhow::Result<()>
         "HTTP/1.1 chunked",
     );
     assert_eq!(r.header("connection"), Some("close"));
+
+    // HTTP/2 without a declared length: DATA frames past the limit.
+    let mut c = connect(&env, hub.addr, "caseworker", &[b"h2"]).await?;
+    let mut block = vec![0x83, 0x87, 0x44, 17]; // :method POST, :scheme https, :path …
+    block.extend_from_slice(b"/v1/verifications");
+    block.extend_from_slice(&[0x41, 9]); // :authority
+    block.extend_from_slice(b"localhost");
+    block.extend_from_slice(&[0x5f, 16]); // content-type (static index 31)
+    block.extend_from_slice(b"application/json");
+    let mut req = H2_PREFACE.to_vec();
+    req.extend(h2_frame(0x1, 0x4, 1, &block)); // HEADERS, END_HEADERS, no END_STREAM
+    for i in 0..5 {
+        let end_stream = if i == 4 { 0x1 } else { 0x0 };
+        req.extend(h2_frame(0x0, end_stream, 1, &[b' '; 1000]));
+    }
+    c.write_all(&req).await?;
+    let frames = h2_read(&mut c, |f| {
+        f.stream == 1 && (f.kind == 0x3 || (f.kind == 0x0 && f.flags & 0x1 != 0))
+    })
+    .await
+    .ok_or_else(|| anyhow::anyhow!("HTTP/2 stream without a declared length: no answer"))?;
+    let body: Vec<u8> = frames
+        .iter()
+        .filter(|f| f.kind == 0x0 && f.stream == 1)
+        .flat_map(|f| f.payload.iter().copied())
+        .collect();
+    let body: Value = serde_json::from_slice(&body)
+        .map_err(|e| anyhow::anyhow!("HTTP/2 without a declared length: {e}: {frames:?}"))?;
+    check(
+        reqwest::StatusCode::PAYLOAD_TOO_LARGE,
+        &body,
+        "HTTP/2 without a declared length",
+    );
+    // (A client that stops reading would hold the hub's graceful drain until the grace period.)
+    drop(c);
     hub.stop().await;
     Ok(())
 }
