@@ -479,3 +479,25 @@ impl Drop for InFlight {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_per_identity_count_caps_and_forgets() {
+        let counts = Arc::new(PerIdentity::default());
+        let a = "spiffe://jishijiu.jining/caseworker/mz-370811002/370811002/cw-1";
+        let b = "spiffe://jishijiu.jining/caseworker/mz-370811005/370811005/cw-1";
+        let first = counts.try_acquire(a, 2).expect("first");
+        let second = counts.try_acquire(a, 2).expect("second");
+        assert!(counts.try_acquire(a, 2).is_none(), "third of the same URI");
+        // Keyed by the whole URI: the same principal id elsewhere is another identity.
+        let other = counts.try_acquire(b, 2).expect("another URI");
+        drop(first);
+        let again = counts.try_acquire(a, 2).expect("a freed slot is usable");
+        drop((second, again, other));
+        // Identities without live connections are not kept.
+        assert!(counts.counts.lock().unwrap().is_empty());
+    }
+}
