@@ -90,6 +90,9 @@ impl Application {
                 max_connections: config.server.max_connections,
                 shutdown_grace: config.server.shutdown_grace(),
                 max_connection_age: config.server.max_connection_age(),
+                header_read_timeout: config.server.header_read_timeout(),
+                idle_timeout: config.server.idle_timeout(),
+                max_connections_per_identity: config.server.max_connections_per_identity,
             },
             reload_poll: (config.tls.reload_poll_ms > 0)
                 .then(|| Duration::from_millis(config.tls.reload_poll_ms)),

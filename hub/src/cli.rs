@@ -116,7 +116,8 @@ pub enum PkiCommand {
         /// IP subject alternative names (repeatable).
         #[arg(long = "ip")]
         ip: Vec<IpAddr>,
-        #[arg(long, default_value_t = 825)]
+        /// Validity in days, at most 365 (Mozilla's intermediate TLS profile).
+        #[arg(long, default_value_t = crate::pki::MAX_SERVER_CERT_DAYS)]
         days: i64,
     },
     /// Issue a client certificate (clientAuth) whose URI SAN names an identity.

@@ -87,6 +87,20 @@ pub struct ServerConfig {
     /// (and be refused) within a bounded time.
     #[serde(default = "default_max_connection_age_ms")]
     pub max_connection_age_ms: u64,
+    /// After the handshake: an HTTP/1 request head must be complete this long after the connection
+    /// (or its previous response) became ready for it, and every connection must start its first
+    /// request within it. HTTP/2 keep-alive pings use it as interval and timeout.
+    #[serde(default = "default_header_read_timeout_ms")]
+    pub header_read_timeout_ms: u64,
+    /// A connection with no request in flight for this long is closed (HTTP/1 and HTTP/2). On
+    /// HTTP/1 the header-read timeout closes an idle keep-alive connection earlier when it is shorter.
+    #[serde(default = "default_idle_timeout_ms")]
+    pub idle_timeout_ms: u64,
+    /// Live connections of one identity (certificate URI) at most; a connection over the cap gets
+    /// 429 `too_many_connections` and is closed. Keeps one certificate from holding all of
+    /// `max_connections`.
+    #[serde(default = "default_max_connections_per_identity")]
+    pub max_connections_per_identity: usize,
 }
 
 /// Server certificate, trusted client CAs and CRLs. All files are PEM.
@@ -285,6 +299,15 @@ fn default_shutdown_grace_ms() -> u64 {
 fn default_max_connection_age_ms() -> u64 {
     15 * 60 * 1000
 }
+fn default_header_read_timeout_ms() -> u64 {
+    10_000
+}
+fn default_idle_timeout_ms() -> u64 {
+    60_000
+}
+fn default_max_connections_per_identity() -> usize {
+    32
+}
 fn default_reload_poll_ms() -> u64 {
     5_000
 }
@@ -420,6 +443,21 @@ impl Config {
         if self.server.max_connections == 0 {
             return invalid("server.max_connections", "must be greater than 0".into());
         }
+        if self.server.header_read_timeout_ms == 0 {
+            return invalid(
+                "server.header_read_timeout_ms",
+                "must be greater than 0".into(),
+            );
+        }
+        if self.server.idle_timeout_ms == 0 {
+            return invalid("server.idle_timeout_ms", "must be greater than 0".into());
+        }
+        if self.server.max_connections_per_identity == 0 {
+            return invalid(
+                "server.max_connections_per_identity",
+                "must be greater than 0".into(),
+            );
+        }
         if self.server.request_timeout_ms == 0 {
             return invalid("server.request_timeout_ms", "must be greater than 0".into());
         }
@@ -493,6 +531,12 @@ impl ServerConfig {
     pub fn max_connection_age(&self) -> Duration {
         Duration::from_millis(self.max_connection_age_ms)
     }
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms)
+    }
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.idle_timeout_ms)
+    }
 }
 
 /// A ready-made config file for the demo and for tests, pointing at files under `dir`.
@@ -503,6 +547,9 @@ pub fn sample_toml(listen: SocketAddr, admin: SocketAddr, db_url: &str) -> Strin
 listen = "{listen}"
 handshake_timeout_ms = 10000
 max_connections = 4096
+header_read_timeout_ms = 10000
+idle_timeout_ms = 60000
+max_connections_per_identity = 32
 
 [tls]
 cert = "pki/server.pem"
@@ -580,6 +627,19 @@ mod tests {
         check(
             |t| t.replace("handshake_timeout_ms = 10000", "handshake_timeout_ms = 0"),
             Err("server.handshake_timeout_ms"),
+        );
+        check(
+            |t| t.replace("idle_timeout_ms = 60000", "idle_timeout_ms = 0"),
+            Err("server.idle_timeout_ms"),
+        );
+        check(
+            |t| {
+                t.replace(
+                    "max_connections_per_identity = 32",
+                    "max_connections_per_identity = 0",
+                )
+            },
+            Err("server.max_connections_per_identity"),
         );
         check(
             |t| t.replace("sqlite://hub.db", "mysql://secret@x/db"),

@@ -120,7 +120,7 @@ pub fn prepare(dir: &Path, listen: SocketAddr, admin: SocketAddr) -> anyhow::Res
             "server",
             &["localhost".into()],
             &["127.0.0.1".parse()?, "::1".parse()?],
-            825,
+            crate::pki::MAX_SERVER_CERT_DAYS,
         )?;
     }
     for (name, spec) in demo_clients() {
@@ -228,7 +228,12 @@ pub async fn start_departments(dir: &Path) -> anyhow::Result<DemoDepartments> {
     for d in Department::ALL {
         let server = format!("dept-{}-server", dept_slug(d));
         if !pki.cert_path(&server).exists() {
-            pki.issue_server(&server, &["localhost".into()], &["127.0.0.1".parse()?], 825)?;
+            pki.issue_server(
+                &server,
+                &["localhost".into()],
+                &["127.0.0.1".parse()?],
+                crate::pki::MAX_SERVER_CERT_DAYS,
+            )?;
         }
         let key_path = keys_dir.join(format!("{}.pk8", d.code()));
         if !key_path.exists() {

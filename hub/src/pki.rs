@@ -9,6 +9,15 @@
 //! Client certificates carry the identity as a URI SAN (see [`crate::identity`]), the clientAuth
 //! extended key usage and the display name as CN. Production deployments bring their own CA: the hub
 //! only needs the CA bundle, CRLs and certificates with the same SAN scheme (see README).
+//!
+//! Invariants (tests in this module):
+//! - A principal id names one identity: a client certificate is refused when a certificate already
+//!   issued from this directory (revoked or not) carries the same principal under another URI
+//!   (another organisation, role or division). Re-issuing the same identity URI is renewal and is
+//!   allowed. Test `pki::tests::a_principal_names_one_identity`.
+//! - Server certificates are valid for at most [`MAX_SERVER_CERT_DAYS`] days (Mozilla's
+//!   intermediate profile expects at most 366). Test
+//!   `pki::tests::server_certificates_live_a_year_at_most`.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -23,6 +32,9 @@ use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
 use crate::identity::identity_uri;
+
+/// Longest validity of a server certificate, in days (Mozilla's intermediate TLS profile: ≤ 366).
+pub const MAX_SERVER_CERT_DAYS: i64 = 365;
 
 /// A PKI operation failure.
 #[derive(Debug, thiserror::Error)]
@@ -314,6 +326,11 @@ impl Pki {
         ips: &[IpAddr],
         days: i64,
     ) -> Result<IssuedCert, PkiError> {
+        if !(1..=MAX_SERVER_CERT_DAYS).contains(&days) {
+            return Err(PkiError::Invalid(format!(
+                "服务器证书有效期须为 1 至 {MAX_SERVER_CERT_DAYS} 天 / server certificates must be valid for 1 to {MAX_SERVER_CERT_DAYS} days (Mozilla intermediate profile), not {days}"
+            )));
+        }
         let mut params = CertificateParams::new(dns.to_vec())?;
         params
             .subject_alt_names
@@ -356,6 +373,10 @@ impl Pki {
             &spec.division,
             &spec.principal,
         );
+        // Explicit SANs are a test knob for malformed certificates; a derived one names an identity.
+        if opts.uri_sans.is_none() {
+            self.check_principal_unused(&spec.principal, &uri)?;
+        }
         let uris = opts.uri_sans.clone().unwrap_or_else(|| vec![uri.clone()]);
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         for u in &uris {
@@ -382,6 +403,29 @@ impl Pki {
         params.not_before = opts.not_before;
         params.not_after = opts.not_after;
         self.issue(name, "client", params, uris.first().cloned())
+    }
+
+    /// A principal id names one identity: refuse `uri` when an issued certificate already uses
+    /// `principal` under another URI.
+    fn check_principal_unused(&self, principal: &str, uri: &str) -> Result<(), PkiError> {
+        let index = self.load_index()?;
+        let taken = index.issued.iter().find(|c| {
+            c.kind == "client"
+                && c.uri.as_deref().is_some_and(|other| {
+                    other != uri && other.rsplit('/').next() == Some(principal)
+                })
+        });
+        match taken {
+            Some(c) => Err(PkiError::Invalid(format!(
+                "主体标识 `{principal}` 已被证书 `{}` ({}) 使用 / principal id `{principal}` is already used by certificate `{}` (serial {}) for {}; choose another principal id",
+                c.name,
+                c.uri.as_deref().unwrap_or_default(),
+                c.name,
+                c.serial,
+                c.uri.as_deref().unwrap_or_default(),
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// Mark a certificate revoked (by serial or by name). Takes effect at the next `publish_crl`.
@@ -453,5 +497,81 @@ impl Pki {
         io(path, std::fs::rename(&tmp, path))?;
         self.save_index(&index)?;
         Ok(path.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(organisation: &str, division: &str, principal: &str) -> ClientSpec {
+        ClientSpec {
+            role: Role::Caseworker,
+            organisation: organisation.into(),
+            division: division.into(),
+            principal: principal.into(),
+            display_name: "测试经办人".into(),
+        }
+    }
+
+    #[test]
+    fn a_principal_names_one_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki::init(dir.path(), "Test CA", "jishijiu.jining", 30).unwrap();
+        pki.issue_client("zhang", &spec("mz-370811002", "370811002", "cw-zhang"), 30)
+            .unwrap();
+        // The same principal in another organisation is refused, naming the certificate at fault.
+        let err = pki
+            .issue_client(
+                "zhang-liying",
+                &spec("mz-370811005", "370811005", "cw-zhang"),
+                30,
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cw-zhang") && err.contains("`zhang`"), "{err}");
+        assert!(!pki.cert_path("zhang-liying").exists());
+        // Also after the first certificate is revoked: the id stays taken.
+        pki.revoke("zhang").unwrap();
+        assert!(
+            pki.issue_client(
+                "zhang-2",
+                &spec("mz-370811005", "370811005", "cw-zhang"),
+                30
+            )
+            .is_err()
+        );
+        // Renewing the same identity is fine, under the same or another file name.
+        pki.issue_client("zhang", &spec("mz-370811002", "370811002", "cw-zhang"), 30)
+            .unwrap();
+        pki.issue_client(
+            "zhang-new",
+            &spec("mz-370811002", "370811002", "cw-zhang"),
+            30,
+        )
+        .unwrap();
+        // Another principal is fine.
+        pki.issue_client("li", &spec("mz-370811005", "370811005", "cw-li"), 30)
+            .unwrap();
+    }
+
+    #[test]
+    fn server_certificates_live_a_year_at_most() {
+        use rustls_pki_types::pem::PemObject;
+        use x509_parser::prelude::{FromDer, X509Certificate};
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki::init(dir.path(), "Test CA", "jishijiu.jining", 3650).unwrap();
+        let dns = ["localhost".to_owned()];
+        let err = pki.issue_server("server", &dns, &[], 825).unwrap_err();
+        assert!(err.to_string().contains("365"), "{err}");
+        assert!(pki.issue_server("server", &dns, &[], 366).is_err());
+        pki.issue_server("server", &dns, &[], MAX_SERVER_CERT_DAYS)
+            .unwrap();
+        let pem = std::fs::read(pki.cert_path("server")).unwrap();
+        let der = rustls_pki_types::CertificateDer::from_pem_slice(&pem).unwrap();
+        let (_, cert) = X509Certificate::from_der(der.as_ref()).unwrap();
+        let days = (cert.validity().not_after.timestamp() - cert.validity().not_before.timestamp())
+            / 86_400;
+        assert!(days <= 366, "server certificate valid for {days} days");
     }
 }

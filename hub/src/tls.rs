@@ -4,6 +4,10 @@
 //! - The ring provider only (no aws-lc-rs); TLS 1.2 and 1.3.
 //! - Client certificates are mandatory and verified against the configured CA bundle and CRLs
 //!   (full chain; an expired CRL refuses the clients it covers — `enforce_revocation_expiration`).
+//! - The leaf must carry an extended-key-usage extension that lists clientAuth. WebPKI alone accepts
+//!   a leaf without the extension (RFC 5280 reads "no EKU" as "any purpose"); the hub does not, and
+//!   refuses it with the reason `no_extended_key_usage` (test `tls::tests::a_leaf_without_eku_is_refused`,
+//!   e2e `handshake::a_certificate_without_extended_key_usage_is_refused`).
 //! - After chain verification the certificate must also name a valid identity (URI SAN), else the
 //!   handshake fails: an unidentifiable client never reaches the HTTP layer.
 //! - [`TlsState`] holds the current material in an `ArcSwap`; every accepted connection reads the
@@ -22,8 +26,8 @@ use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKey
 use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{
-    CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig,
-    SignatureScheme,
+    CertificateError, DigitallySignedStruct, DistinguishedName, ExtendedKeyPurpose, RootCertStore,
+    ServerConfig, SignatureScheme,
 };
 
 use crate::identity::{IdentityError, IdentityRules, identity_from_der};
@@ -296,6 +300,7 @@ impl ClientCertVerifier for IdentityCheckingVerifier {
         let verified = self
             .inner
             .verify_client_cert(end_entity, intermediates, now)?;
+        require_client_auth_usage(end_entity.as_ref())?;
         identity_from_der(end_entity.as_ref(), &self.rules)
             .map_err(|e| rustls::Error::Other(rustls::OtherError(Arc::new(IdentityRejected(e)))))?;
         Ok(verified)
@@ -318,6 +323,27 @@ impl ClientCertVerifier for IdentityCheckingVerifier {
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.inner.supported_verify_schemes()
+    }
+}
+
+/// The leaf must say it is for client authentication: an extended-key-usage extension listing
+/// clientAuth. WebPKI has already refused an extension that lacks clientAuth; this refuses a leaf
+/// without the extension, which WebPKI accepts as "any purpose".
+fn require_client_auth_usage(der: &[u8]) -> Result<(), rustls::Error> {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let refused = |presented: Vec<ExtendedKeyPurpose>| {
+        rustls::Error::InvalidCertificate(CertificateError::InvalidPurposeContext {
+            required: ExtendedKeyPurpose::ClientAuth,
+            presented,
+        })
+    };
+    let (_, cert) = X509Certificate::from_der(der)
+        .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+    match cert.extended_key_usage() {
+        Ok(Some(eku)) if eku.value.client_auth => Ok(()),
+        Ok(Some(_)) => Err(refused(vec![ExtendedKeyPurpose::Other(Vec::new())])),
+        // No extension at all (or two of them, which x509-parser reports as an error).
+        Ok(None) | Err(_) => Err(refused(Vec::new())),
     }
 }
 
@@ -346,6 +372,10 @@ pub fn refusal_reason(err: &std::io::Error) -> &'static str {
                 "certificate_not_yet_valid"
             }
             CertificateError::Revoked => "certificate_revoked",
+            // Raised by `require_client_auth_usage` only: the leaf has no EKU extension.
+            CertificateError::InvalidPurposeContext { presented, .. } if presented.is_empty() => {
+                "no_extended_key_usage"
+            }
             CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
                 "wrong_key_usage"
             }
@@ -363,5 +393,73 @@ pub fn refusal_reason(err: &std::io::Error) -> &'static str {
         rustls::Error::NoApplicationProtocol => "no_application_protocol",
         rustls::Error::AlertReceived(_) => "alert_received",
         _ => "protocol_error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::{CertOptions, ClientSpec, Pki};
+
+    fn rules() -> IdentityRules {
+        IdentityRules {
+            trust_domain: "jishijiu.jining".into(),
+            division_prefix: "3708".into(),
+        }
+    }
+
+    /// The verifier the hub builds, over the CA in `pki` (no CRLs).
+    fn verifier(pki: &Pki) -> IdentityCheckingVerifier {
+        let mut roots = RootCertStore::empty();
+        for ca in CertificateDer::pem_file_iter(pki.ca_pem_path()).unwrap() {
+            roots.add(ca.unwrap()).unwrap();
+        }
+        let inner = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+            .build()
+            .unwrap();
+        IdentityCheckingVerifier {
+            inner,
+            rules: rules(),
+        }
+    }
+
+    /// Verify `name`'s certificate; the refusal reason or "accepted".
+    fn verdict(pki: &Pki, name: &str) -> &'static str {
+        let leaf = CertificateDer::from_pem_file(pki.cert_path(name)).unwrap();
+        match verifier(pki).verify_client_cert(&leaf, &[], UnixTime::now()) {
+            Ok(_) => "accepted",
+            Err(e) => refusal_reason(&std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+        }
+    }
+
+    #[test]
+    fn a_leaf_without_eku_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki::init(dir.path(), "Test CA", "jishijiu.jining", 30).unwrap();
+        let spec = |principal: &str| ClientSpec {
+            role: schemas::Role::Caseworker,
+            organisation: "mz-370811002".into(),
+            division: "370811002".into(),
+            principal: principal.into(),
+            display_name: "测试经办人".into(),
+        };
+        pki.issue_client("good", &spec("cw-good"), 30).unwrap();
+        let no_eku = CertOptions {
+            client_auth: false,
+            server_auth: false,
+            ..CertOptions::client(30)
+        };
+        pki.issue_client_with("no-eku", &spec("cw-no-eku"), &no_eku)
+            .unwrap();
+        let server_only = CertOptions {
+            client_auth: false,
+            server_auth: true,
+            ..CertOptions::client(30)
+        };
+        pki.issue_client_with("server-only", &spec("cw-server-only"), &server_only)
+            .unwrap();
+        assert_eq!(verdict(&pki, "good"), "accepted");
+        assert_eq!(verdict(&pki, "no-eku"), "no_extended_key_usage");
+        assert_eq!(verdict(&pki, "server-only"), "wrong_key_usage");
     }
 }

@@ -3,6 +3,10 @@
 //! Every error leaves as JSON `{"error": {"code", "message", "field"?}}` with a stable `code`.
 //! The full error chain goes to the log; callers never see internal detail.
 //!
+//! Invariant: a request body over `server.max_body_bytes` gets 413 `payload_too_large` (field
+//! `body`) on HTTP/1 and HTTP/2 alike, whether the size is declared (`content-length`) or found
+//! while reading ([`limit_body`]). Test `connections::bodies_over_the_limit_get_413_on_both_protocols`.
+//!
 //! Architecture invariant: only `hub` knows this API. The OpenAPI 3.1 description is served at
 //! `/v1/openapi.json`.
 
@@ -11,15 +15,14 @@ mod ops;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{MatchedPath, Request};
-use axum::http::{HeaderName, StatusCode};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderName, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{
     MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
@@ -186,6 +189,61 @@ async fn record_metrics(req: Request, next: Next) -> Response {
     response
 }
 
+/// The one answer to a body over the limit.
+fn payload_too_large(max: usize) -> Response {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("请求体超过 {max} 字节上限 / the request body exceeds the limit of {max} bytes"),
+    )
+    .with_field("body")
+    .into_response()
+}
+
+/// Bodies over `max` bytes get 413 `payload_too_large`: at once when `content-length` says so,
+/// otherwise when a handler reads past the limit (the body is wrapped in `Limited`, and whatever the
+/// handler then answers is replaced by the JSON error), so HTTP/1 and HTTP/2 answer alike. On
+/// HTTP/1 the rest of such a body is never read, so the answer says `Connection: close` (and hyper
+/// closes the connection) instead of leaving the client to find the connection dropped.
+async fn limit_body(State(max): State<usize>, req: Request, next: Next) -> Response {
+    let http1 = req.version() < http::Version::HTTP_2;
+    let refuse = || {
+        let mut response = payload_too_large(max);
+        if http1 {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+        }
+        response
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return refuse();
+    }
+    // Set when the body hits the limit, however the handler then words its error.
+    let over = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = over.clone();
+    let req = req.map(|body| {
+        use http_body_util::BodyExt;
+        axum::body::Body::new(http_body_util::Limited::new(body, max).map_err(move |e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                flag.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            e
+        }))
+    });
+    let response = next.run(req).await;
+    if over.load(std::sync::atomic::Ordering::Relaxed)
+        || response.status() == StatusCode::PAYLOAD_TOO_LARGE
+    {
+        return refuse();
+    }
+    response
+}
+
 /// Build the API router with its layers.
 pub fn router(state: AppState, opts: &RouterOptions) -> Router {
     let x_request_id = HeaderName::from_static("x-request-id");
@@ -203,8 +261,13 @@ pub fn router(state: AppState, opts: &RouterOptions) -> Router {
             crate::ratelimit::limit_requests,
         ))
         .with_state(state)
+        // `limit_body` enforces `max_body_bytes`; axum's own 2 MiB default would get in its way.
+        .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn_with_state(
+            opts.max_body_bytes,
+            limit_body,
+        ))
         .layer(axum::middleware::from_fn(record_metrics))
-        .layer(RequestBodyLimitLayer::new(opts.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             opts.request_timeout,

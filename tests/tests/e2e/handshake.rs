@@ -112,3 +112,65 @@ async fn tls12_clients_are_served() -> anyhow::Result<()> {
     hub.stop().await;
     Ok(())
 }
+
+/// A client certificate without an extended-key-usage extension is refused at the handshake with
+/// the reason `no_extended_key_usage` (WebPKI alone would take "no EKU" for "any purpose").
+#[tokio::test]
+async fn a_certificate_without_extended_key_usage_is_refused() -> anyhow::Result<()> {
+    use hub::pki::{CertOptions, ClientSpec};
+    let env = TestEnv::new()?;
+    let spec = ClientSpec {
+        role: schemas::Role::Caseworker,
+        organisation: "mz-370811002".into(),
+        division: "370811002".into(),
+        principal: "cw-no-eku".into(),
+        display_name: "无用途扩展 (no EKU)".into(),
+    };
+    let no_eku = CertOptions {
+        client_auth: false,
+        server_auth: false,
+        ..CertOptions::client(30)
+    };
+    env.pki.issue_client_with("no-eku", &spec, &no_eku)?;
+    let hub = TestHub::start(env.config(|t| t)?).await?;
+    let result = raw_request(hub.addr, env.client_config(Some("no-eku"))?, "/healthz").await;
+    assert!(result.is_err(), "expected a refusal, got {result:?}");
+    // The refusal is counted under its own reason code. The hub counts it just after sending the
+    // alert, so wait (with a generous bound) for the counter to appear.
+    let mut refused = 0.0;
+    for _ in 0..100 {
+        refused = metric(
+            hub.admin_addr,
+            "hub_tls_handshake_refused_total{reason=\"no_extended_key_usage\"}",
+        )
+        .await?;
+        if refused >= 1.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(
+        refused >= 1.0,
+        "no refusal counted with reason no_extended_key_usage"
+    );
+    // The same identity with clientAuth gets in.
+    let ok = raw_request(hub.addr, env.client_config(Some("caseworker"))?, "/healthz").await;
+    assert_eq!(ok.as_deref(), Ok("HTTP/1.1 200 OK"));
+    hub.stop().await;
+    Ok(())
+}
+
+/// The value of the Prometheus sample `series` (name and labels exactly as rendered) on the admin
+/// listener, 0 when absent.
+pub(crate) async fn metric(admin: std::net::SocketAddr, series: &str) -> anyhow::Result<f64> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(admin).await?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\nhost: localhost\r\n\r\n")
+        .await?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).await?;
+    Ok(text
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0))
+}
