@@ -11,3 +11,4 @@ mod reload;
 mod slowloris;
 mod store;
 mod verification;
+mod withholding;
