@@ -304,24 +304,43 @@ impl Redact for ReportedFact {
     }
 }
 
+/// What a caseworker reads where the detail of a rejected or refused answer is withheld.
+pub const DETAIL_WITHHELD_TEXT: &str = "详情可能引用部门原始数值，本用途不予显示 / details withheld: they may quote the department's raw values";
+
 impl Redact for DepartmentReport {
-    fn redact(&mut self, _: &Visible<'_>) -> bool {
+    fn redact(&mut self, v: &Visible<'_>) -> bool {
         let DepartmentReport {
-            // Status, the kinds asked, timings, signatures and receipts: no figures.
+            status,
+            fact_kinds,
+            detail,
+            // Names, timings, signatures and receipts: no figures.
             department: _,
             name_zh: _,
-            status: _,
             status_text: _,
-            fact_kinds: _,
             answered_at: _,
             key_id: _,
             signature: _,
-            detail: _,
             reused_from: _,
             elapsed_ms: _,
             log_index: _,
             log_receipt: _,
         } = self;
+        // The reason a malformed answer was rejected (a schema or decode error) or the
+        // department's own refusal text may quote a value from the answer: only the error code
+        // stays when the view withholds any kind asked of the department.
+        let quotes_answer = matches!(
+            status,
+            DepartmentStatus::Malformed | DepartmentStatus::Refused
+        );
+        if quotes_answer
+            && fact_kinds.iter().any(|k| !v.shows(*k))
+            && let Some(d) = detail
+            && !d.ends_with(DETAIL_WITHHELD_TEXT)
+        {
+            let code = d.split(':').next().unwrap_or_default().trim();
+            *d = format!("{code}: {DETAIL_WITHHELD_TEXT}");
+            return true;
+        }
         false
     }
 }

@@ -648,3 +648,43 @@ fn a_withheld_discrepancy_names_the_declared_amount_but_not_the_verified_one() {
         .unwrap();
     assert!(line.text.contains("人均收入数额不予显示"), "{}", line.text);
 }
+
+#[test]
+fn the_detail_of_a_rejected_answer_is_withheld_when_the_view_withholds_its_kinds() {
+    let engine = PolicyEngine::load(PolicyEngine::shipped_dir()).unwrap();
+    let mut stored = complete_report(&engine, Purpose::HousingAid);
+    let quoted = "malformed: answer.results[0].facts[1].value: 123456789 is not of type \"array\"";
+    for d in &mut stored.departments {
+        if d.department == schemas::Department::Labor {
+            d.status = DepartmentStatus::Malformed;
+            d.detail = Some(quoted.into());
+        }
+        if d.department == schemas::Department::Housing {
+            d.status = DepartmentStatus::Refused;
+            d.detail = Some("refused: 123456789".into());
+        }
+    }
+    let housing_only = |k: FactKind| k.spec().department == schemas::Department::Housing;
+    let mut view = stored.clone();
+    assert!(apply_raw_visibility(&mut view, housing_only));
+    let detail = |r: &Report, d: schemas::Department| {
+        r.departments
+            .iter()
+            .find(|x| x.department == d)
+            .and_then(|x| x.detail.clone())
+            .unwrap()
+    };
+    let labor = detail(&view, schemas::Department::Labor);
+    assert_eq!(labor, format!("malformed: {DETAIL_WITHHELD_TEXT}"));
+    assert!(!serde_json::to_string(&view).unwrap().contains(quoted));
+    // Housing's kinds are all shown: its refusal text stays as the department gave it.
+    assert_eq!(
+        detail(&view, schemas::Department::Housing),
+        "refused: 123456789"
+    );
+    assert!(!print::render(&view).contains(quoted));
+    // Shown in full when nothing of the department is withheld.
+    let mut all = stored.clone();
+    apply_raw_visibility(&mut all, |_| true);
+    assert_eq!(detail(&all, schemas::Department::Labor), quoted);
+}
