@@ -21,6 +21,13 @@
 //! - Declared amounts are compared with the verified ones with the county's tolerance
 //!   (`max(percent% of verified, min_fen)`); counts must match exactly; floor area uses the percent
 //!   with a floor of 1 m².
+//! - Every figure is a [`Figure`] carrying the fact kinds it is computed from (a member's income and
+//!   the household's: every kind of the income rule; an asset sum or per-capita value: its kind; a
+//!   discrepancy's verified figure and tolerance: those of the figure compared). The aggregation is
+//!   computed once, on the complete report, and stored; a caller's view withholds every figure one
+//!   of whose sources the view does not show ([`Redact`], via `report::apply_raw_visibility`), and
+//!   the texts that state a figure are rendered from it ([`standard_text`], [`discrepancy_text`]),
+//!   so a withheld figure is stated by no text. Categorical indications stay.
 
 use policies::{IncomeRule, LocalStandard};
 use schemas::catalogue::{PeriodKind, Unit};
