@@ -139,11 +139,14 @@ pub fn summary(report: &Value) -> String {
         report["members"].as_array().map_or(0, Vec::len)
     ));
     let agg = &report["aggregation"];
-    if let Some(pc) = agg["household"]["monthly_income_per_capita_fen"].as_i64() {
+    let pc = &agg["household"]["monthly_income_per_capita_fen"];
+    if let Some(v) = pc["value"].as_i64() {
         out.push_str(&format!(
             "  家庭月人均收入 / monthly income per capita: {}\n",
-            crate::verify::aggregate::yuan(pc)
+            crate::verify::aggregate::yuan(v)
         ));
+    } else if pc["withheld"].is_string() {
+        out.push_str("  家庭月人均收入 / monthly income per capita: 不予显示 / withheld\n");
     }
     for i in agg["indications"].as_array().into_iter().flatten() {
         out.push_str(&format!(

@@ -21,6 +21,13 @@
 //! - Declared amounts are compared with the verified ones with the county's tolerance
 //!   (`max(percent% of verified, min_fen)`); counts must match exactly; floor area uses the percent
 //!   with a floor of 1 m².
+//! - Every figure is a [`Figure`] carrying the fact kinds it is computed from (a member's income and
+//!   the household's: every kind of the income rule; an asset sum or per-capita value: its kind; a
+//!   discrepancy's verified figure and tolerance: those of the figure compared). The aggregation is
+//!   computed once, on the complete report, and stored; a caller's view withholds every figure one
+//!   of whose sources the view does not show ([`Redact`], via `report::apply_raw_visibility`), and
+//!   the texts that state a figure are rendered from it ([`standard_text`], [`discrepancy_text`]),
+//!   so a withheld figure is stated by no text. Categorical indications stay.
 
 use policies::{IncomeRule, LocalStandard};
 use schemas::catalogue::{PeriodKind, Unit};
@@ -28,7 +35,7 @@ use schemas::{Department, FactKind, FactValue};
 use serde::{Deserialize, Serialize};
 use time::Date;
 
-use super::report::{DepartmentReport, MemberReport};
+use super::report::{DepartmentReport, MemberReport, Redact, Visible};
 
 /// What the applicant declared (申报), compared with the verified figures. All optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -85,11 +92,92 @@ pub struct Evidence {
     pub kind: FactKind,
 }
 
+/// What a caseworker reads where a derived figure is withheld.
+pub const WITHHELD_FIGURE_TEXT: &str = "由本用途不显示原始数值的事实算得，不予显示 / computed from facts whose raw values are not shown for this purpose; withheld";
+
+/// 派生数值: a figure computed from department facts (a monthly amount, a sum, a per-capita value),
+/// with the fact kinds it is computed from. On the wire `{"value": 123, "sources": [...]}`, or in a
+/// view that may not see one of the sources raw `{"withheld": "…", "sources": [...]}`: a figure is
+/// shown only when every kind it depends on is shown ([`Figure::redact`]). The fields are private so
+/// that a figure cannot be built without its sources.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Figure<T> {
+    /// The figure; absent when withheld.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    value: Option<T>,
+    /// Why the figure is not shown (set exactly when `value` is absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    withheld: Option<String>,
+    /// The fact kinds the figure is computed from.
+    sources: Vec<FactKind>,
+}
+
+impl<T> Figure<T> {
+    /// A figure computed from `sources`.
+    pub fn new(value: T, sources: impl IntoIterator<Item = FactKind>) -> Figure<T> {
+        let mut sources: Vec<FactKind> = sources.into_iter().collect();
+        sources.sort();
+        sources.dedup();
+        Figure {
+            value: Some(value),
+            withheld: None,
+            sources,
+        }
+    }
+
+    /// The figure, unless withheld.
+    pub fn value(&self) -> Option<&T> {
+        self.value.as_ref()
+    }
+
+    /// Why it is withheld, when it is.
+    pub fn withheld(&self) -> Option<&str> {
+        self.withheld.as_deref()
+    }
+
+    pub fn sources(&self) -> &[FactKind] {
+        &self.sources
+    }
+
+    /// The same sources, another value (e.g. a count as `i64`).
+    pub fn map<U>(&self, f: impl FnOnce(&T) -> U) -> Figure<U> {
+        Figure {
+            value: self.value.as_ref().map(f),
+            withheld: self.withheld.clone(),
+            sources: self.sources.clone(),
+        }
+    }
+
+    /// The figure as text in a sentence, Chinese and English: `fmt` of the value, or a withheld mark.
+    pub fn text(&self, fmt: impl Fn(&T) -> String) -> (String, String) {
+        match &self.value {
+            Some(v) => (fmt(v), fmt(v)),
+            None => ("〔不予显示〕".to_owned(), "[withheld]".to_owned()),
+        }
+    }
+}
+
+impl<T> Redact for Figure<T> {
+    fn redact(&mut self, v: &Visible<'_>) -> bool {
+        if self.value.is_some() && !self.sources.iter().all(|k| v.shows(*k)) {
+            self.value = None;
+            self.withheld = Some(WITHHELD_FIGURE_TEXT.to_owned());
+            return true;
+        }
+        false
+    }
+}
+
+/// The value of an optional figure, when computed and shown.
+pub fn shown<T: Copy>(f: &Option<Figure<T>>) -> Option<T> {
+    f.as_ref().and_then(Figure::value).copied()
+}
+
 /// One income component of a member, per month.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct IncomeItem {
     pub kind: FactKind,
-    pub monthly_fen: i64,
+    pub monthly_fen: Figure<i64>,
     /// True for a deduction (e.g. personal social-insurance contributions).
     pub deducted: bool,
 }
@@ -111,7 +199,7 @@ pub struct MemberFigures {
     pub counted: bool,
     /// Σ counted − Σ deducted, per month; absent when it cannot be computed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub monthly_income_fen: Option<i64>,
+    pub monthly_income_fen: Option<Figure<i64>>,
     pub income_items: Vec<IncomeItem>,
     pub situations: Vec<Situation>,
 }
@@ -122,20 +210,20 @@ pub struct HouseholdFigures {
     /// Members counted (alive on the reference date).
     pub members_counted: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub monthly_income_fen: Option<i64>,
+    pub monthly_income_fen: Option<Figure<i64>>,
     /// 家庭月人均收入
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub monthly_income_per_capita_fen: Option<i64>,
+    pub monthly_income_per_capita_fen: Option<Figure<i64>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub properties_owned: Option<u32>,
+    pub properties_owned: Option<Figure<u32>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub floor_area_dm2: Option<i64>,
+    pub floor_area_dm2: Option<Figure<i64>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub floor_area_per_capita_dm2: Option<i64>,
+    pub floor_area_per_capita_dm2: Option<Figure<i64>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub financial_assets_fen: Option<i64>,
+    pub financial_assets_fen: Option<Figure<i64>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub financial_assets_per_capita_fen: Option<i64>,
+    pub financial_assets_per_capita_fen: Option<Figure<i64>>,
 }
 
 /// The standard a report was compared with.
@@ -154,27 +242,106 @@ pub struct StandardUsed {
     pub example: bool,
 }
 
+impl StandardUsed {
+    fn of(s: &LocalStandard) -> StandardUsed {
+        StandardUsed {
+            county: s.county.as_str().to_owned(),
+            name: s.name.clone(),
+            year: s.year,
+            dibao_line_fen: s.dibao_line_fen,
+            max_properties: s.assets.max_properties,
+            max_floor_area_per_capita_dm2: s.assets.max_floor_area_per_capita_dm2,
+            max_financial_assets_per_capita_fen: s.assets.max_financial_assets_per_capita_fen,
+            tolerance_percent: s.tolerance.percent,
+            tolerance_min_fen: s.tolerance.min_fen,
+            example: s.example,
+        }
+    }
+}
+
+/// The code of an [`Indication`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IndicationCode {
+    /// 家庭月人均收入低于低保标准
+    IncomeBelowLine,
+    /// 家庭月人均收入不低于低保标准
+    IncomeNotBelowLine,
+    /// 财产未超过限额
+    AssetsWithinLimits,
+    PropertiesAboveLimit,
+    FloorAreaAboveLimit,
+    FinancialAssetsAboveLimit,
+    /// 特殊情况 (illness, disability, student, custody)
+    SpecialSituation,
+    /// 已享受救助
+    AlreadyAssisted,
+    /// 成员已死亡
+    MemberDeceased,
+}
+
 /// 提示: an indication with its reason. Never an eligibility decision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Indication {
-    /// Stable code: `income_below_line`, `income_not_below_line`, `assets_within_limits`,
-    /// `properties_above_limit`, `floor_area_above_limit`, `financial_assets_above_limit`,
-    /// `special_situation`, `already_assisted`, `member_deceased`.
-    pub code: String,
-    /// The reason, Chinese first.
+    pub code: IndicationCode,
+    /// The reason, Chinese first. When the indication states a figure, the text is rendered from
+    /// `figure` ([`standard_text`]) and states it only when it is shown.
     pub text: String,
+    /// The figure compared with the local standard (income, properties, floor area or financial
+    /// assets per capita), for the indications that compare one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub figure: Option<Figure<i64>>,
     pub evidence: Vec<Evidence>,
+}
+
+/// A declared field compared with a verified figure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub enum DeclaredField {
+    #[serde(rename = "declared.household_monthly_income_fen")]
+    HouseholdMonthlyIncomeFen,
+    #[serde(rename = "declared.properties_owned")]
+    PropertiesOwned,
+    #[serde(rename = "declared.floor_area_dm2")]
+    FloorAreaDm2,
+    #[serde(rename = "declared.financial_assets_fen")]
+    FinancialAssetsFen,
+}
+
+impl DeclaredField {
+    /// The field's path in the request, e.g. `declared.household_monthly_income_fen`.
+    pub fn code(self) -> &'static str {
+        match self {
+            DeclaredField::HouseholdMonthlyIncomeFen => "declared.household_monthly_income_fen",
+            DeclaredField::PropertiesOwned => "declared.properties_owned",
+            DeclaredField::FloorAreaDm2 => "declared.floor_area_dm2",
+            DeclaredField::FinancialAssetsFen => "declared.financial_assets_fen",
+        }
+    }
+
+    /// An amount of this field as a caseworker reads it.
+    pub fn format(self, n: i64) -> String {
+        match self {
+            DeclaredField::HouseholdMonthlyIncomeFen | DeclaredField::FinancialAssetsFen => yuan(n),
+            DeclaredField::PropertiesOwned => format!("{n} 套"),
+            DeclaredField::FloorAreaDm2 => m2(n),
+        }
+    }
 }
 
 /// 申报差异: a declared amount outside the tolerance of the verified one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Discrepancy {
     /// The declared field, e.g. `declared.household_monthly_income_fen`.
-    pub field: String,
+    pub field: DeclaredField,
+    /// What the applicant declared (shown: it is the applicant's own statement).
     pub declared: i64,
-    pub verified: i64,
-    /// The largest difference that would not have been flagged.
-    pub allowed_difference: i64,
+    /// The verified figure.
+    pub verified: Figure<i64>,
+    /// The largest difference that would not have been flagged (derived from the verified figure,
+    /// so withheld with it).
+    pub allowed_difference: Figure<i64>,
+    /// Rendered from the above by [`discrepancy_text`]: states the department's figure only when
+    /// it is shown.
     pub text: String,
     pub evidence: Vec<Evidence>,
 }
@@ -193,9 +360,226 @@ pub struct Aggregation {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub declared: Option<Declared>,
     pub discrepancies: Vec<Discrepancy>,
-    /// What could not be computed or may be incomplete, and why.
+    /// What could not be computed or may be incomplete, and why. (Never a figure.)
     pub gaps: Vec<String>,
     pub disclaimer: String,
+}
+
+impl Redact for IncomeItem {
+    fn redact(&mut self, v: &Visible<'_>) -> bool {
+        let IncomeItem {
+            kind: _,
+            monthly_fen,
+            deducted: _,
+        } = self;
+        monthly_fen.redact(v)
+    }
+}
+
+impl Redact for MemberFigures {
+    fn redact(&mut self, v: &Visible<'_>) -> bool {
+        let MemberFigures {
+            subject_ref: _,
+            // From the (categorical) death registration.
+            counted: _,
+            monthly_income_fen,
+            income_items,
+            // From categorical facts only.
+            situations: _,
+        } = self;
+        let total = monthly_income_fen.redact(v);
+        let items = income_items.redact(v);
+        total || items
+    }
+}
+
+impl Redact for HouseholdFigures {
+    fn redact(&mut self, v: &Visible<'_>) -> bool {
+        let HouseholdFigures {
+            // The head count, from the (categorical) death registration.
+            members_counted: _,
+            monthly_income_fen,
+            monthly_income_per_capita_fen,
+            properties_owned,
+            floor_area_dm2,
+            floor_area_per_capita_dm2,
+            financial_assets_fen,
+            financial_assets_per_capita_fen,
+        } = self;
+        let changed = [
+            monthly_income_fen.redact(v),
+            monthly_income_per_capita_fen.redact(v),
+            properties_owned.redact(v),
+            floor_area_dm2.redact(v),
+            floor_area_per_capita_dm2.redact(v),
+            financial_assets_fen.redact(v),
+            financial_assets_per_capita_fen.redact(v),
+        ];
+        changed.contains(&true)
+    }
+}
+
+impl Redact for Aggregation {
+    fn redact(&mut self, v: &Visible<'_>) -> bool {
+        let Aggregation {
+            members,
+            household,
+            indications,
+            discrepancies,
+            standard,
+            // The reference date, the applicant's own declaration, the reasons for gaps and the
+            // disclaimer: no department figures.
+            as_of: _,
+            declared: _,
+            gaps: _,
+            disclaimer: _,
+        } = self;
+        let mut changed = members.redact(v);
+        changed |= household.redact(v);
+        for i in indications.iter_mut() {
+            let Indication {
+                code,
+                text,
+                figure,
+                evidence: _,
+            } = i;
+            if let Some(f) = figure
+                && f.redact(v)
+            {
+                changed = true;
+                *text = match standard {
+                    Some(s) => standard_text(*code, f, s),
+                    None => WITHHELD_FIGURE_TEXT.to_owned(),
+                };
+            }
+        }
+        for d in discrepancies.iter_mut() {
+            let Discrepancy {
+                field,
+                declared,
+                verified,
+                allowed_difference,
+                text,
+                evidence: _,
+            } = d;
+            let withheld = verified.redact(v);
+            let allowed = allowed_difference.redact(v);
+            if withheld || allowed {
+                changed = true;
+                *text = discrepancy_text(*field, *declared, verified, allowed_difference);
+            }
+        }
+        changed
+    }
+}
+
+/// The text of an indication that compares a figure with the local standard.
+pub fn standard_text(code: IndicationCode, figure: &Figure<i64>, s: &StandardUsed) -> String {
+    let shown = figure.value().is_some();
+    match code {
+        IndicationCode::IncomeBelowLine | IndicationCode::IncomeNotBelowLine => {
+            let below = code == IndicationCode::IncomeBelowLine;
+            let (zh, en) = figure.text(|v| yuan(*v));
+            let (zh_cmp, en_cmp) = if below {
+                ("低于", "below")
+            } else {
+                ("不低于", "not below")
+            };
+            if shown {
+                format!(
+                    "家庭月人均收入 {zh} {zh_cmp} {}{}年低保标准 {} / monthly income per capita {en} is {en_cmp} the {} line of {}",
+                    s.name,
+                    s.year,
+                    yuan(s.dibao_line_fen),
+                    s.year,
+                    yuan(s.dibao_line_fen),
+                )
+            } else {
+                format!(
+                    "家庭月人均收入{zh_cmp}{}{}年低保标准 {}（人均收入数额不予显示） / monthly income per capita is {en_cmp} the {} line of {} (the amount is withheld)",
+                    s.name,
+                    s.year,
+                    yuan(s.dibao_line_fen),
+                    s.year,
+                    yuan(s.dibao_line_fen),
+                )
+            }
+        }
+        IndicationCode::PropertiesAboveLimit => {
+            let max = s.max_properties;
+            match figure.value() {
+                Some(n) => format!(
+                    "家庭名下房产 {n} 套，超过上限 {max} 套 / {n} properties, above the limit of {max}"
+                ),
+                None => format!(
+                    "家庭名下房产套数超过上限 {max} 套（套数不予显示） / the number of properties is above the limit of {max} (the number is withheld)"
+                ),
+            }
+        }
+        IndicationCode::FloorAreaAboveLimit => {
+            let max = m2(s.max_floor_area_per_capita_dm2);
+            match figure.value() {
+                Some(a) => format!(
+                    "人均住房建筑面积 {}，超过上限 {max} / floor area per capita {}, above the limit of {max}",
+                    m2(*a),
+                    m2(*a)
+                ),
+                None => format!(
+                    "人均住房建筑面积超过上限 {max}（面积不予显示） / floor area per capita is above the limit of {max} (the area is withheld)"
+                ),
+            }
+        }
+        IndicationCode::FinancialAssetsAboveLimit => {
+            let max = yuan(s.max_financial_assets_per_capita_fen);
+            match figure.value() {
+                Some(f) => format!(
+                    "人均金融资产 {}，超过上限 {max} / financial assets per capita {}, above the limit of {max}",
+                    yuan(*f),
+                    yuan(*f)
+                ),
+                None => format!(
+                    "人均金融资产超过上限 {max}（金额不予显示） / financial assets per capita are above the limit of {max} (the amount is withheld)"
+                ),
+            }
+        }
+        // These never carry a figure (their text states none); a generic text should one ever do.
+        IndicationCode::AssetsWithinLimits
+        | IndicationCode::SpecialSituation
+        | IndicationCode::AlreadyAssisted
+        | IndicationCode::MemberDeceased => WITHHELD_FIGURE_TEXT.to_owned(),
+    }
+}
+
+/// The text of a discrepancy: declared vs verified, the difference and the tolerance when the
+/// verified figure is shown; the declared amount and "beyond the tolerance" when it is withheld.
+pub fn discrepancy_text(
+    field: DeclaredField,
+    declared: i64,
+    verified: &Figure<i64>,
+    allowed: &Figure<i64>,
+) -> String {
+    let fmt = |n: i64| field.format(n);
+    match (verified.value(), allowed.value()) {
+        (Some(&verified), Some(&allowed)) => {
+            let diff = (declared - verified).abs();
+            format!(
+                "申报 {} 与核对 {} 相差 {}，超过容差 {} / declared {} differs from verified {} by {}, more than the tolerance of {}",
+                fmt(declared),
+                fmt(verified),
+                fmt(diff),
+                fmt(allowed),
+                fmt(declared),
+                fmt(verified),
+                fmt(diff),
+                fmt(allowed),
+            )
+        }
+        _ => format!(
+            "申报 {} 与核对结果相差超过容差（核对数额不予显示） / declared {} differs from the verified figure by more than the tolerance (the verified figure is withheld)",
+            fmt(declared),
+            fmt(declared),
+        ),
+    }
 }
 
 /// What a caseworker reads under the figures.
@@ -208,7 +592,8 @@ pub fn yuan(fen: i64) -> String {
     format!("{sign}¥{}.{:02}", fen / 100, fen % 100)
 }
 
-fn m2(dm2: i64) -> String {
+/// `12.34 m²`-style text of an area in dm².
+pub fn m2(dm2: i64) -> String {
     format!("{}.{:02} m²", dm2 / 100, (dm2 % 100).abs())
 }
 
@@ -339,7 +724,8 @@ pub fn aggregate(inp: &Inputs<'_>) -> Aggregation {
             });
         if let Some(d) = died {
             indications.push(Indication {
-                code: "member_deceased".into(),
+                code: IndicationCode::MemberDeceased,
+                figure: None,
                 text: format!(
                     "{}已于 {d} 登记死亡，不计入家庭人口和收入 / {} registered as deceased on {d}; not counted",
                     m.subject_ref, m.subject_ref
@@ -390,6 +776,9 @@ pub fn aggregate(inp: &Inputs<'_>) -> Aggregation {
         cx.gaps
             .push("本用途不核算收入 / this purpose does not compute income".into());
     }
+    // A member's income, the household's and the per-capita figure depend on every kind of the
+    // rule (a kind a member has no value of still says "none", which with the others is a value).
+    let income_kinds: Vec<FactKind> = rule_kinds.iter().map(|(k, _)| *k).collect();
     if income_ok && counted > 0 {
         let mut total = 0i64;
         for (m, fig) in inp.members.iter().zip(members.iter_mut()) {
@@ -407,15 +796,16 @@ pub fn aggregate(inp: &Inputs<'_>) -> Aggregation {
                 sum += if *deducted { -monthly } else { monthly };
                 fig.income_items.push(IncomeItem {
                     kind: *kind,
-                    monthly_fen: monthly,
+                    monthly_fen: Figure::new(monthly, [*kind]),
                     deducted: *deducted,
                 });
             }
-            fig.monthly_income_fen = Some(sum);
+            fig.monthly_income_fen = Some(Figure::new(sum, income_kinds.iter().copied()));
             total += sum;
         }
-        household.monthly_income_fen = Some(total);
-        household.monthly_income_per_capita_fen = Some(total / counted);
+        household.monthly_income_fen = Some(Figure::new(total, income_kinds.iter().copied()));
+        household.monthly_income_per_capita_fen =
+            Some(Figure::new(total / counted, income_kinds.iter().copied()));
     }
 
     // Assets.
@@ -437,15 +827,22 @@ pub fn aggregate(inp: &Inputs<'_>) -> Aggregation {
         }
         Some(total)
     };
-    household.properties_owned =
-        sum_of(&mut cx, FactKind::PropertiesOwned).map(|n| n.clamp(0, i64::from(u32::MAX)) as u32);
-    household.floor_area_dm2 = sum_of(&mut cx, FactKind::FloorAreaOwned);
-    household.financial_assets_fen = sum_of(&mut cx, FactKind::ProvidentFundBalance);
-    if counted > 0 {
-        household.floor_area_per_capita_dm2 = household.floor_area_dm2.map(|a| a / counted);
-        household.financial_assets_per_capita_fen =
-            household.financial_assets_fen.map(|a| a / counted);
-    }
+    let properties = sum_of(&mut cx, FactKind::PropertiesOwned);
+    let floor_area = sum_of(&mut cx, FactKind::FloorAreaOwned);
+    let financial = sum_of(&mut cx, FactKind::ProvidentFundBalance);
+    let per_capita = |total: Option<i64>| total.filter(|_| counted > 0).map(|t| t / counted);
+    let figure = |v: Option<i64>, kind: FactKind| v.map(|v| Figure::new(v, [kind]));
+    household.properties_owned = properties.map(|n| {
+        Figure::new(
+            n.clamp(0, i64::from(u32::MAX)) as u32,
+            [FactKind::PropertiesOwned],
+        )
+    });
+    household.floor_area_dm2 = figure(floor_area, FactKind::FloorAreaOwned);
+    household.floor_area_per_capita_dm2 = figure(per_capita(floor_area), FactKind::FloorAreaOwned);
+    household.financial_assets_fen = figure(financial, FactKind::ProvidentFundBalance);
+    household.financial_assets_per_capita_fen =
+        figure(per_capita(financial), FactKind::ProvidentFundBalance);
 
     // Special situations.
     for (m, fig) in inp.members.iter().zip(members.iter_mut()) {
@@ -498,7 +895,8 @@ pub fn aggregate(inp: &Inputs<'_>) -> Aggregation {
         }
         if let Some(c) = code_of(facts(FactKind::AssistanceStatus)).filter(|c| *c != "none") {
             indications.push(Indication {
-                code: "already_assisted".into(),
+                code: IndicationCode::AlreadyAssisted,
+                figure: None,
                 text: format!(
                     "{}当前已享受救助（{c}） / {} already receives assistance ({c})",
                     m.subject_ref, m.subject_ref
@@ -511,7 +909,8 @@ pub fn aggregate(inp: &Inputs<'_>) -> Aggregation {
         }
         for s in &fig.situations {
             indications.push(Indication {
-                code: "special_situation".into(),
+                code: IndicationCode::SpecialSituation,
+                figure: None,
                 text: format!("{}：{}", m.subject_ref, s.text),
                 evidence: vec![Evidence {
                     subject_ref: m.subject_ref.clone(),
@@ -538,19 +937,7 @@ pub fn aggregate(inp: &Inputs<'_>) -> Aggregation {
             })
             .collect()
     };
-    let income_kinds: Vec<FactKind> = rule_kinds.iter().map(|(k, _)| *k).collect();
-    let standard = inp.standard.map(|s| StandardUsed {
-        county: s.county.as_str().to_owned(),
-        name: s.name.clone(),
-        year: s.year,
-        dibao_line_fen: s.dibao_line_fen,
-        max_properties: s.assets.max_properties,
-        max_floor_area_per_capita_dm2: s.assets.max_floor_area_per_capita_dm2,
-        max_financial_assets_per_capita_fen: s.assets.max_financial_assets_per_capita_fen,
-        tolerance_percent: s.tolerance.percent,
-        tolerance_min_fen: s.tolerance.min_fen,
-        example: s.example,
-    });
+    let standard = inp.standard.map(StandardUsed::of);
     match inp.standard {
         None => cx.gaps.push(format!(
             "未配置 {} 县（市、区）{} 年的地方标准，未与标准比较 / no local standard for county {} in {}; not compared",
@@ -575,79 +962,63 @@ pub fn aggregate(inp: &Inputs<'_>) -> Aggregation {
                         .into(),
                 );
             }
-            if let Some(pc) = household.monthly_income_per_capita_fen {
-                let below = pc < s.dibao_line_fen;
-                indications.push(Indication {
-                    code: if below {
-                        "income_below_line"
-                    } else {
-                        "income_not_below_line"
-                    }
-                    .into(),
-                    text: format!(
-                        "家庭月人均收入 {} {} {}{}年低保标准 {} / monthly income per capita {} is {} the {} line of {}",
-                        yuan(pc),
-                        if below { "低于" } else { "不低于" },
-                        s.name,
-                        s.year,
-                        yuan(s.dibao_line_fen),
-                        yuan(pc),
-                        if below { "below" } else { "not below" },
-                        s.year,
-                        yuan(s.dibao_line_fen),
-                    ),
-                    evidence: evidence_of(&income_kinds),
-                });
+            let used = StandardUsed::of(s);
+            let compared = |code: IndicationCode, figure: &Figure<i64>, kinds: &[FactKind]| {
+                Indication {
+                    code,
+                    text: standard_text(code, figure, &used),
+                    figure: Some(figure.clone()),
+                    evidence: evidence_of(kinds),
+                }
+            };
+            if let Some(pc) = &household.monthly_income_per_capita_fen
+                && let Some(v) = pc.value()
+            {
+                let code = if *v < s.dibao_line_fen {
+                    IndicationCode::IncomeBelowLine
+                } else {
+                    IndicationCode::IncomeNotBelowLine
+                };
+                indications.push(compared(code, pc, &income_kinds));
             }
             let mut over = Vec::new();
-            if let Some(n) = household.properties_owned
-                && n > s.assets.max_properties
+            if let Some(n) = &household.properties_owned
+                && n.value().is_some_and(|n| *n > s.assets.max_properties)
             {
-                over.push(Indication {
-                    code: "properties_above_limit".into(),
-                    text: format!(
-                        "家庭名下房产 {n} 套，超过上限 {} 套 / {n} properties, above the limit of {}",
-                        s.assets.max_properties, s.assets.max_properties
-                    ),
-                    evidence: evidence_of(&[FactKind::PropertiesOwned]),
-                });
+                over.push(compared(
+                    IndicationCode::PropertiesAboveLimit,
+                    &n.map(|n| i64::from(*n)),
+                    &[FactKind::PropertiesOwned],
+                ));
             }
-            if let Some(a) = household.floor_area_per_capita_dm2
-                && a > s.assets.max_floor_area_per_capita_dm2
+            if let Some(a) = &household.floor_area_per_capita_dm2
+                && a
+                    .value()
+                    .is_some_and(|a| *a > s.assets.max_floor_area_per_capita_dm2)
             {
-                over.push(Indication {
-                    code: "floor_area_above_limit".into(),
-                    text: format!(
-                        "人均住房建筑面积 {}，超过上限 {} / floor area per capita {}, above the limit of {}",
-                        m2(a),
-                        m2(s.assets.max_floor_area_per_capita_dm2),
-                        m2(a),
-                        m2(s.assets.max_floor_area_per_capita_dm2)
-                    ),
-                    evidence: evidence_of(&[FactKind::FloorAreaOwned]),
-                });
+                over.push(compared(
+                    IndicationCode::FloorAreaAboveLimit,
+                    a,
+                    &[FactKind::FloorAreaOwned],
+                ));
             }
-            if let Some(f) = household.financial_assets_per_capita_fen
-                && f > s.assets.max_financial_assets_per_capita_fen
+            if let Some(f) = &household.financial_assets_per_capita_fen
+                && f.value()
+                    .is_some_and(|f| *f > s.assets.max_financial_assets_per_capita_fen)
             {
-                over.push(Indication {
-                    code: "financial_assets_above_limit".into(),
-                    text: format!(
-                        "人均金融资产 {}，超过上限 {} / financial assets per capita {}, above the limit of {}",
-                        yuan(f),
-                        yuan(s.assets.max_financial_assets_per_capita_fen),
-                        yuan(f),
-                        yuan(s.assets.max_financial_assets_per_capita_fen)
-                    ),
-                    evidence: evidence_of(&[FactKind::ProvidentFundBalance]),
-                });
+                over.push(compared(
+                    IndicationCode::FinancialAssetsAboveLimit,
+                    f,
+                    &[FactKind::ProvidentFundBalance],
+                ));
             }
             let all_assets_known = household.properties_owned.is_some()
                 && household.floor_area_per_capita_dm2.is_some()
                 && household.financial_assets_per_capita_fen.is_some();
             if over.is_empty() && all_assets_known {
                 indications.push(Indication {
-                    code: "assets_within_limits".into(),
+                    code: IndicationCode::AssetsWithinLimits,
+                    figure: None,
                     text: "房产套数、人均住房面积和人均金融资产均未超过限额 / properties, floor area and financial assets per capita are within the limits".into(),
                     evidence: evidence_of(&[
                         FactKind::PropertiesOwned,
@@ -664,38 +1035,30 @@ pub fn aggregate(inp: &Inputs<'_>) -> Aggregation {
     let mut discrepancies = Vec::new();
     if let Some(d) = inp.declared {
         let tol = inp.standard.map(|s| &s.tolerance);
-        let mut check = |field: &str,
+        let mut check = |field: DeclaredField,
                          declared: Option<i64>,
-                         verified: Option<i64>,
+                         verified: Option<&Figure<i64>>,
                          allowed: &dyn Fn(i64) -> i64,
-                         fmt: &dyn Fn(i64) -> String,
                          kinds: &[FactKind],
                          gaps: &mut Vec<String>| {
             let Some(declared) = declared else { return };
-            let Some(verified) = verified else {
+            let Some((figure, v)) = verified.and_then(|f| Some((f, *f.value()?))) else {
+                let field = field.code();
                 gaps.push(format!(
                     "{field}：核对值无法核算，未比较 / {field}: no verified figure to compare with"
                 ));
                 return;
             };
-            let allowed_difference = allowed(verified);
-            if (declared - verified).abs() > allowed_difference {
+            let allowed_difference = allowed(v);
+            if (declared - v).abs() > allowed_difference {
+                // The tolerance is derived from the verified figure: it has the same sources.
+                let allowed_difference = figure.map(|_| allowed_difference);
                 discrepancies.push(Discrepancy {
-                    field: field.to_owned(),
+                    field,
                     declared,
-                    verified,
+                    text: discrepancy_text(field, declared, figure, &allowed_difference),
+                    verified: figure.clone(),
                     allowed_difference,
-                    text: format!(
-                        "申报 {} 与核对 {} 相差 {}，超过容差 {} / declared {} differs from verified {} by {}, more than the tolerance of {}",
-                        fmt(declared),
-                        fmt(verified),
-                        fmt((declared - verified).abs()),
-                        fmt(allowed_difference),
-                        fmt(declared),
-                        fmt(verified),
-                        fmt((declared - verified).abs()),
-                        fmt(allowed_difference),
-                    ),
                     evidence: evidence_of(kinds),
                 });
             }
@@ -711,40 +1074,39 @@ pub fn aggregate(inp: &Inputs<'_>) -> Aggregation {
                     .into(),
             );
         }
-        let count = |n: i64| format!("{n} 套 / {n}");
         check(
-            "declared.household_monthly_income_fen",
+            DeclaredField::HouseholdMonthlyIncomeFen,
             d.household_monthly_income_fen,
-            household.monthly_income_fen,
+            household.monthly_income_fen.as_ref(),
             &money_allowed,
-            &yuan,
             &income_kinds,
             &mut cx.gaps,
         );
+        let properties = household
+            .properties_owned
+            .as_ref()
+            .map(|f| f.map(|n| i64::from(*n)));
         check(
-            "declared.properties_owned",
+            DeclaredField::PropertiesOwned,
             d.properties_owned.map(i64::from),
-            household.properties_owned.map(i64::from),
+            properties.as_ref(),
             &|_| 0,
-            &count,
             &[FactKind::PropertiesOwned],
             &mut cx.gaps,
         );
         check(
-            "declared.floor_area_dm2",
+            DeclaredField::FloorAreaDm2,
             d.floor_area_dm2,
-            household.floor_area_dm2,
+            household.floor_area_dm2.as_ref(),
             &area_allowed,
-            &m2,
             &[FactKind::FloorAreaOwned],
             &mut cx.gaps,
         );
         check(
-            "declared.financial_assets_fen",
+            DeclaredField::FinancialAssetsFen,
             d.financial_assets_fen,
-            household.financial_assets_fen,
+            household.financial_assets_fen.as_ref(),
             &money_allowed,
-            &yuan,
             &[FactKind::ProvidentFundBalance],
             &mut cx.gaps,
         );
@@ -866,8 +1228,17 @@ mod tests {
         })
     }
 
-    fn codes(a: &Aggregation) -> Vec<&str> {
-        a.indications.iter().map(|i| i.code.as_str()).collect()
+    fn codes(a: &Aggregation) -> Vec<String> {
+        a.indications
+            .iter()
+            .map(|i| {
+                serde_json::to_value(i.code)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
     }
 
     #[test]
@@ -953,11 +1324,18 @@ mod tests {
         let a = run(&members, &deps, Some(&st), None);
         // (150000 − 10000) + 30000 = 170000 over 2 living members.
         assert_eq!(a.household.members_counted, 2);
-        assert_eq!(a.household.monthly_income_fen, Some(170_000));
-        assert_eq!(a.household.monthly_income_per_capita_fen, Some(85_000));
+        assert_eq!(shown(&a.household.monthly_income_fen), Some(170_000));
+        assert_eq!(
+            shown(&a.household.monthly_income_per_capita_fen),
+            Some(85_000)
+        );
         assert!(!a.members[2].counted);
-        assert!(codes(&a).contains(&"member_deceased"));
-        assert!(codes(&a).contains(&"income_below_line"), "{:?}", codes(&a));
+        assert!(codes(&a).contains(&"member_deceased".to_owned()));
+        assert!(
+            codes(&a).contains(&"income_below_line".to_owned()),
+            "{:?}",
+            codes(&a)
+        );
         assert_eq!(
             a.standard.as_ref().unwrap().dibao_line_fen,
             st.dibao_line_fen
@@ -999,7 +1377,7 @@ mod tests {
             &LABOR,
         )];
         let a = run(&[m], &deps, Some(&standard()), None);
-        assert_eq!(a.household.monthly_income_fen, Some(0));
+        assert_eq!(shown(&a.household.monthly_income_fen), Some(0));
         assert!(a.gaps.iter().any(|g| g.starts_with("m1")), "{:?}", a.gaps);
     }
 
@@ -1036,10 +1414,14 @@ mod tests {
             assert_eq!(a.discrepancies.len(), usize::from(flagged), "{fen}");
             if flagged {
                 let d = &a.discrepancies[0];
-                assert_eq!(d.field, "declared.household_monthly_income_fen");
+                assert_eq!(d.field, DeclaredField::HouseholdMonthlyIncomeFen);
                 assert_eq!(
-                    (d.declared, d.verified, d.allowed_difference),
-                    (fen, 200_000, 20_000)
+                    (
+                        d.declared,
+                        d.verified.value().copied(),
+                        d.allowed_difference.value().copied()
+                    ),
+                    (fen, Some(200_000), Some(20_000))
                 );
                 assert_eq!(d.evidence[0].kind, FactKind::MonthlyWages);
             }

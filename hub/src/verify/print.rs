@@ -3,6 +3,10 @@
 //! Chinese first, English second. Every department appears with its status (a missing department is
 //! never silent), every fact with its provenance. Household members appear by name and relation; the
 //! page never prints a resident ID (the report does not hold one: members carry pseudonyms).
+//!
+//! The page is rendered from the caller's view of the report (`report::apply_raw_visibility`), never
+//! from the stored report: a figure withheld in the view is printed as its withheld reason, and the
+//! texts of indications and discrepancies are the view's (which state a figure only when shown).
 
 use schemas::FactValue;
 
@@ -15,7 +19,7 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-use super::aggregate::{Aggregation, yuan};
+use super::aggregate::{Aggregation, Figure, WITHHELD_FIGURE_TEXT, yuan};
 
 fn area(dm2: i64) -> String {
     format!("{}.{:02} m²", dm2 / 100, (dm2 % 100).abs())
@@ -185,11 +189,41 @@ pub fn render(report: &Report) -> String {
     h
 }
 
+/// A figure of the aggregation as a caseworker reads it: the value, the withheld reason, or "not
+/// computed".
+fn figure_text<T>(f: Option<&Figure<T>>, fmt: impl Fn(&T) -> String) -> String {
+    match f {
+        None => "无法核算 / not computed".to_owned(),
+        Some(f) => match (f.value(), f.withheld()) {
+            (Some(v), _) => fmt(v),
+            (None, reason) => reason.unwrap_or(WITHHELD_FIGURE_TEXT).to_owned(),
+        },
+    }
+}
+
+/// A total and its per-capita value: `total（per capita）`.
+fn with_per_capita(
+    total: Option<&Figure<i64>>,
+    per_capita: Option<&Figure<i64>>,
+    fmt: impl Fn(&i64) -> String,
+) -> String {
+    match (total, per_capita) {
+        (Some(t), Some(p)) if t.value().is_some() && p.value().is_some() => {
+            format!(
+                "{}（{}）",
+                figure_text(Some(t), &fmt),
+                figure_text(Some(p), &fmt)
+            )
+        }
+        (Some(t), _) if t.value().is_none() => figure_text(Some(t), &fmt),
+        (_, Some(p)) if p.value().is_none() => figure_text(Some(p), &fmt),
+        _ => "无法核算 / not computed".to_owned(),
+    }
+}
+
 fn render_aggregation(h: &mut String, a: &Aggregation) {
-    let opt = |v: Option<i64>, f: &dyn Fn(i64) -> String| {
-        v.map(f)
-            .unwrap_or_else(|| "无法核算 / not computed".to_owned())
-    };
+    let money = |v: &i64| yuan(*v);
+    let dm2 = |v: &i64| area(*v);
     h.push_str(&format!(
         "<h2>核算结果 / Figures (参考日期 / as of {})</h2><table>",
         esc(&a.as_of)
@@ -202,33 +236,55 @@ fn render_aggregation(h: &mut String, a: &Aggregation) {
         ),
         (
             "家庭月收入 / household monthly income",
-            opt(hh.monthly_income_fen, &yuan),
+            figure_text(hh.monthly_income_fen.as_ref(), money),
         ),
         (
             "家庭月人均收入 / monthly income per capita",
-            opt(hh.monthly_income_per_capita_fen, &yuan),
+            figure_text(hh.monthly_income_per_capita_fen.as_ref(), money),
         ),
         (
             "房产套数 / properties owned",
-            opt(hh.properties_owned.map(i64::from), &|n| n.to_string()),
+            figure_text(hh.properties_owned.as_ref(), |n| n.to_string()),
         ),
         (
             "住房建筑面积（人均） / floor area (per capita)",
-            match (hh.floor_area_dm2, hh.floor_area_per_capita_dm2) {
-                (Some(t), Some(p)) => format!("{}（{}）", area(t), area(p)),
-                _ => "无法核算 / not computed".to_owned(),
-            },
+            with_per_capita(
+                hh.floor_area_dm2.as_ref(),
+                hh.floor_area_per_capita_dm2.as_ref(),
+                dm2,
+            ),
         ),
         (
             "金融资产（人均） / financial assets (per capita)",
-            match (hh.financial_assets_fen, hh.financial_assets_per_capita_fen) {
-                (Some(t), Some(p)) => format!("{}（{}）", yuan(t), yuan(p)),
-                _ => "无法核算 / not computed".to_owned(),
-            },
+            with_per_capita(
+                hh.financial_assets_fen.as_ref(),
+                hh.financial_assets_per_capita_fen.as_ref(),
+                money,
+            ),
         ),
     ];
     for (k, v) in rows {
         h.push_str(&format!("<tr><th>{k}</th><td>{}</td></tr>", esc(&v)));
+    }
+    for m in a.members.iter().filter(|m| m.monthly_income_fen.is_some()) {
+        let items: Vec<String> = m
+            .income_items
+            .iter()
+            .map(|i| {
+                format!(
+                    "{}{}：{}",
+                    if i.deducted { "扣除 / less " } else { "" },
+                    i.kind.spec().name_zh,
+                    figure_text(Some(&i.monthly_fen), money)
+                )
+            })
+            .collect();
+        h.push_str(&format!(
+            "<tr><th>{} 月收入 / monthly income</th><td>{}<br><span class=\"small\">{}</span></td></tr>",
+            esc(&m.subject_ref),
+            esc(&figure_text(m.monthly_income_fen.as_ref(), money)),
+            esc(&items.join("；"))
+        ));
     }
     if let Some(s) = &a.standard {
         h.push_str(&format!(
@@ -255,7 +311,7 @@ fn render_aggregation(h: &mut String, a: &Aggregation) {
         for d in &a.discrepancies {
             h.push_str(&format!(
                 "<li class=\"warn\">{}：{}</li>",
-                esc(&d.field),
+                esc(d.field.code()),
                 esc(&d.text)
             ));
         }

@@ -218,24 +218,187 @@ pub fn is_raw_figure(v: &FactValue) -> bool {
     )
 }
 
+/// Whether the catalogue gives a kind raw figures (see [`is_raw_figure`]); the kinds a view may
+/// withhold.
+pub fn is_raw_kind(kind: FactKind) -> bool {
+    use schemas::catalogue::ValueType;
+    matches!(
+        kind.spec().value_type,
+        ValueType::Count
+            | ValueType::MoneyFen
+            | ValueType::AreaDm2
+            | ValueType::Days
+            | ValueType::MonthlyFen
+    )
+}
+
 /// What a caseworker reads where a raw figure is withheld.
 pub const WITHHELD_TEXT: &str = "仅用于核算，本用途不显示原始数值 / used in the calculation only; the raw value is not shown for this purpose";
 
-/// 原始数值可见性: withhold every raw figure whose kind `visible` rejects (PIPL minimisation: only the
-/// values the purpose needs are shown raw). The stored report keeps every value; this shapes a view.
-/// Returns whether anything was withheld.
-pub fn apply_raw_visibility(report: &mut Report, visible: impl Fn(FactKind) -> bool) -> bool {
-    let mut changed = false;
-    for m in &mut report.members {
-        for f in &mut m.facts {
-            if f.value.as_ref().is_some_and(is_raw_figure) && !visible(f.kind) {
-                f.value = None;
-                f.withheld = Some(WITHHELD_TEXT.to_owned());
-                changed = true;
-            }
-        }
+/// 原始数值可见性: which fact kinds a view shows raw. Categorical kinds (yes/no, codes, dates) are
+/// always shown; a raw-figure kind only when the rule says so.
+#[derive(Clone, Copy)]
+pub struct Visible<'a>(&'a dyn Fn(FactKind) -> bool);
+
+impl<'a> Visible<'a> {
+    /// The rule `shows_raw` (true: the purpose may see this kind's raw figures).
+    pub fn new(shows_raw: &'a dyn Fn(FactKind) -> bool) -> Visible<'a> {
+        Visible(shows_raw)
     }
-    changed
+
+    /// Whether the view may show values of, or derived only from, this kind.
+    pub fn shows(&self, kind: FactKind) -> bool {
+        !is_raw_kind(kind) || (self.0)(kind)
+    }
+}
+
+/// Something in a report that holds department figures, or figures derived from them.
+///
+/// Every type of the report implements it by destructuring itself completely (no `..`), so that a
+/// field added later does not compile until someone has said whether it holds a figure. A derived
+/// figure is a [`super::aggregate::Figure`] carrying its source kinds; a text that states a figure is
+/// rendered from that `Figure` (and rendered again when the figure is withheld).
+pub trait Redact {
+    /// Withhold every figure that is, or is derived from, a kind `v` does not show. Returns whether
+    /// anything changed.
+    fn redact(&mut self, v: &Visible<'_>) -> bool;
+}
+
+impl<T: Redact> Redact for Vec<T> {
+    fn redact(&mut self, v: &Visible<'_>) -> bool {
+        let mut changed = false;
+        for x in self {
+            changed |= x.redact(v);
+        }
+        changed
+    }
+}
+
+impl<T: Redact> Redact for Option<T> {
+    fn redact(&mut self, v: &Visible<'_>) -> bool {
+        self.as_mut().is_some_and(|x| x.redact(v))
+    }
+}
+
+impl Redact for ReportedFact {
+    fn redact(&mut self, v: &Visible<'_>) -> bool {
+        let ReportedFact {
+            kind,
+            value,
+            withheld,
+            // Dates and provenance: no figures.
+            period_from: _,
+            period_to: _,
+            department: _,
+            answered_at: _,
+            key_id: _,
+            reused_from: _,
+        } = self;
+        let raw = is_raw_kind(*kind) || value.as_ref().is_some_and(is_raw_figure);
+        if value.is_some() && raw && !v.shows(*kind) {
+            *value = None;
+            *withheld = Some(WITHHELD_TEXT.to_owned());
+            return true;
+        }
+        false
+    }
+}
+
+/// What a caseworker reads where the detail of a rejected or refused answer is withheld.
+pub const DETAIL_WITHHELD_TEXT: &str = "详情可能引用部门原始数值，本用途不予显示 / details withheld: they may quote the department's raw values";
+
+impl Redact for DepartmentReport {
+    fn redact(&mut self, v: &Visible<'_>) -> bool {
+        let DepartmentReport {
+            status,
+            fact_kinds,
+            detail,
+            // Names, timings, signatures and receipts: no figures.
+            department: _,
+            name_zh: _,
+            status_text: _,
+            answered_at: _,
+            key_id: _,
+            signature: _,
+            reused_from: _,
+            elapsed_ms: _,
+            log_index: _,
+            log_receipt: _,
+        } = self;
+        // The reason a malformed answer was rejected (a schema or decode error) or the
+        // department's own refusal text may quote a value from the answer: only the error code
+        // stays when the view withholds any kind asked of the department.
+        let quotes_answer = matches!(
+            status,
+            DepartmentStatus::Malformed | DepartmentStatus::Refused
+        );
+        if quotes_answer
+            && fact_kinds.iter().any(|k| !v.shows(*k))
+            && let Some(d) = detail
+            && !d.ends_with(DETAIL_WITHHELD_TEXT)
+        {
+            let code = d.split(':').next().unwrap_or_default().trim();
+            *d = format!("{code}: {DETAIL_WITHHELD_TEXT}");
+            return true;
+        }
+        false
+    }
+}
+
+impl Redact for MemberReport {
+    fn redact(&mut self, v: &Visible<'_>) -> bool {
+        let MemberReport {
+            subject_ref: _,
+            name: _,
+            relation: _,
+            pseudonym: _,
+            facts,
+            // A department's "no record" / "refused" with its reason: no figures.
+            notes: _,
+        } = self;
+        facts.redact(v)
+    }
+}
+
+impl Redact for Report {
+    fn redact(&mut self, v: &Visible<'_>) -> bool {
+        let Report {
+            departments,
+            members,
+            aggregation,
+            // Identification, status, provenance, receipts and the signature: no figures.
+            id: _,
+            created_at: _,
+            requested_by: _,
+            registered_division: _,
+            purpose: _,
+            case_ref: _,
+            urgency: _,
+            authorization_id: _,
+            emergency_without_letter: _,
+            letter_due_by: _,
+            deadline_ms: _,
+            complete: _,
+            log_index: _,
+            log_receipt: _,
+            letter_follow_up: _,
+            signature: _,
+        } = self;
+        let departments = departments.redact(v);
+        let facts = members.redact(v);
+        let figures = aggregation.redact(v);
+        departments || facts || figures
+    }
+}
+
+/// 原始数值可见性: shape a view of a stored (complete) report. Every raw figure whose kind `visible`
+/// rejects is withheld (PIPL minimisation: only the values the purpose needs are shown raw), and so
+/// is every figure of the aggregation derived from such a kind (sums, per-capita values, monthly
+/// amounts, the verified side of a discrepancy and the texts that state them); categorical
+/// indications stay. The stored report keeps every value. The printable page is rendered from this
+/// same view. Returns whether anything was withheld (the view then needs a signature of its own).
+pub fn apply_raw_visibility(report: &mut Report, visible: impl Fn(FactKind) -> bool) -> bool {
+    report.redact(&Visible::new(&visible))
 }
 
 /// Domain separation for report signatures.
@@ -432,6 +595,9 @@ pub fn merge_answer(
         }
     }
 }
+
+#[cfg(test)]
+mod withholding_tests;
 
 #[cfg(test)]
 mod tests {

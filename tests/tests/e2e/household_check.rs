@@ -116,8 +116,11 @@ fn situations(agg: &Value) -> BTreeSet<(String, String)> {
         .collect()
 }
 
+/// An integer, or the value of a figure (`{"value": n, "sources": [...]}`).
 fn i(v: &Value) -> i64 {
-    v.as_i64().unwrap_or_else(|| panic!("not an integer: {v}"))
+    v.as_i64()
+        .or_else(|| v["value"].as_i64())
+        .unwrap_or_else(|| panic!("not an integer: {v}"))
 }
 
 /// The sample households: the near-threshold ones of the county on both sides of the line, a
@@ -201,7 +204,10 @@ fn plain_xuzhuang_household(s: &Setup) -> schemas::Household {
 /// indications, and declared values outside the county's tolerance are flagged with the evidence.
 #[tokio::test]
 async fn figures_and_indications_match_the_simulators_ground_truth() -> anyhow::Result<()> {
-    let s = setup("").await?;
+    // Every figure checked here must be shown: a deployment whose 低保 profile shows raw every kind
+    // they depend on (the shipped one withholds contributions and the provident fund, and with them
+    // the income and financial-asset figures: see `withholding`).
+    let (s, _policies) = crate::withholding::setup_showing_every_dibao_figure().await?;
     let engine = policies::PolicyEngine::load(policies::PolicyEngine::shipped_dir())?;
     let year = time::OffsetDateTime::now_utc()
         .to_offset(time::macros::offset!(+8))

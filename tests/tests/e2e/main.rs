@@ -14,3 +14,4 @@ mod reload;
 mod slowloris;
 mod store;
 mod verification;
+mod withholding;
