@@ -43,6 +43,7 @@ fn value_of(member: usize, kind_index: usize, kind: FactKind) -> FactValue {
         ValueType::AreaDm2 => FactValue::AreaDm2(n),
         ValueType::Days => FactValue::Days(n as u32),
         ValueType::Code => FactValue::Code(spec.codes.last().expect("codes").to_string()),
+        ValueType::Division => FactValue::Division(DivisionCode::parse(TOWNSHIP).unwrap()),
         ValueType::OptionalDate => {
             FactValue::OptionalDate((member == MEMBERS - 1).then_some(date!(2026 - 10 - 01)))
         }
@@ -370,6 +371,7 @@ fn cedar_rule(
                 &ResourceCtx {
                     region: Some(DivisionCode::parse(TOWNSHIP).unwrap()),
                     department: None,
+                    ..Default::default()
                 },
                 &RequestCtx {
                     purpose: Some(report.purpose),
