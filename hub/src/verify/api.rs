@@ -369,7 +369,7 @@ async fn record_authorization(
     let row = AuthorizationRow {
         id: auth_id.clone(),
         created_ms: unix_ms(now),
-        recorded_by: id.principal.clone(),
+        recorded_by: id.uri.clone(),
         registered_division: division.as_str().to_owned(),
         signed_by: serde_json::to_string(&signers).map_err(ApiError::internal)?,
         subjects: serde_json::to_string(&subjects).map_err(ApiError::internal)?,
@@ -699,11 +699,11 @@ async fn request_verification(
     let wait = req.wait_ms.map(std::time::Duration::from_millis);
     let db = s.store.db();
     if let Some(key) = &idem
-        && !store::reserve_key(&db, &id.principal, key, &verification_id, &request_sha).await?
+        && !store::reserve_key(&db, &id.uri, key, &verification_id, &request_sha).await?
     {
         let key = key.as_str();
         // The same key again: the verification it produced, never a second one.
-        return match store::get_key(&db, &id.principal, key).await? {
+        return match store::get_key(&db, &id.uri, key).await? {
             Some((_, sha)) if sha != request_sha => Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency_key_reused",
@@ -731,7 +731,7 @@ async fn request_verification(
                 && !matches!(&result, Ok(r) if r.status() == StatusCode::OK)
             {
                 // Nothing was produced (refused, limited or failed): the key may be used again.
-                if let Err(e) = store::release_key(&s.store.db(), &id.principal, key, &vid).await {
+                if let Err(e) = store::release_key(&s.store.db(), &id.uri, key, &vid).await {
                     tracing::error!(error = %e, "releasing an idempotency key failed");
                 }
             }

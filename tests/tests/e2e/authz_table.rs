@@ -601,6 +601,30 @@ async fn a_namesake_principal_in_another_organisation_reads_nothing() -> anyhow:
             json!(["requester-only"])
         );
     }
+    // Idempotency keys belong to the full identity: the same key is the namesake's own.
+    let mut ids_seen = Vec::new();
+    for (who, case) in [("caseworker", "NAMESAKE-K1"), ("namesake", "NAMESAKE-K2")] {
+        let auth = s.record_letter(who, &h, &["dibao_application"]).await?;
+        let r = s
+            .env
+            .http(who)?
+            .post(s.hub.url("/v1/verifications"))
+            .header("idempotency-key", "same-key-1")
+            .json(&verification(
+                &h,
+                "dibao_application",
+                case,
+                "normal",
+                Some(&auth),
+            ))
+            .send()
+            .await?;
+        let status = r.status().as_u16();
+        let body: Value = r.json().await?;
+        assert_eq!(status, 200, "{who}: {body}");
+        ids_seen.push(body["id"].as_str().expect("id").to_owned());
+    }
+    assert_ne!(ids_seen[0], ids_seen[1]);
     // Nor may it attach the letter of the other one's emergency check.
     let auth = s
         .record_letter("namesake", &h, &["temporary_assistance"])
