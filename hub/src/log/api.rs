@@ -12,7 +12,7 @@
 //! Resident IDs travel only in POST bodies and are pseudonymised here; they are never logged or
 //! echoed.
 
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -67,6 +67,17 @@ pub fn routes() -> Router<AppState> {
 
 fn text(content_type: &'static str, body: impl Into<axum::body::Body>) -> Response {
     ([(header::CONTENT_TYPE, content_type)], body.into()).into_response()
+}
+
+/// A query string, judged after the decision (so that a malformed one never answers before it).
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(q)| q).map_err(|_| {
+        ApiError::bad_request(
+            "validation_failed",
+            "query",
+            "query: expected non-negative integers (index, size, old, new)",
+        )
+    })
 }
 
 /// `read_log` for the routes that carry hashes and signatures only (no entries): a denial is
@@ -180,9 +191,10 @@ pub struct ProofBody {
 async fn inclusion(
     State(s): State<AppState>,
     Caller(id): Caller,
-    Query(q): Query<InclusionQuery>,
+    q: Result<Query<InclusionQuery>, QueryRejection>,
 ) -> Result<Json<ProofBody>, ApiError> {
     may_read_log(&s, &id)?;
+    let q = query(q)?;
     let head = s.log.head();
     let proof = s
         .log
@@ -203,9 +215,10 @@ struct ConsistencyQuery {
 async fn consistency(
     State(s): State<AppState>,
     Caller(id): Caller,
-    Query(q): Query<ConsistencyQuery>,
+    q: Result<Query<ConsistencyQuery>, QueryRejection>,
 ) -> Result<Json<ProofBody>, ApiError> {
     may_read_log(&s, &id)?;
+    let q = query(q)?;
     let head = s.log.head();
     let proof = s
         .log
@@ -225,9 +238,10 @@ struct ReceiptQuery {
 async fn receipt(
     State(s): State<AppState>,
     Caller(id): Caller,
-    Query(q): Query<ReceiptQuery>,
+    q: Result<Query<ReceiptQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     may_read_log(&s, &id)?;
+    let q = query(q)?;
     let r = s.log.receipt(q.index).await?;
     Ok(text("text/plain; charset=utf-8", r.to_text()))
 }

@@ -526,6 +526,16 @@ async fn a_malformed_search_by_a_caller_who_may_not_search_is_refused_and_logged
         .await?;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["field"], "resident_id");
+    // The same for a malformed query string on a log read: decided first.
+    for (who, want) in [("caseworker", 403), ("auditor", 400)] {
+        let r = s
+            .env
+            .http(who)?
+            .get(s.hub.url("/v1/log/proof/inclusion?index=abc"))
+            .send()
+            .await?;
+        assert_eq!(r.status().as_u16(), want, "{who}");
+    }
     // Admins never touch personal data (Cedar), so no log search and no subject report.
     for path in ["/v1/log/search", "/v1/log/subject-report"] {
         let (status, body) = s
