@@ -5,6 +5,11 @@
 //!   (the error names the file and line).
 //! - A reload builds a whole new engine and swaps it only on success; a bad set is refused, logged
 //!   once per change, and the old one stays in force.
+//! - One source of truth: handlers never check a role or compare principal ids; every decision is
+//!   [`Authz::decide`] or [`Authz::require`] with the caller's full [`Identity`] (Cedar sees its
+//!   URI SAN as the principal's `uri`, and ownership as the household's `requester` URI), and the
+//!   policy ids of the decision are the ones the access-log entry records. Held by
+//!   `e2e::authz_table`.
 //! - [`Authz::require`] is the one place a denial becomes HTTP 403 with the stable code `forbidden`
 //!   and the policy's caseworker-readable reason; the decision and its policy ids are returned so
 //!   the caller can put them into the access-log entry.

@@ -18,8 +18,12 @@ pub enum Action {
     SearchLog,
     /// 查阅个人信息访问报告: read a subject access report.
     ReadSubjectAccessReport,
-    /// 登记核对授权书: record an authorization letter.
+    /// 登记核对授权书: record an authorization letter (also: attach one to an emergency check).
     RecordAuthorization,
+    /// 读取访问日志: read the log's checkpoint, tiles, proofs, receipts, key and rotations.
+    ReadLog,
+    /// 查询核对进度: poll a verification that is still running.
+    PollVerification,
     /// 系统管理: administer the hub.
     Administer,
     /// 答复查询: a department answers a fact query (connector protocol v1).
@@ -38,13 +42,15 @@ pub(crate) enum ResourceKind {
 }
 
 impl Action {
-    pub const ALL: [Action; 9] = [
+    pub const ALL: [Action; 11] = [
         Action::RequestVerification,
         Action::ViewReport,
         Action::ViewRawValues,
         Action::SearchLog,
         Action::ReadSubjectAccessReport,
         Action::RecordAuthorization,
+        Action::ReadLog,
+        Action::PollVerification,
         Action::Administer,
         Action::AnswerQuery,
         Action::PushEvent,
@@ -59,6 +65,8 @@ impl Action {
             Action::SearchLog => "search_log",
             Action::ReadSubjectAccessReport => "read_subject_access_report",
             Action::RecordAuthorization => "record_authorization",
+            Action::ReadLog => "read_log",
+            Action::PollVerification => "poll_verification",
             Action::Administer => "administer",
             Action::AnswerQuery => "answer_query",
             Action::PushEvent => "push_event",
@@ -78,6 +86,8 @@ impl Action {
             Action::SearchLog => "检索访问日志",
             Action::ReadSubjectAccessReport => "查阅个人信息访问报告",
             Action::RecordAuthorization => "登记核对授权书",
+            Action::ReadLog => "读取访问日志",
+            Action::PollVerification => "查询核对进度",
             Action::Administer => "系统管理",
             Action::AnswerQuery => "答复查询",
             Action::PushEvent => "推送事件",
@@ -90,8 +100,9 @@ impl Action {
             | Action::ViewReport
             | Action::ViewRawValues
             | Action::ReadSubjectAccessReport
-            | Action::RecordAuthorization => ResourceKind::Household,
-            Action::SearchLog => ResourceKind::AccessLog,
+            | Action::RecordAuthorization
+            | Action::PollVerification => ResourceKind::Household,
+            Action::SearchLog | Action::ReadLog => ResourceKind::AccessLog,
             Action::Administer => ResourceKind::System,
             Action::AnswerQuery | Action::PushEvent => ResourceKind::DepartmentEndpoint,
         }

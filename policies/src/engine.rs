@@ -80,6 +80,11 @@ pub struct ResourceCtx {
     /// The department whose protocol endpoint is used (`answer_query`, `push_event`).
     #[serde(default)]
     pub department: Option<Department>,
+    /// 核对发起人: the full identity URI of the caseworker who requested the verification this
+    /// request is about (report views and prints, polls, letters attached afterwards). Compared
+    /// in Cedar with the principal's `uri` (`requester-only`), never by principal id alone.
+    #[serde(default)]
+    pub requester: Option<String>,
 }
 
 /// The circumstances of the request.
@@ -245,6 +250,7 @@ impl PolicyEngine {
             Role::Caseworker => (
                 "Caseworker",
                 vec![
+                    ("uri", string(&identity.uri)),
                     ("organisation", string(&identity.organisation)),
                     ("division", division_ref()),
                     ("level", b_ref("Level", level_code(&identity.division))),
@@ -264,6 +270,7 @@ impl PolicyEngine {
                 (
                     "Department",
                     vec![
+                        ("uri", string(&identity.uri)),
                         ("agency", b_ref("Agency", dept.code())),
                         ("division", division_ref()),
                     ],
@@ -272,6 +279,7 @@ impl PolicyEngine {
             Role::Auditor => (
                 "Auditor",
                 vec![
+                    ("uri", string(&identity.uri)),
                     ("organisation", string(&identity.organisation)),
                     ("division", division_ref()),
                 ],
@@ -279,6 +287,7 @@ impl PolicyEngine {
             Role::Admin => (
                 "Admin",
                 vec![
+                    ("uri", string(&identity.uri)),
                     ("organisation", string(&identity.organisation)),
                     ("division", division_ref()),
                 ],
@@ -307,6 +316,9 @@ impl PolicyEngine {
                         elsewhere.into_iter().map(|r| b_ref("Relation", r)),
                     ),
                 ));
+                if let Some(requester) = &resource.requester {
+                    attrs.push(("requester", string(requester)));
+                }
                 b.add("Household", "household", attrs, None)
             }
             ResourceKind::AccessLog => b.add("AccessLog", "log", vec![], None),

@@ -93,10 +93,11 @@ fn denials_carry_chinese_first_reasons() {
         "{reason}"
     );
 
-    // nothing permits: a role-and-action sentence
-    let admin = identity(Role::Admin, "ops", "370800");
+    // nothing permits (and no forbid applies): a role-and-action sentence. (Admins are refused
+    // household work by an explicit forbid, `admin-no-personal-data`.)
+    let auditor = identity(Role::Auditor, "sj-370800", "370800");
     let d = e.authorize(
-        &admin,
+        &auditor,
         Action::ViewReport,
         &household("370811002"),
         &verification(
@@ -109,7 +110,7 @@ fn denials_carry_chinese_first_reasons() {
         &d,
         false,
         &[],
-        Some("管理员无权查看核对报告 / the admin role may not perform view_report"),
+        Some("审计员无权查看核对报告 / the auditor role may not perform view_report"),
     );
 }
 

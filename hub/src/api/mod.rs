@@ -7,6 +7,13 @@
 //! `body`) on HTTP/1 and HTTP/2 alike, whether the size is declared (`content-length`) or found
 //! while reading ([`limit_body`]). Test `connections::bodies_over_the_limit_get_413_on_both_protocols`.
 //!
+//! Invariant: every request reaching a handler carries a valid `x-request-id` (1-128 characters of
+//! `A-Z a-z 0-9 - _ . : / @ +`, no run of 15 digits): a missing or malformed one is replaced by a
+//! generated UUID before anything else runs ([`normalize_request_id`]), and the response's
+//! `x-request-id` tells the caller which id the hub used. A bad header is never a reason to answer
+//! before the policy decision, nor to skip an access-log entry. Test
+//! `e2e::authz_table::a_malformed_request_id_is_replaced_and_the_denial_logged`.
+//!
 //! Architecture invariant: only `hub` knows this API. The OpenAPI 3.1 description is served at
 //! `/v1/openapi.json`.
 
@@ -244,6 +251,72 @@ async fn limit_body(State(max): State<usize>, req: Request, next: Next) -> Respo
     response
 }
 
+/// True when `v` may serve as a request id: it goes into access-log entries verbatim, so it obeys
+/// their text rule (`schemas::access_log`), with at most 128 characters.
+fn valid_request_id(v: &[u8]) -> bool {
+    let mut run = 0;
+    !v.is_empty()
+        && v.len() <= 128
+        && v.iter().all(|&b| {
+            run = if b.is_ascii_digit() { run + 1 } else { 0 };
+            run < 15 && (b.is_ascii_alphanumeric() || b"-_.:/@+".contains(&b))
+        })
+}
+
+/// Replace every `x-request-id` that is not a [`valid_request_id`] (or more than one) with a
+/// generated UUID, so that no header can make the hub answer before the policy decision or keep a
+/// denial out of the access log. The replacement travels back in the response header.
+async fn normalize_request_id(mut req: Request, next: Next) -> Response {
+    let name = HeaderName::from_static("x-request-id");
+    let values: Vec<_> = req.headers().get_all(&name).iter().collect();
+    let ok = values.len() == 1 && valid_request_id(values[0].as_bytes());
+    if !values.is_empty() && !ok {
+        let fresh = uuid::Uuid::new_v4().to_string();
+        req.headers_mut().remove(&name);
+        if let Ok(v) = http::HeaderValue::from_str(&fresh) {
+            req.headers_mut().insert(name, v);
+        }
+    }
+    next.run(req).await
+}
+
+/// The request id of a request that passed [`normalize_request_id`] (a fresh UUID otherwise).
+pub fn request_id(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .filter(|v| valid_request_id(v.as_bytes()))
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+/// A JSON object body taken as `Result<Json<Value>, JsonRejection>`, so that the handler decides
+/// (and logs a denial) before the body is judged. Errors never echo the body.
+pub fn json_object(
+    body: Result<Json<serde_json::Value>, axum::extract::rejection::JsonRejection>,
+) -> Result<serde_json::Value, ApiError> {
+    use axum::extract::rejection::JsonRejection;
+    match body {
+        Ok(Json(v @ serde_json::Value::Object(_))) => Ok(v),
+        Ok(_) => Err(ApiError::bad_request(
+            "validation_failed",
+            "body",
+            "body: must be a JSON object",
+        )),
+        Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "content-type: must be application/json",
+        )
+        .with_field("content-type")),
+        Err(_) => Err(ApiError::bad_request(
+            "validation_failed",
+            "body",
+            "body: not valid JSON",
+        )),
+    }
+}
+
 /// Build the API router with its layers.
 pub fn router(state: AppState, opts: &RouterOptions) -> Router {
     let x_request_id = HeaderName::from_static("x-request-id");
@@ -295,4 +368,6 @@ pub fn router(state: AppState, opts: &RouterOptions) -> Router {
             tracing::info_span!("request", request_id, method = %req.method(), route, principal)
         }))
         .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
+        // Outermost: a malformed id is replaced before anything reads it.
+        .layer(axum::middleware::from_fn(normalize_request_id))
 }

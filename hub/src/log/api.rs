@@ -2,41 +2,35 @@
 //! bundles), proofs, receipts and the verifier key under `/v1/log/`, and the auditors' search and
 //! subject access report ("谁查看了我的数据 / who looked at my data").
 //!
-//! Who may read: [`require_log_reader`] (role auditor or admin) is the only check; the policy crate
-//! will take it over. Searches and subject reports are accesses to personal data themselves: each
-//! appends exactly one entry (`log_searched` / `subject_access_report`, or a `denied` entry when the
-//! caller may not read the log) and answers only after that entry is durable. Resident IDs travel
-//! only in POST bodies and are pseudonymised here; they are never logged or echoed.
+//! Who may read is Cedar's alone (`Authz::decide`, no role check here): `read_log` for the
+//! checkpoint, tiles, proofs, receipts, key and rotations, `search_log` for searches and
+//! `read_subject_access_report` for subject reports (auditors; admins never). Searches, subject
+//! reports and tiles (entry bundles carry the pseudonymous record of accesses) are accesses to
+//! personal data: each appends exactly one entry (`log_searched` / `subject_access_report`, or a
+//! `denied` entry naming the deciding policies) and answers only after that entry is durable. The
+//! decision comes before the body is read, so a malformed body cannot keep a denial out of the log.
+//! Resident IDs travel only in POST bodies and are pseudonymised here; they are never logged or
+//! echoed.
 
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use policies::{Action as PolicyAction, RequestCtx, ResourceCtx};
 use schemas::access_log::{
     AccessLogEntry, Action, Actor, Decision, Effect, FORMAT_V1, Outcome, pseudonymize,
 };
-use schemas::{Identity, ResidentId, Role};
+use schemas::{Identity, ResidentId};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use tlog::tile::{TilePath, encode_bundle, parse_tile_path, read_tile_data};
 
 use super::LogError;
 use super::store::SearchFilter;
-use crate::api::{ApiError, AppState};
+use crate::api::{ApiError, AppState, json_object, request_id};
 use crate::identity::Caller;
-
-/// The one access check for reading the log (auditor or admin).
-pub fn require_log_reader(identity: &Identity) -> Result<(), ApiError> {
-    match identity.role {
-        Role::Auditor | Role::Admin => Ok(()),
-        _ => Err(ApiError::forbidden(
-            "只有审计员或管理员可以读取访问日志 / only auditors and admins may read the access log",
-        )),
-    }
-}
-
-/// The id of the rule [`require_log_reader`] applies, recorded in entries.
-pub const LOG_READER_POLICY: &str = "hub-log-readers";
 
 impl From<LogError> for ApiError {
     fn from(e: LogError) -> Self {
@@ -75,8 +69,33 @@ fn text(content_type: &'static str, body: impl Into<axum::body::Body>) -> Respon
     ([(header::CONTENT_TYPE, content_type)], body.into()).into_response()
 }
 
+/// A query string, judged after the decision (so that a malformed one never answers before it).
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(q)| q).map_err(|_| {
+        ApiError::bad_request(
+            "validation_failed",
+            "query",
+            "query: expected non-negative integers (index, size, old, new)",
+        )
+    })
+}
+
+/// `read_log` for the routes that carry hashes and signatures only (no entries): a denial is
+/// answered 403 without an access-log entry, as nothing personal was asked for.
+fn may_read_log(s: &AppState, id: &Identity) -> Result<(), ApiError> {
+    s.authz
+        .require(
+            id,
+            PolicyAction::ReadLog,
+            &ResourceCtx::default(),
+            &RequestCtx::default(),
+        )
+        .map(|_| ())
+        .map_err(|(_, e)| e)
+}
+
 async fn checkpoint(State(s): State<AppState>, Caller(id): Caller) -> Result<Response, ApiError> {
-    require_log_reader(&id)?;
+    may_read_log(&s, &id)?;
     let mut r = text("text/plain; charset=utf-8", s.log.head().note);
     r.headers_mut().insert(
         header::CACHE_CONTROL,
@@ -88,9 +107,20 @@ async fn checkpoint(State(s): State<AppState>, Caller(id): Caller) -> Result<Res
 async fn tile(
     State(s): State<AppState>,
     Caller(id): Caller,
+    headers: HeaderMap,
     axum::extract::Path(path): axum::extract::Path<String>,
 ) -> Result<Response, ApiError> {
-    require_log_reader(&id)?;
+    // Entry bundles are the pseudonymous record of accesses: decided like a search, and a denial
+    // is logged (as `log_searched`), before the path is even parsed.
+    gate(
+        &s,
+        &id,
+        PolicyAction::ReadLog,
+        Action::LogSearched,
+        &request_id(&headers),
+        None,
+    )
+    .await?;
     let parsed = parse_tile_path(&path)
         .map_err(|e| ApiError::bad_request("validation_failed", "path", e.to_string()))?;
     let size = s.log.head().size;
@@ -126,7 +156,7 @@ async fn tile(
 }
 
 async fn vkey(State(s): State<AppState>, Caller(id): Caller) -> Result<Response, ApiError> {
-    require_log_reader(&id)?;
+    may_read_log(&s, &id)?;
     Ok(text(
         "text/plain; charset=utf-8",
         format!("{}\n", s.log.vkey()),
@@ -140,7 +170,7 @@ async fn rotations(
     State(s): State<AppState>,
     Caller(id): Caller,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    require_log_reader(&id)?;
+    may_read_log(&s, &id)?;
     let rotations = super::store::read_rotations(s.log.db()).await?;
     Ok(Json(serde_json::json!({ "rotations": rotations })))
 }
@@ -161,9 +191,10 @@ pub struct ProofBody {
 async fn inclusion(
     State(s): State<AppState>,
     Caller(id): Caller,
-    Query(q): Query<InclusionQuery>,
+    q: Result<Query<InclusionQuery>, QueryRejection>,
 ) -> Result<Json<ProofBody>, ApiError> {
-    require_log_reader(&id)?;
+    may_read_log(&s, &id)?;
+    let q = query(q)?;
     let head = s.log.head();
     let proof = s
         .log
@@ -184,9 +215,10 @@ struct ConsistencyQuery {
 async fn consistency(
     State(s): State<AppState>,
     Caller(id): Caller,
-    Query(q): Query<ConsistencyQuery>,
+    q: Result<Query<ConsistencyQuery>, QueryRejection>,
 ) -> Result<Json<ProofBody>, ApiError> {
-    require_log_reader(&id)?;
+    may_read_log(&s, &id)?;
+    let q = query(q)?;
     let head = s.log.head();
     let proof = s
         .log
@@ -206,9 +238,10 @@ struct ReceiptQuery {
 async fn receipt(
     State(s): State<AppState>,
     Caller(id): Caller,
-    Query(q): Query<ReceiptQuery>,
+    q: Result<Query<ReceiptQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    require_log_reader(&id)?;
+    may_read_log(&s, &id)?;
+    let q = query(q)?;
     let r = s.log.receipt(q.index).await?;
     Ok(text("text/plain; charset=utf-8", r.to_text()))
 }
@@ -284,19 +317,11 @@ fn pseudonym_of(s: &AppState, field: &'static str, rid: &str) -> Result<String, 
         .to_owned())
 }
 
-fn request_id(headers: &HeaderMap) -> String {
-    headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128)
-        .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
-}
-
 fn entry_for(
     id: &Identity,
     action: Action,
     allowed: bool,
+    policy_ids: Vec<String>,
     request_id: String,
     case_ref: Option<String>,
     subject: Option<&str>,
@@ -322,7 +347,7 @@ fn entry_for(
         case_ref,
         decision: Decision {
             effect: if allowed { Effect::Allow } else { Effect::Deny },
-            policy_ids: vec![LOG_READER_POLICY.into()],
+            policy_ids,
         },
         departments: Vec::new(),
         fact_kinds: Vec::new(),
@@ -336,35 +361,84 @@ fn entry_for(
     })
 }
 
-/// Checks the caller; records a denied attempt (one entry) before refusing.
+/// Decides `action` with Cedar; a denial is recorded (one entry naming the deciding policies)
+/// before the 403 is returned. Returns the allowing policy ids.
 async fn gate(
     s: &AppState,
     id: &Identity,
-    action: Action,
+    action: PolicyAction,
+    logged_as: Action,
     rid: &str,
     subject: Option<&str>,
-) -> Result<(), ApiError> {
-    if let Err(e) = require_log_reader(id) {
-        let entry = entry_for(id, action, false, rid.to_owned(), None, subject)?;
-        s.log.append(entry).await?;
-        return Err(e);
+) -> Result<Vec<String>, ApiError> {
+    match s
+        .authz
+        .require(id, action, &ResourceCtx::default(), &RequestCtx::default())
+    {
+        Ok(d) => Ok(d.policy_ids),
+        Err((d, e)) => {
+            let entry = entry_for(
+                id,
+                logged_as,
+                false,
+                d.policy_ids,
+                rid.to_owned(),
+                None,
+                subject,
+            )?;
+            s.log.append(entry).await?;
+            Err(e)
+        }
     }
-    Ok(())
+}
+
+/// A typed request from a JSON object; the message never echoes a value (it could be an ID).
+fn typed<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, ApiError> {
+    serde_json::from_value(v).map_err(|e| {
+        let field = e
+            .to_string()
+            .split('`')
+            .nth(1)
+            .filter(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+            .unwrap_or("body")
+            .to_owned();
+        ApiError::bad_request(
+            "validation_failed",
+            field.clone(),
+            format!("{field}: does not match the expected shape"),
+        )
+    })
+}
+
+/// The pseudonym of the body's `resident_id`, if it is one (for a denial entry: best effort, so
+/// that the person's subject report shows the refused attempt).
+fn subject_if_valid(s: &AppState, body: &Result<Json<Value>, JsonRejection>) -> Option<String> {
+    let rid = body.as_ref().ok()?.0.get("resident_id")?.as_str()?;
+    pseudonym_of(s, "resident_id", rid).ok()
 }
 
 async fn search(
     State(s): State<AppState>,
     Caller(id): Caller,
     headers: HeaderMap,
-    Json(req): Json<SearchRequest>,
+    body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Json<SearchResponse>, ApiError> {
     let rid = request_id(&headers);
+    let policy_ids = gate(
+        &s,
+        &id,
+        PolicyAction::SearchLog,
+        Action::LogSearched,
+        &rid,
+        subject_if_valid(&s, &body).as_deref(),
+    )
+    .await?;
+    let req: SearchRequest = typed(json_object(body)?)?;
     let subject = req
         .resident_id
         .as_deref()
         .map(|r| pseudonym_of(&s, "resident_id", r))
         .transpose()?;
-    gate(&s, &id, Action::LogSearched, &rid, subject.as_deref()).await?;
     let filter = SearchFilter {
         subject: subject.clone(),
         actor: req.actor.clone(),
@@ -382,6 +456,7 @@ async fn search(
         &id,
         Action::LogSearched,
         true,
+        policy_ids,
         rid,
         case_ref,
         subject.as_deref(),
@@ -435,8 +510,35 @@ async fn subject_report(
     State(s): State<AppState>,
     Caller(id): Caller,
     headers: HeaderMap,
-    Json(req): Json<SubjectReportRequest>,
+    body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Response, ApiError> {
+    let rid = request_id(&headers);
+    // The person's registered division is not established here (the body holds only an ID), so
+    // the household has no region: Cedar lets auditors read and refuses caseworkers
+    // (`subject-access-report-needs-registration`) and admins.
+    let subject = subject_if_valid(&s, &body);
+    let policy_ids = match s.authz.require(
+        &id,
+        PolicyAction::ReadSubjectAccessReport,
+        &ResourceCtx::default(),
+        &RequestCtx::default(),
+    ) {
+        Ok(d) => d.policy_ids,
+        Err((d, e)) => {
+            let entry = entry_for(
+                &id,
+                Action::SubjectAccessReport,
+                false,
+                d.policy_ids,
+                rid,
+                None,
+                subject.as_deref(),
+            )?;
+            s.log.append(entry).await?;
+            return Err(e);
+        }
+    };
+    let req: SubjectReportRequest = typed(json_object(body)?)?;
     let html = match req.format.as_deref() {
         None | Some("json") => false,
         Some("html") => true,
@@ -448,14 +550,13 @@ async fn subject_report(
             ));
         }
     };
-    let rid = request_id(&headers);
     let subject = pseudonym_of(&s, "resident_id", &req.resident_id)?;
-    gate(&s, &id, Action::SubjectAccessReport, &rid, Some(&subject)).await?;
     let size = s.log.head().size;
     let entry = entry_for(
         &id,
         Action::SubjectAccessReport,
         true,
+        policy_ids,
         rid,
         None,
         Some(&subject),

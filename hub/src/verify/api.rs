@@ -33,7 +33,7 @@ use super::aggregate::Declared;
 use super::report::{DepartmentReport, DepartmentStatus, MemberReport, Report, merge_answer};
 use super::reuse::Reusable;
 use super::store::{self, AuthorizationRow, FollowUpRow, VerificationRow};
-use crate::api::{ApiError, AppState};
+use crate::api::{ApiError, AppState, json_object, request_id};
 use crate::identity::Caller;
 
 /// The routes of this module, merged into the main router.
@@ -108,15 +108,6 @@ fn parse_division(field: &str, s: &str) -> Result<DivisionCode, ApiError> {
 
 fn now_rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
-}
-
-fn request_id(headers: &HeaderMap) -> String {
-    headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128)
-        .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
 fn unix_ms(t: OffsetDateTime) -> i64 {
@@ -237,12 +228,59 @@ fn parse_valid_until(s: &str) -> Result<OffsetDateTime, ApiError> {
     Ok(end.assume_offset(time::macros::offset!(+8)))
 }
 
+/// Before the body is read: may the caller record a letter at all? Cedar is asked about the most
+/// favourable household (one registered in the caller's own division) for every purpose; when no
+/// purpose is allowed there, no body can be, and the refusal is logged (no subjects: the body is
+/// not read) and answered 403. The real decision, per purpose and for the letter's division,
+/// follows the validation.
+async fn may_record_letters(s: &AppState, id: &Identity, rid: &str) -> Result<(), ApiError> {
+    let resource = ResourceCtx {
+        region: Some(id.division.clone()),
+        ..Default::default()
+    };
+    let mut first = None;
+    for purpose in Purpose::ALL {
+        let ctx = RequestCtx {
+            purpose: Some(purpose),
+            ..RequestCtx::default()
+        };
+        let d = s
+            .authz
+            .decide(id, Action::RecordAuthorization, &resource, &ctx);
+        if d.allowed {
+            return Ok(());
+        }
+        first.get_or_insert(d);
+    }
+    let Some(d) = first else { return Ok(()) };
+    let err = denial(&d).unwrap_or_else(|| ApiError::forbidden("not permitted"));
+    s.log
+        .append(entry(EntryParts {
+            id,
+            action: LogAction::AuthorizationRecorded,
+            allowed: false,
+            policy_ids: d.policy_ids,
+            purpose: None,
+            case_ref: None,
+            departments: Vec::new(),
+            fact_kinds: Vec::new(),
+            outcome: Outcome::Denied,
+            request_id: rid.to_owned(),
+            subjects: &[],
+        })?)
+        .await?;
+    Err(err)
+}
+
 async fn record_authorization(
     State(s): State<AppState>,
     Caller(id): Caller,
     headers: HeaderMap,
-    Json(body): Json<Value>,
+    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<AuthorizationRecorded>), ApiError> {
+    let rid = request_id(&headers);
+    may_record_letters(&s, &id, &rid).await?;
+    let body = json_object(body)?;
     let req: AuthorizationRequest = parse_body(body)?;
     let division = parse_division("registered_division", &req.registered_division)?;
     if req.members.is_empty() {
@@ -292,7 +330,6 @@ async fn record_authorization(
     if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(invalid("letter_sha256", "must be 64 hex digits (SHA-256)"));
     }
-    let rid = request_id(&headers);
     let resource = ResourceCtx {
         region: Some(division.clone()),
         department: None,
@@ -332,7 +369,7 @@ async fn record_authorization(
     let row = AuthorizationRow {
         id: auth_id.clone(),
         created_ms: unix_ms(now),
-        recorded_by: id.principal.clone(),
+        recorded_by: id.uri.clone(),
         registered_division: division.as_str().to_owned(),
         signed_by: serde_json::to_string(&signers).map_err(ApiError::internal)?,
         subjects: serde_json::to_string(&subjects).map_err(ApiError::internal)?,
@@ -653,14 +690,20 @@ async fn request_verification(
     }
     let rid = request_id(&headers);
     let verification_id = uuid::Uuid::new_v4().to_string();
+    let (req_purpose, req_case_ref) = (req.purpose, req.case_ref.clone());
+    let running_subjects: Vec<String> = household
+        .members
+        .iter()
+        .map(|m| s.keys.pseudonym(m.resident_id.as_str()))
+        .collect();
     let wait = req.wait_ms.map(std::time::Duration::from_millis);
     let db = s.store.db();
     if let Some(key) = &idem
-        && !store::reserve_key(&db, &id.principal, key, &verification_id, &request_sha).await?
+        && !store::reserve_key(&db, &id.uri, key, &verification_id, &request_sha).await?
     {
         let key = key.as_str();
         // The same key again: the verification it produced, never a second one.
-        return match store::get_key(&db, &id.principal, key).await? {
+        return match store::get_key(&db, &id.uri, key).await? {
             Some((_, sha)) if sha != request_sha => Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency_key_reused",
@@ -688,7 +731,7 @@ async fn request_verification(
                 && !matches!(&result, Ok(r) if r.status() == StatusCode::OK)
             {
                 // Nothing was produced (refused, limited or failed): the key may be used again.
-                if let Err(e) = store::release_key(&s.store.db(), &id.principal, key, &vid).await {
+                if let Err(e) = store::release_key(&s.store.db(), &id.uri, key, &vid).await {
                     tracing::error!(error = %e, "releasing an idempotency key failed");
                 }
             }
@@ -696,7 +739,15 @@ async fn request_verification(
             result
         }
     };
-    s.verify.started(&verification_id);
+    s.verify.started(
+        &verification_id,
+        super::Running {
+            requester: id.uri.clone(),
+            purpose: req_purpose,
+            case_ref: req_case_ref,
+            subjects: running_subjects,
+        },
+    );
     let mut handle = tokio::spawn(task);
     let joined = match wait {
         None => (&mut handle).await,
@@ -855,6 +906,7 @@ async fn verify_household(
         region: region.clone(),
         department: None,
         members_elsewhere: registration.members_elsewhere(&household),
+        requester: None,
     };
     let ctx = RequestCtx {
         authorization: auth_status,
@@ -1165,9 +1217,11 @@ async fn verify_household(
     }
     super::report::sign(&mut report, &s.keys.signing).map_err(ApiError::internal)?;
     let json = serde_json::to_string(&report).map_err(ApiError::internal)?;
+    // Rows name the requester by full identity URI: ownership is decided in Cedar against the
+    // caller's URI (`requester-only`), never by principal id alone.
     let follow_up = due_by.map(|d| FollowUpRow {
         verification_id: verification_id.clone(),
-        requested_by: id.principal.clone(),
+        requested_by: id.uri.clone(),
         registered_division: report.registered_division.clone(),
         case_ref: req.case_ref.clone(),
         created_ms: unix_ms(created),
@@ -1180,7 +1234,7 @@ async fn verify_household(
         &VerificationRow {
             id: verification_id,
             created_ms: unix_ms(created),
-            requested_by: id.principal.clone(),
+            requested_by: id.uri.clone(),
             registered_division: report.registered_division.clone(),
             household: applicant,
             purpose: req.purpose.code().to_owned(),
@@ -1239,12 +1293,51 @@ fn raw_value_view(
     Ok(report)
 }
 
-/// A stored verification, or the 202 of one still running, or 404.
-async fn stored(s: &AppState, vid: &str) -> Result<Result<VerificationRow, Response>, ApiError> {
-    match store::get_verification(&s.store.db(), vid).await? {
-        Some(row) => Ok(Ok(row)),
-        None if s.verify.is_running(vid) => Ok(Err(running(vid))),
-        None => Err(ApiError::not_found("no verification with this id")),
+/// A stored verification, or the 202 of one still running (decided with Cedar's
+/// `poll_verification` first: only the requester's identity URI; a refusal is logged as a denied
+/// `report_viewed`), or 404. An allowed poll discloses nothing but "still running" and writes no
+/// entry; the view of the finished report is logged.
+async fn stored(
+    s: &AppState,
+    id: &Identity,
+    rid: &str,
+    vid: &str,
+) -> Result<Result<VerificationRow, Response>, ApiError> {
+    if let Some(row) = store::get_verification(&s.store.db(), vid).await? {
+        return Ok(Ok(row));
+    }
+    let Some(running) = s.verify.running(vid) else {
+        return Err(ApiError::not_found("no verification with this id"));
+    };
+    let resource = ResourceCtx {
+        requester: Some(running.requester.clone()),
+        ..Default::default()
+    };
+    match s.authz.require(
+        id,
+        Action::PollVerification,
+        &resource,
+        &RequestCtx::default(),
+    ) {
+        Ok(_) => Ok(Err(self::running(vid))),
+        Err((d, e)) => {
+            s.log
+                .append(entry(EntryParts {
+                    id,
+                    action: LogAction::ReportViewed,
+                    allowed: false,
+                    policy_ids: d.policy_ids,
+                    purpose: Some(running.purpose),
+                    case_ref: Some(running.case_ref.clone()),
+                    departments: Vec::new(),
+                    fact_kinds: Vec::new(),
+                    outcome: Outcome::Denied,
+                    request_id: rid.to_owned(),
+                    subjects: &running.subjects,
+                })?)
+                .await?;
+            Err(e)
+        }
     }
 }
 
@@ -1254,15 +1347,14 @@ async fn get_verification(
     headers: HeaderMap,
     Path(vid): Path<String>,
 ) -> Result<Response, ApiError> {
-    let row = match stored(&s, &vid).await? {
+    let rid = request_id(&headers);
+    let row = match stored(&s, &id, &rid, &vid).await? {
         Ok(row) => row,
         Err(still_running) => return Ok(still_running),
     };
-    Ok(
-        view_report(&s, &id, row, request_id(&headers), LogAction::ReportViewed)
-            .await?
-            .into_response(),
-    )
+    Ok(view_report(&s, &id, row, rid, LogAction::ReportViewed)
+        .await?
+        .into_response())
 }
 
 /// The printable zh-CN page of a stored report (for the case file); logged as `report_printed`.
@@ -1272,16 +1364,17 @@ async fn print_verification(
     headers: HeaderMap,
     Path(vid): Path<String>,
 ) -> Result<Response, ApiError> {
-    let row = match stored(&s, &vid).await? {
+    let rid = request_id(&headers);
+    let row = match stored(&s, &id, &rid, &vid).await? {
         Ok(row) => row,
         Err(still_running) => return Ok(still_running),
     };
-    let Json(report) =
-        view_report(&s, &id, row, request_id(&headers), LogAction::ReportPrinted).await?;
+    let Json(report) = view_report(&s, &id, row, rid, LogAction::ReportPrinted).await?;
     Ok(axum::response::Html(super::print::render(&report)).into_response())
 }
 
-/// A stored report for `id`: `view_report` policy and requester only; logged either way.
+/// A stored report for `id`, as Cedar's `view_report` decides (jurisdiction, and `requester-only`:
+/// the row's requester URI against the caller's); logged either way with the deciding policies.
 async fn view_report(
     s: &AppState,
     id: &Identity,
@@ -1292,7 +1385,7 @@ async fn view_report(
     let report: Report = serde_json::from_str(&row.report).map_err(ApiError::internal)?;
     let resource = ResourceCtx {
         region: Some(DivisionCode::parse(&row.registered_division).map_err(ApiError::internal)?),
-        department: None,
+        requester: Some(row.requested_by.clone()),
         ..Default::default()
     };
     let ctx = RequestCtx {
@@ -1301,17 +1394,8 @@ async fn view_report(
     };
     let subjects: Vec<String> = report.members.iter().map(|m| m.pseudonym.clone()).collect();
     let d = s.authz.decide(id, Action::ViewReport, &resource, &ctx);
-    let (allowed, policy_ids, err) = match denial(&d) {
-        None if row.requested_by == id.principal => (true, d.policy_ids, None),
-        None => (
-            false,
-            d.policy_ids,
-            Some(ApiError::forbidden(
-                "仅核对发起人可查看此报告 / only the caseworker who requested this verification may view it",
-            )),
-        ),
-        Some(e) => (false, d.policy_ids, Some(e)),
-    };
+    let err = denial(&d);
+    let (allowed, policy_ids) = (d.allowed, d.policy_ids);
     s.log
         .append(entry(EntryParts {
             id,
@@ -1390,21 +1474,19 @@ pub struct LetterAttached {
     pub log_index: u64,
 }
 
-/// 补登授权书: attach the letter recorded after an emergency verification ran without one. Only the
-/// caseworker who requested the verification, with the right to record letters there; the letter
-/// must cover every member, the purpose and every fact kind the verification asked.
+/// 补登授权书: attach the letter recorded after an emergency verification ran without one. Cedar's
+/// `record_authorization` decides (jurisdiction, and `requester-only`: only the identity URI that
+/// requested the verification) before the body is read. Every attempt past the lookup leaves
+/// exactly one entry: denied, failed (the letter does not fit) or succeeded; everything is
+/// validated before the entry, and the entry is durable before the letter is attached, so no
+/// letter is ever attached without its entry.
 async fn attach_letter(
     State(s): State<AppState>,
     Caller(id): Caller,
     headers: HeaderMap,
     Path(vid): Path<String>,
-    Json(body): Json<Value>,
+    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<LetterAttached>, ApiError> {
-    let req: AttachLetter = parse_body(body)?;
-    let auth_id = req.authorization_id.trim();
-    if auth_id.is_empty() || auth_id.len() > 128 {
-        return Err(invalid("authorization_id", "must be 1-128 characters"));
-    }
     let db = s.store.db();
     let Some(row) = store::get_verification(&db, &vid).await? else {
         return Err(ApiError::not_found("no verification with this id"));
@@ -1418,7 +1500,7 @@ async fn attach_letter(
         Action::RecordAuthorization,
         &ResourceCtx {
             region: Some(division.clone()),
-            department: None,
+            requester: Some(row.requested_by.clone()),
             ..Default::default()
         },
         &RequestCtx {
@@ -1426,13 +1508,6 @@ async fn attach_letter(
             ..RequestCtx::default()
         },
     );
-    let refusal = match denial(&d) {
-        Some(e) => Some(e),
-        None if row.requested_by != id.principal => Some(ApiError::forbidden(
-            "仅核对发起人可补登授权书 / only the caseworker who requested this verification may attach its letter",
-        )),
-        None => None,
-    };
     let log_entry = |allowed: bool, outcome: Outcome| {
         entry(EntryParts {
             id: &id,
@@ -1448,11 +1523,62 @@ async fn attach_letter(
             subjects: &subjects,
         })
     };
-    if let Some(e) = refusal {
+    if let Some(e) = denial(&d) {
         s.log.append(log_entry(false, Outcome::Denied)?).await?;
         return Err(e);
     }
-    let Some(f) = store::get_follow_up(&db, &vid).await? else {
+    let checked = check_letter(&s, &vid, body, &report, &division, &subjects).await;
+    let auth_id = match checked {
+        Ok(auth_id) => auth_id,
+        Err(e) => {
+            s.log.append(log_entry(true, Outcome::Failed)?).await?;
+            return Err(e);
+        }
+    };
+    // Durable entry first: a failure here attaches nothing.
+    let logged = s.log.append(log_entry(true, Outcome::Succeeded)?).await?;
+    let now = OffsetDateTime::now_utc();
+    if !store::attach_letter(&db, &vid, &auth_id, unix_ms(now)).await? {
+        // Lost a race with a concurrent attach of the same verification (checked just above);
+        // the entry stands for this allowed attempt.
+        return Err(already_attached());
+    }
+    let f = store::get_follow_up(&db, &vid)
+        .await?
+        .ok_or_else(|| ApiError::internal("follow-up vanished"))?;
+    Ok(Json(LetterAttached {
+        verification_id: vid,
+        letter_follow_up: follow_up_now(&f)?,
+        log_index: logged.index,
+    }))
+}
+
+fn already_attached() -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "letter_already_attached",
+        "此核对已补登授权书 / a letter is already attached to this verification",
+    )
+}
+
+/// Everything about a letter to attach that can be checked before writing: the body, that a
+/// letter is due and not yet attached, and that the letter covers every member, the purpose and
+/// every fact kind asked. Returns the authorization id.
+async fn check_letter(
+    s: &AppState,
+    vid: &str,
+    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+    report: &Report,
+    division: &DivisionCode,
+    subjects: &[String],
+) -> Result<String, ApiError> {
+    let body = json_object(body)?;
+    let req: AttachLetter = parse_body(body)?;
+    let auth_id = req.authorization_id.trim();
+    if auth_id.is_empty() || auth_id.len() > 128 {
+        return Err(invalid("authorization_id", "must be 1-128 characters"));
+    }
+    let Some(f) = store::get_follow_up(&s.store.db(), vid).await? else {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "no_letter_due",
@@ -1460,26 +1586,15 @@ async fn attach_letter(
         ));
     };
     if f.authorization_id.is_some() {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "letter_already_attached",
-            "此核对已补登授权书 / a letter is already attached to this verification",
-        ));
+        return Err(already_attached());
     }
     let asked: BTreeSet<FactKind> = report
         .departments
         .iter()
         .flat_map(|d| d.fact_kinds.iter().copied())
         .collect();
-    let (status, problem) = authorization_status(
-        &s,
-        Some(auth_id),
-        &division,
-        &subjects,
-        report.purpose,
-        &asked,
-    )
-    .await?;
+    let (status, problem) =
+        authorization_status(s, Some(auth_id), division, subjects, report.purpose, &asked).await?;
     if !status.covers {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -1491,23 +1606,7 @@ async fn attach_letter(
         )
         .with_field("authorization_id"));
     }
-    let now = OffsetDateTime::now_utc();
-    if !store::attach_letter(&db, &vid, auth_id, unix_ms(now)).await? {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "letter_already_attached",
-            "此核对已补登授权书 / a letter is already attached to this verification",
-        ));
-    }
-    let logged = s.log.append(log_entry(true, Outcome::Succeeded)?).await?;
-    let f = store::get_follow_up(&db, &vid)
-        .await?
-        .ok_or_else(|| ApiError::internal("follow-up vanished"))?;
-    Ok(Json(LetterAttached {
-        verification_id: vid,
-        letter_follow_up: follow_up_now(&f)?,
-        log_index: logged.index,
-    }))
+    Ok(auth_id.to_owned())
 }
 
 /// `GET /v1/follow-ups` query.
@@ -1549,7 +1648,8 @@ async fn list_follow_ups(
     if !["open", "overdue", "all"].contains(&filter) {
         return Err(invalid("status", "must be open, overdue or all"));
     }
-    let rows = store::list_follow_ups(&s.store.db(), &id.principal, filter != "all", 1000).await?;
+    // The caller's own, by full identity URI (a namesake principal elsewhere sees none of them).
+    let rows = store::list_follow_ups(&s.store.db(), &id.uri, filter != "all", 1000).await?;
     let mut items = Vec::with_capacity(rows.len());
     for r in rows {
         let f = follow_up_now(&r)?;

@@ -51,7 +51,7 @@ pub mod report;
 pub mod reuse;
 mod store;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -66,8 +66,21 @@ use config::DepartmentsConfig;
 pub struct VerifyService {
     connectors: BTreeMap<Department, Arc<dyn Connector>>,
     config: DepartmentsConfig,
-    /// Verifications of this process still running (for 202 answers; per process).
-    running: Mutex<HashSet<String>>,
+    /// Verifications of this process still running (for 202 answers; per process), with what a
+    /// poll must be decided and logged on: who asked, for what, about whom.
+    running: Mutex<HashMap<String, Running>>,
+}
+
+/// A verification still running: enough to decide (Cedar `poll_verification`, the requester's
+/// full identity URI) and log a poll without its report. No resident ID, only pseudonyms.
+#[derive(Debug, Clone)]
+pub struct Running {
+    /// The full identity URI of the requester.
+    pub requester: String,
+    pub purpose: schemas::Purpose,
+    pub case_ref: String,
+    /// Subject pseudonyms of the household's members.
+    pub subjects: Vec<String>,
 }
 
 impl std::fmt::Debug for VerifyService {
@@ -122,7 +135,7 @@ impl VerifyService {
         Arc::new(VerifyService {
             connectors,
             config,
-            running: Mutex::new(HashSet::new()),
+            running: Mutex::new(HashMap::new()),
         })
     }
 
@@ -137,11 +150,11 @@ impl VerifyService {
     }
 
     /// Note a verification as running.
-    pub fn started(&self, id: &str) {
+    pub fn started(&self, id: &str, running: Running) {
         self.running
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(id.to_owned());
+            .insert(id.to_owned(), running);
     }
 
     /// Note a verification as finished (stored, refused or failed).
@@ -154,9 +167,15 @@ impl VerifyService {
 
     /// Is this verification still running in this process?
     pub fn is_running(&self, id: &str) -> bool {
+        self.running(id).is_some()
+    }
+
+    /// The verification, while it runs in this process.
+    pub fn running(&self, id: &str) -> Option<Running> {
         self.running
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .contains(id)
+            .get(id)
+            .cloned()
     }
 }

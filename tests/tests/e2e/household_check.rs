@@ -680,14 +680,24 @@ async fn emergency_checks_show_their_letter_follow_up_and_overdue_cases() -> any
         serde_json::from_str(&get("caseworker", format!("/v1/verifications/{vid}")).await?)?;
     assert_eq!(viewed["letter_follow_up"]["status"], "recorded_late");
 
-    // Every attempt is in the access log: the refusal and the attachment.
+    // Every attempt is in the access log, once: the letter that did not cover, the refusal, the
+    // attachment and the repeat (issue 10 finding 5: validated, logged, then written).
     let log = s.log_of_case("emerg-1").await?;
-    let attached: Vec<&str> = log
+    let attached: Vec<(&str, &str)> = log
         .iter()
         .filter(|e| e.0 == "letter_attached")
-        .map(|e| e.1.as_str())
+        .map(|e| (e.1.as_str(), e.2.as_str()))
         .collect();
-    assert_eq!(attached, ["deny", "allow"], "{log:?}");
+    assert_eq!(
+        attached,
+        [
+            ("allow", "failed"),
+            ("deny", "denied"),
+            ("allow", "succeeded"),
+            ("allow", "failed")
+        ],
+        "{log:?}"
+    );
 
     // A verification that cited its letter has nothing to attach.
     let (st, cited) = s.verify_dibao("caseworker", &decl, "emerg-2").await?;

@@ -1,0 +1,703 @@
+//! One source of authorization truth (issue 10 findings 5, 6 and 9): every route of the served
+//! OpenAPI description × every role, over real mTLS, against an expected table kept as data; each
+//! 403 on a personal-data route leaves exactly one `deny` access-log entry (found by its request
+//! id). Plus the cases the table cannot express: a malformed request id, a malformed body from a
+//! caller who may not search at all, a namesake principal in another organisation, and a
+//! department polling a running verification.
+
+use std::collections::BTreeSet;
+
+use connectors::sim::Fault;
+use hub::pki::{CertOptions, ClientSpec};
+use schemas::{Department, Role};
+use serde_json::{Value, json};
+
+use super::verification::{Setup, XUZHUANG, households, ids, letter, setup, verification};
+
+/// The roles of the table: (certificate name in the demo PKI, label).
+const ROLES: [&str; 6] = [
+    "caseworker",       // township caseworker, own township (许庄)
+    "caseworker-other", // township caseworker, other township (李营)
+    "county-officer",   // county officer (任城区), covers 许庄
+    "auditor",
+    "admin",
+    "dept-labor", // a partner department
+];
+
+/// What a call must answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// 2xx.
+    Allowed,
+    /// 403, and exactly one `deny` entry with the request's id (a personal-data route).
+    DeniedLogged,
+    /// 403 and no entry (the route carries no personal data).
+    Denied,
+}
+use Expect::{Allowed, Denied, DeniedLogged};
+
+/// One row of the table: a route of the description, how to call it, and what each role gets
+/// (in the order of [`ROLES`]).
+struct Row {
+    method: &'static str,
+    path: &'static str,
+    expect: [Expect; 6],
+}
+
+/// The expected table. Every (path, method) of the served description must have exactly one row.
+const TABLE: &[Row] = &[
+    row(
+        "get",
+        "/healthz",
+        [Allowed, Allowed, Allowed, Allowed, Allowed, Allowed],
+    ),
+    row(
+        "get",
+        "/readyz",
+        [Allowed, Allowed, Allowed, Allowed, Allowed, Allowed],
+    ),
+    row(
+        "get",
+        "/v1/whoami",
+        [Allowed, Allowed, Allowed, Allowed, Allowed, Allowed],
+    ),
+    row(
+        "get",
+        "/v1/report-key",
+        [Allowed, Allowed, Allowed, Allowed, Allowed, Allowed],
+    ),
+    row(
+        "get",
+        "/v1/admin/clients",
+        [Denied, Denied, Denied, Denied, Allowed, Denied],
+    ),
+    // Personal data: a letter names the household's members.
+    row(
+        "post",
+        "/v1/authorizations",
+        [
+            Allowed,
+            DeniedLogged,
+            Allowed,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+        ],
+    ),
+    row(
+        "post",
+        "/v1/verifications",
+        [
+            Allowed,
+            DeniedLogged,
+            Allowed,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+        ],
+    ),
+    // The report is the requester's (the township caseworker's): the county officer, though in
+    // jurisdiction, is refused by `requester-only`.
+    row(
+        "get",
+        "/v1/verifications/{id}",
+        [
+            Allowed,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+        ],
+    ),
+    row(
+        "get",
+        "/v1/verifications/{id}/print",
+        [
+            Allowed,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+        ],
+    ),
+    // Called for every other role first: the requester's own call attaches the letter.
+    row(
+        "post",
+        "/v1/verifications/{id}/letter",
+        [
+            Allowed,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+        ],
+    ),
+    // The caller's own list, by full identity URI (empty for everyone else).
+    row(
+        "get",
+        "/v1/follow-ups",
+        [Allowed, Allowed, Allowed, Allowed, Allowed, Allowed],
+    ),
+    row(
+        "post",
+        "/v1/log/search",
+        [
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            Allowed,
+            DeniedLogged,
+            DeniedLogged,
+        ],
+    ),
+    // A caseworker prints a subject access report only once the hub has established the person's
+    // registration in their jurisdiction, which this route does not: Cedar refuses them.
+    row(
+        "post",
+        "/v1/log/subject-report",
+        [
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            Allowed,
+            DeniedLogged,
+            DeniedLogged,
+        ],
+    ),
+    // Hashes and signatures only: auditors, no entry for a refusal.
+    row(
+        "get",
+        "/v1/log/proof/inclusion",
+        [Denied, Denied, Denied, Allowed, Denied, Denied],
+    ),
+    row(
+        "get",
+        "/v1/log/proof/consistency",
+        [Denied, Denied, Denied, Allowed, Denied, Denied],
+    ),
+    row(
+        "get",
+        "/v1/log/receipt",
+        [Denied, Denied, Denied, Allowed, Denied, Denied],
+    ),
+    row(
+        "get",
+        "/v1/log/vkey",
+        [Denied, Denied, Denied, Allowed, Denied, Denied],
+    ),
+    row(
+        "get",
+        "/v1/log/rotations",
+        [Denied, Denied, Denied, Allowed, Denied, Denied],
+    ),
+    row(
+        "get",
+        "/log/checkpoint",
+        [Denied, Denied, Denied, Allowed, Denied, Denied],
+    ),
+    // Entry bundles carry the pseudonymous record of accesses: treated like a search.
+    row(
+        "get",
+        "/log/tile/{path}",
+        [
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            Allowed,
+            DeniedLogged,
+            DeniedLogged,
+        ],
+    ),
+];
+
+const fn row(method: &'static str, path: &'static str, expect: [Expect; 6]) -> Row {
+    Row {
+        method,
+        path,
+        expect,
+    }
+}
+
+/// What the table's calls need: a finished report and an emergency check awaiting its letter,
+/// both requested by the township caseworker, and the household they are about.
+struct Fixtures {
+    report_id: String,
+    emergency_id: String,
+    emergency_letter: String,
+    household: schemas::Household,
+}
+
+async fn fixtures(s: &Setup) -> anyhow::Result<Fixtures> {
+    let h = households(&s.deps, XUZHUANG)[0].clone();
+    let (status, body) = s.verify_dibao("caseworker", &h, "TABLE-REPORT").await?;
+    assert_eq!(status, 200, "{body}");
+    let report_id = body["id"].as_str().expect("id").to_owned();
+    let (status, body) = s
+        .post(
+            "caseworker",
+            "/v1/verifications",
+            &verification(
+                &h,
+                "temporary_assistance",
+                "TABLE-EMERGENCY",
+                "emergency",
+                None,
+            ),
+        )
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    let emergency_id = body["id"].as_str().expect("id").to_owned();
+    let emergency_letter = s
+        .record_letter("caseworker", &h, &["temporary_assistance"])
+        .await?;
+    Ok(Fixtures {
+        report_id,
+        emergency_id,
+        emergency_letter,
+        household: h,
+    })
+}
+
+/// A fresh letter body (a distinct document hash each time).
+fn fresh_letter(h: &schemas::Household, n: usize) -> Value {
+    let mut l = letter(h, &["dibao_application"]);
+    l["letter_sha256"] = json!(format!("{:064x}", 0xabc0_0000u64 + n as u64));
+    l
+}
+
+/// The minimal valid request for a row: the URL (path and query) and the body, if any.
+fn request(
+    row: &Row,
+    f: &Fixtures,
+    n: usize,
+    auth_for_verification: &str,
+) -> (String, Option<Value>) {
+    let h = &f.household;
+    match (row.method, row.path) {
+        ("get", "/v1/verifications/{id}") => (format!("/v1/verifications/{}", f.report_id), None),
+        ("get", "/v1/verifications/{id}/print") => {
+            (format!("/v1/verifications/{}/print", f.report_id), None)
+        }
+        ("post", "/v1/verifications/{id}/letter") => (
+            format!("/v1/verifications/{}/letter", f.emergency_id),
+            Some(json!({ "authorization_id": f.emergency_letter })),
+        ),
+        ("post", "/v1/authorizations") => ("/v1/authorizations".into(), Some(fresh_letter(h, n))),
+        ("post", "/v1/verifications") => (
+            "/v1/verifications".into(),
+            Some(verification(
+                h,
+                "dibao_application",
+                &format!("TABLE-{n}"),
+                "normal",
+                Some(auth_for_verification),
+            )),
+        ),
+        ("post", "/v1/log/search") => ("/v1/log/search".into(), Some(json!({}))),
+        ("post", "/v1/log/subject-report") => (
+            "/v1/log/subject-report".into(),
+            Some(json!({ "resident_id": ids(h)[0] })),
+        ),
+        ("get", "/v1/log/proof/inclusion") => ("/v1/log/proof/inclusion?index=0".into(), None),
+        ("get", "/v1/log/proof/consistency") => ("/v1/log/proof/consistency?old=1".into(), None),
+        ("get", "/v1/log/receipt") => ("/v1/log/receipt?index=0".into(), None),
+        ("get", "/log/tile/{path}") => ("/log/tile/entries/000.p/1".into(), None),
+        (_, p) => (p.to_owned(), None),
+    }
+}
+
+/// Call `url` as `who` with request id `rid`; returns the status and the response's request id.
+async fn call(
+    s: &Setup,
+    who: &str,
+    method: &str,
+    url: &str,
+    body: Option<&Value>,
+    rid: &str,
+) -> anyhow::Result<(u16, String, String)> {
+    let c = s.env.http(who)?;
+    let r = match method {
+        "get" => c.get(s.hub.url(url)),
+        "post" => c.post(s.hub.url(url)).json(body.unwrap_or(&json!({}))),
+        m => anyhow::bail!("no call for method {m}"),
+    };
+    let r = r.header("x-request-id", rid).send().await?;
+    let status = r.status().as_u16();
+    let echoed = r
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    Ok((status, echoed, r.text().await?))
+}
+
+/// The access-log entries (as JSON) whose request id is `rid`, read by the auditor.
+async fn entries_with_request_id(s: &Setup, rid: &str) -> anyhow::Result<Vec<Value>> {
+    let (status, body) = s.post("auditor", "/v1/log/search", &json!({})).await?;
+    assert_eq!(status, 200, "{body}");
+    Ok(body["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|f| f["entry"].clone())
+        .filter(|e| e["request_id"] == rid)
+        .collect())
+}
+
+/// Check one call against the table: the status class, and for a refusal on a personal-data
+/// route exactly one `deny` entry with this request id (none on the other routes).
+async fn check(
+    s: &Setup,
+    row: &Row,
+    role: usize,
+    url: &str,
+    body: Option<&Value>,
+) -> anyhow::Result<()> {
+    let who = ROLES[role];
+    let expected = row.expect[role];
+    let rid = format!("table-{}-{}", who, uuid::Uuid::new_v4().simple());
+    let (status, used, text) = call(s, who, row.method, url, body, &rid).await?;
+    let what = format!("{} {} as {who}", row.method, row.path);
+    // The id the hub used (ours, unless it was not a valid one: a hex run of 15 digits is not).
+    assert!(!used.is_empty(), "{what}: no x-request-id in the response");
+    match expected {
+        Allowed => assert!((200..300).contains(&status), "{what}: {status} {text}"),
+        Denied | DeniedLogged => {
+            assert_eq!(status, 403, "{what}: {text}");
+            let body: Value = serde_json::from_str(&text)?;
+            assert_eq!(body["error"]["code"], "forbidden", "{what}: {text}");
+        }
+    }
+    let all = entries_with_request_id(s, &used).await?;
+    let denies: Vec<Value> = all
+        .into_iter()
+        .filter(|e| e["decision"]["effect"] == "deny")
+        .collect();
+    let want = usize::from(expected == DeniedLogged);
+    assert_eq!(denies.len(), want, "{what}: deny entries {denies:?}");
+    if let Some(e) = denies.first() {
+        assert_eq!(e["outcome"], "denied", "{what}: {e}");
+        // The entry names the Cedar policies that decided (none when nothing permitted), never a
+        // rule that lives outside the policy set.
+        let shipped = policies::PolicyEngine::load(policies::PolicyEngine::shipped_dir())?;
+        let known: BTreeSet<&str> = shipped.policy_ids().collect();
+        for id in e["decision"]["policy_ids"].as_array().expect("policy_ids") {
+            let id = id.as_str().unwrap_or_default();
+            assert!(
+                known.contains(id),
+                "{what}: {id} is not a Cedar policy: {e}"
+            );
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn every_route_and_role_matches_the_table_and_every_refusal_is_logged() -> anyhow::Result<()>
+{
+    let s = setup("").await?;
+    let f = fixtures(&s).await?;
+
+    // The table covers exactly the served description.
+    let r = s
+        .env
+        .http("caseworker")?
+        .get(s.hub.url("/v1/openapi.json"))
+        .send()
+        .await?;
+    assert_eq!(r.status().as_u16(), 200);
+    let doc: Value = r.json().await?;
+    let mut served = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for method in ["get", "post", "put", "patch", "delete"] {
+            if item.get(method).is_some() {
+                served.insert((method.to_owned(), path.clone()));
+            }
+        }
+    }
+    let table: BTreeSet<(String, String)> = TABLE
+        .iter()
+        .map(|r| (r.method.to_owned(), r.path.to_owned()))
+        .collect();
+    assert_eq!(table.len(), TABLE.len(), "one row per route");
+    assert_eq!(
+        served, table,
+        "every route of /v1/openapi.json has a row in the table, and no other"
+    );
+
+    let auth = s
+        .record_letter("caseworker", &f.household, &["dibao_application"])
+        .await?;
+    let mut n = 0;
+    for row in TABLE {
+        // The requester goes last: their letter call attaches the letter for good.
+        for role in [1, 2, 3, 4, 5, 0] {
+            n += 1;
+            let (url, body) = request(row, &f, n, &auth);
+            check(&s, row, role, &url, body.as_ref()).await?;
+        }
+    }
+    s.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_malformed_request_id_is_replaced_and_the_denial_logged() -> anyhow::Result<()> {
+    let s = setup("").await?;
+    for bad in [
+        "has spaces",
+        "370811199001011234-looks-like-an-id",
+        &"x".repeat(300),
+    ] {
+        let (status, echoed, text) = call(
+            &s,
+            "caseworker",
+            "post",
+            "/v1/log/search",
+            Some(&json!({})),
+            bad,
+        )
+        .await?;
+        assert_eq!(status, 403, "{text}");
+        assert_ne!(echoed, bad);
+        assert!(
+            uuid::Uuid::parse_str(&echoed).is_ok(),
+            "the hub tells the caller the id it used: {echoed}"
+        );
+        let logged = entries_with_request_id(&s, &echoed).await?;
+        assert_eq!(logged.len(), 1, "{logged:?}");
+        assert_eq!(logged[0]["decision"]["effect"], "deny");
+        assert_eq!(logged[0]["action"], "log_searched");
+    }
+    // A valid id is kept, and names the entry.
+    let (status, echoed, _) = call(
+        &s,
+        "caseworker",
+        "post",
+        "/v1/log/search",
+        Some(&json!({})),
+        "client-chosen-id-1",
+    )
+    .await?;
+    assert_eq!((status, echoed.as_str()), (403, "client-chosen-id-1"));
+    assert_eq!(
+        entries_with_request_id(&s, "client-chosen-id-1")
+            .await?
+            .len(),
+        1
+    );
+    s.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_malformed_search_by_a_caller_who_may_not_search_is_refused_and_logged()
+-> anyhow::Result<()> {
+    let s = setup("").await?;
+    let h = households(&s.deps, XUZHUANG)[0].clone();
+    let valid = json!({ "resident_id": ids(&h)[0] });
+    for body in [json!({"resident_id": "123"}), json!([null, null]), valid] {
+        let rid = format!("search-{}", uuid::Uuid::new_v4().simple());
+        let (status, used, text) = call(
+            &s,
+            "caseworker",
+            "post",
+            "/v1/log/search",
+            Some(&body),
+            &rid,
+        )
+        .await?;
+        assert_eq!(status, 403, "{body}: {text}");
+        let logged = entries_with_request_id(&s, &used).await?;
+        assert_eq!(logged.len(), 1, "{body}: {logged:?}");
+        assert_eq!(logged[0]["decision"]["effect"], "deny");
+        assert_eq!(
+            logged[0]["decision"]["policy_ids"],
+            json!(["log-search-auditors-only"])
+        );
+    }
+    // An auditor's malformed search is a 400, after the (allowing) decision.
+    let (status, body) = s
+        .post("auditor", "/v1/log/search", &json!({"resident_id": "123"}))
+        .await?;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["field"], "resident_id");
+    // The same for a malformed query string on a log read: decided first.
+    for (who, want) in [("caseworker", 403), ("auditor", 400)] {
+        let r = s
+            .env
+            .http(who)?
+            .get(s.hub.url("/v1/log/proof/inclusion?index=abc"))
+            .send()
+            .await?;
+        assert_eq!(r.status().as_u16(), want, "{who}");
+    }
+    // Admins never touch personal data (Cedar), so no log search and no subject report.
+    for path in ["/v1/log/search", "/v1/log/subject-report"] {
+        let (status, body) = s
+            .post("admin", path, &json!({ "resident_id": ids(&h)[0] }))
+            .await?;
+        assert_eq!(status, 403, "{path}: {body}");
+    }
+    s.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_namesake_principal_in_another_organisation_reads_nothing() -> anyhow::Result<()> {
+    let s = setup("").await?;
+    let h = households(&s.deps, XUZHUANG)[0].clone();
+    let (status, body) = s.verify_dibao("caseworker", &h, "NAMESAKE-1").await?;
+    assert_eq!(status, 200, "{body}");
+    let vid = body["id"].as_str().expect("id").to_owned();
+    let (status, body) = s
+        .post(
+            "caseworker",
+            "/v1/verifications",
+            &verification(&h, "temporary_assistance", "NAMESAKE-2", "emergency", None),
+        )
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    let emergency = body["id"].as_str().expect("id").to_owned();
+
+    // Same principal id, same township, another organisation: a second certificate.
+    let me: Value = s
+        .env
+        .http("caseworker")?
+        .get(s.hub.url("/v1/whoami"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let uri = me["uri"].as_str().expect("uri");
+    let namesake_uri = uri.replace("/mz-370811002/", "/mz-370811005/");
+    assert_ne!(uri, namesake_uri);
+    let spec = ClientSpec {
+        role: Role::Caseworker,
+        organisation: "mz-370811005".into(),
+        division: XUZHUANG.into(),
+        principal: me["principal"].as_str().expect("principal").into(),
+        display_name: "同名经办人 (namesake)".into(),
+    };
+    let mut opts = CertOptions::client(30);
+    opts.uri_sans = Some(vec![namesake_uri.clone()]);
+    s.env.pki.issue_client_with("namesake", &spec, &opts)?;
+    let who: Value = s
+        .env
+        .http("namesake")?
+        .get(s.hub.url("/v1/whoami"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(who["principal"], me["principal"]);
+    assert_eq!(who["uri"], namesake_uri.as_str());
+
+    for path in [
+        format!("/v1/verifications/{vid}"),
+        format!("/v1/verifications/{vid}/print"),
+    ] {
+        let rid = format!("namesake-{}", uuid::Uuid::new_v4().simple());
+        let (status, used, text) = call(&s, "namesake", "get", &path, None, &rid).await?;
+        assert_eq!(status, 403, "{path}: {text}");
+        let logged = entries_with_request_id(&s, &used).await?;
+        assert_eq!(logged.len(), 1, "{path}: {logged:?}");
+        assert_eq!(
+            logged[0]["decision"]["policy_ids"],
+            json!(["requester-only"])
+        );
+    }
+    // Idempotency keys belong to the full identity: the same key is the namesake's own.
+    let mut ids_seen = Vec::new();
+    for (who, case) in [("caseworker", "NAMESAKE-K1"), ("namesake", "NAMESAKE-K2")] {
+        let auth = s.record_letter(who, &h, &["dibao_application"]).await?;
+        let r = s
+            .env
+            .http(who)?
+            .post(s.hub.url("/v1/verifications"))
+            .header("idempotency-key", "same-key-1")
+            .json(&verification(
+                &h,
+                "dibao_application",
+                case,
+                "normal",
+                Some(&auth),
+            ))
+            .send()
+            .await?;
+        let status = r.status().as_u16();
+        let body: Value = r.json().await?;
+        assert_eq!(status, 200, "{who}: {body}");
+        ids_seen.push(body["id"].as_str().expect("id").to_owned());
+    }
+    assert_ne!(ids_seen[0], ids_seen[1]);
+    // Nor may it attach the letter of the other one's emergency check.
+    let auth = s
+        .record_letter("namesake", &h, &["temporary_assistance"])
+        .await?;
+    let (status, body) = s
+        .post(
+            "namesake",
+            &format!("/v1/verifications/{emergency}/letter"),
+            &json!({ "authorization_id": auth }),
+        )
+        .await?;
+    assert_eq!(status, 403, "{body}");
+    // And sees none of their follow-ups.
+    let r: Value = s
+        .env
+        .http("namesake")?
+        .get(s.hub.url("/v1/follow-ups"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(r["follow_ups"], json!([]), "{r}");
+    let r: Value = s
+        .env
+        .http("caseworker")?
+        .get(s.hub.url("/v1/follow-ups"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(r["follow_ups"].as_array().map(Vec::len), Some(1), "{r}");
+    s.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn polling_a_running_verification_is_decided_and_a_refusal_logged() -> anyhow::Result<()> {
+    let s = setup("").await?;
+    let h = households(&s.deps, XUZHUANG)[0].clone();
+    let auth = s
+        .record_letter("caseworker", &h, &["dibao_application"])
+        .await?;
+    s.deps.handles[&Department::Labor].set_fault(Fault::Delay { delay_ms: 3000 });
+    let mut req = verification(&h, "dibao_application", "POLL-1", "normal", Some(&auth));
+    req["wait_ms"] = json!(100);
+    let (status, body) = s.post("caseworker", "/v1/verifications", &req).await?;
+    assert_eq!(status, 202, "{body}");
+    let vid = body["id"].as_str().expect("id").to_owned();
+    let path = format!("/v1/verifications/{vid}");
+
+    for who in ["dept-labor", "caseworker-other", "county-officer"] {
+        let rid = format!("poll-{}", uuid::Uuid::new_v4().simple());
+        let (status, used, text) = call(&s, who, "get", &path, None, &rid).await?;
+        assert_eq!(status, 403, "{who}: {text}");
+        let logged = entries_with_request_id(&s, &used).await?;
+        assert_eq!(logged.len(), 1, "{who}: {logged:?}");
+        assert_eq!(logged[0]["decision"]["effect"], "deny");
+        assert_eq!(logged[0]["action"], "report_viewed");
+        assert_eq!(logged[0]["case_ref"], "POLL-1");
+    }
+    let (status, _, text) = call(&s, "caseworker", "get", &path, None, "poll-own").await?;
+    assert_eq!(status, 202, "{text}");
+    s.deps.handles[&Department::Labor].set_fault(Fault::None);
+    s.stop().await;
+    Ok(())
+}
