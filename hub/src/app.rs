@@ -127,7 +127,12 @@ impl Application {
             self.state.authz.clone(),
             self.reload_poll,
         ));
-        let cleanup = tokio::spawn(self.state.limits.clone().cleanup_loop());
+        let cleanup = tokio::spawn(
+            self.state
+                .limits
+                .clone()
+                .cleanup_loop(self.state.store.db()),
+        );
         let admin = tokio::spawn(serve_admin(self.admin_listener));
         let app = api::router(self.state.clone(), &self.router_opts);
         tracing::info!(addr = %self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "hub listening (mTLS)");

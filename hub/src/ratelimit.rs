@@ -1,21 +1,54 @@
-//! Rate limits (governor): a request budget per authenticated identity, by role, and a cap on the
-//! distinct households one caseworker may look up per hour (anti-trawling).
+//! Rate limits: a request budget per authenticated identity, by role (governor, in process), and the
+//! anti-trawling caps on what one caseworker may look up (in the hub's database).
+//!
+//! Anti-trawling (防止拖网式查询; issue 10, finding 2). Every cap is keyed by the caller's full
+//! identity URI (never the bare principal id, which two organisations may both issue) and counts
+//! what a verification looks up once it has passed the first policy decision and before any
+//! department, civil affairs' registration check included, is asked:
+//! - distinct households per rolling hour (`households_per_hour`), refused with `household_limit`;
+//! - distinct people per rolling hour (`people_per_hour`): every member of every household, by keyed
+//!   pseudonym, so that packing strangers into one "household" does not get around the household
+//!   cap; refused with `people_limit`;
+//! - emergency checks without an authorization letter per rolling 24 hours
+//!   (`emergency_without_letter_per_day`), refused with `emergency_limit`.
+//!
+//! The household itself is limited in policy: `policies/policies/trawling.cedar` caps the members of
+//! one request and those unrelated to the applicant (relation `other`).
 //!
 //! Invariants:
-//! - Keys are authenticated principals only (the TLS layer refused everyone else), so the key space
-//!   is bounded by the issued certificates; a cleanup task still drops idle keys
-//!   (`retain_recent` + `shrink_to_fit`) and exports the key count, so memory stays bounded even when
-//!   many identities churn through.
-//! - A refusal is HTTP 429 with `Retry-After` (whole seconds, at least 1) and the stable code
-//!   `rate_limited` or `household_limit`.
-//! - Crossing the distinct-household limit raises an alert for auditors: an error-level log line with
-//!   the principal (never the household) and the metric `hub_trawling_alerts_total`.
-//! - Limits are per process: with N replicas the effective budget is N times the configured one.
+//! - A refusal is HTTP 429 with `Retry-After` (whole seconds, at least 1: when the oldest lookup
+//!   counted leaves its window) and a stable code: `rate_limited`, `household_limit`,
+//!   `people_limit` or `emergency_limit`. The caller records the refusal in the access log as a
+//!   denied `verification_requested` entry with the policy id of [`LimitExceeded::policy_id`].
+//! - Windows: a lookup at `t` counts at `now` while `now - t < window` (one hour, or 24 hours for the
+//!   emergency cap); a cap of N admits the N-th distinct household, person or letterless emergency
+//!   check in the window and refuses the N+1-th. Looking up the same household or person again only
+//!   moves its time forward.
+//! - Crossing a cap, or a refusal by a rule of `trawling.cedar`, raises an alert for auditors: an
+//!   error-level log line with the caseworker's identity URI (never a household, person or resident
+//!   ID) and the metric `hub_trawling_alerts_total{pattern=...}` (`distinct_households`,
+//!   `distinct_people`, `emergency_without_letter`, `household_members`).
+//! - The lookups live in the `lookups` table (migration 0007, both backends), so the caps survive a
+//!   restart and, on PostgreSQL, are shared by every replica: they are per caseworker for the whole
+//!   deployment, not per process. The cleanup task prunes rows outside their windows. Only keyed
+//!   pseudonyms and verification ids are stored.
+//! - Concurrency: recording and counting is one transaction serialized per caseworker (SQLite: the
+//!   database write lock, taken by its first statement; PostgreSQL: a transaction-scoped advisory
+//!   lock on the identity URI, across replicas), and a refused request is rolled back. So concurrent
+//!   requests of one caseworker never get past a cap together. What remains is at the window's
+//!   edge: a lookup's time is the recording replica's clock, read just before the lock is taken, so
+//!   the edge moves by the replicas' clock skew plus the lock wait (milliseconds). A request that
+//!   passes the caps and is refused later (jurisdiction from civil affairs, a department failing)
+//!   still counts: civil affairs was asked about those people.
+//! - The request budget (governor) is per process: with N replicas the effective budget is N times
+//!   the configured one. Its keys are authenticated principals only (the TLS layer refused everyone
+//!   else) and a cleanup task drops idle keys (`retain_recent` + `shrink_to_fit`) and exports the
+//!   key count, so memory stays bounded even when many identities churn through.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -28,6 +61,8 @@ use serde::Deserialize;
 
 use crate::api::ApiError;
 use crate::identity::Caller;
+use crate::store::lookups::{self, LookupCounts, LookupKind, Since};
+use crate::store::{Db, StoreError};
 
 /// A budget: a sustained rate and a burst.
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -52,7 +87,14 @@ pub struct RateLimitConfig {
     /// Distinct households one caseworker may verify per rolling hour.
     #[serde(default = "default_households_per_hour")]
     pub households_per_hour: u32,
-    /// How often idle keys are dropped.
+    /// Distinct people (every member of every household, by keyed pseudonym) one caseworker may
+    /// look up per rolling hour.
+    #[serde(default = "default_people_per_hour")]
+    pub people_per_hour: u32,
+    /// Emergency checks without an authorization letter one caseworker may run per rolling 24 hours.
+    #[serde(default = "default_emergency_without_letter_per_day")]
+    pub emergency_without_letter_per_day: u32,
+    /// How often idle keys are dropped and lookups outside their windows pruned.
     #[serde(default = "default_cleanup_ms")]
     pub cleanup_interval_ms: u64,
 }
@@ -79,6 +121,15 @@ fn default_department() -> Budget {
 fn default_households_per_hour() -> u32 {
     60
 }
+/// 60 households of about 2.5 people each, with room for larger ones.
+fn default_people_per_hour() -> u32 {
+    150
+}
+/// An emergency check without a letter is the exception (temporary assistance, 2 hours); ten a day
+/// is far more than one township sees.
+fn default_emergency_without_letter_per_day() -> u32 {
+    10
+}
 fn default_cleanup_ms() -> u64 {
     30_000
 }
@@ -91,6 +142,8 @@ impl Default for RateLimitConfig {
             auditor: default_auditor(),
             admin: default_caseworker(),
             households_per_hour: default_households_per_hour(),
+            people_per_hour: default_people_per_hour(),
+            emergency_without_letter_per_day: default_emergency_without_letter_per_day(),
             cleanup_interval_ms: default_cleanup_ms(),
         }
     }
@@ -109,10 +162,25 @@ impl RateLimitConfig {
                 return Err((key, "per_second and burst must be greater than 0".into()));
             }
         }
-        if self.households_per_hour == 0 {
+        for (key, cap) in [
+            ("rate_limits.households_per_hour", self.households_per_hour),
+            ("rate_limits.people_per_hour", self.people_per_hour),
+            (
+                "rate_limits.emergency_without_letter_per_day",
+                self.emergency_without_letter_per_day,
+            ),
+        ] {
+            if cap == 0 {
+                return Err((key, "must be greater than 0".into()));
+            }
+        }
+        if self.people_per_hour < self.households_per_hour {
             return Err((
-                "rate_limits.households_per_hour",
-                "must be greater than 0".into(),
+                "rate_limits.people_per_hour",
+                format!(
+                    "must be at least households_per_hour ({}): every household has a member",
+                    self.households_per_hour
+                ),
             ));
         }
         if self.cleanup_interval_ms == 0 {
@@ -125,21 +193,257 @@ impl RateLimitConfig {
     }
 }
 
-/// A distinct-household lookup was refused.
+/// The anti-trawling caps of one deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrawlingCaps {
+    pub households_per_hour: u32,
+    pub people_per_hour: u32,
+    pub emergency_without_letter_per_day: u32,
+}
+
+/// An unusual pattern the hub alerts auditors about (the `pattern` label of
+/// `hub_trawling_alerts_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrawlingPattern {
+    /// More distinct households in an hour than `households_per_hour`.
+    DistinctHouseholds,
+    /// More distinct people in an hour than `people_per_hour`.
+    DistinctPeople,
+    /// More emergency checks without a letter in 24 hours than `emergency_without_letter_per_day`.
+    EmergencyWithoutLetter,
+    /// A request refused by a household-size rule of `trawling.cedar` (too many members, too many
+    /// unrelated to the applicant).
+    HouseholdMembers,
+}
+
+impl TrawlingPattern {
+    pub fn code(self) -> &'static str {
+        match self {
+            TrawlingPattern::DistinctHouseholds => "distinct_households",
+            TrawlingPattern::DistinctPeople => "distinct_people",
+            TrawlingPattern::EmergencyWithoutLetter => "emergency_without_letter",
+            TrawlingPattern::HouseholdMembers => "household_members",
+        }
+    }
+}
+
+/// Raise an alert for auditors: an error-level log line naming the caseworker's identity URI (never
+/// a household, person or resident ID) and the metric `hub_trawling_alerts_total{pattern}`.
+pub fn trawling_alert(pattern: TrawlingPattern, principal_uri: &str, detail: &str) {
+    metrics::counter!("hub_trawling_alerts_total", "pattern" => pattern.code()).increment(1);
+    tracing::error!(
+        alert = "trawling",
+        pattern = pattern.code(),
+        principal = principal_uri,
+        detail,
+        "unusual lookup pattern; auditors should review this identity"
+    );
+}
+
+/// The file whose rules, when they refuse a request, raise a [`TrawlingPattern::HouseholdMembers`]
+/// alert.
+pub const TRAWLING_POLICY_FILE: &str = "trawling.cedar";
+
+/// Alert when a decision was refused by a rule of [`TRAWLING_POLICY_FILE`].
+pub fn alert_on_trawling_rules(
+    engine: &policies::PolicyEngine,
+    principal_uri: &str,
+    decision: &policies::Decision,
+) {
+    if decision.allowed {
+        return;
+    }
+    let rules: Vec<&str> = decision
+        .policy_ids
+        .iter()
+        .map(String::as_str)
+        .filter(|id| {
+            engine
+                .policy_source(id)
+                .is_some_and(|(file, _)| file.file_name() == Some(TRAWLING_POLICY_FILE.as_ref()))
+        })
+        .collect();
+    if !rules.is_empty() {
+        trawling_alert(
+            TrawlingPattern::HouseholdMembers,
+            principal_uri,
+            &format!("refused by {}", rules.join(", ")),
+        );
+    }
+}
+
+/// What one verification looks up, as the caps count it.
+#[derive(Debug, Clone, Copy)]
+pub struct Lookup<'a> {
+    /// The caseworker's full identity URI: the key of every cap.
+    pub principal_uri: &'a str,
+    pub verification_id: &'a str,
+    /// The household's pseudonym (the applicant's).
+    pub household: &'a str,
+    /// Every member's keyed pseudonym.
+    pub people: &'a [String],
+    /// An emergency check run without a covering authorization letter.
+    pub emergency_without_letter: bool,
+}
+
+/// An anti-trawling cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cap {
+    /// `households_per_hour`.
+    Households,
+    /// `people_per_hour`.
+    People,
+    /// `emergency_without_letter_per_day`.
+    EmergencyWithoutLetter,
+}
+
+impl Cap {
+    /// The alert raised when the cap is crossed.
+    pub fn pattern(self) -> TrawlingPattern {
+        match self {
+            Cap::Households => TrawlingPattern::DistinctHouseholds,
+            Cap::People => TrawlingPattern::DistinctPeople,
+            Cap::EmergencyWithoutLetter => TrawlingPattern::EmergencyWithoutLetter,
+        }
+    }
+
+    /// The stable error code of the 429.
+    pub fn code(self) -> &'static str {
+        match self {
+            Cap::Households => "household_limit",
+            Cap::People => "people_limit",
+            Cap::EmergencyWithoutLetter => "emergency_limit",
+        }
+    }
+
+    /// The policy id recorded in the denied access-log entry.
+    pub fn policy_id(self) -> &'static str {
+        match self {
+            Cap::Households => "hub-household-limit",
+            Cap::People => "hub-people-limit",
+            Cap::EmergencyWithoutLetter => "hub-emergency-limit",
+        }
+    }
+
+    fn kind(self) -> LookupKind {
+        match self {
+            Cap::Households => LookupKind::Household,
+            Cap::People => LookupKind::Person,
+            Cap::EmergencyWithoutLetter => LookupKind::EmergencyWithoutLetter,
+        }
+    }
+}
+
+/// A cap refused a lookup.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HouseholdLimitExceeded {
+pub struct LimitExceeded {
+    pub cap: Cap,
+    /// The cap's value.
     pub limit: u32,
+    /// When the oldest lookup counted leaves its window.
     pub retry_after: Duration,
 }
 
-const HOUR: Duration = Duration::from_secs(3600);
+impl LimitExceeded {
+    /// The stable error code of the 429.
+    pub fn code(&self) -> &'static str {
+        self.cap.code()
+    }
 
-/// The limiters of one process.
+    /// The policy id recorded in the denied access-log entry.
+    pub fn policy_id(&self) -> &'static str {
+        self.cap.policy_id()
+    }
+
+    /// The caseworker-readable reason, Chinese first.
+    pub fn message(&self) -> String {
+        let n = self.limit;
+        match self.cap {
+            Cap::Households => format!(
+                "每小时最多核对 {n} 户不同的家庭 / at most {n} distinct households per hour"
+            ),
+            Cap::People => format!(
+                "每小时最多核对 {n} 名不同的人员（各户成员合计）/ at most {n} distinct people (all household members) per hour"
+            ),
+            Cap::EmergencyWithoutLetter => format!(
+                "每 24 小时最多 {n} 次无授权书的紧急核对，请先登记授权书 / at most {n} emergency checks without an authorization letter per 24 hours; record the letter first"
+            ),
+        }
+    }
+
+    /// The 429 with `Retry-After`.
+    pub fn response(&self) -> Response {
+        too_many(self.code(), self.message(), self.retry_after)
+    }
+}
+
+pub(crate) const HOUR_MS: i64 = 3_600_000;
+pub(crate) const DAY_MS: i64 = 24 * HOUR_MS;
+
+/// The window of each kind of lookup, in milliseconds.
+pub(crate) fn window_ms(kind: LookupKind) -> i64 {
+    match kind {
+        LookupKind::Household | LookupKind::Person => HOUR_MS,
+        LookupKind::EmergencyWithoutLetter => DAY_MS,
+    }
+}
+
+/// The windows ending at `now_ms`: a lookup at `t` is inside while `t > now - window`, i.e.
+/// `now - t < window`.
+pub(crate) fn windows_at(now_ms: i64) -> Since {
+    let start = |k| now_ms.saturating_sub(window_ms(k));
+    Since {
+        households: start(LookupKind::Household),
+        people: start(LookupKind::Person),
+        emergencies: start(LookupKind::EmergencyWithoutLetter),
+    }
+}
+
+/// How long until the oldest lookup counted leaves its window: at least one second, at most the
+/// window (a lookup stamped in the future by a replica whose clock runs ahead frees at most a window
+/// from now).
+pub(crate) fn retry_after(oldest_ms: Option<i64>, window_ms: i64, now_ms: i64) -> Duration {
+    let left = oldest_ms.map_or(window_ms, |oldest| {
+        oldest.saturating_add(window_ms).saturating_sub(now_ms)
+    });
+    Duration::from_millis(left.clamp(1000, window_ms.max(1000)) as u64)
+}
+
+/// Judge the counts of a caseworker's lookups, this request's included: the first cap crossed.
+pub(crate) fn judge(
+    caps: &TrawlingCaps,
+    counts: &LookupCounts,
+    emergency_without_letter: bool,
+    now_ms: i64,
+) -> Option<LimitExceeded> {
+    [
+        (
+            Cap::Households,
+            &counts.households,
+            caps.households_per_hour,
+        ),
+        (Cap::People, &counts.people, caps.people_per_hour),
+        (
+            Cap::EmergencyWithoutLetter,
+            &counts.emergencies,
+            caps.emergency_without_letter_per_day,
+        ),
+    ]
+    .into_iter()
+    // The letterless-emergency count is this request's business only when it is one itself.
+    .filter(|(cap, _, _)| *cap != Cap::EmergencyWithoutLetter || emergency_without_letter)
+    .find(|(_, w, limit)| w.count > u64::from(*limit))
+    .map(|(cap, w, limit)| LimitExceeded {
+        cap,
+        limit,
+        retry_after: retry_after(w.oldest_ms, window_ms(cap.kind()), now_ms),
+    })
+}
+
+/// The limiters of one process and the anti-trawling caps of the deployment.
 pub struct RateLimits {
     by_role: HashMap<Role, DefaultKeyedRateLimiter<String>>,
-    /// principal → (household pseudonym → last lookup). Each inner map holds at most the limit.
-    households: Mutex<HashMap<String, HashMap<String, Instant>>>,
-    households_per_hour: u32,
+    caps: TrawlingCaps,
     cleanup_interval: Duration,
 }
 
@@ -162,10 +466,17 @@ impl RateLimits {
         .collect();
         Arc::new(RateLimits {
             by_role,
-            households: Mutex::new(HashMap::new()),
-            households_per_hour: cfg.households_per_hour,
+            caps: TrawlingCaps {
+                households_per_hour: cfg.households_per_hour,
+                people_per_hour: cfg.people_per_hour,
+                emergency_without_letter_per_day: cfg.emergency_without_letter_per_day,
+            },
             cleanup_interval: Duration::from_millis(cfg.cleanup_interval_ms),
         })
+    }
+
+    pub fn caps(&self) -> TrawlingCaps {
+        self.caps
     }
 
     /// Spend one request of `principal`'s budget; `Err(wait)` when exhausted.
@@ -176,88 +487,88 @@ impl RateLimits {
             .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
     }
 
-    /// Record that `principal` looks up `household` (a pseudonym). Refused once the principal has
-    /// looked up `households_per_hour` other households within the last hour.
-    pub fn note_household(
+    /// Record a verification's lookups in the database and apply the anti-trawling caps: `Ok(Err)`
+    /// when a cap refuses it (nothing is recorded, and the alert is raised), `Err` when the database
+    /// fails (the caller refuses the request: fail closed).
+    pub async fn note_lookup(
         &self,
-        principal: &str,
-        household: &str,
-    ) -> Result<(), HouseholdLimitExceeded> {
-        self.note_household_at(principal, household, Instant::now())
+        db: &Db,
+        lookup: &Lookup<'_>,
+    ) -> Result<Result<(), LimitExceeded>, StoreError> {
+        self.note_lookup_at(db, lookup, crate::store::now_ms())
+            .await
     }
 
-    /// [`RateLimits::note_household`] at a given instant (tests and benchmarks move time forward).
-    pub fn note_household_at(
+    /// [`RateLimits::note_lookup`] at a given time (unix milliseconds; tests move time forward).
+    pub async fn note_lookup_at(
         &self,
-        principal: &str,
-        household: &str,
-        now: Instant,
-    ) -> Result<(), HouseholdLimitExceeded> {
-        let mut all = self.households.lock().unwrap_or_else(|e| e.into_inner());
-        let seen = all.entry(principal.to_owned()).or_default();
-        seen.retain(|_, at| now.duration_since(*at) < HOUR);
-        if let Some(at) = seen.get_mut(household) {
-            *at = now;
-            return Ok(());
+        db: &Db,
+        lookup: &Lookup<'_>,
+        now_ms: i64,
+    ) -> Result<Result<(), LimitExceeded>, StoreError> {
+        let mut keys: Vec<(LookupKind, &str)> = Vec::with_capacity(lookup.people.len() + 2);
+        keys.push((LookupKind::Household, lookup.household));
+        keys.extend(
+            lookup
+                .people
+                .iter()
+                .map(|p| (LookupKind::Person, p.as_str())),
+        );
+        if lookup.emergency_without_letter {
+            keys.push((LookupKind::EmergencyWithoutLetter, lookup.verification_id));
         }
-        if seen.len() as u32 >= self.households_per_hour {
-            let oldest = seen.values().min().copied().unwrap_or(now);
-            let retry_after = HOUR
-                .saturating_sub(now.duration_since(oldest))
-                .max(Duration::from_secs(1));
-            metrics::counter!("hub_trawling_alerts_total").increment(1);
-            tracing::error!(
-                alert = "household_trawling",
-                principal,
-                limit = self.households_per_hour,
-                "caseworker exceeded the distinct-household limit; auditors should review this identity"
+        let caps = self.caps;
+        let emergency = lookup.emergency_without_letter;
+        let recorded = lookups::record(
+            db,
+            lookup.principal_uri,
+            &keys,
+            now_ms,
+            windows_at(now_ms),
+            |counts| judge(&caps, counts, emergency, now_ms),
+        )
+        .await?;
+        Ok(recorded.map(|_| ()).inspect_err(|limit| {
+            trawling_alert(
+                limit.cap.pattern(),
+                lookup.principal_uri,
+                &format!("refused with {} (limit {})", limit.code(), limit.limit),
             );
-            return Err(HouseholdLimitExceeded {
-                limit: self.households_per_hour,
-                retry_after,
-            });
-        }
-        seen.insert(household.to_owned(), now);
-        Ok(())
+        }))
     }
 
-    /// Keys currently held (request limiters + household trackers).
+    /// Keys currently held by the request limiters.
     pub fn len(&self) -> usize {
         self.by_role.values().map(|l| l.len()).sum::<usize>()
-            + self.households.lock().map(|h| h.len()).unwrap_or(0)
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Drop keys whose state is indistinguishable from a fresh one, and idle household trackers.
+    /// Drop keys whose state is indistinguishable from a fresh one.
     pub fn cleanup(&self) {
-        self.cleanup_at(Instant::now())
-    }
-
-    /// [`RateLimits::cleanup`] with household windows judged at `now`.
-    pub fn cleanup_at(&self, now: Instant) {
         for limiter in self.by_role.values() {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
-        let mut all = self.households.lock().unwrap_or_else(|e| e.into_inner());
-        all.retain(|_, seen| {
-            seen.retain(|_, at| now.duration_since(*at) < HOUR);
-            !seen.is_empty()
-        });
-        all.shrink_to_fit();
-        metrics::gauge!("hub_rate_limit_keys")
-            .set(self.by_role.values().map(|l| l.len()).sum::<usize>() as f64 + all.len() as f64);
+        metrics::gauge!("hub_rate_limit_keys").set(self.len() as f64);
     }
 
-    /// Run [`RateLimits::cleanup`] forever on the configured interval.
-    pub async fn cleanup_loop(self: Arc<Self>) {
+    /// Delete the lookups outside their windows at `now_ms`; returns how many.
+    pub async fn prune_lookups(db: &Db, now_ms: i64) -> Result<u64, StoreError> {
+        lookups::prune(db, windows_at(now_ms)).await
+    }
+
+    /// Run [`RateLimits::cleanup`] and prune the lookups forever on the configured interval.
+    pub async fn cleanup_loop(self: Arc<Self>, db: Db) {
         let mut tick = tokio::time::interval(self.cleanup_interval);
         loop {
             tick.tick().await;
             self.cleanup();
+            if let Err(e) = Self::prune_lookups(&db, crate::store::now_ms()).await {
+                tracing::warn!(error = %e, "pruning the anti-trawling lookups failed");
+            }
         }
     }
 }
@@ -294,21 +605,66 @@ pub async fn limit_requests(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::lookups::WindowCount;
 
-    fn limits(households: u32) -> Arc<RateLimits> {
+    fn limits(households: u32, people: u32, emergencies: u32) -> Arc<RateLimits> {
         RateLimits::new(&RateLimitConfig {
             caseworker: Budget {
                 per_second: 1000,
                 burst: 3,
             },
             households_per_hour: households,
+            people_per_hour: people,
+            emergency_without_letter_per_day: emergencies,
             ..RateLimitConfig::default()
         })
     }
 
+    /// A SQLite file in a temporary directory (dropped with the directory).
+    async fn sqlite(dir: &std::path::Path) -> Db {
+        let url = format!("sqlite://{}", dir.join("hub.db").display());
+        let store = crate::store::sqlite::SqliteStore::connect(&url, 4)
+            .await
+            .unwrap();
+        Db::Sqlite(store.pool().clone())
+    }
+
+    fn people(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| (*n).to_owned()).collect()
+    }
+
+    fn lookup<'a>(
+        cw: &'a str,
+        vid: &'a str,
+        household: &'a str,
+        people: &'a [String],
+    ) -> Lookup<'a> {
+        Lookup {
+            principal_uri: cw,
+            verification_id: vid,
+            household,
+            people,
+            emergency_without_letter: false,
+        }
+    }
+
+    fn alerts(pattern: &str) -> f64 {
+        let series = format!("hub_trawling_alerts_total{{pattern=\"{pattern}\"}}");
+        crate::telemetry::prometheus()
+            .render()
+            .lines()
+            .find_map(|l| l.strip_prefix(&series)?.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    const CW1: &str = "spiffe://jishijiu.jining/caseworker/mz-370811002/370811002/cw-1";
+    const CW2: &str = "spiffe://jishijiu.jining/caseworker/mz-370811005/370811005/cw-1";
+    const T0: i64 = 1_800_000_000_000;
+    const MINUTE: i64 = 60_000;
+
     #[test]
     fn the_burst_is_spent_then_refused_with_a_wait() {
-        let l = limits(10);
+        let l = limits(10, 100, 10);
         for _ in 0..3 {
             assert!(l.check(Role::Caseworker, "cw-1").is_ok());
         }
@@ -319,38 +675,277 @@ mod tests {
     }
 
     #[test]
-    fn distinct_households_are_capped_per_hour() {
-        let metrics = crate::telemetry::prometheus();
-        let l = limits(3);
-        let t0 = Instant::now();
-        for h in ["h1", "h2", "h3"] {
-            assert!(l.note_household_at("cw-1", h, t0).is_ok());
+    fn a_lookup_counts_for_exactly_its_window() {
+        let w = windows_at(T0);
+        // Inside while now - t < window: one hour old is out, a millisecond younger is in.
+        assert_eq!(w.households, T0 - HOUR_MS);
+        assert_eq!(w.people, T0 - HOUR_MS);
+        assert_eq!(w.emergencies, T0 - DAY_MS);
+        let inside = |t: i64, since: i64| t > since;
+        assert!(!inside(T0 - HOUR_MS, w.people));
+        assert!(inside(T0 - HOUR_MS + 1, w.people));
+        assert!(inside(T0 - HOUR_MS, w.emergencies));
+        assert!(!inside(T0 - DAY_MS, w.emergencies));
+        // No overflow at the ends of time.
+        assert_eq!(windows_at(i64::MIN).households, i64::MIN);
+    }
+
+    #[test]
+    fn retry_after_is_when_the_oldest_leaves_its_window() {
+        // The oldest lookup a minute ago frees its slot 59 minutes from now.
+        assert_eq!(
+            retry_after(Some(T0 - MINUTE), HOUR_MS, T0),
+            Duration::from_millis((HOUR_MS - MINUTE) as u64)
+        );
+        assert_eq!(
+            retry_after(Some(T0 - HOUR_MS + 1), HOUR_MS, T0),
+            Duration::from_secs(1),
+            "at least one second"
+        );
+        assert_eq!(
+            retry_after(Some(T0 + 5 * MINUTE), HOUR_MS, T0),
+            Duration::from_millis(HOUR_MS as u64),
+            "a future stamp (clock skew) waits at most one window"
+        );
+        assert_eq!(
+            retry_after(None, DAY_MS, T0),
+            Duration::from_millis(DAY_MS as u64)
+        );
+    }
+
+    #[test]
+    fn judge_refuses_the_first_cap_crossed_and_letterless_only_when_letterless() {
+        let caps = TrawlingCaps {
+            households_per_hour: 2,
+            people_per_hour: 5,
+            emergency_without_letter_per_day: 1,
+        };
+        let w = |count, oldest_ms| WindowCount {
+            count,
+            oldest_ms: Some(oldest_ms),
+        };
+        let at_cap = LookupCounts {
+            households: w(2, T0 - 10 * MINUTE),
+            people: w(5, T0 - 20 * MINUTE),
+            emergencies: w(2, T0 - HOUR_MS),
+        };
+        // At every cap: admitted, except a letterless emergency check (two, cap one).
+        assert_eq!(judge(&caps, &at_cap, false, T0), None);
+        let e = judge(&caps, &at_cap, true, T0).unwrap();
+        assert_eq!((e.cap, e.limit), (Cap::EmergencyWithoutLetter, 1));
+        assert_eq!(
+            e.retry_after,
+            Duration::from_millis((DAY_MS - HOUR_MS) as u64)
+        );
+        let people = LookupCounts {
+            people: w(6, T0 - 20 * MINUTE),
+            ..at_cap
+        };
+        let e = judge(&caps, &people, false, T0).unwrap();
+        assert_eq!(
+            (e.cap, e.code(), e.policy_id()),
+            (Cap::People, "people_limit", "hub-people-limit")
+        );
+        assert_eq!(e.retry_after, Duration::from_millis((40 * MINUTE) as u64));
+        let both = LookupCounts {
+            households: w(3, T0 - 10 * MINUTE),
+            ..people
+        };
+        assert_eq!(judge(&caps, &both, false, T0).unwrap().cap, Cap::Households);
+    }
+
+    #[tokio::test]
+    async fn distinct_households_are_capped_per_hour() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sqlite(dir.path()).await;
+        let before = alerts("distinct_households");
+        let l = limits(3, 100, 10);
+        let p = people(&["p"]);
+        for (i, h) in ["h1", "h2", "h3"].into_iter().enumerate() {
+            let v = format!("v{i}");
+            assert_eq!(
+                l.note_lookup_at(&db, &lookup(CW1, &v, h, &p), T0)
+                    .await
+                    .unwrap(),
+                Ok(())
+            );
         }
         // The same household again is fine; a fourth is refused.
-        assert!(l.note_household_at("cw-1", "h2", t0).is_ok());
+        let again = l
+            .note_lookup_at(&db, &lookup(CW1, "v4", "h2", &p), T0)
+            .await
+            .unwrap();
+        assert_eq!(again, Ok(()));
         let err = l
-            .note_household_at("cw-1", "h4", t0 + Duration::from_secs(60))
+            .note_lookup_at(&db, &lookup(CW1, "v5", "h4", &p), T0 + MINUTE)
+            .await
+            .unwrap()
             .unwrap_err();
-        assert_eq!(err.limit, 3);
-        assert_eq!(err.retry_after, HOUR - Duration::from_secs(60));
+        assert_eq!((err.cap, err.limit), (Cap::Households, 3));
+        assert_eq!(
+            err.retry_after,
+            Duration::from_millis((HOUR_MS - MINUTE) as u64)
+        );
         // The trawling alert for auditors: a metric (and an error-level log line) per refusal.
-        let alerts = metrics
-            .render()
-            .lines()
-            .find(|l| l.starts_with("hub_trawling_alerts_total"))
-            .and_then(|l| l.split_whitespace().last()?.parse::<f64>().ok());
-        assert!(alerts.is_some_and(|n| n >= 1.0), "alert metric: {alerts:?}");
-        // Other caseworkers are unaffected; an hour later the window has moved on.
-        assert!(l.note_household_at("cw-2", "h4", t0).is_ok());
-        assert!(
-            l.note_household_at("cw-1", "h4", t0 + HOUR + Duration::from_secs(1))
-                .is_ok()
+        assert!(alerts("distinct_households") >= before + 1.0);
+        // The refused lookup left no trace.
+        let c = lookups::counts(&db, CW1, windows_at(T0 + MINUTE))
+            .await
+            .unwrap();
+        assert_eq!(c.households.count, 3);
+        // Another identity (even with the same principal id) is unaffected; an hour after the
+        // last lookups the window has moved on.
+        assert_eq!(
+            l.note_lookup_at(&db, &lookup(CW2, "v6", "h4", &p), T0)
+                .await
+                .unwrap(),
+            Ok(())
+        );
+        assert_eq!(
+            l.note_lookup_at(&db, &lookup(CW1, "v7", "h4", &p), T0 + HOUR_MS)
+                .await
+                .unwrap(),
+            Ok(())
+        );
+    }
+
+    #[tokio::test]
+    async fn every_member_counts_as_a_person_and_the_counts_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sqlite(dir.path()).await;
+        let before = alerts("distinct_people");
+        let l = limits(60, 5, 10);
+        let first = people(&["a", "b", "c"]);
+        assert_eq!(
+            l.note_lookup_at(&db, &lookup(CW1, "v1", "a", &first), T0)
+                .await
+                .unwrap(),
+            Ok(())
+        );
+        // Two of the same people in another household: one new person, four in all.
+        let second = people(&["d", "a", "b"]);
+        assert_eq!(
+            l.note_lookup_at(&db, &lookup(CW1, "v2", "d", &second), T0 + MINUTE)
+                .await
+                .unwrap(),
+            Ok(())
+        );
+        drop(db);
+        // A new process on the same file: still four people this hour.
+        let db = sqlite(dir.path()).await;
+        let l = limits(60, 5, 10);
+        let third = people(&["e", "f"]);
+        let err = l
+            .note_lookup_at(&db, &lookup(CW1, "v3", "e", &third), T0 + 2 * MINUTE)
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(
+            (err.cap, err.code(), err.limit),
+            (Cap::People, "people_limit", 5)
+        );
+        // "c" (looked up at T0 only) is the first to leave the window.
+        assert_eq!(
+            err.retry_after,
+            Duration::from_millis((HOUR_MS - 2 * MINUTE) as u64)
+        );
+        assert!(alerts("distinct_people") >= before + 1.0);
+        // One new person still fits; then the cap is full.
+        let fourth = people(&["e"]);
+        assert_eq!(
+            l.note_lookup_at(&db, &lookup(CW1, "v4", "e", &fourth), T0 + 2 * MINUTE)
+                .await
+                .unwrap(),
+            Ok(())
+        );
+        let c = lookups::counts(&db, CW1, windows_at(T0 + 2 * MINUTE))
+            .await
+            .unwrap();
+        assert_eq!((c.households.count, c.people.count), (3, 5));
+        // "a", "b" and "c" leave the window an hour after their latest lookups ("c" at T0).
+        let c = lookups::counts(&db, CW1, windows_at(T0 + HOUR_MS))
+            .await
+            .unwrap();
+        assert_eq!(c.people.count, 4);
+    }
+
+    #[tokio::test]
+    async fn letterless_emergency_checks_are_capped_per_day_and_pruned_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sqlite(dir.path()).await;
+        let before = alerts("emergency_without_letter");
+        let l = limits(1000, 1000, 2);
+        let p = people(&["p"]);
+        let emergency = |vid: &'static str, h: &'static str| Lookup {
+            emergency_without_letter: true,
+            ..lookup(CW1, vid, h, &p)
+        };
+        for (i, vid) in ["v1", "v2"].into_iter().enumerate() {
+            let at = T0 + i as i64 * HOUR_MS;
+            assert_eq!(
+                l.note_lookup_at(&db, &emergency(vid, "h"), at)
+                    .await
+                    .unwrap(),
+                Ok(())
+            );
+        }
+        // A third within 24 hours of the first is refused; checks with a letter are not counted.
+        let at = T0 + 3 * HOUR_MS;
+        let err = l
+            .note_lookup_at(&db, &emergency("v3", "h"), at)
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(
+            (err.cap, err.code(), err.limit),
+            (Cap::EmergencyWithoutLetter, "emergency_limit", 2)
+        );
+        assert_eq!(
+            err.retry_after,
+            Duration::from_millis((DAY_MS - 3 * HOUR_MS) as u64)
+        );
+        assert!(alerts("emergency_without_letter") >= before + 1.0);
+        assert_eq!(
+            l.note_lookup_at(&db, &lookup(CW1, "v4", "h", &p), at)
+                .await
+                .unwrap(),
+            Ok(())
+        );
+        // A day after the first, one slot is free again.
+        assert_eq!(
+            l.note_lookup_at(&db, &emergency("v5", "h"), T0 + DAY_MS)
+                .await
+                .unwrap(),
+            Ok(())
+        );
+        // Pruning keeps exactly the rows still inside their windows.
+        let now = T0 + DAY_MS + 30 * MINUTE;
+        let kept = lookups::counts(&db, CW1, windows_at(now)).await.unwrap();
+        let pruned = RateLimits::prune_lookups(&db, now).await.unwrap();
+        // Gone: the first emergency (T0); the household and the person (last seen at T0 + DAY_MS)
+        // stay, as does the second emergency (T0 + 1 h).
+        assert_eq!(pruned, 1);
+        assert_eq!(
+            lookups::counts(&db, CW1, windows_at(now)).await.unwrap(),
+            kept
+        );
+        assert_eq!(
+            (
+                kept.households.count,
+                kept.people.count,
+                kept.emergencies.count
+            ),
+            (1, 1, 2)
+        );
+        assert_eq!(
+            RateLimits::prune_lookups(&db, now + DAY_MS).await.unwrap(),
+            4
         );
     }
 
     #[test]
     fn cleanup_forgets_idle_keys() {
-        let l = limits(10);
+        let l = limits(10, 100, 10);
         for i in 0..1000 {
             l.check(Role::Caseworker, &format!("cw-{i}")).unwrap();
         }
@@ -359,5 +954,33 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         l.cleanup();
         assert_eq!(l.len(), 0);
+    }
+
+    #[test]
+    fn config_caps_must_be_positive_and_people_at_least_households() {
+        let bad = |c: RateLimitConfig| c.validate().unwrap_err().0;
+        let d = RateLimitConfig::default;
+        assert_eq!(d().validate(), Ok(()));
+        assert_eq!(
+            bad(RateLimitConfig {
+                people_per_hour: 0,
+                ..d()
+            }),
+            "rate_limits.people_per_hour"
+        );
+        assert_eq!(
+            bad(RateLimitConfig {
+                people_per_hour: 59,
+                ..d()
+            }),
+            "rate_limits.people_per_hour"
+        );
+        assert_eq!(
+            bad(RateLimitConfig {
+                emergency_without_letter_per_day: 0,
+                ..d()
+            }),
+            "rate_limits.emergency_without_letter_per_day"
+        );
     }
 }

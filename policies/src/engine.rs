@@ -77,6 +77,14 @@ pub struct ResourceCtx {
     /// `jurisdiction.cedar` decides which relations may be looked up from the applicant's township.
     #[serde(default)]
     pub members_elsewhere: Vec<schemas::Relation>,
+    /// 家庭规模: how many members the request lists (`request_verification`), for the
+    /// household-size rules in `trawling.cedar`. A count, never who. 0 for actions that list no
+    /// members.
+    #[serde(default)]
+    pub member_count: u32,
+    /// How many of those members are unrelated to the applicant (relation `other`, 其他人员).
+    #[serde(default)]
+    pub unrelated_count: u32,
     /// The department whose protocol endpoint is used (`answer_query`, `push_event`).
     #[serde(default)]
     pub department: Option<Department>,
@@ -319,6 +327,14 @@ impl PolicyEngine {
                 if let Some(requester) = &resource.requester {
                     attrs.push(("requester", string(requester)));
                 }
+                attrs.push((
+                    "member_count",
+                    RestrictedExpression::new_long(i64::from(resource.member_count)),
+                ));
+                attrs.push((
+                    "unrelated_count",
+                    RestrictedExpression::new_long(i64::from(resource.unrelated_count)),
+                ));
                 b.add("Household", "household", attrs, None)
             }
             ResourceKind::AccessLog => b.add("AccessLog", "log", vec![], None),

@@ -10,6 +10,7 @@
 //!
 //! Architecture invariant: only this module (inside `hub`) touches the hub's database.
 
+pub mod lookups;
 pub mod postgres;
 mod shared;
 pub mod sqlite;

@@ -66,9 +66,6 @@ async fn report_key(State(s): State<AppState>, Caller(_): Caller) -> Json<Report
     })
 }
 
-/// Policy id recorded when the distinct-household limit refuses a request.
-const HOUSEHOLD_LIMIT_POLICY: &str = "hub-household-limit";
-
 /// Policy id recorded when the applicant's registered division cannot be established.
 const REGISTRATION_POLICY: &str = "hub-registration-unknown";
 
@@ -819,21 +816,6 @@ async fn verify_household(
         })
     };
 
-    // Anti-trawling: distinct households per caseworker per hour.
-    if let Err(limit) = s.limits.note_household(&id.principal, &applicant) {
-        s.log
-            .append(deny_entry(vec![HOUSEHOLD_LIMIT_POLICY.into()])?)
-            .await?;
-        return Ok(crate::ratelimit::too_many(
-            "household_limit",
-            format!(
-                "每小时最多核对 {n} 户不同的家庭 / at most {n} distinct households per hour",
-                n = limit.limit
-            ),
-            limit.retry_after,
-        ));
-    }
-
     let (auth_status, problem) = authorization_status(
         &s,
         req.authorization_id.as_deref(),
@@ -843,9 +825,19 @@ async fn verify_household(
         &planned,
     )
     .await?;
+    // Household size (the rules of trawling.cedar) in both decisions: the first one refuses an
+    // oversized or padded household before anyone, civil affairs included, is asked.
+    let member_count = household.members.len() as u32;
+    let unrelated_count = household
+        .members
+        .iter()
+        .filter(|m| m.relation == Relation::Other)
+        .count() as u32;
     let resource = ResourceCtx {
         region: Some(household.registered_division.clone()),
         department: None,
+        member_count,
+        unrelated_count,
         ..Default::default()
     };
     let ctx = RequestCtx {
@@ -858,11 +850,29 @@ async fn verify_household(
         .authz
         .decide(&id, Action::RequestVerification, &resource, &ctx);
     if let Some(mut err) = denial(&decision) {
+        crate::ratelimit::alert_on_trawling_rules(&engine, &id.uri, &decision);
         s.log.append(deny_entry(decision.policy_ids)?).await?;
         if let Some(p) = problem {
             err.message = format!("{}（{p}）", err.message);
         }
         return Err(err);
+    }
+
+    // Anti-trawling caps (crate::ratelimit), per identity URI and counted in the database: distinct
+    // households and distinct people (every member) per hour, letterless emergency checks per day.
+    // Counted before civil affairs is asked about anyone.
+    let lookup = crate::ratelimit::Lookup {
+        principal_uri: &id.uri,
+        verification_id: &verification_id,
+        household: &applicant,
+        people: &subjects,
+        emergency_without_letter: req.urgency == Urgency::Emergency && !auth_status.covers,
+    };
+    if let Err(limit) = s.limits.note_lookup(&s.store.db(), &lookup).await? {
+        s.log
+            .append(deny_entry(vec![limit.policy_id().into()])?)
+            .await?;
+        return Ok(limit.response());
     }
 
     // The urgency's deadline bounds the whole check: the registration query and the fan-out.
@@ -907,6 +917,8 @@ async fn verify_household(
         department: None,
         members_elsewhere: registration.members_elsewhere(&household),
         requester: None,
+        member_count,
+        unrelated_count,
     };
     let ctx = RequestCtx {
         authorization: auth_status,

@@ -418,7 +418,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "{text}\n\n[policies]\ndir = \"bench-policies\"\n\n\
              # Raised so that the limits do not interfere with the benchmark.\n\
              [rate_limits]\ncaseworker = {{ per_second = 1000000, burst = 1000000 }}\n\
-             households_per_hour = 1000000000\n"
+             households_per_hour = 1000000000\npeople_per_hour = 1000000000\n"
         )
     })?;
 

@@ -14,5 +14,6 @@ mod process;
 mod reload;
 mod slowloris;
 mod store;
+mod trawling;
 mod verification;
 mod withholding;
