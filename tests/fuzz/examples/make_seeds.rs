@@ -1,19 +1,23 @@
 //! Writes the seed corpora under `seeds/<target>/` from the project's test vectors: the README's
 //! example exchange (`schemas/examples/`), the C2SP and sum.golang.org note vectors of `tlog`'s
 //! tests, the access-log sample of `schemas::access_log`'s tests, valid resident IDs, and answers
-//! for every department signed with the example key. Deterministic: running it again rewrites the
+//! for every department signed with the example key; it checks that each seed meant to be accepted
+//! is (answers received, entries decoded, checkpoints and receipts verified). Deterministic: running it again rewrites the
 //! same files. Run from `tests/fuzz`: `cargo run --example make_seeds --no-default-features`.
 
 use std::path::{Path, PathBuf};
 
-use jishijiu_fuzz::{LOG_ORIGIN, TODAY, department_key, log_signer, queries, witness};
+use jishijiu_fuzz::{
+    LOG_ORIGIN, TODAY, department_key, department_keys, log_signer, queries, witness,
+};
 use schemas::access_log::{
-    AccessLogEntry, Action, Actor, Decision, Effect, FORMAT_V1, Outcome, PseudonymKey,
+    AccessLogEntry, Action, Actor, Decision, Effect, FORMAT_V1, Outcome, PseudonymKey, decode,
     pseudonymize,
 };
 use schemas::catalogue::{FactValue, MonthAmount, ValueType};
-use schemas::protocol::ProtocolVersion;
+use schemas::protocol::{ProtocolVersion, receive_answer};
 use schemas::*;
+use tlog::checkpoint::{WitnessPolicy, open_checkpoint};
 use tlog::hash::leaf_hash;
 use tlog::proof::inclusion_proof_from_leaves;
 use tlog::tile::{Tile, encode_bundle};
@@ -75,7 +79,11 @@ fn resident_ids() {
     write(t, "example-1880", "440524188001010014");
     let born = time::macros::date!(1990 - 01 - 01);
     write(t, "jining", id("370811", born, 123).expose());
-    write(t, "leap-day", id("370811", time::macros::date!(2000 - 02 - 29), 2).expose());
+    write(
+        t,
+        "leap-day",
+        id("370811", time::macros::date!(2000 - 02 - 29), 2).expose(),
+    );
     write(t, "today", id("370811", TODAY, 999).expose());
     write(t, "bad-check", "370811199001011230");
     write(t, "bad-date", "370811199002301234");
@@ -107,9 +115,16 @@ fn requests() {
     let mut emergency = body.clone();
     emergency["urgency"] = "emergency".into();
     emergency["purpose"] = "temporary_assistance".into();
-    emergency.as_object_mut().unwrap().remove("authorization_id");
+    emergency
+        .as_object_mut()
+        .unwrap()
+        .remove("authorization_id");
     write(t, "emergency.json", serde_json::to_vec(&emergency).unwrap());
-    write(t, "household.json", serde_json::to_vec(&body["household"]).unwrap());
+    write(
+        t,
+        "household.json",
+        serde_json::to_vec(&body["household"]).unwrap(),
+    );
     let typed = Household {
         registered_division: DivisionCode::parse("370811").unwrap(),
         members: vec![Member {
@@ -118,12 +133,20 @@ fn requests() {
             relation: Relation::Applicant,
         }],
     };
-    write(t, "typed-household.json", serde_json::to_vec(&typed).unwrap());
+    write(
+        t,
+        "typed-household.json",
+        serde_json::to_vec(&typed).unwrap(),
+    );
     write(t, "array.json", "[null,null]");
 }
 
 fn connector_bodies() {
-    write("connector_query", "fact-query.json", read("schemas/examples/fact-query.json"));
+    write(
+        "connector_query",
+        "fact-query.json",
+        read("schemas/examples/fact-query.json"),
+    );
     for q in queries() {
         write(
             "connector_query",
@@ -134,11 +157,17 @@ fn connector_bodies() {
     let err = schemas::ProtocolError::new(ProtocolErrorCode::TooManySubjects, "at most 64")
         .with_field("subjects")
         .with_request_id(queries()[0].request_id);
-    write("connector_query", "protocol-error.json", serde_json::to_vec(&err).unwrap());
+    write(
+        "connector_query",
+        "protocol-error.json",
+        serde_json::to_vec(&err).unwrap(),
+    );
 
     // connector_answer: one selector byte (which query), then the body.
     let mut example = vec![0u8];
     example.extend(read("schemas/examples/signed-answer.json"));
+    receive_answer(&example[1..], &queries()[0], department_keys())
+        .expect("the README's example answer is accepted");
     write("connector_answer", "example-signed-answer", example);
     for (i, q) in queries().iter().enumerate().skip(1) {
         let answer = DepartmentAnswer {
@@ -174,9 +203,15 @@ fn connector_bodies() {
                 .collect(),
         };
         let signed = SignedAnswer::sign(answer, department_key()).unwrap();
+        let json = serde_json::to_vec(&signed).unwrap();
+        receive_answer(&json, q, department_keys()).expect("the seed answer is accepted");
         let mut body = vec![i as u8];
-        body.extend(serde_json::to_vec(&signed).unwrap());
-        write("connector_answer", &format!("answer-{}", q.department.code()), body);
+        body.extend(json);
+        write(
+            "connector_answer",
+            &format!("answer-{}", q.department.code()),
+            body,
+        );
     }
 }
 
@@ -197,7 +232,10 @@ fn access_log() {
         case_ref: Some("RC-2026-00042".into()),
         decision: Decision {
             effect: Effect::Allow,
-            policy_ids: vec!["caseworker-own-township".into(), "authorization-on-file".into()],
+            policy_ids: vec![
+                "caseworker-own-township".into(),
+                "authorization-on-file".into(),
+            ],
         },
         departments: vec![Department::Labor, Department::CivilAffairs],
         fact_kinds: vec![FactKind::MonthlyWages, FactKind::EmploymentStatus],
@@ -209,7 +247,9 @@ fn access_log() {
         ],
     };
     e.normalize();
-    write("access_log_entry", "department-queried.json", e.encode().unwrap());
+    let bytes = e.encode().unwrap();
+    decode(&bytes).expect("the seed entry decodes");
+    write("access_log_entry", "department-queried.json", bytes);
     e.action = Action::LogSearched;
     e.purpose = None;
     e.case_ref = None;
@@ -218,7 +258,11 @@ fn access_log() {
     e.departments.clear();
     e.fact_kinds.clear();
     e.normalize();
-    write("access_log_entry", "denied-search.json", e.encode().unwrap());
+    write(
+        "access_log_entry",
+        "denied-search.json",
+        e.encode().unwrap(),
+    );
 }
 
 fn notes_and_checkpoints() -> String {
@@ -232,29 +276,70 @@ fn notes_and_checkpoints() -> String {
     write("signed_note", "hub-checkpoint", &signed);
     write("signed_note", "cosigned-checkpoint", &cosigned);
     write("signed_note", "spec-vkey", SPEC_VKEY);
-    write("signed_note", "hub-vkey", log_signer().verifier_key().to_string());
-    write("signed_note", "witness-vkey", witness().verifier_key().to_string());
+    write(
+        "signed_note",
+        "hub-vkey",
+        log_signer().verifier_key().to_string(),
+    );
+    write(
+        "signed_note",
+        "witness-vkey",
+        witness().verifier_key().to_string(),
+    );
     write("signed_note", "hub-skey", log_signer().to_skey_text());
+    let policy = WitnessPolicy {
+        witnesses: vec![witness().verifier_key()],
+        quorum: 1,
+    };
+    open_checkpoint(
+        cosigned.as_bytes(),
+        LOG_ORIGIN,
+        &log_signer().verifier_key(),
+        &policy,
+    )
+    .expect("the seed checkpoint opens with its cosignature");
     write("checkpoint", "text", &text);
-    write("checkpoint", "text-with-extension", format!("{text}extension line\n"));
+    write(
+        "checkpoint",
+        "text-with-extension",
+        format!("{text}extension line\n"),
+    );
     write("checkpoint", "signed", &signed);
     write("checkpoint", "cosigned", &cosigned);
-    write("checkpoint", "text-then-cosignature", format!("{text}\n{}", witness().cosign(&text, 7)));
+    write(
+        "checkpoint",
+        "text-then-cosignature",
+        format!("{text}\n{}", witness().cosign(&text, 7)),
+    );
     write("checkpoint", "sum-golang-org", GO_CHECKPOINT);
     signed
 }
 
 fn receipts_and_tiles() {
     // A receipt for entry 1 of a 3-entry log (its checkpoint is not the one above: fine for a seed).
-    let leaves: Vec<Hash> = [b"zero".as_slice(), b"one", b"two"].iter().map(|e| leaf_hash(e)).collect();
+    let leaves: Vec<Hash> = [b"zero".as_slice(), b"one", b"two"]
+        .iter()
+        .map(|e| leaf_hash(e))
+        .collect();
     let root = tlog::hash::root_from_leaf_hashes(&leaves);
-    let signed = Checkpoint::new(LOG_ORIGIN, 3, root).unwrap().sign(log_signer()).unwrap();
+    let signed = Checkpoint::new(LOG_ORIGIN, 3, root)
+        .unwrap()
+        .sign(log_signer())
+        .unwrap();
     let receipt = Receipt {
         extra: Some(b"jsj".to_vec()),
         index: 1,
         proof: inclusion_proof_from_leaves(&leaves, 1).unwrap(),
         checkpoint: signed,
     };
+    receipt
+        .verify(
+            b"one",
+            LOG_ORIGIN,
+            &log_signer().verifier_key(),
+            &WitnessPolicy::default(),
+        )
+        .expect("the seed receipt verifies");
     // tlog_proof takes structured input (arbitrary); the receipt text at the end is its tail.
     let mut raw = vec![0u8; 32 * 3 + 24 + 8];
     raw.extend(receipt.to_text().as_bytes());
@@ -263,14 +348,50 @@ fn receipts_and_tiles() {
 
     let t = "tile_path";
     for (name, path) in [
-        ("level0-full", Tile { level: 0, n: 1_234_067, width: 256 }.path()),
-        ("level1-partial", Tile { level: 1, n: 7, width: 3 }.path()),
-        ("entries-partial", Tile { level: 0, n: 0, width: 1 }.entries_path()),
-        ("entries-full", Tile { level: 0, n: 1_000, width: 256 }.entries_path()),
+        (
+            "level0-full",
+            Tile {
+                level: 0,
+                n: 1_234_067,
+                width: 256,
+            }
+            .path(),
+        ),
+        (
+            "level1-partial",
+            Tile {
+                level: 1,
+                n: 7,
+                width: 3,
+            }
+            .path(),
+        ),
+        (
+            "entries-partial",
+            Tile {
+                level: 0,
+                n: 0,
+                width: 1,
+            }
+            .entries_path(),
+        ),
+        (
+            "entries-full",
+            Tile {
+                level: 0,
+                n: 1_000,
+                width: 256,
+            }
+            .entries_path(),
+        ),
     ] {
         write(t, name, path);
     }
-    write(t, "bundle", encode_bundle(&[b"zero".as_slice(), b"one", b""]).unwrap());
+    write(
+        t,
+        "bundle",
+        encode_bundle(&[b"zero".as_slice(), b"one", b""]).unwrap(),
+    );
 }
 
 fn main() {

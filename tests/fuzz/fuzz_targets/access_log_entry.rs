@@ -10,7 +10,11 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(entry) = decode(data) {
         assert!(data.len() <= MAX_ENCODED_LEN);
         entry.validate().expect("a decoded entry validates");
-        assert_eq!(entry.encode().as_deref(), Ok(data), "decode accepted a non-canonical encoding");
+        assert_eq!(
+            entry.encode().as_deref(),
+            Ok(data),
+            "decode accepted a non-canonical encoding"
+        );
         let mut normalized = entry.clone();
         normalized.normalize();
         assert_eq!(normalized, entry, "a decoded entry is already normalized");

@@ -32,7 +32,10 @@ fuzz_target!(|data: &[u8]| {
             // A run of 15+ digits could be a resident ID: the message must not repeat it.
             let msg = format!("{e} {e:?}");
             for run in s.split(|c: char| !c.is_ascii_digit()) {
-                assert!(run.len() < 15 || !msg.contains(run), "the error repeats the input");
+                assert!(
+                    run.len() < 15 || !msg.contains(run),
+                    "the error repeats the input"
+                );
             }
         }
     }

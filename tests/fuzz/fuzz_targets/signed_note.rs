@@ -21,7 +21,11 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(note) = open_note(data, &known) {
         assert!(!note.verified.is_empty());
         for s in &note.verified {
-            assert!(known.iter().any(|k| k.name() == s.name && k.key_id() == s.key_id));
+            assert!(
+                known
+                    .iter()
+                    .any(|k| k.name() == s.name && k.key_id() == s.key_id)
+            );
         }
         assert!(data.starts_with(note.text.as_bytes()));
     }

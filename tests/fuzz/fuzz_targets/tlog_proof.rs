@@ -10,7 +10,9 @@ use jishijiu_fuzz::{LOG_ORIGIN, log_signer};
 use libfuzzer_sys::fuzz_target;
 use tlog::checkpoint::WitnessPolicy;
 use tlog::hash::{Hash, leaf_hash, root_from_leaf_hashes};
-use tlog::proof::{check_record, check_tree, consistency_proof_from_leaves, inclusion_proof_from_leaves};
+use tlog::proof::{
+    check_record, check_tree, consistency_proof_from_leaves, inclusion_proof_from_leaves,
+};
 use tlog::{Checkpoint, Receipt};
 
 #[derive(Arbitrary, Debug)]
@@ -36,8 +38,20 @@ fn hashes(v: &[[u8; 32]]) -> Vec<Hash> {
 
 fuzz_target!(|input: Input<'_>| {
     let proof = hashes(&input.proof);
-    let _ = check_record(&proof, input.size, Hash(input.root), input.index, Hash(input.leaf));
-    let _ = check_tree(&proof, input.size, Hash(input.root), input.old_size, Hash(input.old_root));
+    let _ = check_record(
+        &proof,
+        input.size,
+        Hash(input.root),
+        input.index,
+        Hash(input.leaf),
+    );
+    let _ = check_tree(
+        &proof,
+        input.size,
+        Hash(input.root),
+        input.old_size,
+        Hash(input.old_root),
+    );
 
     // Honest proofs over a small tree verify; a changed leaf does not.
     let leaves: Vec<Hash> = input
@@ -71,8 +85,8 @@ fuzz_target!(|input: Input<'_>| {
             None => &r.checkpoint[..],
         };
         if let Ok(c) = Checkpoint::parse(text)
-            && let Ok(signed) = Checkpoint::new(LOG_ORIGIN, c.size, c.root)
-                .and_then(|c| c.sign(log_signer()))
+            && let Ok(signed) =
+                Checkpoint::new(LOG_ORIGIN, c.size, c.root).and_then(|c| c.sign(log_signer()))
         {
             let resigned = Receipt {
                 checkpoint: signed,
@@ -82,8 +96,14 @@ fuzz_target!(|input: Input<'_>| {
                 .verify_leaf_hash(Hash(input.leaf), LOG_ORIGIN, &log_key, &policy)
                 .is_ok()
             {
-                check_record(&resigned.proof, c.size, c.root, resigned.index, Hash(input.leaf))
-                    .expect("a verified receipt's proof checks");
+                check_record(
+                    &resigned.proof,
+                    c.size,
+                    c.root,
+                    resigned.index,
+                    Hash(input.leaf),
+                )
+                .expect("a verified receipt's proof checks");
             }
         }
     }
