@@ -168,6 +168,11 @@ fn connector_bodies() {
     example.extend(read("schemas/examples/signed-answer.json"));
     receive_answer(&example[1..], &queries()[0], department_keys())
         .expect("the README's example answer is accepted");
+    // Regression (fixed): `[answer, signature]` decoded by position and the receiver panicked.
+    let v: serde_json::Value = serde_json::from_slice(&example[1..]).unwrap();
+    let mut array = vec![0u8];
+    array.extend(serde_json::to_vec(&serde_json::json!([v["answer"], v["signature"]])).unwrap());
+    write("connector_answer", "regression-array-answer", array);
     write("connector_answer", "example-signed-answer", example);
     for (i, q) in queries().iter().enumerate().skip(1) {
         let answer = DepartmentAnswer {

@@ -15,6 +15,10 @@ use schemas::protocol::{FactQuery, ReceivedAnswer, receive_answer, verify_answer
 use serde_json::Value;
 
 fn check_accepted(a: &ReceivedAnswer, q: &FactQuery) {
+    assert!(
+        a.answer_json.is_object(),
+        "the signature covers an answer object"
+    );
     verify_answer_value(&a.answer_json, &a.signature, department_keys())
         .expect("an accepted answer's signature verifies again");
     assert_eq!(a.answer.request_id, q.request_id);

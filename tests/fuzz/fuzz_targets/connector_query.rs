@@ -1,6 +1,6 @@
 //! Connector protocol v1 bodies other than answers: a department reading the hub's query (the
 //! adapter's `parse_query`: JSON → protocol tag → JSON Schema → typed decode → `FactQuery::validate`)
-//! and the hub reading a department's error body (JSON → schema → `ProtocolError`). Never panics;
+//! and derives the reference periods; and the hub reading a department's error body (JSON → schema → `ProtocolError`). Never panics;
 //! canonical JSON of any value is stable, and an accepted query's digest equals the digest of the
 //! JSON it was read from.
 #![no_main]
@@ -28,6 +28,14 @@ fuzz_target!(|data: &[u8]| {
     {
         // The digest the hub computes from its typed query is the one the department computes
         // from the JSON it received, whenever the JSON is the typed query's own serialisation.
+        // What the department does next: the reference period of every kind asked.
+        for k in &q.fact_kinds {
+            let p = k.spec().period.period_for(q.as_of);
+            assert!(
+                p.from <= p.to || q.as_of.year() <= -9998,
+                "{k}: period ends before it starts"
+            );
+        }
         let typed = serde_json::to_value(&q).expect("a query serializes");
         let _ = query_digest_of_value(&v);
         assert_eq!(query_digest_of_value(&typed).ok(), Some(q.digest()));
