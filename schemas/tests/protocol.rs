@@ -198,6 +198,45 @@ fn schema_failures_are_malformed() {
     );
 }
 
+/// Found while writing the `connector_answer` fuzz target (its binary reproduces it with
+/// `tests/fuzz/seeds/connector_answer/regression-array-answer`): serde reads a struct from a JSON array by position,
+/// so `[answer, signature]` decoded as a signed answer and the receiver then panicked taking
+/// `v["answer"]` from an array. An answer whose `answer` is an array (signed as such) is refused
+/// too: the signature covers "the answer object".
+#[test]
+fn answers_shaped_as_arrays_are_malformed_not_a_panic() {
+    let kp = key_pair();
+    let q = query();
+    let v: Value = serde_json::from_slice(&signed_bytes(answer(&q), &kp)).unwrap();
+    let whole = json!([v["answer"], v["signature"]]);
+    let a = &v["answer"];
+    let positional = json!([
+        a["protocol"],
+        a["request_id"],
+        a["department"],
+        a["answered_at"],
+        a["query_digest"],
+        a["results"]
+    ]);
+    let bytes = schemas::protocol::answer_signing_bytes(&positional).unwrap();
+    let mut signature = v["signature"].clone();
+    signature["value"] = json!(base64_std(kp.sign(&bytes).as_ref()));
+    let inner = json!({"answer": positional, "signature": signature});
+    for body in [whole, inner] {
+        let body = serde_json::to_vec(&body).unwrap();
+        assert!(
+            matches!(rejected(&body, &q, &kp), AnswerError::Malformed(_)),
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+}
+
+fn base64_std(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
 #[test]
 fn answers_to_another_query_are_mismatches() {
     let kp = key_pair();
