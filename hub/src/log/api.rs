@@ -8,7 +8,7 @@
 //! caller may not read the log) and answers only after that entry is durable. Resident IDs travel
 //! only in POST bodies and are pseudonymised here; they are never logged or echoed.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -22,7 +22,7 @@ use tlog::tile::{TilePath, encode_bundle, parse_tile_path, read_tile_data};
 
 use super::LogError;
 use super::store::SearchFilter;
-use crate::api::{ApiError, AppState};
+use crate::api::{ApiError, AppState, Query};
 use crate::identity::Caller;
 
 /// The one access check for reading the log (auditor or admin).
@@ -88,7 +88,7 @@ async fn checkpoint(State(s): State<AppState>, Caller(id): Caller) -> Result<Res
 async fn tile(
     State(s): State<AppState>,
     Caller(id): Caller,
-    axum::extract::Path(path): axum::extract::Path<String>,
+    crate::api::Path(path): crate::api::Path<String>,
 ) -> Result<Response, ApiError> {
     require_log_reader(&id)?;
     let parsed = parse_tile_path(&path)
@@ -356,7 +356,7 @@ async fn search(
     State(s): State<AppState>,
     Caller(id): Caller,
     headers: HeaderMap,
-    Json(req): Json<SearchRequest>,
+    crate::api::JsonObject(req): crate::api::JsonObject<SearchRequest>,
 ) -> Result<Json<SearchResponse>, ApiError> {
     let rid = request_id(&headers);
     let subject = req
@@ -435,7 +435,7 @@ async fn subject_report(
     State(s): State<AppState>,
     Caller(id): Caller,
     headers: HeaderMap,
-    Json(req): Json<SubjectReportRequest>,
+    crate::api::JsonObject(req): crate::api::JsonObject<SubjectReportRequest>,
 ) -> Result<Response, ApiError> {
     let html = match req.format.as_deref() {
         None | Some("json") => false,

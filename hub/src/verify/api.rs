@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -33,7 +33,7 @@ use super::aggregate::Declared;
 use super::report::{DepartmentReport, DepartmentStatus, MemberReport, Report, merge_answer};
 use super::reuse::Reusable;
 use super::store::{self, AuthorizationRow, FollowUpRow, VerificationRow};
-use crate::api::{ApiError, AppState};
+use crate::api::{ApiError, AppState, JsonObject, Path, Query};
 use crate::identity::Caller;
 
 /// The routes of this module, merged into the main router.
@@ -79,23 +79,6 @@ fn invalid(field: impl Into<String>, rule: impl std::fmt::Display) -> ApiError {
         field.clone(),
         format!("{field}: {rule}"),
     )
-}
-
-/// A message from serde, unless it could carry a resident ID (a run of 15+ digits).
-fn safe_serde_message(e: &serde_json::Error) -> String {
-    let msg = e.to_string();
-    let mut run = 0;
-    for b in msg.bytes() {
-        run = if b.is_ascii_digit() { run + 1 } else { 0 };
-        if run >= 15 {
-            return "the body does not match the expected shape".into();
-        }
-    }
-    msg
-}
-
-fn parse_body<T: serde::de::DeserializeOwned>(body: Value) -> Result<T, ApiError> {
-    serde_json::from_value(body).map_err(|e| invalid("body", safe_serde_message(&e)))
 }
 
 fn parse_rid(field: String, s: &str) -> Result<ResidentId, ApiError> {
@@ -241,9 +224,8 @@ async fn record_authorization(
     State(s): State<AppState>,
     Caller(id): Caller,
     headers: HeaderMap,
-    Json(body): Json<Value>,
+    JsonObject(req): JsonObject<AuthorizationRequest>,
 ) -> Result<(StatusCode, Json<AuthorizationRecorded>), ApiError> {
-    let req: AuthorizationRequest = parse_body(body)?;
     let division = parse_division("registered_division", &req.registered_division)?;
     if req.members.is_empty() {
         return Err(invalid("members", "must list at least one member"));
@@ -408,8 +390,7 @@ pub struct VerificationRequest {
     /// 申报: declared income and assets, compared with the verified figures (see
     /// [`super::aggregate::Declared`]).
     #[serde(default)]
-    #[schemars(with = "Option<Declared>")]
-    pub declared: Option<Value>,
+    pub declared: Option<Declared>,
     /// Ask every department afresh instead of reusing valid facts from an earlier verification of
     /// the same household (once-only reuse is the default).
     #[serde(default)]
@@ -598,6 +579,35 @@ struct QueryOutcome {
     elapsed_ms: u64,
 }
 
+/// The hash that an `Idempotency-Key` binds: of the request as parsed, not as sent. The typed
+/// request is serialized with every default filled in and the household as parsed (trimmed
+/// resident IDs, relation codes), so key order, whitespace and an explicit default do not make
+/// a different request. `wait_ms` is how long the caller waits, not what it asks: left out.
+/// Resident IDs enter as their keyed pseudonyms, so the stored hash cannot be searched for an ID.
+fn canonical_request_sha(
+    req: &VerificationRequest,
+    household: &Household,
+    pseudonym: impl Fn(&str) -> String,
+) -> Result<String, ApiError> {
+    let members: Vec<Value> = household
+        .members
+        .iter()
+        .map(|m| serde_json::json!([pseudonym(m.resident_id.as_str()), m.name, m.relation]))
+        .collect();
+    let canonical = serde_json::json!({
+        "registered_division": household.registered_division,
+        "members": members,
+        "purpose": req.purpose,
+        "case_ref": req.case_ref,
+        "urgency": req.urgency,
+        "authorization_id": req.authorization_id.as_deref().map(str::trim),
+        "declared": req.declared.clone().unwrap_or_default(),
+        "force_fresh": req.force_fresh,
+    });
+    let bytes = serde_json::to_vec(&canonical).map_err(ApiError::internal)?;
+    Ok(hex::encode(ring::digest::digest(&ring::digest::SHA256, &bytes)))
+}
+
 /// The `Idempotency-Key` header, if any: 1-128 characters of `A-Z a-z 0-9 - _ . :`.
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(v) = headers.get("idempotency-key") else {
@@ -625,24 +635,13 @@ async fn request_verification(
     State(s): State<AppState>,
     Caller(id): Caller,
     headers: HeaderMap,
-    Json(body): Json<Value>,
+    JsonObject(req): JsonObject<VerificationRequest>,
 ) -> Result<Response, ApiError> {
-    // serde_json maps keep keys sorted, so equal bodies give equal hashes.
-    let request_sha = hex::encode(ring::digest::digest(
-        &ring::digest::SHA256,
-        body.to_string().as_bytes(),
-    ));
     let idem = idempotency_key(&headers)?;
-    let req: VerificationRequest = parse_body(body)?;
     let household = parse_household(&req.household)?;
+    let request_sha = canonical_request_sha(&req, &household, |r| s.keys.pseudonym(r))?;
     validate_case_ref(&req.case_ref)?;
-    let declared: Option<Declared> = match &req.declared {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(
-            serde_json::from_value(v.clone())
-                .map_err(|e| invalid("declared", safe_serde_message(&e)))?,
-        ),
-    };
+    let declared = req.declared.clone();
     if let Some((field, rule)) = declared.as_ref().and_then(Declared::invalid_field) {
         return Err(invalid(field, rule));
     }
@@ -1398,9 +1397,8 @@ async fn attach_letter(
     Caller(id): Caller,
     headers: HeaderMap,
     Path(vid): Path<String>,
-    Json(body): Json<Value>,
+    JsonObject(req): JsonObject<AttachLetter>,
 ) -> Result<Json<LetterAttached>, ApiError> {
-    let req: AttachLetter = parse_body(body)?;
     let auth_id = req.authorization_id.trim();
     if auth_id.is_empty() || auth_id.len() > 128 {
         return Err(invalid("authorization_id", "must be 1-128 characters"));
@@ -1543,7 +1541,7 @@ pub struct FollowUps {
 async fn list_follow_ups(
     State(s): State<AppState>,
     Caller(id): Caller,
-    axum::extract::Query(q): axum::extract::Query<FollowUpQuery>,
+    Query(q): Query<FollowUpQuery>,
 ) -> Result<Json<FollowUps>, ApiError> {
     let filter = q.status.as_deref().unwrap_or("open");
     if !["open", "overdue", "all"].contains(&filter) {
