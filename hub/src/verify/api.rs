@@ -179,7 +179,8 @@ fn denial(d: &policies::Decision) -> Option<ApiError> {
 pub struct AuthorizationRequest {
     /// 户籍所在地 of the household.
     pub registered_division: String,
-    /// Resident IDs of the members who signed (each must be among `members`).
+    /// Resident IDs of the members who signed (each must be among `members`). A letter covers a
+    /// verification only when that household's applicant (本人) is among them.
     pub signed_by: Vec<String>,
     /// Resident IDs of the members the letter covers.
     pub members: Vec<String>,
@@ -202,6 +203,9 @@ pub struct AuthorizationRecorded {
     pub members: usize,
     pub log_index: u64,
 }
+
+/// The longest a letter may be valid from the day it is recorded (one year).
+pub const MAX_LETTER_VALIDITY: time::Duration = time::Duration::days(366);
 
 fn parse_valid_until(s: &str) -> Result<OffsetDateTime, ApiError> {
     if let Ok(t) = OffsetDateTime::parse(s.trim(), &Rfc3339) {
@@ -270,6 +274,15 @@ async fn record_authorization(
     if valid_until <= now {
         return Err(invalid("valid_until", "must be in the future"));
     }
+    if valid_until > now + MAX_LETTER_VALIDITY {
+        return Err(invalid(
+            "valid_until",
+            format!(
+                "must be at most {} days from now",
+                MAX_LETTER_VALIDITY.whole_days()
+            ),
+        ));
+    }
     let sha = req.letter_sha256.trim().to_ascii_lowercase();
     if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(invalid("letter_sha256", "must be 64 hex digits (SHA-256)"));
@@ -328,6 +341,18 @@ async fn record_authorization(
         valid_until_ms: unix_ms(valid_until),
         letter_sha256: sha,
     };
+    // One scanned letter, one record: a hash already on record belongs to another letter.
+    if store::letter_with_sha256(&s.store.db(), &row.letter_sha256)
+        .await?
+        .is_some()
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "letter_already_recorded",
+            "letter_sha256: 该授权书扫描件已登记为另一份授权书 / this letter's document is already on record as another letter",
+        )
+        .with_field("letter_sha256"));
+    }
     store::insert_authorization(&s.store.db(), &row).await?;
     let e = entry(EntryParts {
         id: &id,
@@ -448,12 +473,14 @@ fn parse_household(h: &HouseholdInput) -> Result<Household, ApiError> {
     Ok(household)
 }
 
-/// What the letter on record says about this request, and why it does not cover it.
+/// What the letter on record says about this request, and why it does not cover it. A letter
+/// covers only when the household's applicant is among its signers (`applicant` is a pseudonym).
 async fn authorization_status(
     s: &AppState,
     auth_id: Option<&str>,
     division: &DivisionCode,
     subjects: &[String],
+    applicant: &str,
     purpose: Purpose,
     planned: &BTreeSet<FactKind>,
 ) -> Result<(AuthorizationStatus, Option<String>), ApiError> {
@@ -468,6 +495,7 @@ async fn authorization_status(
     };
     let valid = row.valid_until_ms > unix_ms(OffsetDateTime::now_utc());
     let covered: Vec<String> = serde_json::from_str(&row.subjects).map_err(ApiError::internal)?;
+    let signers: Vec<String> = serde_json::from_str(&row.signed_by).map_err(ApiError::internal)?;
     let purposes: Vec<Purpose> = serde_json::from_str(&row.purposes).map_err(ApiError::internal)?;
     let kinds: Option<Vec<FactKind>> = row
         .fact_kinds
@@ -487,6 +515,10 @@ async fn authorization_status(
         problem = Some(format!(
             "授权书未覆盖 members[{i}] / the letter does not cover members[{i}]"
         ));
+    } else if !signers.iter().any(|p| p == applicant) {
+        problem = Some(
+            "授权书未经申请人本人签字 / the applicant is not among the letter's signers".to_owned(),
+        );
     } else if !purposes.contains(&purpose) {
         problem = Some(format!(
             "授权书未覆盖用途 {purpose} / the letter does not cover the purpose {purpose}"
@@ -605,7 +637,10 @@ fn canonical_request_sha(
         "force_fresh": req.force_fresh,
     });
     let bytes = serde_json::to_vec(&canonical).map_err(ApiError::internal)?;
-    Ok(hex::encode(ring::digest::digest(&ring::digest::SHA256, &bytes)))
+    Ok(hex::encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        &bytes,
+    )))
 }
 
 /// The `Idempotency-Key` header, if any: 1-128 characters of `A-Z a-z 0-9 - _ . :`.
@@ -787,6 +822,7 @@ async fn verify_household(
         req.authorization_id.as_deref(),
         &household.registered_division,
         &subjects,
+        &applicant,
         req.purpose,
         &planned,
     )
@@ -843,6 +879,7 @@ async fn verify_household(
                 req.authorization_id.as_deref(),
                 r,
                 &subjects,
+                &applicant,
                 req.purpose,
                 &planned,
             )
@@ -1469,11 +1506,18 @@ async fn attach_letter(
         .iter()
         .flat_map(|d| d.fact_kinds.iter().copied())
         .collect();
+    let applicant = report
+        .members
+        .iter()
+        .find(|m| m.relation == Relation::Applicant.code())
+        .map(|m| m.pseudonym.clone())
+        .unwrap_or_default();
     let (status, problem) = authorization_status(
         &s,
         Some(auth_id),
         &division,
         &subjects,
+        &applicant,
         report.purpose,
         &asked,
     )

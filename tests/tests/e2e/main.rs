@@ -2,6 +2,7 @@
 //! Real mTLS on 127.0.0.1, real SQLite files, the real PostgreSQL on this machine, real processes.
 
 mod access_log;
+mod bad_input;
 mod connections;
 mod demo;
 mod handshake;
