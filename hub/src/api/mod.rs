@@ -11,6 +11,7 @@
 //! `/v1/openapi.json`.
 
 pub mod extract;
+pub mod openapi;
 mod ops;
 
 pub use extract::{JsonObject, Path, Query};
@@ -31,7 +32,6 @@ use tower_http::request_id::{
 };
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
-use utoipa::OpenApi;
 
 use crate::identity::Caller;
 use crate::keys::HubKeys;
@@ -61,12 +61,12 @@ pub struct RouterOptions {
 }
 
 /// The error body every endpoint returns.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ErrorDetail {
     /// Stable machine code, e.g. `validation_failed`, `forbidden`.
     pub code: String,
@@ -142,33 +142,9 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
-#[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "Jishijiu Hub API (济时救数据共享核对枢纽)",
-        version = "1",
-        description = "mTLS JSON API. Every caller is identified by its client certificate."
-    ),
-    paths(ops::healthz, ops::readyz, ops::whoami, ops::clients),
-    components(schemas(
-        ErrorBody,
-        ErrorDetail,
-        ops::Health,
-        ops::Readiness,
-        ops::Check,
-        ops::CrlStatus,
-        ops::WhoAmI,
-        crate::store::ClientSeen
-    ))
-)]
-pub struct ApiDoc;
-
-/// The OpenAPI document: the ops routes (utoipa) and the verification routes (schemars, see
-/// [`crate::verify::openapi`]).
+/// The OpenAPI 3.1 document ([`openapi::document`], the one generator).
 async fn openapi() -> Json<serde_json::Value> {
-    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
-    crate::verify::openapi::extend(&mut doc);
-    Json(doc)
+    Json(openapi::document())
 }
 
 async fn not_found() -> ApiError {

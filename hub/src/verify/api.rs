@@ -1,7 +1,7 @@
 //! Routes: `POST /v1/authorizations` (登记核对授权书), `POST /v1/verifications` (发起核对),
 //! `GET /v1/verifications/{id}` (查看核对报告), `GET /v1/verifications/{id}/print` (打印),
 //! `POST /v1/verifications/{id}/letter` (补登授权书), `GET /v1/follow-ups` (待补交授权书) and
-//! `GET /v1/report-key` (报告验签公钥). Described in `/v1/openapi.json` by [`super::openapi`].
+//! `GET /v1/report-key` (报告验签公钥). Described in `/v1/openapi.json` by [`crate::api::openapi`].
 //!
 //! Request bodies are parsed field by field so that every error names the member and the field
 //! (`members[2].resident_id: check digit is 3, expected 7`) and never echoes a resident ID.
@@ -173,25 +173,38 @@ fn denial(d: &policies::Decision) -> Option<ApiError> {
 
 // === Authorizations ===
 
+/// A resident ID as the schema states it (the check digit is checked by the server too).
+pub const RESIDENT_ID_PATTERN: &str = r"^[0-9]{17}[0-9X]$";
+/// A county (6 digits) or township (9 digits) division code, not starting with 00.
+pub const DIVISION_PATTERN: &str = r"^(0[1-9]|[1-9][0-9])[0-9]{4}([0-9]{3})?$";
+
 /// `POST /v1/authorizations` body: 核对授权书.
 #[derive(Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuthorizationRequest {
     /// 户籍所在地 of the household.
+    #[schemars(pattern(DIVISION_PATTERN))]
     pub registered_division: String,
+    #[schemars(length(min = 1, max = 30), inner(pattern(RESIDENT_ID_PATTERN)))]
     /// Resident IDs of the members who signed (each must be among `members`). A letter covers a
     /// verification only when that household's applicant (本人) is among them.
     pub signed_by: Vec<String>,
     /// Resident IDs of the members the letter covers.
+    #[schemars(length(min = 1, max = 30), inner(pattern(RESIDENT_ID_PATTERN)))]
     pub members: Vec<String>,
     /// The purposes it authorizes.
+    #[schemars(length(min = 1))]
     pub purposes: Vec<Purpose>,
     /// The fact kinds it authorizes; absent = everything the purposes need.
     #[serde(default)]
+    #[schemars(length(min = 1))]
     pub fact_kinds: Option<Vec<FactKind>>,
-    /// RFC 3339 time, or a date (valid through the end of that day, Beijing time).
+    /// RFC 3339 time, or a date (valid through the end of that day, Beijing time); in the
+    /// future and at most 366 days from now.
+    #[schemars(length(min = 10, max = 64))]
     pub valid_until: String,
-    /// SHA-256 of the scanned letter, 64 hex digits.
+    /// SHA-256 of the scanned letter, 64 hex digits; one letter per document.
+    #[schemars(pattern(r"^[0-9a-fA-F]{64}$"))]
     pub letter_sha256: String,
 }
 
@@ -385,9 +398,14 @@ async fn record_authorization(
 #[derive(Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemberInput {
+    /// 公民身份号码 (GB 11643-1999, valid check digit).
+    #[schemars(pattern(RESIDENT_ID_PATTERN))]
     pub resident_id: String,
+    /// 姓名: 1-64 characters, no control characters, at most 4 digits.
+    #[schemars(length(min = 1, max = 64))]
     pub name: String,
-    /// `applicant`, `spouse`, … (see `schemas::Relation`).
+    /// `applicant`, `spouse`, … (see `schemas::Relation`); exactly one applicant.
+    #[schemars(with = "Relation")]
     pub relation: String,
 }
 
@@ -395,7 +413,9 @@ pub struct MemberInput {
 #[derive(Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HouseholdInput {
+    #[schemars(pattern(DIVISION_PATTERN))]
     pub registered_division: String,
+    #[schemars(length(min = 1, max = 30))]
     pub members: Vec<MemberInput>,
 }
 
@@ -405,12 +425,14 @@ pub struct HouseholdInput {
 pub struct VerificationRequest {
     pub household: HouseholdInput,
     pub purpose: Purpose,
-    /// 案件编号: identifier characters only.
+    /// 案件编号: identifier characters only, no run of 15 or more digits.
+    #[schemars(length(min = 1, max = 256), pattern(r"^[A-Za-z0-9._:/@+-]{1,256}$"))]
     pub case_ref: String,
     #[serde(default)]
     pub urgency: Urgency,
     /// The letter on record; may be absent only for an emergency temporary-assistance check.
     #[serde(default)]
+    #[schemars(length(min = 1, max = 128))]
     pub authorization_id: Option<String>,
     /// 申报: declared income and assets, compared with the verified figures (see
     /// [`super::aggregate::Declared`]).
@@ -1415,6 +1437,7 @@ fn follow_up_now(f: &FollowUpRow) -> Result<super::report::LetterFollowUp, ApiEr
 #[derive(Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AttachLetter {
+    #[schemars(length(min = 1, max = 128))]
     pub authorization_id: String,
 }
 
@@ -1558,6 +1581,7 @@ async fn attach_letter(
 pub struct FollowUpQuery {
     /// `open` (default: no letter yet, pending or overdue), `overdue`, or `all`.
     #[serde(default)]
+    #[schemars(regex(pattern = r"^(open|overdue|all)$"))]
     pub status: Option<String>,
 }
 
