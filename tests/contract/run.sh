@@ -49,6 +49,7 @@ curl -sS --fail --cacert "$PKI/ca.pem" --cert "$PKI/caseworker.pem" --key "$PKI/
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
   --phases examples,fuzzing \
   --max-examples "$MAX_EXAMPLES" \
+  --rate-limit "${CONTRACT_RATE_LIMIT:-4/s}" \
   --workers 1 \
   --request-timeout 30 \
   --suppress-health-check all
