@@ -19,6 +19,7 @@ if [ ! -x "$VENV/bin/schemathesis" ]; then
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q 'schemathesis>=4,<5'
 fi
+VENV="$(cd "$VENV" && pwd)"
 "$VENV/bin/schemathesis" --version
 
 [ -x "$HUB" ] || cargo build --locked -p hub --bin hub
@@ -41,6 +42,8 @@ BASE="https://127.0.0.1:$PORT"
 curl -sS --fail --cacert "$PKI/ca.pem" --cert "$PKI/caseworker.pem" --key "$PKI/caseworker.key" \
   "$BASE/v1/openapi.json" -o "$DIR/openapi.json"
 
+# From the temporary directory, so schemathesis' cache (.schemathesis/) stays out of the tree.
+cd "$DIR"
 "$VENV/bin/schemathesis" run "$DIR/openapi.json" \
   --url "$BASE" \
   --request-cert "$PKI/caseworker.pem" \
