@@ -138,6 +138,36 @@ pub struct HouseholdError {
 /// Upper bound on household size; a larger "household" is a data-entry error.
 pub const MAX_MEMBERS: usize = 30;
 
+/// Upper bound on a member's name, in characters: names go into signed reports and printed pages.
+pub const MAX_NAME_CHARS: usize = 64;
+
+/// At most this many digits in a name: a name is not the place for an ID or phone number.
+pub const MAX_NAME_DIGITS: usize = 4;
+
+/// Why `name` is not acceptable as a member's name, if it is not. Never quotes the name.
+pub fn name_problem(name: &str) -> Option<String> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Some("must not be empty".into());
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Some(format!("must be at most {MAX_NAME_CHARS} characters"));
+    }
+    if name.chars().any(char::is_control) {
+        return Some("must not contain control characters".into());
+    }
+    let digits = name
+        .chars()
+        .filter(|c| c.is_ascii_digit() || ('０'..='９').contains(c))
+        .count();
+    if digits > MAX_NAME_DIGITS {
+        return Some(format!(
+            "must not contain more than {MAX_NAME_DIGITS} digits (an ID number belongs in resident_id)"
+        ));
+    }
+    None
+}
+
 impl Household {
     /// Check the household-level rules (the member fields are already valid by type).
     pub fn validate(&self) -> Result<(), HouseholdError> {
@@ -156,8 +186,8 @@ impl Household {
         }
         let mut applicant: Option<usize> = None;
         for (i, m) in self.members.iter().enumerate() {
-            if m.name.trim().is_empty() {
-                return Err(err(format!("members[{i}].name"), "must not be empty"));
+            if let Some(rule) = name_problem(&m.name) {
+                return Err(err(format!("members[{i}].name"), &rule));
             }
             if m.relation == Relation::Applicant {
                 if let Some(first) = applicant {
@@ -259,6 +289,42 @@ mod tests {
             vec![member(1, Applicant), nameless],
             Err(("members[1].name", "must not be empty")),
         );
+    }
+
+    #[test]
+    fn names_are_short_text_without_id_numbers() {
+        let named = |name: &str| {
+            let mut m = member(1, Relation::Applicant);
+            m.name = name.into();
+            vec![m]
+        };
+        for ok in [
+            "王秀英",
+            "阿依古丽·买买提",
+            "Li Wei",
+            "张三2",
+            &"名".repeat(MAX_NAME_CHARS),
+        ] {
+            check(named(ok), Ok(()));
+        }
+        for (bad, rule) in [
+            (
+                "名".repeat(MAX_NAME_CHARS + 1),
+                "must be at most 64 characters",
+            ),
+            ("x".repeat(900_000), "must be at most 64 characters"),
+            (
+                "王370811198005010011".into(),
+                "must not contain more than 4 digits (an ID number belongs in resident_id)",
+            ),
+            (
+                "王３７０８１１".into(),
+                "must not contain more than 4 digits (an ID number belongs in resident_id)",
+            ),
+            ("王\u{0}五".into(), "must not contain control characters"),
+        ] {
+            check(named(&bad), Err(("members[0].name", rule)));
+        }
     }
 
     #[test]

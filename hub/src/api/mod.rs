@@ -17,7 +17,11 @@
 //! Architecture invariant: only `hub` knows this API. The OpenAPI 3.1 description is served at
 //! `/v1/openapi.json`.
 
+pub mod extract;
+pub mod openapi;
 mod ops;
+
+pub use extract::{JsonObject, Path, Query};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,7 +39,6 @@ use tower_http::request_id::{
 };
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
-use utoipa::OpenApi;
 
 use crate::identity::Caller;
 use crate::keys::HubKeys;
@@ -65,12 +68,12 @@ pub struct RouterOptions {
 }
 
 /// The error body every endpoint returns.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ErrorDetail {
     /// Stable machine code, e.g. `validation_failed`, `forbidden`.
     pub code: String,
@@ -146,37 +149,65 @@ impl From<crate::store::StoreError> for ApiError {
     }
 }
 
-#[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "Jishijiu Hub API (济时救数据共享核对枢纽)",
-        version = "1",
-        description = "mTLS JSON API. Every caller is identified by its client certificate."
-    ),
-    paths(ops::healthz, ops::readyz, ops::whoami, ops::clients),
-    components(schemas(
-        ErrorBody,
-        ErrorDetail,
-        ops::Health,
-        ops::Readiness,
-        ops::Check,
-        ops::CrlStatus,
-        ops::WhoAmI,
-        crate::store::ClientSeen
-    ))
-)]
-pub struct ApiDoc;
-
-/// The OpenAPI document: the ops routes (utoipa) and the verification routes (schemars, see
-/// [`crate::verify::openapi`]).
+/// The OpenAPI 3.1 document ([`openapi::document`], the one generator).
 async fn openapi() -> Json<serde_json::Value> {
-    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
-    crate::verify::openapi::extend(&mut doc);
-    Json(doc)
+    Json(openapi::document())
 }
 
 async fn not_found() -> ApiError {
     ApiError::not_found("no such endpoint")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not accept this method",
+    )
+}
+
+/// The safety net under every route: an error answer that is not JSON (a layer's own answer, such
+/// as the timeout's 408) becomes the JSON error object with a code named after its status. Handlers
+/// and extractors answer with [`ApiError`] already; this catches what they do not produce.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return response;
+    }
+    let code = match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::REQUEST_TIMEOUT => "request_timeout",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::TOO_MANY_REQUESTS => "too_many_requests",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        s if s.is_server_error() => "internal",
+        _ => "bad_request",
+    };
+    let mut out = ApiError::new(
+        status,
+        code,
+        status.canonical_reason().unwrap_or("error").to_owned(),
+    )
+    .into_response();
+    // Keep the headers that matter to the client (Retry-After, Connection, x-request-id).
+    for name in [header::RETRY_AFTER, header::CONNECTION] {
+        if let Some(v) = response.headers().get(&name) {
+            out.headers_mut().insert(name, v.clone());
+        }
+    }
+    out
 }
 
 /// Count and time every request by route template and status.
@@ -329,6 +360,7 @@ pub fn router(state: AppState, opts: &RouterOptions) -> Router {
         .merge(crate::log::api::routes())
         .merge(crate::verify::api::routes())
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.limits.clone(),
             crate::ratelimit::limit_requests,
@@ -345,6 +377,7 @@ pub fn router(state: AppState, opts: &RouterOptions) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             opts.request_timeout,
         ))
+        .layer(axum::middleware::from_fn(json_errors))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal("handler panicked").into_response()
         }))

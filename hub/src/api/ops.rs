@@ -12,14 +12,13 @@ use super::{ApiError, AppState};
 use crate::identity::Caller;
 use crate::store::ClientSeen;
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Health {
     pub status: &'static str,
     pub uptime_seconds: u64,
 }
 
 /// The process is alive.
-#[utoipa::path(get, path = "/healthz", responses((status = 200, body = Health)))]
 pub async fn healthz(State(state): State<AppState>) -> Json<Health> {
     Json(Health {
         status: "ok",
@@ -27,13 +26,13 @@ pub async fn healthz(State(state): State<AppState>) -> Json<Health> {
     })
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Check {
     pub ok: bool,
     pub detail: String,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct CrlStatus {
     pub file: String,
     pub issuer: String,
@@ -43,7 +42,7 @@ pub struct CrlStatus {
     pub revoked: usize,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Readiness {
     pub ready: bool,
     pub database: Check,
@@ -58,7 +57,6 @@ fn rfc3339(t: SystemTime) -> String {
 }
 
 /// Ready to serve: database reachable, every CRL fresh, signing keys loaded. 503 otherwise.
-#[utoipa::path(get, path = "/readyz", responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let database =
         match tokio::time::timeout(std::time::Duration::from_secs(3), state.store.ping()).await {
@@ -119,7 +117,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
     )
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct WhoAmI {
     pub uri: String,
     pub principal: String,
@@ -131,7 +129,6 @@ pub struct WhoAmI {
 }
 
 /// The identity the hub derived from the caller's certificate.
-#[utoipa::path(get, path = "/v1/whoami", responses((status = 200, body = WhoAmI)))]
 pub async fn whoami(Caller(id): Caller) -> Json<WhoAmI> {
     Json(WhoAmI {
         uri: id.uri,
@@ -145,7 +142,6 @@ pub async fn whoami(Caller(id): Caller) -> Json<WhoAmI> {
 }
 
 /// Client certificates that have connected (admin only).
-#[utoipa::path(get, path = "/v1/admin/clients", responses((status = 200, body = [ClientSeen]), (status = 403, body = super::ErrorBody)))]
 pub async fn clients(
     State(state): State<AppState>,
     Caller(id): Caller,

@@ -108,7 +108,7 @@ async fn tile(
     State(s): State<AppState>,
     Caller(id): Caller,
     headers: HeaderMap,
-    axum::extract::Path(path): axum::extract::Path<String>,
+    crate::api::Path(path): crate::api::Path<String>,
 ) -> Result<Response, ApiError> {
     // Entry bundles are the pseudonymous record of accesses: decided like a search, and a denial
     // is logged (as `log_searched`), before the path is even parsed.
@@ -394,20 +394,9 @@ async fn gate(
 
 /// A typed request from a JSON object; the message never echoes a value (it could be an ID).
 fn typed<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, ApiError> {
-    serde_json::from_value(v).map_err(|e| {
-        let field = e
-            .to_string()
-            .split('`')
-            .nth(1)
-            .filter(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
-            .unwrap_or("body")
-            .to_owned();
-        ApiError::bad_request(
-            "validation_failed",
-            field.clone(),
-            format!("{field}: does not match the expected shape"),
-        )
-    })
+    // The same path-aware, value-free errors as every JSON body (`api::extract`).
+    let bytes = serde_json::to_vec(&v).map_err(ApiError::internal)?;
+    crate::api::extract::parse_object(&bytes)
 }
 
 /// The pseudonym of the body's `resident_id`, if it is one (for a denial entry: best effort, so

@@ -224,7 +224,7 @@ async fn audit_sample(db: &Db, head: &Head, samples: usize) -> Result<(), LogErr
 }
 
 /// One recorded key/origin rotation (a row of `log_rotations`), as served to auditors.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Rotation {
     /// Row id (rotations in order).
     pub id: i64,

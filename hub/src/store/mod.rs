@@ -76,7 +76,7 @@ pub enum StoreError {
 }
 
 /// A client certificate that has connected, for operators rotating certificates.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct ClientSeen {
     pub serial: String,
     pub uri: String,

@@ -1,14 +1,14 @@
 //! Routes: `POST /v1/authorizations` (登记核对授权书), `POST /v1/verifications` (发起核对),
 //! `GET /v1/verifications/{id}` (查看核对报告), `GET /v1/verifications/{id}/print` (打印),
 //! `POST /v1/verifications/{id}/letter` (补登授权书), `GET /v1/follow-ups` (待补交授权书) and
-//! `GET /v1/report-key` (报告验签公钥). Described in `/v1/openapi.json` by [`super::openapi`].
+//! `GET /v1/report-key` (报告验签公钥). Described in `/v1/openapi.json` by [`crate::api::openapi`].
 //!
 //! Request bodies are parsed field by field so that every error names the member and the field
 //! (`members[2].resident_id: check digit is 3, expected 7`) and never echoes a resident ID.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -33,7 +33,7 @@ use super::aggregate::Declared;
 use super::report::{DepartmentReport, DepartmentStatus, MemberReport, Report, merge_answer};
 use super::reuse::Reusable;
 use super::store::{self, AuthorizationRow, FollowUpRow, VerificationRow};
-use crate::api::{ApiError, AppState, json_object, request_id};
+use crate::api::{ApiError, AppState, JsonObject, Path, Query, json_object, request_id};
 use crate::identity::Caller;
 
 /// The routes of this module, merged into the main router.
@@ -76,23 +76,6 @@ fn invalid(field: impl Into<String>, rule: impl std::fmt::Display) -> ApiError {
         field.clone(),
         format!("{field}: {rule}"),
     )
-}
-
-/// A message from serde, unless it could carry a resident ID (a run of 15+ digits).
-fn safe_serde_message(e: &serde_json::Error) -> String {
-    let msg = e.to_string();
-    let mut run = 0;
-    for b in msg.bytes() {
-        run = if b.is_ascii_digit() { run + 1 } else { 0 };
-        if run >= 15 {
-            return "the body does not match the expected shape".into();
-        }
-    }
-    msg
-}
-
-fn parse_body<T: serde::de::DeserializeOwned>(body: Value) -> Result<T, ApiError> {
-    serde_json::from_value(body).map_err(|e| invalid("body", safe_serde_message(&e)))
 }
 
 fn parse_rid(field: String, s: &str) -> Result<ResidentId, ApiError> {
@@ -178,24 +161,38 @@ fn denial(d: &policies::Decision) -> Option<ApiError> {
 
 // === Authorizations ===
 
+/// A resident ID as the schema states it (the check digit is checked by the server too).
+pub const RESIDENT_ID_PATTERN: &str = r"^[0-9]{17}[0-9X]$";
+/// A county (6 digits) or township (9 digits) division code, not starting with 00.
+pub const DIVISION_PATTERN: &str = r"^(0[1-9]|[1-9][0-9])[0-9]{4}([0-9]{3})?$";
+
 /// `POST /v1/authorizations` body: 核对授权书.
 #[derive(Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuthorizationRequest {
     /// 户籍所在地 of the household.
+    #[schemars(pattern(DIVISION_PATTERN))]
     pub registered_division: String,
-    /// Resident IDs of the members who signed (each must be among `members`).
+    #[schemars(length(min = 1, max = 30), inner(pattern(RESIDENT_ID_PATTERN)))]
+    /// Resident IDs of the members who signed (each must be among `members`). A letter covers a
+    /// verification only when that household's applicant (本人) is among them.
     pub signed_by: Vec<String>,
     /// Resident IDs of the members the letter covers.
+    #[schemars(length(min = 1, max = 30), inner(pattern(RESIDENT_ID_PATTERN)))]
     pub members: Vec<String>,
     /// The purposes it authorizes.
+    #[schemars(length(min = 1))]
     pub purposes: Vec<Purpose>,
     /// The fact kinds it authorizes; absent = everything the purposes need.
     #[serde(default)]
+    #[schemars(length(min = 1))]
     pub fact_kinds: Option<Vec<FactKind>>,
-    /// RFC 3339 time, or a date (valid through the end of that day, Beijing time).
+    /// RFC 3339 time, or a date (valid through the end of that day, Beijing time); in the
+    /// future and at most 366 days from now.
+    #[schemars(length(min = 10, max = 64))]
     pub valid_until: String,
-    /// SHA-256 of the scanned letter, 64 hex digits.
+    /// SHA-256 of the scanned letter, 64 hex digits; one letter per document.
+    #[schemars(pattern(r"^[0-9a-fA-F]{64}$"))]
     pub letter_sha256: String,
 }
 
@@ -207,6 +204,9 @@ pub struct AuthorizationRecorded {
     pub members: usize,
     pub log_index: u64,
 }
+
+/// The longest a letter may be valid from the day it is recorded (one year).
+pub const MAX_LETTER_VALIDITY: time::Duration = time::Duration::days(366);
 
 fn parse_valid_until(s: &str) -> Result<OffsetDateTime, ApiError> {
     if let Ok(t) = OffsetDateTime::parse(s.trim(), &Rfc3339) {
@@ -269,6 +269,13 @@ async fn may_record_letters(s: &AppState, id: &Identity, rid: &str) -> Result<()
     Err(err)
 }
 
+/// A JSON object body judged after the decision (see `crate::api::json_object`), with the same
+/// path-aware, value-free errors as every JSON body (`api::extract`).
+fn parse_body<T: serde::de::DeserializeOwned>(body: Value) -> Result<T, ApiError> {
+    let bytes = serde_json::to_vec(&body).map_err(ApiError::internal)?;
+    crate::api::extract::parse_object(&bytes)
+}
+
 async fn record_authorization(
     State(s): State<AppState>,
     Caller(id): Caller,
@@ -322,6 +329,15 @@ async fn record_authorization(
     let now = OffsetDateTime::now_utc();
     if valid_until <= now {
         return Err(invalid("valid_until", "must be in the future"));
+    }
+    if valid_until > now + MAX_LETTER_VALIDITY {
+        return Err(invalid(
+            "valid_until",
+            format!(
+                "must be at most {} days from now",
+                MAX_LETTER_VALIDITY.whole_days()
+            ),
+        ));
     }
     let sha = req.letter_sha256.trim().to_ascii_lowercase();
     if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -380,6 +396,18 @@ async fn record_authorization(
         valid_until_ms: unix_ms(valid_until),
         letter_sha256: sha,
     };
+    // One scanned letter, one record: a hash already on record belongs to another letter.
+    if store::letter_with_sha256(&s.store.db(), &row.letter_sha256)
+        .await?
+        .is_some()
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "letter_already_recorded",
+            "letter_sha256: 该授权书扫描件已登记为另一份授权书 / this letter's document is already on record as another letter",
+        )
+        .with_field("letter_sha256"));
+    }
     store::insert_authorization(&s.store.db(), &row).await?;
     let e = entry(EntryParts {
         id: &id,
@@ -412,9 +440,14 @@ async fn record_authorization(
 #[derive(Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemberInput {
+    /// 公民身份号码 (GB 11643-1999, valid check digit).
+    #[schemars(pattern(RESIDENT_ID_PATTERN))]
     pub resident_id: String,
+    /// 姓名: 1-64 characters, no control characters, at most 4 digits.
+    #[schemars(length(min = 1, max = 64))]
     pub name: String,
-    /// `applicant`, `spouse`, … (see `schemas::Relation`).
+    /// `applicant`, `spouse`, … (see `schemas::Relation`); exactly one applicant.
+    #[schemars(with = "Relation")]
     pub relation: String,
 }
 
@@ -422,7 +455,9 @@ pub struct MemberInput {
 #[derive(Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HouseholdInput {
+    #[schemars(pattern(DIVISION_PATTERN))]
     pub registered_division: String,
+    #[schemars(length(min = 1, max = 30))]
     pub members: Vec<MemberInput>,
 }
 
@@ -432,18 +467,19 @@ pub struct HouseholdInput {
 pub struct VerificationRequest {
     pub household: HouseholdInput,
     pub purpose: Purpose,
-    /// 案件编号: identifier characters only.
+    /// 案件编号: identifier characters only, no run of 15 or more digits.
+    #[schemars(length(min = 1, max = 256), pattern(r"^[A-Za-z0-9._:/@+-]{1,256}$"))]
     pub case_ref: String,
     #[serde(default)]
     pub urgency: Urgency,
     /// The letter on record; may be absent only for an emergency temporary-assistance check.
     #[serde(default)]
+    #[schemars(length(min = 1, max = 128))]
     pub authorization_id: Option<String>,
     /// 申报: declared income and assets, compared with the verified figures (see
     /// [`super::aggregate::Declared`]).
     #[serde(default)]
-    #[schemars(with = "Option<Declared>")]
-    pub declared: Option<Value>,
+    pub declared: Option<Declared>,
     /// Ask every department afresh instead of reusing valid facts from an earlier verification of
     /// the same household (once-only reuse is the default).
     #[serde(default)]
@@ -501,12 +537,14 @@ fn parse_household(h: &HouseholdInput) -> Result<Household, ApiError> {
     Ok(household)
 }
 
-/// What the letter on record says about this request, and why it does not cover it.
+/// What the letter on record says about this request, and why it does not cover it. A letter
+/// covers only when the household's applicant is among its signers (`applicant` is a pseudonym).
 async fn authorization_status(
     s: &AppState,
     auth_id: Option<&str>,
     division: &DivisionCode,
     subjects: &[String],
+    applicant: &str,
     purpose: Purpose,
     planned: &BTreeSet<FactKind>,
 ) -> Result<(AuthorizationStatus, Option<String>), ApiError> {
@@ -521,6 +559,7 @@ async fn authorization_status(
     };
     let valid = row.valid_until_ms > unix_ms(OffsetDateTime::now_utc());
     let covered: Vec<String> = serde_json::from_str(&row.subjects).map_err(ApiError::internal)?;
+    let signers: Vec<String> = serde_json::from_str(&row.signed_by).map_err(ApiError::internal)?;
     let purposes: Vec<Purpose> = serde_json::from_str(&row.purposes).map_err(ApiError::internal)?;
     let kinds: Option<Vec<FactKind>> = row
         .fact_kinds
@@ -540,6 +579,10 @@ async fn authorization_status(
         problem = Some(format!(
             "授权书未覆盖 members[{i}] / the letter does not cover members[{i}]"
         ));
+    } else if !signers.iter().any(|p| p == applicant) {
+        problem = Some(
+            "授权书未经申请人本人签字 / the applicant is not among the letter's signers".to_owned(),
+        );
     } else if !purposes.contains(&purpose) {
         problem = Some(format!(
             "授权书未覆盖用途 {purpose} / the letter does not cover the purpose {purpose}"
@@ -632,6 +675,38 @@ struct QueryOutcome {
     elapsed_ms: u64,
 }
 
+/// The hash that an `Idempotency-Key` binds: of the request as parsed, not as sent. The typed
+/// request is serialized with every default filled in and the household as parsed (trimmed
+/// resident IDs, relation codes), so key order, whitespace and an explicit default do not make
+/// a different request. `wait_ms` is how long the caller waits, not what it asks: left out.
+/// Resident IDs enter as their keyed pseudonyms, so the stored hash cannot be searched for an ID.
+fn canonical_request_sha(
+    req: &VerificationRequest,
+    household: &Household,
+    pseudonym: impl Fn(&str) -> String,
+) -> Result<String, ApiError> {
+    let members: Vec<Value> = household
+        .members
+        .iter()
+        .map(|m| serde_json::json!([pseudonym(m.resident_id.as_str()), m.name, m.relation]))
+        .collect();
+    let canonical = serde_json::json!({
+        "registered_division": household.registered_division,
+        "members": members,
+        "purpose": req.purpose,
+        "case_ref": req.case_ref,
+        "urgency": req.urgency,
+        "authorization_id": req.authorization_id.as_deref().map(str::trim),
+        "declared": req.declared.clone().unwrap_or_default(),
+        "force_fresh": req.force_fresh,
+    });
+    let bytes = serde_json::to_vec(&canonical).map_err(ApiError::internal)?;
+    Ok(hex::encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        &bytes,
+    )))
+}
+
 /// The `Idempotency-Key` header, if any: 1-128 characters of `A-Z a-z 0-9 - _ . :`.
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(v) = headers.get("idempotency-key") else {
@@ -659,24 +734,13 @@ async fn request_verification(
     State(s): State<AppState>,
     Caller(id): Caller,
     headers: HeaderMap,
-    Json(body): Json<Value>,
+    JsonObject(req): JsonObject<VerificationRequest>,
 ) -> Result<Response, ApiError> {
-    // serde_json maps keep keys sorted, so equal bodies give equal hashes.
-    let request_sha = hex::encode(ring::digest::digest(
-        &ring::digest::SHA256,
-        body.to_string().as_bytes(),
-    ));
     let idem = idempotency_key(&headers)?;
-    let req: VerificationRequest = parse_body(body)?;
     let household = parse_household(&req.household)?;
+    let request_sha = canonical_request_sha(&req, &household, |r| s.keys.pseudonym(r))?;
     validate_case_ref(&req.case_ref)?;
-    let declared: Option<Declared> = match &req.declared {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(
-            serde_json::from_value(v.clone())
-                .map_err(|e| invalid("declared", safe_serde_message(&e)))?,
-        ),
-    };
+    let declared = req.declared.clone();
     if let Some((field, rule)) = declared.as_ref().and_then(Declared::invalid_field) {
         return Err(invalid(field, rule));
     }
@@ -821,6 +885,7 @@ async fn verify_household(
         req.authorization_id.as_deref(),
         &household.registered_division,
         &subjects,
+        &applicant,
         req.purpose,
         &planned,
     )
@@ -905,6 +970,7 @@ async fn verify_household(
                 req.authorization_id.as_deref(),
                 r,
                 &subjects,
+                &applicant,
                 req.purpose,
                 &planned,
             )
@@ -1475,6 +1541,7 @@ fn follow_up_now(f: &FollowUpRow) -> Result<super::report::LetterFollowUp, ApiEr
 #[derive(Debug, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AttachLetter {
+    #[schemars(length(min = 1, max = 128))]
     pub authorization_id: String,
 }
 
@@ -1605,8 +1672,22 @@ async fn check_letter(
         .iter()
         .flat_map(|d| d.fact_kinds.iter().copied())
         .collect();
-    let (status, problem) =
-        authorization_status(s, Some(auth_id), division, subjects, report.purpose, &asked).await?;
+    let applicant = report
+        .members
+        .iter()
+        .find(|m| m.relation == Relation::Applicant.code())
+        .map(|m| m.pseudonym.clone())
+        .unwrap_or_default();
+    let (status, problem) = authorization_status(
+        s,
+        Some(auth_id),
+        division,
+        subjects,
+        &applicant,
+        report.purpose,
+        &asked,
+    )
+    .await?;
     if !status.covers {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -1627,6 +1708,7 @@ async fn check_letter(
 pub struct FollowUpQuery {
     /// `open` (default: no letter yet, pending or overdue), `overdue`, or `all`.
     #[serde(default)]
+    #[schemars(regex(pattern = r"^(open|overdue|all)$"))]
     pub status: Option<String>,
 }
 
@@ -1654,7 +1736,7 @@ pub struct FollowUps {
 async fn list_follow_ups(
     State(s): State<AppState>,
     Caller(id): Caller,
-    axum::extract::Query(q): axum::extract::Query<FollowUpQuery>,
+    Query(q): Query<FollowUpQuery>,
 ) -> Result<Json<FollowUps>, ApiError> {
     let filter = q.status.as_deref().unwrap_or("open");
     if !["open", "overdue", "all"].contains(&filter) {

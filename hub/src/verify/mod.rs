@@ -44,7 +44,6 @@
 pub mod aggregate;
 pub mod api;
 pub mod config;
-pub mod openapi;
 pub mod print;
 pub mod registration;
 pub mod report;

@@ -107,6 +107,17 @@ pub async fn insert_authorization(db: &Db, r: &AuthorizationRow) -> Result<(), S
     Ok(())
 }
 
+/// The id of a letter already on record with this document hash, if any.
+pub async fn letter_with_sha256(db: &Db, sha256: &str) -> Result<Option<String>, StoreError> {
+    let t: Option<(String,)> = on_db!(db, p, _DB => {
+        sqlx::query_as("SELECT id FROM authorizations WHERE letter_sha256 = $1 LIMIT 1")
+            .bind(sha256)
+            .fetch_optional(p)
+            .await?
+    });
+    Ok(t.map(|t| t.0))
+}
+
 pub async fn get_authorization(db: &Db, id: &str) -> Result<Option<AuthorizationRow>, StoreError> {
     let t: Option<AuthTuple> = on_db!(db, p, _DB => {
         sqlx::query_as(SELECT_AUTH)

@@ -640,11 +640,11 @@ async fn record_letters(
                     .collect();
                 let letter = json!({
                     "registered_division": household.registered_division.as_str(),
-                    "signed_by": [ids[0]],
+                    "signed_by": [household.applicant().map(|a| a.resident_id.as_str()).unwrap_or(ids[0])],
                     "members": ids,
                     "purposes": [SINGLE_PURPOSE.code(), FULL_PURPOSE.code()],
-                    "valid_until": "2099-12-31",
-                    "letter_sha256": "ab".repeat(32),
+                    "valid_until": (time::OffsetDateTime::now_utc().date() + time::Duration::days(180)).to_string(),
+                    "letter_sha256": format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple()),
                 });
                 let (status, body) = post(client, &url, &letter).await?;
                 ensure!(status == 201, "authorization letter: HTTP {status}: {body}");

@@ -29,11 +29,11 @@ fn forged_letter(h: &Household, division: &str) -> Value {
     let ids = ids(h);
     json!({
         "registered_division": division,
-        "signed_by": [ids[0]],
+        "signed_by": [h.applicant().map(|a| a.resident_id.as_str()).unwrap_or(&ids[0])],
         "members": ids,
         "purposes": ["dibao_application"],
-        "valid_until": "2099-12-31",
-        "letter_sha256": "cd".repeat(32),
+        "valid_until": crate::verification::in_days(30),
+        "letter_sha256": crate::verification::fresh_sha256(),
     })
 }
 

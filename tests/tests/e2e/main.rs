@@ -3,6 +3,7 @@
 
 mod access_log;
 mod authz_table;
+mod bad_input;
 mod connections;
 mod demo;
 mod handshake;

@@ -106,15 +106,29 @@ pub(crate) fn verification(
     v
 }
 
+/// The date `days` from today (a letter's `valid_until`; at most a year ahead is accepted).
+pub(crate) fn in_days(days: i64) -> String {
+    (time::OffsetDateTime::now_utc().date() + time::Duration::days(days)).to_string()
+}
+
+/// A document hash no other letter has (each scanned letter is recorded once).
+pub(crate) fn fresh_sha256() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
 pub(crate) fn letter(h: &Household, purposes: &[&str]) -> Value {
     let ids = ids(h);
     json!({
         "registered_division": h.registered_division.as_str(),
-        "signed_by": [ids[0]],
+        "signed_by": [h.applicant().map(|a| a.resident_id.as_str()).unwrap_or(&ids[0])],
         "members": ids,
         "purposes": purposes,
-        "valid_until": "2099-12-31",
-        "letter_sha256": "ab".repeat(32),
+        "valid_until": crate::verification::in_days(30),
+        "letter_sha256": crate::verification::fresh_sha256(),
     })
 }
 
