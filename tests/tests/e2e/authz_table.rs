@@ -198,10 +198,11 @@ const TABLE: &[Row] = &[
         "/log/checkpoint",
         [Denied, Denied, Denied, Allowed, Denied, Denied],
     ),
-    // Entry bundles carry the pseudonymous record of accesses: treated like a search.
+    // Entry bundles carry the pseudonymous record of accesses: treated like a search, and so are
+    // the hash tiles (one route on the server, decided before the path is parsed).
     row(
         "get",
-        "/log/tile/{path}",
+        "/log/tile/entries/{index}",
         [
             DeniedLogged,
             DeniedLogged,
@@ -210,6 +211,23 @@ const TABLE: &[Row] = &[
             DeniedLogged,
             DeniedLogged,
         ],
+    ),
+    row(
+        "get",
+        "/log/tile/{level}/{index}",
+        [
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            Allowed,
+            DeniedLogged,
+            DeniedLogged,
+        ],
+    ),
+    row(
+        "get",
+        "/v1/openapi.json",
+        [Allowed, Allowed, Allowed, Allowed, Allowed, Allowed],
     ),
 ];
 
@@ -304,7 +322,8 @@ fn request(
         ("get", "/v1/log/proof/inclusion") => ("/v1/log/proof/inclusion?index=0".into(), None),
         ("get", "/v1/log/proof/consistency") => ("/v1/log/proof/consistency?old=1".into(), None),
         ("get", "/v1/log/receipt") => ("/v1/log/receipt?index=0".into(), None),
-        ("get", "/log/tile/{path}") => ("/log/tile/entries/000.p/1".into(), None),
+        ("get", "/log/tile/entries/{index}") => ("/log/tile/entries/000.p/1".into(), None),
+        ("get", "/log/tile/{level}/{index}") => ("/log/tile/0/000.p/1".into(), None),
         (_, p) => (p.to_owned(), None),
     }
 }
