@@ -235,3 +235,111 @@ fn households_convert_to_valid_declarations() {
         assert_eq!(back, decl);
     }
 }
+
+/// Issue 16: every simulated figure stays inside a plausible range for Jining, in the unit the
+/// catalogue states, so a unit slip (floor areas once came out 100× too large: 5,322 m² per person)
+/// cannot recur. Ranges are generous bounds of real life, not the generator's own parameters.
+#[test]
+fn simulated_figures_are_plausible_for_jining() {
+    const YUAN: i64 = 100;
+    let pop = Population::generate(PopulationConfig::new(2026, 5_000));
+    let as_of = pop.config.as_of;
+    let money = |p, k| match facts::value(p, k, as_of) {
+        FactValue::MoneyFen(v) => v,
+        other => panic!("{k}: {other:?}"),
+    };
+    let in_range = |name: &str, v: i64, lo: i64, hi: i64| {
+        assert!(
+            v == 0 || (lo..=hi).contains(&v),
+            "{name}: {v} outside 0 or {lo}..={hi}"
+        );
+    };
+    let mut per_person_m2 = Vec::new();
+    for h in pop.households() {
+        let members: Vec<_> = pop.members(h.id).collect();
+        let mut area_dm2 = 0;
+        for p in &members {
+            // 住房: each property 20–300 m² (dm² = 0.01 m²).
+            let FactValue::AreaDm2(area) = facts::value(p, FactKind::FloorAreaOwned, as_of) else {
+                panic!("floor area is not an area");
+            };
+            let FactValue::Count(properties) = facts::value(p, FactKind::PropertiesOwned, as_of)
+            else {
+                panic!("properties is not a count");
+            };
+            let n = i64::from(properties);
+            assert!(
+                (20 * 100 * n..=300 * 100 * n).contains(&area),
+                "floor area {area} dm² for {properties} properties"
+            );
+            area_dm2 += area;
+            // 工资: 0, or ¥100–¥60,000 a month (part-time and informal work included).
+            if let FactValue::MonthlyFen(months) = facts::value(p, FactKind::MonthlyWages, as_of) {
+                for m in months {
+                    in_range("monthly wages", m.fen, 100 * YUAN, 60_000 * YUAN);
+                }
+            }
+            in_range(
+                "pension",
+                money(p, FactKind::Pension),
+                100 * YUAN,
+                20_000 * YUAN,
+            );
+            in_range(
+                "unemployment benefit",
+                money(p, FactKind::UnemploymentBenefit),
+                500 * YUAN,
+                5_000 * YUAN,
+            );
+            in_range(
+                "medical costs, 12 months",
+                money(p, FactKind::MedicalExpensesTotal),
+                10 * YUAN,
+                2_000_000 * YUAN,
+            );
+            in_range(
+                "provident-fund balance",
+                money(p, FactKind::ProvidentFundBalance),
+                100 * YUAN,
+                1_000_000 * YUAN,
+            );
+            in_range(
+                "provident-fund monthly deposit",
+                money(p, FactKind::ProvidentFundMonthlyContribution),
+                10 * YUAN,
+                20_000 * YUAN,
+            );
+            in_range(
+                "tuition fees, a year",
+                money(p, FactKind::TuitionFees),
+                100 * YUAN,
+                100_000 * YUAN,
+            );
+            in_range(
+                "disability living subsidy",
+                money(p, FactKind::LivingSubsidy),
+                10 * YUAN,
+                2_000 * YUAN,
+            );
+            in_range(
+                "disability care subsidy",
+                money(p, FactKind::CareSubsidy),
+                10 * YUAN,
+                2_000 * YUAN,
+            );
+            if let FactValue::Days(d) = facts::value(p, FactKind::InpatientDays, as_of) {
+                assert!(d <= 366, "inpatient days {d}");
+            }
+        }
+        per_person_m2.push(area_dm2 as f64 / 100.0 / members.len() as f64);
+    }
+    // Households with housing: the median floor area per person is that of a Chinese city
+    // (about 30–45 m² in 2020s statistics); allow 10–100 m².
+    per_person_m2.retain(|a| *a > 0.0);
+    per_person_m2.sort_by(f64::total_cmp);
+    let median = per_person_m2[per_person_m2.len() / 2];
+    assert!(
+        (10.0..=100.0).contains(&median),
+        "median {median:.2} m² per person"
+    );
+}

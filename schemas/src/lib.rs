@@ -23,6 +23,7 @@ pub mod household;
 pub mod identity;
 pub mod protocol;
 pub mod resident_id;
+pub mod shape;
 pub mod validate;
 pub mod vocab;
 pub mod wire;

@@ -640,9 +640,14 @@ pub fn receive_answer(
     // what it accepts (its patterns are enforced by the decode, the key lookup, the signature and
     // the binding checks below). The schema runs only to name the path at fault when the decode
     // fails: validating every answer twice cost more than the signature check.
-    // Objects only: serde also reads a struct from a JSON array by position, which the schema
-    // refuses, and `v["answer"]` below panics on an array (found while writing the
-    // `connector_answer` fuzz target, whose binary reproduces it).
+    // Objects only, at every depth: serde also reads a struct from a JSON array by position,
+    // which the schema refuses (`shape`), and `v["answer"]` below panics on an array (found while
+    // writing the `connector_answer` fuzz target, whose binary reproduces it).
+    if let Some(path) = crate::validate::signed_answer_positional_array(&v) {
+        return Err(AnswerError::Malformed(format!(
+            "{path}: must be a JSON object, not an array"
+        )));
+    }
     let objects = v.is_object() && v.get("answer").is_some_and(Value::is_object);
     let SignedAnswer { answer, signature } = match SignedAnswer::deserialize(&v) {
         Ok(typed) if objects && schema_patterns_hold(&typed) => typed,

@@ -78,6 +78,16 @@ pub fn signed_answer(instance: &Value) -> Result<(), SchemaViolation> {
     run(&SIGNED_ANSWER, instance)
 }
 
+/// The committed signed-answer schema as a value, for [`crate::shape::first_positional_array`].
+static SIGNED_ANSWER_VALUE: LazyLock<Value> =
+    LazyLock::new(|| serde_json::from_str(SIGNED_ANSWER_SCHEMA).unwrap_or(Value::Bool(false)));
+
+/// The path of the first array in a signed answer where its schema declares an object (serde
+/// would read a struct from it by position); `None` when there is none. Cheap: no pattern is run.
+pub fn signed_answer_positional_array(instance: &Value) -> Option<String> {
+    crate::shape::first_positional_array(instance, &SIGNED_ANSWER_VALUE)
+}
+
 /// Validate a protocol error body.
 pub fn protocol_error(instance: &Value) -> Result<(), SchemaViolation> {
     run(&PROTOCOL_ERROR, instance)

@@ -232,6 +232,30 @@ fn answers_shaped_as_arrays_are_malformed_not_a_panic() {
     }
 }
 
+/// Issue 10, finding 8: a struct nested anywhere in an answer and sent as an array (`facts[0]` as
+/// `[kind, value, period]`), correctly signed, was read by position. It is malformed, named by
+/// its path.
+#[test]
+fn nested_structs_shaped_as_arrays_are_malformed() {
+    let kp = key_pair();
+    let q = query();
+    let v: Value = serde_json::from_slice(&signed_bytes(answer(&q), &kp)).unwrap();
+    let mut a = v["answer"].clone();
+    let fact = a["results"][0]["facts"][0].clone();
+    a["results"][0]["facts"][0] = json!([fact["kind"], fact["value"], fact["period"]]);
+    // serde alone reads it: the positional form is the same answer to the typed decode.
+    let typed: schemas::protocol::DepartmentAnswer = serde_json::from_value(a.clone()).unwrap();
+    assert_eq!(typed, answer(&q));
+    let bytes = schemas::protocol::answer_signing_bytes(&a).unwrap();
+    let mut signature = v["signature"].clone();
+    signature["value"] = json!(base64_std(kp.sign(&bytes).as_ref()));
+    let body = serde_json::to_vec(&json!({"answer": a, "signature": signature})).unwrap();
+    match rejected(&body, &q, &kp) {
+        AnswerError::Malformed(m) => assert!(m.contains("answer.results[0].facts[0]"), "{m}"),
+        other => panic!("expected malformed, got {other:?}"),
+    }
+}
+
 fn base64_std(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(bytes)

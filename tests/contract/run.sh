@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Contract test (issue 10 finding 8b): schemathesis, property-based, against the OpenAPI
-# description a running demo hub serves, as the demo caseworker over mutual TLS. Checks: no server
-# error, no undocumented status code or content type, responses conform to their schemas.
+# description a running demo hub serves, over mutual TLS, once as the demo caseworker and once as
+# the demo auditor (so the log routes are exercised past their 403). Checks: no server error, no
+# undocumented status code or content type, responses conform to their schemas, and no invalid
+# input accepted (negative_data_rejection: a request that violates the description must get a 4xx).
+# Path parameters named `id` are seeded with a real verification the caseworker ran, so the
+# read routes are exercised past their 404.
 # Bounded: a few examples per operation, a few minutes at most on 2 cores.
 #
 # Usage: tests/contract/run.sh [path/to/hub-binary]   (default: target/debug/hub)
@@ -42,17 +46,42 @@ BASE="https://127.0.0.1:$PORT"
 curl -sS --fail --cacert "$PKI/ca.pem" --cert "$PKI/caseworker.pem" --key "$PKI/caseworker.key" \
   "$BASE/v1/openapi.json" -o "$DIR/openapi.json"
 
+# Seed: record the sample household's letter, run its verification, keep the ids.
+SAMPLES="$DIR/demo/samples"
+CW=(--cacert "$PKI/ca.pem" --cert "$PKI/caseworker.pem" --key "$PKI/caseworker.key")
+AUTH_ID="$(curl -sS --fail "${CW[@]}" -H 'content-type: application/json' \
+  --data @"$SAMPLES/xuzhuang-dibao.letter.json" "$BASE/v1/authorizations" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')"
+python3 - "$SAMPLES/xuzhuang-dibao.json" "$AUTH_ID" >"$DIR/seed-request.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1])); r["authorization_id"] = sys.argv[2]; print(json.dumps(r))
+PY
+VERIFICATION_ID="$(curl -sS --fail "${CW[@]}" -H 'content-type: application/json' \
+  --data @"$DIR/seed-request.json" "$BASE/v1/verifications" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')"
+echo "seeded: authorization $AUTH_ID, verification $VERIFICATION_ID"
+cat >"$DIR/schemathesis.toml" <<TOML
+[parameters]
+"path.id" = "$VERIFICATION_ID"
+TOML
+
 # From the temporary directory, so schemathesis' cache (.schemathesis/) stays out of the tree.
 cd "$DIR"
-"$VENV/bin/schemathesis" run "$DIR/openapi.json" \
-  --url "$BASE" \
-  --request-cert "$PKI/caseworker.pem" \
-  --request-cert-key "$PKI/caseworker.key" \
-  --tls-verify "$PKI/ca.pem" \
-  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
-  --phases examples,fuzzing \
-  --max-examples "$MAX_EXAMPLES" \
-  --rate-limit "${CONTRACT_RATE_LIMIT:-4/s}" \
-  --workers 1 \
-  --request-timeout 30 \
-  --suppress-health-check all
+status=0
+for who in caseworker auditor; do
+  echo "== schemathesis as the demo $who =="
+  "$VENV/bin/schemathesis" --config-file "$DIR/schemathesis.toml" run "$DIR/openapi.json" \
+    --url "$BASE" \
+    --request-cert "$PKI/$who.pem" \
+    --request-cert-key "$PKI/$who.key" \
+    --tls-verify "$PKI/ca.pem" \
+    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,negative_data_rejection \
+    --phases examples,fuzzing \
+    --mode all \
+    --max-examples "$MAX_EXAMPLES" \
+    --rate-limit "${CONTRACT_RATE_LIMIT:-4/s}" \
+    --workers 1 \
+    --request-timeout 30 \
+    --suppress-health-check all || status=1
+done
+exit "$status"

@@ -870,8 +870,9 @@ impl Generator {
                 Class::Ordinary => rng.weighted(&[15, 60, 20, 5]) as u32,
             }
         };
+        // 45.00–160.99 m² per property, in dm² (0.01 m²).
         let floor_area_dm2 = (0..properties)
-            .map(|_| rng.range(4_500, 16_000) * 100 + rng.range(0, 99))
+            .map(|_| rng.range(45, 160) * 100 + rng.range(0, 99))
             .sum();
         let formal = labor.employment == Employment::Employed;
         let housing = Housing {

@@ -14,7 +14,11 @@
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{StatusCode, header, request::Parts};
+use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, RwLock};
 
 use super::ApiError;
 
@@ -22,7 +26,7 @@ use super::ApiError;
 #[derive(Debug, Clone)]
 pub struct JsonObject<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonObject<T> {
+impl<S: Send + Sync, T: DeserializeOwned + JsonSchema + 'static> FromRequest<S> for JsonObject<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
@@ -45,8 +49,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonObject<T> {
     }
 }
 
-/// Parse `bytes` as a JSON object into `T`; errors as described in the module docs.
-pub fn parse_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+/// Parse `bytes` as a JSON object into `T`; errors as described in the module docs. Objects are
+/// required at every depth where `T`'s JSON Schema declares one ([`schemas::shape`]): a nested
+/// struct sent as an array is refused with its path, not read by position.
+pub fn parse_object<T: DeserializeOwned + JsonSchema + 'static>(
+    bytes: &[u8],
+) -> Result<T, ApiError> {
     match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
         None => {
             return Err(ApiError::bad_request(
@@ -68,6 +76,16 @@ pub fn parse_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             ));
         }
     }
+    let tree: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| syntax_error(&e))?;
+    if let Some(path) = schemas::shape::first_positional_array(&tree, &schema_of::<T>()) {
+        return Err(ApiError::bad_request(
+            "validation_failed",
+            path.clone(),
+            format!("{path}: must be a JSON object, not an array"),
+        ));
+    }
+    drop(tree);
+    // The typed decode reads the bytes again: from a `Value` it could not see duplicate fields.
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = field_path(e.path());
@@ -80,6 +98,28 @@ pub fn parse_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })?;
     de.end().map_err(|e| syntax_error(&e))?;
     Ok(value)
+}
+
+/// `T`'s JSON Schema (draft 2020-12, `$ref`s local to it), generated once per type.
+fn schema_of<T: JsonSchema + 'static>() -> Arc<serde_json::Value> {
+    static SCHEMAS: LazyLock<RwLock<HashMap<TypeId, Arc<serde_json::Value>>>> =
+        LazyLock::new(Default::default);
+    let id = TypeId::of::<T>();
+    if let Some(s) = SCHEMAS.read().unwrap_or_else(|e| e.into_inner()).get(&id) {
+        return s.clone();
+    }
+    let schema = Arc::new(
+        schemars::generate::SchemaSettings::draft2020_12()
+            .into_generator()
+            .into_root_schema_for::<T>()
+            .to_value(),
+    );
+    SCHEMAS
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(id)
+        .or_insert(schema)
+        .clone()
 }
 
 /// `application/json` or `application/<something>+json`, parameters allowed.
@@ -300,7 +340,7 @@ mod tests {
     use super::*;
     use serde::Deserialize;
 
-    #[derive(Debug, Deserialize)]
+    #[derive(Debug, Deserialize, JsonSchema)]
     #[serde(deny_unknown_fields)]
     #[allow(dead_code)]
     struct Member {
@@ -308,7 +348,7 @@ mod tests {
         name: String,
     }
 
-    #[derive(Debug, Deserialize)]
+    #[derive(Debug, Deserialize, JsonSchema)]
     #[serde(deny_unknown_fields)]
     #[allow(dead_code)]
     struct Body {
@@ -356,6 +396,22 @@ mod tests {
                 "members[0].resident_id",
                 "invalid type, expected a string",
             )),
+        );
+        // Issue 10, finding 8: serde reads a struct from an array by position, at any depth.
+        assert!(
+            serde_json::from_str::<Body>(r#"{"members":[["370811199001011234","x"]]}"#).is_ok()
+        );
+        check(
+            r#"{"members":[["370811199001011234","x"]]}"#,
+            Err((
+                "validation_failed",
+                "members[0]",
+                "must be a JSON object, not an array",
+            )),
+        );
+        check(
+            r#"{"members":[{"resident_id":"x","name":"y"},[]]}"#,
+            Err(("validation_failed", "members[1]", "not an array")),
         );
         check(
             r#"{"members":[{"resident_id":"x"}]}"#,

@@ -393,7 +393,9 @@ async fn gate(
 }
 
 /// A typed request from a JSON object; the message never echoes a value (it could be an ID).
-fn typed<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, ApiError> {
+fn typed<T: serde::de::DeserializeOwned + schemars::JsonSchema + 'static>(
+    v: Value,
+) -> Result<T, ApiError> {
     // The same path-aware, value-free errors as every JSON body (`api::extract`).
     let bytes = serde_json::to_vec(&v).map_err(ApiError::internal)?;
     crate::api::extract::parse_object(&bytes)

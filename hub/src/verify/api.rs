@@ -271,7 +271,9 @@ async fn may_record_letters(s: &AppState, id: &Identity, rid: &str) -> Result<()
 
 /// A JSON object body judged after the decision (see `crate::api::json_object`), with the same
 /// path-aware, value-free errors as every JSON body (`api::extract`).
-fn parse_body<T: serde::de::DeserializeOwned>(body: Value) -> Result<T, ApiError> {
+fn parse_body<T: serde::de::DeserializeOwned + schemars::JsonSchema + 'static>(
+    body: Value,
+) -> Result<T, ApiError> {
     let bytes = serde_json::to_vec(&body).map_err(ApiError::internal)?;
     crate::api::extract::parse_object(&bytes)
 }

@@ -81,6 +81,20 @@ async fn every_bad_request_is_a_json_error_without_input() -> anyhow::Result<()>
     let secrets = [rid.as_str(), &rid[..12]];
     let good = verification(h, "dibao_application", "case-b-1", "normal", None);
     let as_array = json!([good["household"], "dibao_application", "case-b-1"]).to_string();
+    // Nested structs by position (serde would read them): the household, one member.
+    let values = |v: &Value| -> Value {
+        Value::Array(
+            v.as_object()
+                .map(|o| o.values().cloned().collect())
+                .unwrap_or_default(),
+        )
+    };
+    let mut household_as_array = good.clone();
+    household_as_array["household"] = values(&good["household"]);
+    let household_as_array = household_as_array.to_string();
+    let mut member_as_array = good.clone();
+    member_as_array["household"]["members"][0] = values(&good["household"]["members"][0]);
+    let member_as_array = member_as_array.to_string();
     let mut integer_id = good.clone();
     integer_id["household"]["members"][0]["resident_id"] = json!(rid.parse::<u64>().unwrap_or(1));
     let json = Some("application/json");
@@ -136,6 +150,26 @@ async fn every_bad_request_is_a_json_error_without_input() -> anyhow::Result<()>
             400,
             "validation_failed",
             Some("body"),
+        ),
+        case(
+            "caseworker",
+            "POST",
+            "/v1/verifications",
+            json,
+            household_as_array,
+            400,
+            "validation_failed",
+            Some("household"),
+        ),
+        case(
+            "caseworker",
+            "POST",
+            "/v1/verifications",
+            json,
+            member_as_array,
+            400,
+            "validation_failed",
+            Some("household.members[0]"),
         ),
         case(
             "caseworker",
