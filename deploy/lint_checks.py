@@ -327,7 +327,7 @@ def hub_configs(out: Path) -> None:
         policies_dir = cfg.get("policies", {}).get("dir")
         if policies_dir:
             # The image ships the repository's policy examples at this path.
-            for sub in ("policies", "profiles", "standards"):
+            for sub in ("policies", "profiles", "standards", "calendar"):
                 shutil.copytree(DEPLOY.parent / "policies" / sub, Path(policies_dir) / sub, dirs_exist_ok=True)
         (out / name).write_text(moved, encoding="utf-8")
         print(out / name)

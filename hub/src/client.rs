@@ -117,7 +117,16 @@ pub fn summary(report: &Value) -> String {
         report["complete"]
     );
     if let Some(due) = report["letter_due_by"].as_str() {
-        out.push_str(&format!("授权书补交期限 / letter due by {due}\n"));
+        // The follow-up carries the current due date; it is provisional while its year has no
+        // official calendar file.
+        let f = &report["letter_follow_up"];
+        let due = f["due_by"].as_str().unwrap_or(due);
+        let mark = if f["provisional"] == true {
+            "（暂定，按周一至周五计算 / provisional, counted Monday to Friday）"
+        } else {
+            ""
+        };
+        out.push_str(&format!("授权书补交期限 / letter due by {due}{mark}\n"));
     }
     for d in report["departments"].as_array().into_iter().flatten() {
         out.push_str(&format!(

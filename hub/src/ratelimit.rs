@@ -9,7 +9,8 @@
 //! - distinct people per rolling hour (`people_per_hour`): every member of every household, by keyed
 //!   pseudonym, so that packing strangers into one "household" does not get around the household
 //!   cap; refused with `people_limit`;
-//! - emergency checks without an authorization letter per rolling 24 hours
+//! - emergency (2 h) and urgent (24 h) checks without an authorization letter per rolling 24 hours
+//!   (one cap for both tiers: either may run before its letter)
 //!   (`emergency_without_letter_per_day`), refused with `emergency_limit`.
 //!
 //! The household itself is limited in policy: `policies/policies/trawling.cedar` caps the members of
@@ -91,7 +92,8 @@ pub struct RateLimitConfig {
     /// look up per rolling hour.
     #[serde(default = "default_people_per_hour")]
     pub people_per_hour: u32,
-    /// Emergency checks without an authorization letter one caseworker may run per rolling 24 hours.
+    /// Emergency or urgent checks without an authorization letter (both tiers count against one cap)
+    /// one caseworker may run per rolling 24 hours. The key keeps its name for existing configs.
     #[serde(default = "default_emergency_without_letter_per_day")]
     pub emergency_without_letter_per_day: u32,
     /// How often idle keys are dropped and lookups outside their windows pruned.
@@ -366,7 +368,7 @@ impl LimitExceeded {
                 "每小时最多核对 {n} 名不同的人员（各户成员合计）/ at most {n} distinct people (all household members) per hour"
             ),
             Cap::EmergencyWithoutLetter => format!(
-                "每 24 小时最多 {n} 次无授权书的紧急核对，请先登记授权书 / at most {n} emergency checks without an authorization letter per 24 hours; record the letter first"
+                "每 24 小时最多 {n} 次无授权书的紧急或急难核对，请先登记授权书 / at most {n} emergency or urgent checks without an authorization letter per 24 hours; record the letter first"
             ),
         }
     }

@@ -27,6 +27,7 @@ use schemas::{Department, DivisionCode, Identity, Purpose, Role, Urgency};
 use serde::{Deserialize, Serialize};
 
 use crate::action::{Action, ResourceKind};
+use crate::calendar::WorkingCalendar;
 use crate::error::{PolicyError, SourceProblem, located};
 use crate::profiles::Profiles;
 use crate::standards::Standards;
@@ -37,6 +38,10 @@ pub const CEDAR_DIR: &str = "policies";
 pub const PROFILES_DIR: &str = "profiles";
 /// Sub-directory holding the local standards.
 pub const STANDARDS_DIR: &str = "standards";
+
+/// Sub-directory holding the working-day calendar, one file per year. Optional: without it every
+/// working-day answer is provisional (Monday–Friday) and `/readyz` says which years are missing.
+pub const CALENDAR_DIR: &str = "calendar";
 
 /// 核对授权书状态: what the hub knows about the authorization letter for this request.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,6 +163,7 @@ struct Inner {
     meta: BTreeMap<String, PolicyMeta>,
     profiles: Profiles,
     standards: Standards,
+    calendar: WorkingCalendar,
     authorizer: Authorizer,
 }
 
@@ -177,6 +183,12 @@ impl PolicyEngine {
         let cedar = load_cedar(&dir.join(CEDAR_DIR))?;
         let profiles = Profiles::load(dir.join(PROFILES_DIR))?;
         let standards = Standards::load(dir.join(STANDARDS_DIR))?;
+        let calendar_dir = dir.join(CALENDAR_DIR);
+        let calendar = if calendar_dir.is_dir() {
+            WorkingCalendar::load_dir(calendar_dir)?
+        } else {
+            WorkingCalendar::empty()
+        };
         Ok(PolicyEngine {
             inner: Arc::new(Inner {
                 dir: dir.to_owned(),
@@ -185,6 +197,7 @@ impl PolicyEngine {
                 meta: cedar.meta,
                 profiles,
                 standards,
+                calendar,
                 authorizer: Authorizer::new(),
             }),
         })
@@ -218,6 +231,11 @@ impl PolicyEngine {
     /// The local standards loaded with these policies.
     pub fn standards(&self) -> &Standards {
         &self.inner.standards
+    }
+
+    /// The working-day calendar loaded with these policies (empty when there is no `calendar/`).
+    pub fn calendar(&self) -> &WorkingCalendar {
+        &self.inner.calendar
     }
 
     /// Decide whether `identity` may perform `action` on `resource` in circumstances `request`.

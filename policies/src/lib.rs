@@ -12,11 +12,15 @@
 //! - [`profiles`]: [`Profiles`] — per purpose, the fact kinds asked of each department, raw
 //!   visibility, income components.
 //! - [`standards`]: [`Standards`] — per county and year, the 低保 line, asset limits, tolerance.
+//! - [`calendar`]: [`WorkingCalendar`] — China's official working days (holidays, 调休 make-up
+//!   days) per year, from the State Council's notices; deadlines in working days, provisional when a
+//!   year has no file.
 //! - [`table`]: [`run_decision_table`] — run a decision table against an engine.
 //! - [`error`]: [`PolicyError`] — every load error names the file and line (Cedar) or key (TOML).
 #![forbid(unsafe_code)]
 
 pub mod action;
+pub mod calendar;
 pub mod engine;
 pub mod error;
 pub mod profiles;
@@ -25,6 +29,7 @@ pub mod table;
 mod toml_util;
 
 pub use action::Action;
+pub use calendar::{CalendarError, CalendarYear, Day, DayKind, Deadline, WorkingCalendar};
 pub use engine::{AuthorizationStatus, Decision, PolicyEngine, RequestCtx, ResourceCtx};
 pub use error::{PolicyError, SourceProblem};
 pub use profiles::{IncomeRule, Profiles, PurposeProfile};

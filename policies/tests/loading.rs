@@ -10,7 +10,7 @@ use policies::{PolicyEngine, PolicyError};
 fn shipped_copy() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().expect("tempdir");
     let src = PolicyEngine::shipped_dir();
-    for sub in ["policies", "profiles", "standards"] {
+    for sub in ["policies", "profiles", "standards", "calendar"] {
         let to = tmp.path().join(sub);
         std::fs::create_dir_all(&to).expect("mkdir");
         for entry in std::fs::read_dir(src.join(sub)).expect("read shipped dir") {

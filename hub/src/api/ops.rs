@@ -48,6 +48,43 @@ pub struct Readiness {
     pub database: Check,
     pub crls: Vec<CrlStatus>,
     pub signing_key: Check,
+    /// 工作日历: the official working-day calendar's years. A warning only: `ok` is false when this
+    /// year's file, or from 1 December next year's, is missing, but that does not make the hub unready
+    /// (deadlines into a missing year are computed Monday–Friday and marked provisional).
+    pub calendar: Check,
+}
+
+/// The calendar's state on `today` (Beijing date): loaded years, and a warning naming every year
+/// whose State Council notice is not loaded — this year, and from 1 December next year.
+pub fn calendar_check(calendar: &policies::WorkingCalendar, today: time::Date) -> Check {
+    let years: Vec<i32> = calendar.years().map(|y| y.year).collect();
+    let loaded = match (years.first(), years.last()) {
+        (Some(first), Some(last)) if first == last => format!("{first} loaded"),
+        (Some(first), Some(last)) => format!("{first}–{last} loaded"),
+        _ => "no year loaded".to_owned(),
+    };
+    let mut missing = Vec::new();
+    if !calendar.has_year(today.year()) {
+        missing.push(today.year());
+    }
+    missing.extend(calendar.missing_next_year(today));
+    let warnings: Vec<String> = missing
+        .iter()
+        .map(|y| {
+            format!(
+                "calendar: {y} missing (国务院节假日安排通知未载入 / the State Council's holiday notice \
+                 for {y} is not loaded; deadlines into {y} are provisional, Monday–Friday)"
+            )
+        })
+        .collect();
+    Check {
+        ok: warnings.is_empty(),
+        detail: if warnings.is_empty() {
+            format!("calendar: {loaded}")
+        } else {
+            format!("{}; {loaded}", warnings.join("; "))
+        },
+    }
 }
 
 fn rfc3339(t: SystemTime) -> String {
@@ -100,6 +137,11 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
             hex::encode(&state.keys.signing_public_key()[..8])
         ),
     };
+    let today = time::OffsetDateTime::now_utc()
+        .to_offset(time::macros::offset!(+8))
+        .date();
+    // A warning, not a readiness condition: see `Readiness::calendar`.
+    let calendar = calendar_check(state.authz.engine().calendar(), today);
     let ready = database.ok && crls.iter().all(|c| c.fresh) && signing_key.ok;
     let status = if ready {
         StatusCode::OK
@@ -113,6 +155,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
             database,
             crls,
             signing_key,
+            calendar,
         }),
     )
 }
@@ -156,4 +199,43 @@ pub async fn clients(
         )
         .map_err(|(_, e)| e)?;
     Ok(Json(state.store.clients_seen().await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::calendar_check;
+    use time::macros::date;
+
+    fn shipped() -> policies::WorkingCalendar {
+        policies::WorkingCalendar::load_dir(policies::WorkingCalendar::shipped_dir())
+            .expect("shipped calendar")
+    }
+
+    #[test]
+    fn readyz_warns_of_next_years_missing_calendar_from_the_first_of_december() {
+        let cal = shipped();
+        let nov = calendar_check(&cal, date!(2026 - 11 - 30));
+        assert!(nov.ok, "{}", nov.detail);
+        assert_eq!(nov.detail, "calendar: 2021–2026 loaded");
+        let dec = calendar_check(&cal, date!(2026 - 12 - 01));
+        assert!(!dec.ok);
+        assert!(
+            dec.detail
+                .starts_with("calendar: 2027 missing (国务院节假日安排通知未载入"),
+            "{}",
+            dec.detail
+        );
+        assert!(!dec.detail.contains("2026 missing"), "{}", dec.detail);
+    }
+
+    #[test]
+    fn readyz_warns_when_this_years_calendar_is_missing() {
+        let empty = calendar_check(&policies::WorkingCalendar::empty(), date!(2026 - 06 - 01));
+        assert!(!empty.ok);
+        assert!(empty.detail.contains("2026 missing"), "{}", empty.detail);
+        assert!(empty.detail.ends_with("no year loaded"), "{}", empty.detail);
+        let later = calendar_check(&shipped(), date!(2027 - 03 - 01));
+        assert!(later.detail.contains("2027 missing"), "{}", later.detail);
+        assert!(!later.detail.contains("2028"), "{}", later.detail);
+    }
 }

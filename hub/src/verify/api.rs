@@ -926,14 +926,17 @@ async fn verify_household(
     }
 
     // Anti-trawling caps (crate::ratelimit), per identity URI and counted in the database: distinct
-    // households and distinct people (every member) per hour, letterless emergency checks per day.
+    // households and distinct people (every member) per hour, letterless emergency or urgent checks
+    // per day.
     // Counted before civil affairs is asked about anyone.
     let lookup = crate::ratelimit::Lookup {
         principal_uri: &id.uri,
         verification_id: &verification_id,
         household: &applicant,
         people: &subjects,
-        emergency_without_letter: req.urgency == Urgency::Emergency && !auth_status.covers,
+        // Letterless checks of either tier that may run before the letter (emergency, urgent).
+        emergency_without_letter: matches!(req.urgency, Urgency::Emergency | Urgency::Urgent)
+            && !auth_status.covers,
     };
     if let Err(limit) = s.limits.note_lookup(&s.store.db(), &lookup).await? {
         s.log
@@ -1263,7 +1266,8 @@ async fn verify_household(
         as_of,
         declared: declared.as_ref(),
     });
-    let due_by = (!auth_status.covers).then(|| super::report::letter_due_by(as_of));
+    let due_by =
+        (!auth_status.covers).then(|| super::report::letter_due_by(engine.calendar(), as_of));
     let mut report = Report {
         id: verification_id.clone(),
         created_at: now_rfc3339(created),
@@ -1274,7 +1278,7 @@ async fn verify_household(
         urgency: req.urgency,
         authorization_id: req.authorization_id.clone(),
         emergency_without_letter: !auth_status.covers,
-        letter_due_by: due_by.map(|d| d.to_string()),
+        letter_due_by: due_by.map(|d| d.date.to_string()),
         deadline_ms: deadline_dur.as_millis() as u64,
         complete: departments.iter().all(|d| d.status.has_facts()),
         departments,
@@ -1305,7 +1309,7 @@ async fn verify_household(
         registered_division: report.registered_division.clone(),
         case_ref: req.case_ref.clone(),
         created_ms: unix_ms(created),
-        due_by: d.to_string(),
+        due_by: d.date.to_string(),
         authorization_id: None,
         attached_ms: None,
     });
@@ -1505,7 +1509,7 @@ async fn view_report(
                 None => None,
             };
             if let Some(f) = follow_up {
-                let now = follow_up_now(&f)?;
+                let now = follow_up_now(&f, s.authz.engine().calendar())?;
                 if report.letter_follow_up.as_ref() != Some(&now) {
                     report.letter_follow_up = Some(now);
                     report.signature = None;
@@ -1524,10 +1528,18 @@ fn beijing_today() -> time::Date {
         .date()
 }
 
-/// A stored follow-up as of today.
-fn follow_up_now(f: &FollowUpRow) -> Result<super::report::LetterFollowUp, ApiError> {
-    let fmt = time::macros::format_description!("[year]-[month]-[day]");
-    let due = time::Date::parse(&f.due_by, &fmt).map_err(ApiError::internal)?;
+/// A stored follow-up as of today. The due date is derived, not read back: 5 working days from the
+/// Beijing date the check ran, on the calendar loaded now. So a date that was provisional (counted
+/// Monday–Friday because its year had no calendar file) is corrected once that year's file is
+/// loaded; the stored `due_by` is what was computed at the time, and orders the lists.
+fn follow_up_now(
+    f: &FollowUpRow,
+    calendar: &policies::WorkingCalendar,
+) -> Result<super::report::LetterFollowUp, ApiError> {
+    let beijing = time::macros::offset!(+8);
+    let created = OffsetDateTime::from_unix_timestamp_nanos(i128::from(f.created_ms) * 1_000_000)
+        .map_err(ApiError::internal)?;
+    let due = super::report::letter_due_by(calendar, created.to_offset(beijing).date());
     let attached = match (&f.authorization_id, f.attached_ms) {
         (Some(a), Some(ms)) => Some((
             a.clone(),
@@ -1629,7 +1641,7 @@ async fn attach_letter(
         .ok_or_else(|| ApiError::internal("follow-up vanished"))?;
     Ok(Json(LetterAttached {
         verification_id: vid,
-        letter_follow_up: follow_up_now(&f)?,
+        letter_follow_up: follow_up_now(&f, s.authz.engine().calendar())?,
         log_index: logged.index,
     }))
 }
@@ -1747,8 +1759,9 @@ async fn list_follow_ups(
     // The caller's own, by full identity URI (a namesake principal elsewhere sees none of them).
     let rows = store::list_follow_ups(&s.store.db(), &id.uri, filter != "all", 1000).await?;
     let mut items = Vec::with_capacity(rows.len());
+    let engine = s.authz.engine();
     for r in rows {
-        let f = follow_up_now(&r)?;
+        let f = follow_up_now(&r, engine.calendar())?;
         if filter == "overdue" && f.status != super::report::FollowUpStatus::Overdue {
             continue;
         }

@@ -37,7 +37,9 @@
 //!   declaration; indications and reasons, never a decision. A department that did not answer leaves
 //!   the figures that need it uncomputed, with the reason.
 //!
-//! - 补交授权书: an emergency check without a letter stores a follow-up due in 5 working days; views
+//! - 补交授权书: an emergency or urgent check without a letter stores a follow-up due in 5 working
+//!   days on the official calendar (recomputed on every view, `provisional` while its year has no
+//!   calendar file); views
 //!   show it as pending, overdue, recorded or recorded late; `POST /v1/verifications/{id}/letter`
 //!   attaches a covering letter (requester only, logged), `GET /v1/follow-ups` lists the caller's.
 

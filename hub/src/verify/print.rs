@@ -102,12 +102,12 @@ pub fn render(report: &Report) -> String {
     h.push_str("</table>");
     if let Some(f) = &report.letter_follow_up {
         h.push_str(&format!(
-            "<p class=\"warn\">紧急核对（先核对后补授权书）：{} / emergency check run before its letter</p>",
+            "<p class=\"warn\">紧急或急难核对（先核对后补授权书）：{} / emergency or urgent check run before its letter</p>",
             esc(&f.text)
         ));
     } else if report.emergency_without_letter {
         h.push_str(&format!(
-            "<p class=\"warn\">紧急核对，授权书须于 {} 前补交 / emergency check: the authorization letter is due by {}</p>",
+            "<p class=\"warn\">紧急或急难核对，授权书须于 {} 前补交 / emergency or urgent check: the authorization letter is due by {}</p>",
             esc(report.letter_due_by.as_deref().unwrap_or("—")),
             esc(report.letter_due_by.as_deref().unwrap_or("—"))
         ));

@@ -175,10 +175,12 @@ pub struct Report {
     pub urgency: Urgency,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorization_id: Option<String>,
-    /// 紧急核对、后补授权书: an emergency check run before the letter was recorded.
+    /// 紧急核对、后补授权书: an emergency (2 h) or urgent (24 h) check run before the letter was
+    /// recorded (the name predates the urgent tier's exception and is kept for clients).
     pub emergency_without_letter: bool,
-    /// 补交授权书期限: for an emergency check without a letter, the date (Beijing) by which the
-    /// letter must be recorded (5 working days).
+    /// 补交授权书期限: for an emergency or urgent check without a letter, the date (Beijing) by which
+    /// the letter must be recorded (5 working days on the official calendar, as computed when the
+    /// check ran; `letter_follow_up` has the current value and says when it is provisional).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub letter_due_by: Option<String>,
     pub deadline_ms: u64,
@@ -480,11 +482,16 @@ pub enum FollowUpStatus {
     RecordedLate,
 }
 
-/// The letter follow-up of an emergency verification run before its letter was on record.
+/// The letter follow-up of an emergency or urgent verification run before its letter was on record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LetterFollowUp {
     /// Beijing date by which the letter must be recorded.
     pub due_by: String,
+    /// 暂定: true when `due_by` reaches into a year whose official calendar (国务院节假日安排) is not
+    /// loaded, so it was counted Monday–Friday; it is recomputed once that year's file is loaded.
+    /// Absent when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub provisional: bool,
     pub status: FollowUpStatus,
     /// Caseworker-readable status, Chinese first.
     pub text: String,
@@ -495,13 +502,14 @@ pub struct LetterFollowUp {
     pub recorded_at: Option<String>,
 }
 
-/// The follow-up as of `today` (Beijing date): due on `due_by`, letter attached at `attached`.
+/// The follow-up as of `today` (Beijing date): due on `due.date`, letter attached at `attached`.
 pub fn follow_up(
-    due_by: time::Date,
+    due: policies::Deadline,
     attached: Option<(String, time::OffsetDateTime)>,
     today: time::Date,
 ) -> LetterFollowUp {
     use time::format_description::well_known::Rfc3339;
+    let due_by = due.date;
     let beijing = time::macros::offset!(+8);
     let (status, authorization_id, recorded_at) = match attached {
         Some((id, at)) => {
@@ -517,6 +525,11 @@ pub fn follow_up(
         None => (FollowUpStatus::Pending, None, None),
     };
     let text = match status {
+        FollowUpStatus::Pending if due.provisional => format!(
+            "授权书待补交，截止 {due_by}（暂按周一至周五计算，待载入国务院节假日安排后重算） / \
+             letter due by {due_by} (provisional: counted Monday to Friday until the year's official \
+             holiday calendar is loaded)"
+        ),
         FollowUpStatus::Pending => {
             format!("授权书待补交，截止 {due_by} / letter due by {due_by}")
         }
@@ -530,6 +543,7 @@ pub fn follow_up(
     };
     LetterFollowUp {
         due_by: due_by.to_string(),
+        provisional: due.provisional,
         status,
         text,
         authorization_id,
@@ -537,22 +551,18 @@ pub fn follow_up(
     }
 }
 
-/// Working days a letter may follow an emergency check.
+/// Working days a letter may follow an emergency (2 h) or urgent (24 h) check.
 pub const LETTER_FOLLOW_UP_WORKING_DAYS: u32 = 5;
 
-/// The date by which the letter must be recorded after an emergency check started on `start`:
-/// [`LETTER_FOLLOW_UP_WORKING_DAYS`] working days later, counting Monday to Friday (public holidays
-/// are not known to the hub yet).
-pub fn letter_due_by(start: time::Date) -> time::Date {
-    let mut d = start;
-    let mut n = 0;
-    while n < LETTER_FOLLOW_UP_WORKING_DAYS {
-        d = d.next_day().unwrap_or(d);
-        if !matches!(d.weekday(), time::Weekday::Saturday | time::Weekday::Sunday) {
-            n += 1;
-        }
-    }
-    d
+/// The date by which the letter must be recorded after a letterless emergency or urgent check
+/// started on `start` (Beijing date): [`LETTER_FOLLOW_UP_WORKING_DAYS`] working days later on China's
+/// official calendar (holidays off, 调休 make-up days worked; `start` itself not counted).
+/// Provisional when the count reaches into a year without a calendar file (then Monday–Friday).
+pub fn letter_due_by(
+    calendar: &policies::WorkingCalendar,
+    start: time::Date,
+) -> policies::Deadline {
+    calendar.add_working_days(start, LETTER_FOLLOW_UP_WORKING_DAYS)
 }
 
 /// Merge one department's answer into the members' facts.
@@ -671,7 +681,10 @@ mod tests {
     #[test]
     fn follow_ups_are_pending_overdue_or_recorded() {
         use time::macros::{date, datetime};
-        let due = date!(2026 - 12 - 04);
+        let due = policies::Deadline {
+            date: date!(2026 - 12 - 04),
+            provisional: false,
+        };
         assert_eq!(
             follow_up(due, None, date!(2026 - 12 - 04)).status,
             FollowUpStatus::Pending
@@ -693,18 +706,60 @@ mod tests {
             date!(2026 - 12 - 20),
         );
         assert_eq!(after.status, FollowUpStatus::RecordedLate);
+        assert!(!after.provisional);
+        // A provisional due date says so, in the field and in the caseworker's text.
+        let provisional = follow_up(
+            policies::Deadline {
+                provisional: true,
+                ..due
+            },
+            None,
+            date!(2026 - 12 - 01),
+        );
+        assert!(provisional.provisional);
+        assert!(
+            provisional.text.contains("暂按周一至周五"),
+            "{}",
+            provisional.text
+        );
+        assert_eq!(
+            serde_json::to_value(&provisional).unwrap()["provisional"],
+            true
+        );
+        assert!(
+            serde_json::to_value(&on_time)
+                .unwrap()
+                .get("provisional")
+                .is_none()
+        );
     }
 
     #[test]
     fn letters_follow_emergencies_within_five_working_days() {
         use time::macros::date;
-        for (start, due) in [
-            (date!(2026 - 11 - 29), date!(2026 - 12 - 04)), // Sunday
-            (date!(2026 - 11 - 27), date!(2026 - 12 - 04)), // Friday
-            (date!(2026 - 11 - 30), date!(2026 - 12 - 07)), // Monday
-            (date!(2026 - 12 - 02), date!(2026 - 12 - 09)), // Wednesday
+        let calendar =
+            policies::WorkingCalendar::load_dir(policies::WorkingCalendar::shipped_dir())
+                .expect("shipped calendar");
+        for (start, due, provisional) in [
+            (date!(2026 - 11 - 29), date!(2026 - 12 - 04), false), // Sunday
+            (date!(2026 - 11 - 27), date!(2026 - 12 - 04), false), // Friday
+            (date!(2026 - 11 - 30), date!(2026 - 12 - 07), false), // Monday
+            (date!(2026 - 12 - 02), date!(2026 - 12 - 09), false), // Wednesday
+            // Spring Festival 2026: Fri 13, Sat 14 (调休 make-up day), then Tue 24 .. Thu 26.
+            (date!(2026 - 02 - 12), date!(2026 - 02 - 26), false),
+            // National Day 2026: Thu 8, Fri 9, Sat 10 (make-up day), Mon 12, Tue 13.
+            (date!(2026 - 09 - 30), date!(2026 - 10 - 13), false),
+            // Into 2027, which has no file yet: Monday to Friday, provisional.
+            (date!(2026 - 12 - 28), date!(2027 - 01 - 04), true),
         ] {
-            assert_eq!(letter_due_by(start), due, "{start}");
+            assert_eq!(
+                letter_due_by(&calendar, start),
+                policies::Deadline {
+                    date: due,
+                    provisional
+                },
+                "{start}"
+            );
         }
     }
 

@@ -258,6 +258,7 @@ fn write_policies(dir: &Path) -> anyhow::Result<Vec<FactKind>> {
         policies::engine::CEDAR_DIR,
         policies::engine::PROFILES_DIR,
         policies::engine::STANDARDS_DIR,
+        policies::engine::CALENDAR_DIR,
     ] {
         let to = dir.join(sub);
         std::fs::create_dir_all(&to)?;

@@ -580,11 +580,17 @@ async fn emergency_checks_show_their_letter_follow_up_and_overdue_cases() -> any
     assert_eq!(open["overdue"], 0);
     assert_eq!(list("overdue").await?["follow_ups"], json!([]));
 
-    // Five working days pass without a letter (the due date is moved back in the hub's database).
+    // Five working days pass without a letter: the check is moved back in the hub's database to
+    // Monday 2026-01-05, 10:00 Beijing (the due date is derived from it on the official calendar:
+    // Tuesday 6 .. Monday 12).
     let db = format!("sqlite://{}", s.env.path().join("hub.db").display());
     let mut conn = sqlx::SqliteConnection::connect(&db).await?;
-    sqlx::query("UPDATE letter_follow_ups SET due_by = '2026-01-05' WHERE verification_id = $1")
-        .bind(&vid)
+    let monday_ms = time::macros::datetime!(2026-01-05 10:00 +8).unix_timestamp() * 1000;
+    sqlx::query(
+        "UPDATE letter_follow_ups SET created_ms = $1, due_by = '2026-01-12' WHERE verification_id = $2",
+    )
+    .bind(monday_ms)
+    .bind(&vid)
         .execute(&mut conn)
         .await?;
     conn.close().await?;

@@ -379,33 +379,28 @@ async fn the_counters_survive_a_restart_on_postgresql() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Emergency checks without a letter are capped per caseworker per day (429 `emergency_limit`,
-/// logged, alerted); checks under a letter are not counted against that cap.
+/// Emergency and urgent checks without a letter are capped together per caseworker per day (429
+/// `emergency_limit`, logged, alerted); checks under a letter are not counted against that cap.
 #[tokio::test]
 async fn letterless_emergency_checks_are_capped_per_day_with_an_alert() -> anyhow::Result<()> {
     let s = start(|_| "emergency_without_letter_per_day = 2".into(), |t| t).await?;
     let hh = plain_households(&s.deps.population, 3);
     let before = metric(s.hub.admin_addr, &alerts_series("emergency_without_letter")).await?;
-    for (i, h) in hh.iter().take(2).enumerate() {
+    // One emergency (2 h) and one urgent (24 h) letterless check: both count.
+    for (i, (h, urgency)) in hh.iter().zip(["emergency", "urgent"]).enumerate() {
         let body = verification(
             h,
             "temporary_assistance",
             &format!("case-em-{i}"),
-            "emergency",
+            urgency,
             None,
         );
         let (status, _, report) = request(&s, &body).await?;
-        assert_eq!(status, 200, "emergency {i}: {report}");
+        assert_eq!(status, 200, "{urgency} {i}: {report}");
         assert_eq!(report["emergency_without_letter"], true);
     }
     let asked = all_queries(&s);
-    let third = verification(
-        &hh[2],
-        "temporary_assistance",
-        "case-em-2",
-        "emergency",
-        None,
-    );
+    let third = verification(&hh[2], "temporary_assistance", "case-em-2", "urgent", None);
     let refused = request(&s, &third).await?;
     assert_limited(&refused, "emergency_limit");
     assert!(

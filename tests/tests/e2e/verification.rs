@@ -154,6 +154,17 @@ impl Setup {
         ))
     }
 
+    /// `GET path` as `who`: the status and the JSON body (or the text, when it is not JSON).
+    pub(crate) async fn get(&self, who: &str, path: &str) -> anyhow::Result<(u16, Value)> {
+        let r = self.env.http(who)?.get(self.hub.url(path)).send().await?;
+        let status = r.status().as_u16();
+        let text = r.text().await?;
+        Ok((
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        ))
+    }
+
     /// Record a 低保 letter for `h` as `who`, then request a normal 低保 verification citing it.
     pub(crate) async fn verify_dibao(
         &self,
@@ -654,6 +665,42 @@ async fn letters_are_required_except_for_emergency_temporary_assistance() -> any
             }
         }
     }
+
+    // The urgent (24 h) tier, like the emergency one: temporary assistance may run before the
+    // letter, with the letter due within 5 working days (followed up the same way); any other
+    // purpose still needs its letter first.
+    let (status, body) = s
+        .post(
+            "caseworker",
+            "/v1/verifications",
+            &verification(h, "dibao_application", "case-e-6", "urgent", None),
+        )
+        .await?;
+    assert_eq!(status, 403, "{body}");
+    let (status, urgent) = s
+        .post(
+            "caseworker",
+            "/v1/verifications",
+            &verification(h, "temporary_assistance", "case-e-7", "urgent", None),
+        )
+        .await?;
+    assert_eq!(status, 200, "{urgent}");
+    assert_eq!(urgent["urgency"], "urgent");
+    assert_eq!(urgent["emergency_without_letter"], true);
+    let due = urgent["letter_due_by"].as_str().expect("letter_due_by");
+    assert_eq!(urgent["letter_follow_up"]["due_by"], due, "{urgent}");
+    assert_eq!(urgent["letter_follow_up"]["status"], "pending", "{urgent}");
+    let vid = urgent["id"].as_str().expect("id");
+    let (status, listed) = s.get("caseworker", "/v1/follow-ups").await?;
+    assert_eq!(status, 200, "{listed}");
+    assert!(
+        listed["follow_ups"]
+            .as_array()
+            .expect("follow_ups")
+            .iter()
+            .any(|f| f["verification_id"] == vid && f["due_by"] == due),
+        "{listed}"
+    );
     s.stop().await;
     Ok(())
 }
