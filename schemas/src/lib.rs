@@ -19,6 +19,7 @@
 pub mod access_log;
 pub mod catalogue;
 pub mod division;
+pub mod events;
 pub mod household;
 pub mod identity;
 pub mod protocol;

@@ -13,6 +13,8 @@ use serde_json::Value;
 pub const FACT_QUERY_SCHEMA: &str = include_str!("../json/fact-query.schema.json");
 /// The committed JSON Schema for [`crate::protocol::SignedAnswer`].
 pub const SIGNED_ANSWER_SCHEMA: &str = include_str!("../json/signed-answer.schema.json");
+/// The committed JSON Schema for [`crate::events::SignedEvent`].
+pub const SIGNED_EVENT_SCHEMA: &str = include_str!("../json/signed-event.schema.json");
 /// The committed JSON Schema for [`crate::protocol::ProtocolError`].
 pub const PROTOCOL_ERROR_SCHEMA: &str = include_str!("../json/protocol-error.schema.json");
 
@@ -42,6 +44,7 @@ fn compile(src: &str) -> Compiled {
 
 static FACT_QUERY: LazyLock<Compiled> = LazyLock::new(|| compile(FACT_QUERY_SCHEMA));
 static SIGNED_ANSWER: LazyLock<Compiled> = LazyLock::new(|| compile(SIGNED_ANSWER_SCHEMA));
+static SIGNED_EVENT: LazyLock<Compiled> = LazyLock::new(|| compile(SIGNED_EVENT_SCHEMA));
 static PROTOCOL_ERROR: LazyLock<Compiled> = LazyLock::new(|| compile(PROTOCOL_ERROR_SCHEMA));
 
 fn run(compiled: &Compiled, instance: &Value) -> Result<(), SchemaViolation> {
@@ -88,6 +91,11 @@ pub fn signed_answer_positional_array(instance: &Value) -> Option<String> {
     crate::shape::first_positional_array(instance, &SIGNED_ANSWER_VALUE)
 }
 
+/// Validate a signed department event (what the hub receives on `POST /v1/events`).
+pub fn signed_event(instance: &Value) -> Result<(), SchemaViolation> {
+    run(&SIGNED_EVENT, instance)
+}
+
 /// Validate a protocol error body.
 pub fn protocol_error(instance: &Value) -> Result<(), SchemaViolation> {
     run(&PROTOCOL_ERROR, instance)
@@ -105,6 +113,10 @@ pub fn generated_schemas() -> Vec<(&'static str, Value)> {
         (
             "signed-answer.schema.json",
             schemars::schema_for!(SignedAnswer).to_value(),
+        ),
+        (
+            "signed-event.schema.json",
+            schemars::schema_for!(crate::events::SignedEvent).to_value(),
         ),
         (
             "protocol-error.schema.json",

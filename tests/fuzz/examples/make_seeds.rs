@@ -399,6 +399,45 @@ fn receipts_and_tiles() {
     );
 }
 
+/// One signed event of every built-in kind, issued at `TODAY` 07:59 UTC (fresh for the target's
+/// clock), each checked to be received.
+fn events() {
+    use schemas::events::{DepartmentEvent, Freshness, KnownKind, SignedEvent};
+    use schemas::events::{DetailType, receive_event};
+    let t = "department_event";
+    for (i, kind) in KnownKind::ALL.iter().enumerate() {
+        let mut details = serde_json::Map::new();
+        for (field, ty) in kind.required_details() {
+            let v = match ty {
+                DetailType::Fen => serde_json::json!(1_234_500),
+                DetailType::Date => serde_json::json!("2026-11-20"),
+                DetailType::Code => serde_json::json!("c1"),
+                DetailType::Bool => serde_json::json!(true),
+            };
+            details.insert((*field).to_owned(), v);
+        }
+        let department = kind.code().split_once('.').unwrap().0.to_owned();
+        let event: DepartmentEvent = serde_json::from_value(serde_json::json!({
+            "protocol": "jsj-connector/1",
+            "event_id": format!("00000000-0000-7000-8000-{:012}", i + 1),
+            "department": department,
+            "kind": kind.code(),
+            "occurred_at": "2026-11-27T07:59:00Z",
+            "issued_at": "2026-11-30T07:59:00Z",
+            "subject": {
+                "resident_id": id("370811", time::macros::date!(1980 - 01 - 01), 11 + i as u16).expose(),
+            },
+            "details": details,
+        }))
+        .expect("a seed event decodes");
+        let bytes = serde_json::to_vec(&SignedEvent::sign(event, department_key()).unwrap()).unwrap();
+        let now = TODAY.with_hms(8, 0, 0).unwrap().assume_utc();
+        receive_event(&bytes, |_| department_keys().to_vec(), now, Freshness::default())
+            .expect("a seed event is received");
+        write(t, &format!("event-{}", kind.code()), bytes);
+    }
+}
+
 fn main() {
     let seeds = root().join("seeds");
     if Path::new(&seeds).exists() {
@@ -410,5 +449,6 @@ fn main() {
     access_log();
     notes_and_checkpoints();
     receipts_and_tiles();
+    events();
     println!("seeds written under {}", seeds.display());
 }
