@@ -619,6 +619,7 @@ mod tests {
             "pki/ca.crl",
             "keys/hub-signing.pk8",
             "keys/pseudonym.key",
+            "keys/data.key",
         ] {
             let p = dir.path().join(f);
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -647,6 +648,11 @@ mod tests {
     #[test]
     fn validation_names_the_bad_key() {
         check(|t| t, Ok(()));
+        check(
+            |t| t.replace("keys/data.key", "keys/missing.key"),
+            Err("keys.data_key"),
+        );
+        check(|t| t.replace("data_key = \"keys/data.key\"\n", ""), Ok(()));
         check(
             |t| t.replace("pki/ca.pem", "pki/missing.pem"),
             Err("tls.client_ca"),
