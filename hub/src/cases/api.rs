@@ -489,10 +489,16 @@ fn opt_text(field: &str, v: &Option<String>, max: usize) -> Result<(), ApiError>
     v.as_deref().map_or(Ok(()), |v| text(field, v, max))
 }
 
-fn township(field: &str, v: &str) -> Result<DivisionCode, ApiError> {
+fn township(field: &str, v: &str, region: &str) -> Result<DivisionCode, ApiError> {
     let d = DivisionCode::parse(v.trim()).map_err(|e| invalid(field, e))?;
     if d.level() != DivisionLevel::Township {
         return Err(invalid(field, "must be a township code (9 digits)"));
+    }
+    if !d.as_str().starts_with(region) {
+        return Err(invalid(
+            field,
+            format!("must be a township of this hub's region ({region}…)"),
+        ));
     }
     Ok(d)
 }
@@ -514,7 +520,7 @@ struct Filing {
     village: Option<String>,
 }
 
-fn check_filing(req: &OpenCaseRequest) -> Result<Filing, ApiError> {
+fn check_filing(req: &OpenCaseRequest, region: &str) -> Result<Filing, ApiError> {
     let resident_id = ResidentId::parse(req.applicant.resident_id.trim())
         .map_err(|e| invalid("applicant.resident_id", e))?;
     if let Some(problem) = schemas::household::name_problem(&req.applicant.name) {
@@ -534,7 +540,7 @@ fn check_filing(req: &OpenCaseRequest) -> Result<Filing, ApiError> {
             "must be 5-20 characters: digits, dashes, optionally a leading +",
         ));
     }
-    let township = township("township", &req.township)?;
+    let township = township("township", &req.township, region)?;
     let village = match req.village.as_deref().map(str::trim) {
         None => None,
         Some(v) => {
@@ -691,7 +697,7 @@ async fn open_case(
     may_open_cases(&s, &id, &rid).await?;
     let idem = idempotency_key(&headers)?;
     let req: OpenCaseRequest = parse_body(json_object(body)?)?;
-    let filing = check_filing(&req)?;
+    let filing = check_filing(&req, &s.tls.rules().division_prefix)?;
     let applicant = s.keys.pseudonym(filing.resident_id.as_str());
     let request_sha = filing_hash(&s, &req, &filing)?;
     let db = s.store.db();
@@ -1025,7 +1031,11 @@ async fn check_move(
         }
         Move::Transfer => {
             let b: TransferBody = parse_body(body)?;
-            let to = township("to_township", &b.to_township)?;
+            let to = township(
+                "to_township",
+                &b.to_township,
+                &s.tls.rules().division_prefix,
+            )?;
             if to.as_str() == row.township {
                 return Err(invalid(
                     "to_township",

@@ -315,6 +315,26 @@ async fn an_emergency_case_runs_from_the_hotline_to_closure() -> anyhow::Result<
             "no personal data in lists"
         );
     }
+    // A verification names only an existing case that its caller may work on.
+    let h = households(&s.deps, XUZHUANG)[0].clone();
+    let mut v = verification(&h, "temporary_assistance", "LINK-1", "emergency", None);
+    v["case_id"] = json!("0190f5a0-0000-7000-8000-000000000000");
+    let (status, b) = s.post("caseworker", "/v1/verifications", &v).await?;
+    assert_eq!(
+        (status, b["error"]["code"].clone()),
+        (422, json!("case_not_found")),
+        "{b}"
+    );
+    v["case_id"] = json!(case);
+    let (status, b) = s.post("caseworker-other", "/v1/verifications", &v).await?;
+    assert_eq!(status, 403, "{b}");
+    let refused = s
+        .log_of_case("LINK-1")
+        .await?
+        .into_iter()
+        .filter(|(a, e, ..)| a == "verification_requested" && e == "deny")
+        .count();
+    assert_eq!(refused, 1);
     // Auditors, departments and admins get no case.
     for who in ["auditor", "admin", "dept-labor"] {
         let (status, b) = s.get(who, &format!("/v1/cases/{case}")).await?;
@@ -353,6 +373,20 @@ async fn a_wrong_township_transfers_the_case_and_the_right_one_accepts_it() -> a
             &case,
             "transfer",
             &json!({ "to_township": XUZHUANG, "reason": "x" }),
+        )
+        .await?;
+    assert_eq!(
+        (status, b["error"]["field"].clone()),
+        (400, json!("to_township")),
+        "{b}"
+    );
+    // Nor out of the hub's region, where no one could accept it.
+    let (status, b) = s
+        .move_case(
+            "caseworker",
+            &case,
+            "transfer",
+            &json!({ "to_township": "110101001", "reason": "x" }),
         )
         .await?;
     assert_eq!(
@@ -656,7 +690,10 @@ async fn the_resident_id_is_nowhere_in_clear_on_sqlite_nor_in_the_hub_log() -> a
     let log = std::fs::read(&log_path)?;
     assert!(contains(&log, "case opened"), "the log is captured");
     let db = sqlite_bytes(env.path())?;
-    assert!(!db.is_empty());
+    assert!(
+        contains(&db, &case),
+        "the scanned files hold the case's rows"
+    );
     for secret in secrets(&body)
         .iter()
         .map(String::as_str)
