@@ -1,4 +1,5 @@
 //! Routes: `POST /v1/authorizations` (登记核对授权书), `POST /v1/verifications` (发起核对),
+//! `GET /v1/verifications` (核对列表, [`crate::cases::api::list_verifications`]),
 //! `GET /v1/verifications/{id}` (查看核对报告), `GET /v1/verifications/{id}/print` (打印),
 //! `POST /v1/verifications/{id}/letter` (补登授权书), `GET /v1/follow-ups` (待补交授权书) and
 //! `GET /v1/report-key` (报告验签公钥). Described in `/v1/openapi.json` by [`crate::api::openapi`].
