@@ -472,7 +472,9 @@ pub struct DecisionBody {
 
 // ==== parsing ====
 
-fn parse_body<T: serde::de::DeserializeOwned>(body: Value) -> Result<T, ApiError> {
+fn parse_body<T: serde::de::DeserializeOwned + schemars::JsonSchema + 'static>(
+    body: Value,
+) -> Result<T, ApiError> {
     let bytes = serde_json::to_vec(&body).map_err(ApiError::internal)?;
     crate::api::extract::parse_object(&bytes)
 }

@@ -92,7 +92,7 @@ impl Setup {
             .await
     }
 
-    pub(crate) async fn get(&self, who: &str, path: &str) -> anyhow::Result<(u16, Value)> {
+    pub(crate) async fn get_json(&self, who: &str, path: &str) -> anyhow::Result<(u16, Value)> {
         let r = self.env.http(who)?.get(self.hub.url(path)).send().await?;
         let status = r.status().as_u16();
         let text = r.text().await?;
@@ -214,7 +214,9 @@ async fn emergency_case_to_closure(s: &Setup) -> anyhow::Result<(String, Househo
     );
 
     // The caseworker reads the whole timeline with its records.
-    let (status, c) = s.get("caseworker", &format!("/v1/cases/{case}")).await?;
+    let (status, c) = s
+        .get_json("caseworker", &format!("/v1/cases/{case}"))
+        .await?;
     assert_eq!(status, 200, "{c}");
     assert_eq!(
         c["applicant"]["resident_id"],
@@ -242,7 +244,7 @@ async fn emergency_case_to_closure(s: &Setup) -> anyhow::Result<(String, Househo
         "{c}"
     );
     // The hotline reads back what it sent and the stages, not the caseworkers' records.
-    let (status, c) = s.get("intake", &format!("/v1/cases/{case}")).await?;
+    let (status, c) = s.get_json("intake", &format!("/v1/cases/{case}")).await?;
     assert_eq!(status, 200, "{c}");
     assert_eq!(c["description"], body["description"]);
     assert!(
@@ -254,7 +256,7 @@ async fn emergency_case_to_closure(s: &Setup) -> anyhow::Result<(String, Househo
         "{c}"
     );
     // The caseworker's verification list names the case.
-    let (status, l) = s.get("caseworker", "/v1/verifications").await?;
+    let (status, l) = s.get_json("caseworker", "/v1/verifications").await?;
     assert_eq!(status, 200, "{l}");
     let item = l["verifications"]
         .as_array()
@@ -287,14 +289,14 @@ async fn an_emergency_case_runs_from_the_hotline_to_closure() -> anyhow::Result<
     // Another township's caseworker reads nothing, moves nothing, lists nothing; each refusal
     // of a read or move is one denied entry.
     let (status, b) = s
-        .get("caseworker-other", &format!("/v1/cases/{case}"))
+        .get_json("caseworker-other", &format!("/v1/cases/{case}"))
         .await?;
     assert_eq!(status, 403, "{b}");
     let (status, b) = s
         .move_case("caseworker-other", &case, "close", &json!({}))
         .await?;
     assert_eq!(status, 403, "{b}");
-    let (status, l) = s.get("caseworker-other", "/v1/cases").await?;
+    let (status, l) = s.get_json("caseworker-other", "/v1/cases").await?;
     assert_eq!(status, 200, "{l}");
     assert_eq!(l["cases"], json!([]), "{l}");
     let denied: Vec<_> = s
@@ -307,7 +309,9 @@ async fn an_emergency_case_runs_from_the_hotline_to_closure() -> anyhow::Result<
     assert_eq!(denied, ["case_read", "case_moved"], "{denied:?}");
     // The county officer sees the county's cases; the township caseworker their own.
     for who in ["county-officer", "caseworker"] {
-        let (status, l) = s.get(who, "/v1/cases?state=closed&tier=emergency").await?;
+        let (status, l) = s
+            .get_json(who, "/v1/cases?state=closed&tier=emergency")
+            .await?;
         assert_eq!(status, 200, "{l}");
         assert_eq!(l["cases"][0]["id"], case.as_str(), "{who}: {l}");
         assert!(
@@ -337,7 +341,7 @@ async fn an_emergency_case_runs_from_the_hotline_to_closure() -> anyhow::Result<
     assert_eq!(refused, 1);
     // Auditors, departments and admins get no case.
     for who in ["auditor", "admin", "dept-labor"] {
-        let (status, b) = s.get(who, &format!("/v1/cases/{case}")).await?;
+        let (status, b) = s.get_json(who, &format!("/v1/cases/{case}")).await?;
         assert_eq!(status, 403, "{who}: {b}");
     }
     s.stop().await;
@@ -403,7 +407,9 @@ async fn a_wrong_township_transfers_the_case_and_the_right_one_accepts_it() -> a
         (json!("received"), json!(LIYING))
     );
     // Now it is 李营's: 许庄 reads and moves nothing more, 李营 accepts.
-    let (status, _) = s.get("caseworker", &format!("/v1/cases/{case}")).await?;
+    let (status, _) = s
+        .get_json("caseworker", &format!("/v1/cases/{case}"))
+        .await?;
     assert_eq!(status, 403);
     let (status, b) = s
         .move_case(
@@ -425,7 +431,7 @@ async fn a_wrong_township_transfers_the_case_and_the_right_one_accepts_it() -> a
         .await?;
     assert_eq!(status, 200, "{b}");
     let (status, c) = s
-        .get("caseworker-other", &format!("/v1/cases/{case}"))
+        .get_json("caseworker-other", &format!("/v1/cases/{case}"))
         .await?;
     assert_eq!(status, 200, "{c}");
     let transfer = &c["events"][1];
@@ -522,7 +528,7 @@ async fn an_idempotency_key_makes_a_retried_filing_one_case() -> anyhow::Result<
     let (status, c) = send(other).await?;
     assert_eq!(status, 422, "{c}");
     assert_eq!(c["error"]["code"], "idempotency_key_reused");
-    let (_, l) = s.get("intake", "/v1/cases").await?;
+    let (_, l) = s.get_json("intake", "/v1/cases").await?;
     assert_eq!(l["cases"].as_array().map(Vec::len), Some(1), "{l}");
     // Intake files only through its own channel, never moves a case, runs no verification.
     let (status, b) = s
