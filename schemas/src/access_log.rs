@@ -72,6 +72,8 @@ pub enum Action {
     CaseOpened,
     /// 查看案件: a case with the applicant's personal data was read.
     CaseRead,
+    /// 查找案件: cases were looked up by a person's resident ID (as its pseudonym).
+    CaseSearched,
     /// 办理案件: a case was moved to another stage (受理, 分办, 先行救助, 调查, 转交县级, 决定, 办结).
     CaseMoved,
 }
@@ -641,6 +643,7 @@ mod tests {
             (Action::CaseOpened, "case_opened"),
             (Action::CaseRead, "case_read"),
             (Action::CaseMoved, "case_moved"),
+            (Action::CaseSearched, "case_searched"),
         ] {
             let mut e = sample();
             e.action = action;

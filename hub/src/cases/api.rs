@@ -43,6 +43,7 @@ use crate::verify::api::{RESIDENT_ID_PATTERN, idempotency_key};
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/cases", post(open_case).get(list_cases))
+        .route("/v1/cases/search", post(search_cases))
         .route("/v1/cases/{id}", get(read_case))
         .route("/v1/cases/{id}/accept", post(accept))
         .route("/v1/cases/{id}/transfer", post(transfer))
@@ -991,6 +992,99 @@ async fn list_cases(
         }
     }
     Ok(Json(CaseList { cases, next_cursor }))
+}
+
+/// `POST /v1/cases/search` body: 按身份证号查找案件.
+#[derive(Debug, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CaseSearch {
+    /// 公民身份号码 of the applicant (looked up by its keyed pseudonym).
+    #[schemars(pattern(RESIDENT_ID_PATTERN))]
+    pub resident_id: String,
+}
+
+/// Most cases a look-up returns.
+const MAX_SEARCH: i64 = 100;
+
+/// 按身份证号查找案件: a person's cases the caller may see, newest first (the ID in the body, never
+/// in a URL; looked up by keyed pseudonym). Decided before the body is read (`list_cases` for the
+/// caller's own division); every look-up, allowed or refused, is one `case_searched` entry naming
+/// the person's pseudonym (when the refused body held a valid ID).
+async fn search_cases(
+    State(s): State<AppState>,
+    Caller(id): Caller,
+    headers: HeaderMap,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<Json<CaseList>, ApiError> {
+    let rid = request_id(&headers);
+    let subject = body
+        .as_ref()
+        .ok()
+        .and_then(|b| b.0.get("resident_id")?.as_str().map(str::to_owned))
+        .and_then(|r| ResidentId::parse(r.trim()).ok())
+        .map(|r| s.keys.pseudonym(r.as_str()));
+    let decided = s
+        .authz
+        .require_logged(
+            &s.log,
+            &id,
+            Action::ListCases,
+            &ResourceCtx {
+                region: Some(id.division.clone()),
+                requester: Some(id.uri.clone()),
+                ..Default::default()
+            },
+            &RequestCtx::default(),
+            |policy_ids| {
+                case_entry(
+                    &id,
+                    LogAction::CaseSearched,
+                    false,
+                    Outcome::Denied,
+                    policy_ids,
+                    &rid,
+                    None,
+                    subject.as_deref(),
+                )
+            },
+        )
+        .await?;
+    let req: CaseSearch = parse_body(json_object(body)?)?;
+    let applicant = ResidentId::parse(req.resident_id.trim())
+        .map(|r| s.keys.pseudonym(r.as_str()))
+        .map_err(|e| invalid("resident_id", e))?;
+    let rows = store::cases_of_applicant(&s.store.db(), &applicant, MAX_SEARCH).await?;
+    let mut cases = Vec::new();
+    for row in &rows {
+        let seen = s
+            .authz
+            .decide(
+                &id,
+                Action::ListCases,
+                &resource(row)?,
+                &RequestCtx::default(),
+            )
+            .allowed;
+        if seen {
+            cases.push(summary(row)?);
+        }
+    }
+    s.log
+        .append(case_entry(
+            &id,
+            LogAction::CaseSearched,
+            true,
+            Outcome::Succeeded,
+            decided.policy_ids,
+            &rid,
+            None,
+            Some(&applicant),
+        )?)
+        .await?;
+    Ok(Json(CaseList {
+        cases,
+        next_cursor: None,
+    }))
 }
 
 // ==== moves ====

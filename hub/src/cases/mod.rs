@@ -4,7 +4,8 @@
 //! - [`model`]: the stages and moves, one state machine in pure code; anything else is 409
 //!   `illegal_transition` naming the current stage and the allowed moves.
 //! - [`store`]: the `cases`, `case_events` and `case_idempotency` tables (SQLite and PostgreSQL).
-//! - [`api`]: `POST /v1/cases`, `GET /v1/cases`, `GET /v1/cases/{id}`, the moves
+//! - [`api`]: `POST /v1/cases`, `GET /v1/cases`, `POST /v1/cases/search` (by resident ID, looked
+//!   up by keyed pseudonym), `GET /v1/cases/{id}`, the moves
 //!   `POST /v1/cases/{id}/{accept,transfer,first-help,investigation,hand-to-county,decision,close}`,
 //!   and `GET /v1/verifications` (a caseworker's own verifications).
 //!

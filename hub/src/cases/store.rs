@@ -322,6 +322,20 @@ pub async fn list_cases(db: &Db, f: &CaseFilter) -> Result<Vec<CaseRow>, StoreEr
     Ok(rows.into_iter().map(case).collect())
 }
 
+/// The cases of an applicant (by keyed pseudonym), newest first.
+pub async fn cases_of_applicant(
+    db: &Db,
+    applicant: &str,
+    limit: i64,
+) -> Result<Vec<CaseRow>, StoreError> {
+    let sql =
+        format!("SELECT {CASE_COLUMNS} FROM cases WHERE applicant = $1 ORDER BY id DESC LIMIT $2");
+    let rows: Vec<CaseTuple> = on_db!(db, p, _DB => {
+        sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(applicant).bind(limit).fetch_all(p).await?
+    });
+    Ok(rows.into_iter().map(case).collect())
+}
+
 /// One of a caseworker's verifications, for their list (no personal data).
 #[derive(Debug, Clone)]
 pub struct VerificationItemRow {

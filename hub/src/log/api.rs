@@ -598,6 +598,7 @@ fn action_zh(a: Action) -> &'static str {
         Action::CaseOpened => "登记救助案件 / case opened",
         Action::CaseRead => "查看救助案件 / case read",
         Action::CaseMoved => "办理救助案件 / case moved",
+        Action::CaseSearched => "按身份证号查找案件 / cases looked up by resident ID",
     }
 }
 

@@ -176,6 +176,20 @@ const TABLE: &[Row] = &[
         "/v1/cases",
         [Allowed, Allowed, Allowed, Denied, Denied, Denied, Allowed],
     ),
+    // A look-up by resident ID is personal data: refused and logged before the body is read.
+    row(
+        "post",
+        "/v1/cases/search",
+        [
+            Allowed,
+            Allowed,
+            Allowed,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            Allowed,
+        ],
+    ),
     // Filed by the hotline, which reads back its own filing.
     row(
         "get",
@@ -484,6 +498,10 @@ fn request(
     }
     match (row.method, row.path) {
         ("get", "/v1/cases/{id}") => (format!("/v1/cases/{}", f.case_id), None),
+        ("post", "/v1/cases/search") => (
+            "/v1/cases/search".into(),
+            Some(json!({ "resident_id": ids(h)[0] })),
+        ),
         ("post", "/v1/cases") => {
             let channel = if ROLES[role] == "intake" {
                 "hotline_12345"

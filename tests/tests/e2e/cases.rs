@@ -319,6 +319,59 @@ async fn an_emergency_case_runs_from_the_hotline_to_closure() -> anyhow::Result<
             "no personal data in lists"
         );
     }
+    // Looked up by the applicant's resident ID (in the body, by keyed pseudonym): found by the
+    // township of the case, not by another; each look-up one `case_searched` entry.
+    let h0 = households(&s.deps, XUZHUANG)[0].clone();
+    let rid =
+        filing(&h0, "hotline_12345", "emergency", XUZHUANG)["applicant"]["resident_id"].clone();
+    let (status, l) = s
+        .post(
+            "caseworker",
+            "/v1/cases/search",
+            &json!({ "resident_id": rid }),
+        )
+        .await?;
+    assert_eq!(status, 200, "{l}");
+    assert!(
+        l["cases"]
+            .as_array()
+            .expect("cases")
+            .iter()
+            .any(|c| c["id"] == case.as_str()),
+        "{l}"
+    );
+    let (status, l) = s
+        .post(
+            "caseworker-other",
+            "/v1/cases/search",
+            &json!({ "resident_id": rid }),
+        )
+        .await?;
+    assert_eq!((status, l["cases"].clone()), (200, json!([])), "{l}");
+    let (status, _) = s
+        .post(
+            "auditor",
+            "/v1/cases/search",
+            &json!({ "resident_id": rid }),
+        )
+        .await?;
+    assert_eq!(status, 403);
+    let (status, body) = s
+        .post("auditor", "/v1/log/search", &json!({ "resident_id": rid }))
+        .await?;
+    assert_eq!(status, 200, "{body}");
+    let searched: Vec<&str> = body["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|f| f["entry"]["action"] == "case_searched")
+        .map(|f| {
+            f["entry"]["decision"]["effect"]
+                .as_str()
+                .unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(searched, ["allow", "allow", "deny"], "{body}");
     // A verification names only an existing case that its caller may work on.
     let h = households(&s.deps, XUZHUANG)[0].clone();
     let mut v = verification(&h, "temporary_assistance", "LINK-1", "emergency", None);
