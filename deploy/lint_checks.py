@@ -56,7 +56,7 @@ def config_paths(cfg: dict) -> list[tuple[str, str]]:
     tls, keys = cfg.get("tls", {}), cfg.get("keys", {})
     out = [(f"tls.{k}", tls[k]) for k in ("cert", "key", "client_ca") if k in tls]
     out += [("tls.crls", p) for p in tls.get("crls", [])]
-    out += [(f"keys.{k}", keys[k]) for k in ("signing_key", "pseudonym_key") if k in keys]
+    out += [(f"keys.{k}", keys[k]) for k in ("signing_key", "pseudonym_key", "data_key") if k in keys]
     return out
 
 

@@ -49,6 +49,12 @@ impl Application {
         }
         let keys = Arc::new(
             HubKeys::load(&config.keys.signing_key, &config.keys.pseudonym_key)
+                .and_then(|k| {
+                    k.with_data_keys(
+                        config.keys.data_key.as_deref(),
+                        &config.keys.retired_data_keys,
+                    )
+                })
                 .context("loading keys")?,
         );
         let authz = crate::authz::Authz::load(&config.policies.dir)

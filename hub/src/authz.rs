@@ -113,6 +113,30 @@ impl Authz {
     }
 }
 
+impl Authz {
+    /// Decide before anything is read or touched, and on a refusal make the refusal durable
+    /// first: the entry `deny_entry` builds from the deciding policy ids is appended to the access
+    /// log, then the 403 of [`Authz::require`] goes back. The one "decide, log the denial, refuse"
+    /// of the hub's routes (log reads, cases).
+    pub async fn require_logged(
+        &self,
+        log: &crate::log::AccessLog,
+        who: &Identity,
+        action: Action,
+        resource: &ResourceCtx,
+        ctx: &RequestCtx,
+        deny_entry: impl FnOnce(Vec<String>) -> Result<schemas::access_log::AccessLogEntry, ApiError>,
+    ) -> Result<Decision, ApiError> {
+        match self.require(who, action, resource, ctx) {
+            Ok(d) => Ok(d),
+            Err((d, e)) => {
+                log.append(deny_entry(d.policy_ids)?).await?;
+                Err(e)
+            }
+        }
+    }
+}
+
 /// Hash of every file's path and bytes under `dir` (sorted), to detect changes when polling.
 fn fingerprint(dir: &Path) -> [u8; 32] {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {

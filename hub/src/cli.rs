@@ -127,10 +127,11 @@ pub enum PkiCommand {
         /// File stem: writes NAME.pem and NAME.key.
         #[arg(long)]
         name: String,
-        /// caseworker | department | auditor | admin
+        /// caseworker | department | auditor | admin | intake
         #[arg(long)]
         role: String,
-        /// Organisation; for departments one of civil_affairs, health, education, housing, labor, justice, disability.
+        /// Organisation; for departments one of civil_affairs, health, education, housing, labor, justice, disability;
+        /// for intake systems their channel (hotline_12345 or qr_help).
         #[arg(long)]
         org: String,
         /// Administrative division: 6-digit county or 9-digit township code.
@@ -191,6 +192,13 @@ pub fn main() -> anyhow::Result<()> {
             let keys = HubKeys::load(&s, &p)?;
             println!("signing key:   {}", s.display());
             println!("pseudonym key: {}", p.display());
+            let data = out.join(crate::keys::DATA_KEY_FILE);
+            let data_keys = HubKeys::load(&s, &p)?.with_data_keys(Some(data.as_path()), &[])?;
+            println!(
+                "data key:      {} (key id {})",
+                data.display(),
+                data_keys.data_key_id().unwrap_or("-")
+            );
             println!(
                 "signing public key (hex): {}",
                 hex::encode(keys.signing_public_key())
@@ -304,7 +312,9 @@ fn pki(cmd: PkiCommand) -> anyhow::Result<()> {
         } => {
             let pki = Pki::open(&dir)?;
             let role = Role::from_code(&role).with_context(|| {
-                format!("--role: unknown role `{role}` (caseworker, department, auditor, admin)")
+                format!(
+                    "--role: unknown role `{role}` (caseworker, department, auditor, admin, intake)"
+                )
             })?;
             schemas::DivisionCode::parse(&division)
                 .map_err(|e| anyhow::anyhow!("--division: {e}"))?;

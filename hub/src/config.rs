@@ -213,6 +213,15 @@ pub struct KeysConfig {
     pub signing_key: PathBuf,
     /// 32+ random bytes used as the HMAC key for subject pseudonyms. Never leaves the hub.
     pub pseudonym_key: PathBuf,
+    /// 数据加密密钥: 32 random bytes, the AES-256-GCM key personal fields of cases are encrypted
+    /// under at rest (written by `hub keygen`). Without it the hub runs, but cases cannot be opened
+    /// or read (503 `data_key_unconfigured`).
+    #[serde(default)]
+    pub data_key: Option<PathBuf>,
+    /// Data keys rotated out: still used to decrypt records written under them (each record names
+    /// its key id), never to encrypt.
+    #[serde(default)]
+    pub retired_data_keys: Vec<PathBuf>,
 }
 
 /// The access log (`[log]`): origin (also the signing key name), witnesses, batching, lease.
@@ -384,6 +393,10 @@ impl Config {
         self.tls.crls.iter_mut().for_each(fix);
         fix(&mut self.keys.signing_key);
         fix(&mut self.keys.pseudonym_key);
+        if let Some(p) = self.keys.data_key.as_mut() {
+            fix(p);
+        }
+        self.keys.retired_data_keys.iter_mut().for_each(fix);
         fix(&mut self.policies.dir);
         self.departments.resolve_paths(base);
         // A relative SQLite path resolves against the config directory too.
@@ -415,6 +428,19 @@ impl Config {
         ] {
             if !path.is_file() {
                 return invalid(key, format!("file not found: {}", path.display()));
+            }
+        }
+        for path in self
+            .keys
+            .data_key
+            .iter()
+            .chain(&self.keys.retired_data_keys)
+        {
+            if !path.is_file() {
+                return invalid(
+                    "keys.data_key",
+                    format!("file not found: {}", path.display()),
+                );
             }
         }
         for crl in &self.tls.crls {
@@ -575,6 +601,7 @@ log_filter = "info"
 [keys]
 signing_key = "keys/hub-signing.pk8"
 pseudonym_key = "keys/pseudonym.key"
+data_key = "keys/data.key"
 "#
     )
 }
@@ -592,6 +619,7 @@ mod tests {
             "pki/ca.crl",
             "keys/hub-signing.pk8",
             "keys/pseudonym.key",
+            "keys/data.key",
         ] {
             let p = dir.path().join(f);
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -620,6 +648,11 @@ mod tests {
     #[test]
     fn validation_names_the_bad_key() {
         check(|t| t, Ok(()));
+        check(
+            |t| t.replace("keys/data.key", "keys/missing.key"),
+            Err("keys.data_key"),
+        );
+        check(|t| t.replace("data_key = \"keys/data.key\"\n", ""), Ok(()));
         check(
             |t| t.replace("pki/ca.pem", "pki/missing.pem"),
             Err("tls.client_ca"),

@@ -94,6 +94,16 @@ pub fn demo_clients() -> Vec<(String, ClientSpec)> {
                 display_name: "枢纽管理员 (hub operator)".into(),
             },
         ),
+        (
+            "intake".to_owned(),
+            ClientSpec {
+                role: Role::Intake,
+                organisation: "hotline_12345".into(),
+                division: "370800".into(),
+                principal: "hotline-12345".into(),
+                display_name: "济宁市12345热线平台 (12345 hotline platform)".into(),
+            },
+        ),
     ];
     for d in Department::ALL {
         out.push((
@@ -133,6 +143,9 @@ pub fn prepare(dir: &Path, listen: SocketAddr, admin: SocketAddr) -> anyhow::Res
     if !keys_dir.join("hub-signing.pk8").exists() {
         HubKeys::generate(&keys_dir)?;
     }
+    if !keys_dir.join(crate::keys::DATA_KEY_FILE).exists() {
+        HubKeys::generate_data_key(&keys_dir)?;
+    }
     crate::log::write_vkey_file(
         &keys_dir.join("hub-signing.pk8"),
         &crate::config::LogConfig::default().origin,
@@ -158,7 +171,7 @@ fn instructions(dir: &Path, listen: SocketAddr, admin: SocketAddr) -> String {
          Call it with a client certificate, e.g. the township caseworker:\n\n  \
          curl --cacert {p}/ca.pem --cert {p}/caseworker.pem --key {p}/caseworker.key https://{host}/v1/whoami\n  \
          curl --cacert {p}/ca.pem --cert {p}/caseworker.pem --key {p}/caseworker.key https://{host}/readyz\n\n\
-         Other identities in {p}: caseworker-other, county-officer, auditor, admin, dept-<department>.\n\
+         Other identities in {p}: caseworker-other, county-officer, auditor, admin, intake (the 12345 hotline), dept-<department>.\n\
          Without a certificate the handshake is refused:\n\n  \
          curl --cacert {p}/ca.pem https://{host}/healthz\n\n\
          Metrics: curl http://{admin}/metrics\n\

@@ -41,6 +41,8 @@ pub enum IdentityError {
     BadOrganisation(String),
     #[error("URI SAN organisation `{0}` is not a known department code")]
     UnknownDepartment(String),
+    #[error("URI SAN organisation `{0}` is not an intake channel (hotline_12345, qr_help)")]
+    UnknownChannel(String),
     #[error("URI SAN division `{0}` is malformed: {1}")]
     BadDivision(String, String),
     #[error("URI SAN division `{0}` is outside this hub's region {1}")]
@@ -61,6 +63,7 @@ impl IdentityError {
             IdentityError::UnknownRole(_) => "identity_unknown_role",
             IdentityError::BadOrganisation(_) => "identity_bad_organisation",
             IdentityError::UnknownDepartment(_) => "identity_unknown_department",
+            IdentityError::UnknownChannel(_) => "identity_unknown_channel",
             IdentityError::BadDivision(..) => "identity_bad_division",
             IdentityError::ForeignDivision(..) => "identity_foreign_division",
             IdentityError::BadPrincipal => "identity_bad_principal",
@@ -146,6 +149,11 @@ pub fn parse_identity_uri(
     }
     if role == Role::Department && Department::from_code(org).is_none() {
         return Err(IdentityError::UnknownDepartment((*org).to_owned()));
+    }
+    if role == Role::Intake
+        && !schemas::cases::Channel::from_code(org).is_some_and(|c| c.is_intake_system())
+    {
+        return Err(IdentityError::UnknownChannel((*org).to_owned()));
     }
     let division_code = DivisionCode::parse(division).map_err(|e| {
         IdentityError::BadDivision(division.chars().take(16).collect(), e.to_string())
@@ -255,5 +263,13 @@ mod tests {
             Err("identity_bad_principal"),
         );
         check("spiffe://jishijiu.jining", Err("identity_bad_path"));
+        check(
+            "spiffe://jishijiu.jining/intake/hotline_12345/370800/hotline-1",
+            Ok((Role::Intake, "hotline_12345", "370800")),
+        );
+        check(
+            "spiffe://jishijiu.jining/intake/walk_in/370800/x",
+            Err("identity_unknown_channel"),
+        );
     }
 }

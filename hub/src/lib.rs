@@ -9,10 +9,12 @@
 //! - [`ratelimit`]: per-identity request budgets and the distinct-household (anti-trawling) cap.
 //! - [`api`]: routes, the JSON error type, request ids, metrics and tracing layers.
 //! - [`store`]: the database interface and its SQLite and PostgreSQL implementations.
-//! - [`keys`]: the hub's Ed25519 signing key and the pseudonym HMAC key.
+//! - [`keys`]: the hub's Ed25519 signing key, the pseudonym HMAC key and the data-encryption keys
+//!   (AES-256-GCM sealing of personal fields at rest, with key ids for rotation).
 //! - [`pki`]: the development CA behind `hub pki`.
 //! - [`telemetry`]: logs, OpenTelemetry export, the Prometheus recorder.
 //! - [`app`]: `Application::build(config)` / `run_until_stopped` shared by `main` and tests.
+//! - [`cases`]: 救助案件, the closed loop's case: filing, the stage machine, moves, lists.
 //! - [`verify`]: authorization letters, verifications, planning and the department fan-out.
 //! - [`client`]: `hub client verify|report`, the caseworker's command line.
 //! - [`cli`], [`demo`]: the `hub` command line and the demo.
@@ -22,6 +24,7 @@ pub mod api;
 pub mod app;
 pub mod audit;
 pub mod authz;
+pub mod cases;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -85,6 +85,9 @@ pub struct RateLimitConfig {
     pub auditor: Budget,
     #[serde(default = "default_caseworker")]
     pub admin: Budget,
+    /// Intake systems (the 12345 platform, the QR service) file for a whole city.
+    #[serde(default = "default_department")]
+    pub intake: Budget,
     /// Distinct households one caseworker may verify per rolling hour.
     #[serde(default = "default_households_per_hour")]
     pub households_per_hour: u32,
@@ -143,6 +146,7 @@ impl Default for RateLimitConfig {
             department: default_department(),
             auditor: default_auditor(),
             admin: default_caseworker(),
+            intake: default_department(),
             households_per_hour: default_households_per_hour(),
             people_per_hour: default_people_per_hour(),
             emergency_without_letter_per_day: default_emergency_without_letter_per_day(),
@@ -159,6 +163,7 @@ impl RateLimitConfig {
             ("rate_limits.department", self.department),
             ("rate_limits.auditor", self.auditor),
             ("rate_limits.admin", self.admin),
+            ("rate_limits.intake", self.intake),
         ] {
             if b.per_second == 0 || b.burst == 0 {
                 return Err((key, "per_second and burst must be greater than 0".into()));
@@ -462,6 +467,7 @@ impl RateLimits {
             (Role::Department, cfg.department),
             (Role::Auditor, cfg.auditor),
             (Role::Admin, cfg.admin),
+            (Role::Intake, cfg.intake),
         ]
         .into_iter()
         .map(|(role, b)| (role, RateLimiter::keyed(quota(b))))

@@ -31,6 +31,7 @@ fn bench(c: &mut Criterion) {
         urgency: Urgency::Normal,
         authorization: AuthorizationStatus::VALID,
         raw_fact_kinds: vec![],
+        ..Default::default()
     };
     let own = identity("370811002");
     let other = identity("370811005");

@@ -30,6 +30,18 @@ pub enum Action {
     AnswerQuery,
     /// 推送事件: a department pushes an event.
     PushEvent,
+    /// 受理登记救助申请: open a case (救助申请), from a window, an intake system or a referral.
+    OpenCase,
+    /// 查看案件: read a case with the applicant's personal data.
+    ReadCase,
+    /// 查看办理记录: read the caseworkers' records of a case (home visit, opinions, reasons).
+    ReadCaseNotes,
+    /// 办理案件: move a case through its stages (受理, 分办, 先行救助, 调查, 转交县级, 决定, 办结).
+    MoveCase,
+    /// 案件列表: list cases (no personal data in the list).
+    ListCases,
+    /// 核对列表: list one's own verifications (no personal data in the list).
+    ListVerifications,
 }
 
 /// What kind of resource an action is about; decides which Cedar entity type the engine builds.
@@ -39,10 +51,11 @@ pub(crate) enum ResourceKind {
     AccessLog,
     System,
     DepartmentEndpoint,
+    Case,
 }
 
 impl Action {
-    pub const ALL: [Action; 11] = [
+    pub const ALL: [Action; 17] = [
         Action::RequestVerification,
         Action::ViewReport,
         Action::ViewRawValues,
@@ -54,6 +67,12 @@ impl Action {
         Action::Administer,
         Action::AnswerQuery,
         Action::PushEvent,
+        Action::OpenCase,
+        Action::ReadCase,
+        Action::ReadCaseNotes,
+        Action::MoveCase,
+        Action::ListCases,
+        Action::ListVerifications,
     ];
 
     /// The stable code, also the Cedar action id.
@@ -70,6 +89,12 @@ impl Action {
             Action::Administer => "administer",
             Action::AnswerQuery => "answer_query",
             Action::PushEvent => "push_event",
+            Action::OpenCase => "open_case",
+            Action::ReadCase => "read_case",
+            Action::ReadCaseNotes => "read_case_notes",
+            Action::MoveCase => "move_case",
+            Action::ListCases => "list_cases",
+            Action::ListVerifications => "list_verifications",
         }
     }
 
@@ -91,6 +116,12 @@ impl Action {
             Action::Administer => "系统管理",
             Action::AnswerQuery => "答复查询",
             Action::PushEvent => "推送事件",
+            Action::OpenCase => "受理登记救助申请",
+            Action::ReadCase => "查看案件",
+            Action::ReadCaseNotes => "查看办理记录",
+            Action::MoveCase => "办理案件",
+            Action::ListCases => "查看案件列表",
+            Action::ListVerifications => "查看核对列表",
         }
     }
 
@@ -101,7 +132,13 @@ impl Action {
             | Action::ViewRawValues
             | Action::ReadSubjectAccessReport
             | Action::RecordAuthorization
-            | Action::PollVerification => ResourceKind::Household,
+            | Action::PollVerification
+            | Action::ListVerifications => ResourceKind::Household,
+            Action::OpenCase
+            | Action::ReadCase
+            | Action::ReadCaseNotes
+            | Action::MoveCase
+            | Action::ListCases => ResourceKind::Case,
             Action::SearchLog | Action::ReadLog => ResourceKind::AccessLog,
             Action::Administer => ResourceKind::System,
             Action::AnswerQuery | Action::PushEvent => ResourceKind::DepartmentEndpoint,

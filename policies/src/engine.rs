@@ -98,6 +98,10 @@ pub struct ResourceCtx {
     /// in Cedar with the principal's `uri` (`requester-only`), never by principal id alone.
     #[serde(default)]
     pub requester: Option<String>,
+    /// 案件阶段: the stage of the case a case action is about (`received`, `accepted`, …,
+    /// `with_county`, `decided`, `closed`); absent for a case not yet opened.
+    #[serde(default)]
+    pub case_state: Option<String>,
 }
 
 /// The circumstances of the request.
@@ -118,6 +122,13 @@ pub struct RequestCtx {
     /// only when this is non-empty and the purpose profile marks every one raw-visible.
     #[serde(default)]
     pub raw_fact_kinds: Vec<FactKind>,
+    /// For open_case: the intake channel (受理渠道) the case comes through, e.g. `hotline_12345`.
+    #[serde(default)]
+    pub channel: Option<String>,
+    /// For move_case: the move asked for (`accept`, `transfer`, `first_help`, `investigate`,
+    /// `hand_to_county`, `decide`, `close`).
+    #[serde(default)]
+    pub case_move: Option<String>,
 }
 
 /// 授权决定: the outcome of one authorization.
@@ -318,6 +329,14 @@ impl PolicyEngine {
                     ("division", division_ref()),
                 ],
             ),
+            Role::Intake => (
+                "Intake",
+                vec![
+                    ("uri", string(&identity.uri)),
+                    ("channel", string(&identity.organisation)),
+                    ("division", division_ref()),
+                ],
+            ),
         };
         let principal = b
             .add(ptype, &identity.principal, pattrs, None)
@@ -354,6 +373,21 @@ impl PolicyEngine {
                     RestrictedExpression::new_long(i64::from(resource.unrelated_count)),
                 ));
                 b.add("Household", "household", attrs, None)
+            }
+            ResourceKind::Case => {
+                let mut attrs = Vec::new();
+                if let Some(region) = &resource.region {
+                    b.division(region)
+                        .map_err(|e| internal("resource.region", e))?;
+                    attrs.push(("region", b_ref("Division", region.as_str())));
+                }
+                if let Some(filed_by) = &resource.requester {
+                    attrs.push(("filed_by", string(filed_by)));
+                }
+                if let Some(state) = &resource.case_state {
+                    attrs.push(("state", string(state)));
+                }
+                b.add("Case", "case", attrs, None)
             }
             ResourceKind::AccessLog => b.add("AccessLog", "log", vec![], None),
             ResourceKind::System => b.add("System", "hub", vec![], None),
@@ -415,6 +449,15 @@ impl PolicyEngine {
             }
         }
 
+        if action == Action::OpenCase {
+            let channel = request.channel.clone().unwrap_or_default();
+            ctx.push(("channel".into(), string(&channel)));
+        }
+        if action == Action::MoveCase {
+            let step = request.case_move.clone().unwrap_or_default();
+            ctx.push(("move".into(), string(&step)));
+        }
+
         // Entities are checked against the schema, so an engine/schema mismatch fails closed here.
         let entities = Entities::from_entities(b.entities, Some(schema))
             .map_err(|e| internal("entities", e.to_string()))?;
@@ -474,6 +517,7 @@ impl PolicyEngine {
                 Role::Department => "协作部门",
                 Role::Auditor => "审计员",
                 Role::Admin => "管理员",
+                Role::Intake => "受理渠道",
             };
             return format!(
                 "{role_zh}无权{} / the {} role may not perform {}",

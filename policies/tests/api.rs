@@ -35,6 +35,7 @@ fn verification(purpose: Purpose, urgency: Urgency, letter: AuthorizationStatus)
         urgency,
         authorization: letter,
         raw_fact_kinds: vec![],
+        ..Default::default()
     }
 }
 

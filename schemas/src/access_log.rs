@@ -68,6 +68,14 @@ pub enum Action {
     /// 户籍核验: the members' registered divisions were asked of civil affairs, before any other
     /// department, to establish jurisdiction from authoritative data.
     RegistrationChecked,
+    /// 登记案件: a case (救助申请) was opened, with the applicant's personal data.
+    CaseOpened,
+    /// 查看案件: a case with the applicant's personal data was read.
+    CaseRead,
+    /// 查找案件: cases were looked up by a person's resident ID (as its pseudonym).
+    CaseSearched,
+    /// 办理案件: a case was moved to another stage (受理, 分办, 先行救助, 调查, 转交县级, 决定, 办结).
+    CaseMoved,
 }
 
 /// The policy decision (策略决定).
@@ -632,6 +640,10 @@ mod tests {
             (Action::EvidenceReused, "evidence_reused"),
             (Action::LetterAttached, "letter_attached"),
             (Action::RegistrationChecked, "registration_checked"),
+            (Action::CaseOpened, "case_opened"),
+            (Action::CaseRead, "case_read"),
+            (Action::CaseMoved, "case_moved"),
+            (Action::CaseSearched, "case_searched"),
         ] {
             let mut e = sample();
             e.action = action;

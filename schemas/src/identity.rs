@@ -38,14 +38,19 @@ pub enum Role {
     Auditor,
     /// 管理员: operator
     Admin,
+    /// 受理渠道: an intake system that files cases (救助申请) on behalf of applicants — the 12345
+    /// hotline platform, the 一码求助 QR service. Its organisation is its channel code
+    /// ([`crate::cases::Channel`]); it is not a caseworker and never moves a case.
+    Intake,
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [
+    pub const ALL: [Role; 5] = [
         Role::Caseworker,
         Role::Department,
         Role::Auditor,
         Role::Admin,
+        Role::Intake,
     ];
 
     pub fn code(self) -> &'static str {
@@ -54,6 +59,7 @@ impl Role {
             Role::Department => "department",
             Role::Auditor => "auditor",
             Role::Admin => "admin",
+            Role::Intake => "intake",
         }
     }
 

@@ -4,6 +4,8 @@
 //! and this one depends on no workspace crate.
 //!
 //! # Layout
+//! - [`cases`]: the vocabulary of cases (救助案件): intake channels, hardship kinds, first help,
+//!   assistance types.
 //! - [`division`]: administrative-division codes (行政区划代码), 6-digit county, 9-digit township.
 //! - [`identity`]: the caller identity the hub derives from a verified client certificate.
 //! - [`vocab`]: departments (部门), purposes (核对用途) and urgency (紧急程度).
@@ -17,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access_log;
+pub mod cases;
 pub mod catalogue;
 pub mod division;
 pub mod events;

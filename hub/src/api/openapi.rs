@@ -66,6 +66,40 @@ const IDEMPOTENCY_KEY: Param = (
     r#"{"type":"string","pattern":"^[A-Za-z0-9._:-]{1,128}$"}"#,
 );
 
+const CASE_ID_PARAM: Param = (
+    "id",
+    "path",
+    true,
+    "case id (UUIDv7)",
+    r#"{"type":"string","minLength":1,"maxLength":128}"#,
+);
+const LIMIT_PARAM: Param = (
+    "limit",
+    "query",
+    false,
+    "page size, default 50",
+    r#"{"type":"integer","minimum":1,"maximum":200}"#,
+);
+
+/// The answers every move of a case can give besides 200.
+const MOVE_RESPONSES: &[(u16, Body, &str)] = &[
+    (
+        200,
+        Body::Json("CaseChanged"),
+        "moved; the case as it is now",
+    ),
+    (
+        409,
+        Body::Json("CaseConflict"),
+        "`illegal_transition` (with the case's `state` and the `allowed` moves), `version_mismatch` (expected_version is not the case's) or `case_changed` (moved by someone else meanwhile)",
+    ),
+    (
+        503,
+        Body::Json("ErrorBody"),
+        "`data_key_unconfigured`: the hub holds no data-encryption key",
+    ),
+];
+
 const OPS: &[Op] = &[
     Op {
         id: "healthz",
@@ -265,6 +299,234 @@ const OPS: &[Op] = &[
         responses: &[(200, Body::Json("ReportKey"), "Ed25519 public key")],
         parameters: &[],
         authorized: false,
+        not_found: None,
+    },
+    Op {
+        id: "openCase",
+        tag: "cases",
+        method: "post",
+        path: "/v1/cases",
+        summary: "登记救助申请 / open a case (intake systems through their own channel, caseworkers at the window)",
+        request: Some("OpenCaseRequest"),
+        responses: &[
+            (201, Body::Json("CaseChanged"), "opened"),
+            (
+                200,
+                Body::Json("CaseSummary"),
+                "the case this Idempotency-Key already opened",
+            ),
+            (
+                422,
+                Body::Json("ErrorBody"),
+                "`idempotency_key_reused`: the key was used for a different filing",
+            ),
+            (
+                503,
+                Body::Json("ErrorBody"),
+                "`data_key_unconfigured`: the hub holds no data-encryption key",
+            ),
+        ],
+        parameters: &[IDEMPOTENCY_KEY],
+        authorized: true,
+        not_found: None,
+    },
+    Op {
+        id: "listCases",
+        tag: "cases",
+        method: "get",
+        path: "/v1/cases",
+        summary: "案件列表 / the cases the caller may see, newest first (no personal data)",
+        request: None,
+        responses: &[(200, Body::Json("CaseList"), "one page")],
+        parameters: &[
+            (
+                "state",
+                "query",
+                false,
+                "only cases in this stage",
+                r#"{"type":"string","enum":["received","accepted","helped","investigated","with_county","decided","closed"]}"#,
+            ),
+            (
+                "tier",
+                "query",
+                false,
+                "only cases of this tier",
+                r#"{"type":"string","enum":["normal","urgent","emergency"]}"#,
+            ),
+            (
+                "township",
+                "query",
+                false,
+                "only cases of this county (6 digits) or township (9 digits)",
+                r#"{"type":"string","pattern":"^(0[1-9]|[1-9][0-9])[0-9]{4}([0-9]{3})?$"}"#,
+            ),
+            (
+                "cursor",
+                "query",
+                false,
+                "next_cursor of the previous page",
+                r#"{"type":"string","format":"uuid"}"#,
+            ),
+            LIMIT_PARAM,
+        ],
+        authorized: true,
+        not_found: None,
+    },
+    Op {
+        id: "searchCases",
+        tag: "cases",
+        method: "post",
+        path: "/v1/cases/search",
+        summary: "按身份证号查找案件 / a person's cases the caller may see (the ID in the body; logged)",
+        request: Some("CaseSearch"),
+        responses: &[(200, Body::Json("CaseList"), "at most 100, newest first")],
+        parameters: &[],
+        authorized: true,
+        not_found: None,
+    },
+    Op {
+        id: "getCase",
+        tag: "cases",
+        method: "get",
+        path: "/v1/cases/{id}",
+        summary: "查看案件 / the case with its applicant and timeline (logged)",
+        request: None,
+        responses: &[
+            (200, Body::Json("CaseView"), "the case"),
+            (
+                503,
+                Body::Json("ErrorBody"),
+                "`data_key_unconfigured`: the hub holds no data-encryption key",
+            ),
+        ],
+        parameters: &[CASE_ID_PARAM],
+        authorized: true,
+        not_found: Some("no case with this id"),
+    },
+    Op {
+        id: "acceptCase",
+        tag: "cases",
+        method: "post",
+        path: "/v1/cases/{id}/accept",
+        summary: "受理 / the township of the registered address accepts the case",
+        request: Some("NoteBody"),
+        responses: MOVE_RESPONSES,
+        parameters: &[CASE_ID_PARAM],
+        authorized: true,
+        not_found: Some("no case with this id"),
+    },
+    Op {
+        id: "transferCase",
+        tag: "cases",
+        method: "post",
+        path: "/v1/cases/{id}/transfer",
+        summary: "分办 / send the case to the right township, with the reason",
+        request: Some("TransferBody"),
+        responses: MOVE_RESPONSES,
+        parameters: &[CASE_ID_PARAM],
+        authorized: true,
+        not_found: Some("no case with this id"),
+    },
+    Op {
+        id: "recordFirstHelp",
+        tag: "cases",
+        method: "post",
+        path: "/v1/cases/{id}/first-help",
+        summary: "先行救助 / record first help given (required before the investigation of emergency and urgent cases)",
+        request: Some("FirstHelpBody"),
+        responses: MOVE_RESPONSES,
+        parameters: &[CASE_ID_PARAM],
+        authorized: true,
+        not_found: Some("no case with this id"),
+    },
+    Op {
+        id: "recordInvestigation",
+        tag: "cases",
+        method: "post",
+        path: "/v1/cases/{id}/investigation",
+        summary: "入户调查与初审意见 / the home visit, the verifications of the case and the initial opinion",
+        request: Some("InvestigationBody"),
+        responses: &[
+            (
+                200,
+                Body::Json("CaseChanged"),
+                "moved; the case as it is now",
+            ),
+            (
+                409,
+                Body::Json("CaseConflict"),
+                "`illegal_transition` (with the case's `state` and the `allowed` moves), `version_mismatch` or `case_changed`",
+            ),
+            (
+                422,
+                Body::Json("ErrorBody"),
+                "`verification_not_linked`: a listed verification is not one of this case's",
+            ),
+            (
+                503,
+                Body::Json("ErrorBody"),
+                "`data_key_unconfigured`: the hub holds no data-encryption key",
+            ),
+        ],
+        parameters: &[CASE_ID_PARAM],
+        authorized: true,
+        not_found: Some("no case with this id"),
+    },
+    Op {
+        id: "handCaseToCounty",
+        tag: "cases",
+        method: "post",
+        path: "/v1/cases/{id}/hand-to-county",
+        summary: "转交县级 / hand the case to the county, which decides",
+        request: Some("HandToCountyBody"),
+        responses: MOVE_RESPONSES,
+        parameters: &[CASE_ID_PARAM],
+        authorized: true,
+        not_found: Some("no case with this id"),
+    },
+    Op {
+        id: "decideCase",
+        tag: "cases",
+        method: "post",
+        path: "/v1/cases/{id}/decision",
+        summary: "审批决定 / approve with the assistance type, or refuse with the reason told to the applicant",
+        request: Some("DecisionBody"),
+        responses: MOVE_RESPONSES,
+        parameters: &[CASE_ID_PARAM],
+        authorized: true,
+        not_found: Some("no case with this id"),
+    },
+    Op {
+        id: "closeCase",
+        tag: "cases",
+        method: "post",
+        path: "/v1/cases/{id}/close",
+        summary: "办结 / close a decided case",
+        request: Some("NoteBody"),
+        responses: MOVE_RESPONSES,
+        parameters: &[CASE_ID_PARAM],
+        authorized: true,
+        not_found: Some("no case with this id"),
+    },
+    Op {
+        id: "listVerifications",
+        tag: "verification",
+        method: "get",
+        path: "/v1/verifications",
+        summary: "核对列表 / the caller's own verifications, newest first (no personal data)",
+        request: None,
+        responses: &[(200, Body::Json("VerificationList"), "one page")],
+        parameters: &[
+            (
+                "cursor",
+                "query",
+                false,
+                "next_cursor of the previous page",
+                r#"{"type":"string","pattern":"^[0-9]{1,14}_[0-9a-fA-F-]{36}$"}"#,
+            ),
+            LIMIT_PARAM,
+        ],
+        authorized: true,
         not_found: None,
     },
     Op {
@@ -487,6 +749,19 @@ pub fn component_schemas() -> Map<String, Value> {
         SubjectReportRequest,
         SubjectReport,
         ProofBody,
+        crate::cases::api::OpenCaseRequest,
+        crate::cases::api::CaseChanged,
+        crate::cases::api::CaseSummary,
+        crate::cases::api::CaseList,
+        crate::cases::api::CaseView,
+        crate::cases::api::CaseSearch,
+        crate::cases::api::NoteBody,
+        crate::cases::api::TransferBody,
+        crate::cases::api::FirstHelpBody,
+        crate::cases::api::InvestigationBody,
+        crate::cases::api::HandToCountyBody,
+        crate::cases::api::DecisionBody,
+        crate::cases::api::VerificationList,
     );
     let mut out: Map<String, Value> = generator.take_definitions(true).into_iter().collect();
     out.insert(
@@ -499,6 +774,19 @@ pub fn component_schemas() -> Map<String, Value> {
             "type": "object",
             "required": ["rotations"],
             "properties": { "rotations": { "type": "array", "items": schema_ref("Rotation") } },
+        }),
+    );
+    out.insert(
+        "CaseConflict".into(),
+        json!({
+            "type": "object",
+            "description": "409: the error object; for `illegal_transition` also the case's stage and the moves it allows",
+            "required": ["error"],
+            "properties": {
+                "error": schema_ref("ErrorDetail"),
+                "state": schema_ref("CaseState"),
+                "allowed": { "type": "array", "items": schema_ref("Move") },
+            },
         }),
     );
     out.insert(
@@ -642,6 +930,7 @@ pub fn document() -> Value {
         "tags": [
             { "name": "ops", "description": "liveness, readiness, identity, clients" },
             { "name": "verification", "description": "letters, household verifications, reports" },
+            { "name": "cases", "description": "救助案件: filing, accepting, first help, investigation, decision, closing" },
             { "name": "access-log", "description": "the signed access log, proofs, search, subject reports" },
         ],
         "paths": paths,
@@ -761,5 +1050,10 @@ mod tests {
         assert!(s["MemberInput"]["properties"]["resident_id"]["pattern"].is_string());
         assert!(s["HouseholdInput"]["properties"]["members"]["maxItems"].is_number());
         assert!(s["AuthorizationRequest"]["properties"]["letter_sha256"]["pattern"].is_string());
+        assert!(s["Applicant"]["properties"]["resident_id"]["pattern"].is_string());
+        assert!(s["OpenCaseRequest"]["properties"]["township"]["pattern"].is_string());
+        assert!(s["OpenCaseRequest"]["properties"]["description"]["maxLength"].is_number());
+        assert!(s["FirstHelpBody"]["properties"]["amount_fen"]["minimum"].is_number());
+        assert!(s["CaseState"].is_object() && s["Move"].is_object() && s["Channel"].is_object());
     }
 }

@@ -371,25 +371,28 @@ async fn gate(
     rid: &str,
     subject: Option<&str>,
 ) -> Result<Vec<String>, ApiError> {
-    match s
+    let d = s
         .authz
-        .require(id, action, &ResourceCtx::default(), &RequestCtx::default())
-    {
-        Ok(d) => Ok(d.policy_ids),
-        Err((d, e)) => {
-            let entry = entry_for(
-                id,
-                logged_as,
-                false,
-                d.policy_ids,
-                rid.to_owned(),
-                None,
-                subject,
-            )?;
-            s.log.append(entry).await?;
-            Err(e)
-        }
-    }
+        .require_logged(
+            &s.log,
+            id,
+            action,
+            &ResourceCtx::default(),
+            &RequestCtx::default(),
+            |policy_ids| {
+                entry_for(
+                    id,
+                    logged_as,
+                    false,
+                    policy_ids,
+                    rid.to_owned(),
+                    None,
+                    subject,
+                )
+            },
+        )
+        .await?;
+    Ok(d.policy_ids)
 }
 
 /// A typed request from a JSON object; the message never echoes a value (it could be an ID).
@@ -594,6 +597,10 @@ fn action_zh(a: Action) -> &'static str {
         Action::EvidenceReused => "复用已有核对结果 / evidence reused",
         Action::LetterAttached => "补登授权书 / letter attached after an emergency check",
         Action::RegistrationChecked => "户籍核验 / registered division checked with civil affairs",
+        Action::CaseOpened => "登记救助案件 / case opened",
+        Action::CaseRead => "查看救助案件 / case read",
+        Action::CaseMoved => "办理救助案件 / case moved",
+        Action::CaseSearched => "按身份证号查找案件 / cases looked up by resident ID",
     }
 }
 

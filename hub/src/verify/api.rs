@@ -1,4 +1,5 @@
 //! Routes: `POST /v1/authorizations` (登记核对授权书), `POST /v1/verifications` (发起核对),
+//! `GET /v1/verifications` (核对列表, [`crate::cases::api::list_verifications`]),
 //! `GET /v1/verifications/{id}` (查看核对报告), `GET /v1/verifications/{id}/print` (打印),
 //! `POST /v1/verifications/{id}/letter` (补登授权书), `GET /v1/follow-ups` (待补交授权书) and
 //! `GET /v1/report-key` (报告验签公钥). Described in `/v1/openapi.json` by [`crate::api::openapi`].
@@ -40,7 +41,10 @@ use crate::identity::Caller;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/authorizations", post(record_authorization))
-        .route("/v1/verifications", post(request_verification))
+        .route(
+            "/v1/verifications",
+            post(request_verification).get(crate::cases::api::list_verifications),
+        )
         .route("/v1/verifications/{id}", get(get_verification))
         .route("/v1/verifications/{id}/print", get(print_verification))
         .route("/v1/verifications/{id}/letter", post(attach_letter))
@@ -469,9 +473,16 @@ pub struct HouseholdInput {
 pub struct VerificationRequest {
     pub household: HouseholdInput,
     pub purpose: Purpose,
-    /// 案件编号: identifier characters only, no run of 15 or more digits.
+    /// 案件编号: identifier characters only, no run of 15 or more digits. Kept for a transition
+    /// period: with `case_id` it may be left out (it then is the case id).
+    #[serde(default)]
     #[schemars(length(min = 1, max = 256), pattern(r"^[A-Za-z0-9._:/@+-]{1,256}$"))]
     pub case_ref: String,
+    /// 救助案件: the id of the case (`POST /v1/cases`) this verification is for; the caller must be
+    /// one who may work on the case (Cedar `read_case_notes`).
+    #[serde(default)]
+    #[schemars(length(min = 1, max = 128))]
+    pub case_id: Option<String>,
     #[serde(default)]
     pub urgency: Urgency,
     /// The letter on record; may be absent only for an emergency temporary-assistance check.
@@ -702,6 +713,10 @@ fn canonical_request_sha(
         "declared": req.declared.clone().unwrap_or_default(),
         "force_fresh": req.force_fresh,
     });
+    let mut canonical = canonical;
+    if let Some(case_id) = &req.case_id {
+        canonical["case_id"] = Value::String(case_id.trim().to_owned());
+    }
     let bytes = serde_json::to_vec(&canonical).map_err(ApiError::internal)?;
     Ok(hex::encode(ring::digest::digest(
         &ring::digest::SHA256,
@@ -710,7 +725,7 @@ fn canonical_request_sha(
 }
 
 /// The `Idempotency-Key` header, if any: 1-128 characters of `A-Z a-z 0-9 - _ . :`.
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(v) = headers.get("idempotency-key") else {
         return Ok(None);
     };
@@ -736,9 +751,16 @@ async fn request_verification(
     State(s): State<AppState>,
     Caller(id): Caller,
     headers: HeaderMap,
-    JsonObject(req): JsonObject<VerificationRequest>,
+    JsonObject(mut req): JsonObject<VerificationRequest>,
 ) -> Result<Response, ApiError> {
     let idem = idempotency_key(&headers)?;
+    if let Some(case_id) = &req.case_id {
+        let case_id = case_id.trim().to_owned();
+        if req.case_ref.is_empty() {
+            req.case_ref = case_id.clone();
+        }
+        req.case_id = Some(case_id);
+    }
     let household = parse_household(&req.household)?;
     let request_sha = canonical_request_sha(&req, &household, |r| s.keys.pseudonym(r))?;
     validate_case_ref(&req.case_ref)?;
@@ -760,6 +782,9 @@ async fn request_verification(
         .map(|m| s.keys.pseudonym(m.resident_id.as_str()))
         .collect();
     let wait = req.wait_ms.map(std::time::Duration::from_millis);
+    if let Some(case_id) = &req.case_id {
+        may_link_case(&s, &id, &rid, case_id, &req, &running_subjects).await?;
+    }
     let db = s.store.db();
     if let Some(key) = &idem
         && !store::reserve_key(&db, &id.uri, key, &verification_id, &request_sha).await?
@@ -820,6 +845,58 @@ async fn request_verification(
         },
     };
     joined.map_err(ApiError::internal)?
+}
+
+/// A verification naming a case (`case_id`): the case must exist (422 `case_not_found`) and the
+/// caller be one who may work on it (Cedar `read_case_notes`: jurisdiction over the case's
+/// township); a refusal is a denied `verification_requested` entry and 403.
+async fn may_link_case(
+    s: &AppState,
+    id: &Identity,
+    rid: &str,
+    case_id: &str,
+    req: &VerificationRequest,
+    subjects: &[String],
+) -> Result<(), ApiError> {
+    let Some(case) = crate::cases::store::get_case(&s.store.db(), case_id).await? else {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "case_not_found",
+            "case_id: 未找到该救助案件 / no case with this id",
+        )
+        .with_field("case_id"));
+    };
+    let resource = ResourceCtx {
+        region: Some(DivisionCode::parse(&case.township).map_err(ApiError::internal)?),
+        requester: Some(case.filed_by.clone()),
+        case_state: Some(case.state.clone()),
+        ..Default::default()
+    };
+    s.authz
+        .require_logged(
+            &s.log,
+            id,
+            Action::ReadCaseNotes,
+            &resource,
+            &RequestCtx::default(),
+            |policy_ids| {
+                entry(EntryParts {
+                    id,
+                    action: LogAction::VerificationRequested,
+                    allowed: false,
+                    policy_ids,
+                    purpose: Some(req.purpose),
+                    case_ref: Some(req.case_ref.clone()),
+                    departments: Vec::new(),
+                    fact_kinds: Vec::new(),
+                    outcome: Outcome::Denied,
+                    request_id: rid.to_owned(),
+                    subjects,
+                })
+            },
+        )
+        .await
+        .map(|_| ())
 }
 
 /// 202: the verification is still running; `GET /v1/verifications/{id}` gives the report.
@@ -912,6 +989,7 @@ async fn verify_household(
         urgency: req.urgency,
         authorization: auth_status,
         raw_fact_kinds: Vec::new(),
+        ..Default::default()
     };
     let decision = s
         .authz
@@ -990,6 +1068,7 @@ async fn verify_household(
         requester: None,
         member_count,
         unrelated_count,
+        case_state: None,
     };
     let ctx = RequestCtx {
         authorization: auth_status,
@@ -1326,6 +1405,7 @@ async fn verify_household(
             urgency: req.urgency.code().to_owned(),
             authorization_id: req.authorization_id.clone(),
             report: json,
+            case_id: req.case_id.clone(),
         },
         follow_up.as_ref(),
     )

@@ -37,12 +37,14 @@ pub struct VerificationRow {
     pub authorization_id: Option<String>,
     /// The report, JSON.
     pub report: String,
+    /// The case (救助案件) the verification was run for, when the request named one.
+    pub case_id: Option<String>,
 }
 
 const INSERT_AUTH: &str = "INSERT INTO authorizations (id, created_ms, recorded_by, registered_division, signed_by, subjects, purposes, fact_kinds, valid_until_ms, letter_sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 const SELECT_AUTH: &str = "SELECT id, created_ms, recorded_by, registered_division, signed_by, subjects, purposes, fact_kinds, valid_until_ms, letter_sha256 FROM authorizations WHERE id = $1";
-const INSERT_VER: &str = "INSERT INTO verifications (id, created_ms, requested_by, registered_division, household, purpose, case_ref, urgency, authorization_id, report) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
-const SELECT_VER: &str = "SELECT id, created_ms, requested_by, registered_division, household, purpose, case_ref, urgency, authorization_id, report FROM verifications WHERE id = $1";
+const INSERT_VER: &str = "INSERT INTO verifications (id, created_ms, requested_by, registered_division, household, purpose, case_ref, urgency, authorization_id, report, case_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+const SELECT_VER: &str = "SELECT id, created_ms, requested_by, registered_division, household, purpose, case_ref, urgency, authorization_id, report, case_id FROM verifications WHERE id = $1";
 
 macro_rules! bind_auth {
     ($q:expr, $r:expr) => {
@@ -71,6 +73,7 @@ macro_rules! bind_ver {
             .bind(&$r.urgency)
             .bind(&$r.authorization_id)
             .bind(&$r.report)
+            .bind(&$r.case_id)
     };
 }
 
@@ -97,6 +100,7 @@ type VerTuple = (
     String,
     Option<String>,
     String,
+    Option<String>,
 );
 
 /// Insert a letter; durable when it returns.
@@ -278,6 +282,7 @@ pub async fn get_verification(db: &Db, id: &str) -> Result<Option<VerificationRo
         urgency: t.7,
         authorization_id: t.8,
         report: t.9,
+        case_id: t.10,
     }))
 }
 

@@ -38,7 +38,10 @@ struct HouseholdShape {
 struct RequestShape {
     household: HouseholdShape,
     purpose: Purpose,
+    #[serde(default)]
     case_ref: String,
+    #[serde(default)]
+    case_id: Option<String>,
     #[serde(default)]
     urgency: Urgency,
     #[serde(default)]

@@ -15,13 +15,14 @@ use serde_json::{Value, json};
 use super::verification::{Setup, XUZHUANG, households, ids, letter, setup, verification};
 
 /// The roles of the table: (certificate name in the demo PKI, label).
-const ROLES: [&str; 6] = [
+const ROLES: [&str; 7] = [
     "caseworker",       // township caseworker, own township (许庄)
     "caseworker-other", // township caseworker, other township (李营)
     "county-officer",   // county officer (任城区), covers 许庄
     "auditor",
     "admin",
     "dept-labor", // a partner department
+    "intake",     // the 12345 hotline platform (an intake system)
 ];
 
 /// What a call must answer.
@@ -41,7 +42,7 @@ use Expect::{Allowed, Denied, DeniedLogged};
 struct Row {
     method: &'static str,
     path: &'static str,
-    expect: [Expect; 6],
+    expect: [Expect; 7],
 }
 
 /// The expected table. Every (path, method) of the served description must have exactly one row.
@@ -49,27 +50,35 @@ const TABLE: &[Row] = &[
     row(
         "get",
         "/healthz",
-        [Allowed, Allowed, Allowed, Allowed, Allowed, Allowed],
+        [
+            Allowed, Allowed, Allowed, Allowed, Allowed, Allowed, Allowed,
+        ],
     ),
     row(
         "get",
         "/readyz",
-        [Allowed, Allowed, Allowed, Allowed, Allowed, Allowed],
+        [
+            Allowed, Allowed, Allowed, Allowed, Allowed, Allowed, Allowed,
+        ],
     ),
     row(
         "get",
         "/v1/whoami",
-        [Allowed, Allowed, Allowed, Allowed, Allowed, Allowed],
+        [
+            Allowed, Allowed, Allowed, Allowed, Allowed, Allowed, Allowed,
+        ],
     ),
     row(
         "get",
         "/v1/report-key",
-        [Allowed, Allowed, Allowed, Allowed, Allowed, Allowed],
+        [
+            Allowed, Allowed, Allowed, Allowed, Allowed, Allowed, Allowed,
+        ],
     ),
     row(
         "get",
         "/v1/admin/clients",
-        [Denied, Denied, Denied, Denied, Allowed, Denied],
+        [Denied, Denied, Denied, Denied, Allowed, Denied, Denied],
     ),
     // Personal data: a letter names the household's members.
     row(
@@ -82,6 +91,7 @@ const TABLE: &[Row] = &[
             DeniedLogged,
             DeniedLogged,
             DeniedLogged,
+            DeniedLogged,
         ],
     ),
     row(
@@ -91,6 +101,7 @@ const TABLE: &[Row] = &[
             Allowed,
             DeniedLogged,
             Allowed,
+            DeniedLogged,
             DeniedLogged,
             DeniedLogged,
             DeniedLogged,
@@ -108,6 +119,7 @@ const TABLE: &[Row] = &[
             DeniedLogged,
             DeniedLogged,
             DeniedLogged,
+            DeniedLogged,
         ],
     ),
     row(
@@ -115,6 +127,7 @@ const TABLE: &[Row] = &[
         "/v1/verifications/{id}/print",
         [
             Allowed,
+            DeniedLogged,
             DeniedLogged,
             DeniedLogged,
             DeniedLogged,
@@ -133,13 +146,162 @@ const TABLE: &[Row] = &[
             DeniedLogged,
             DeniedLogged,
             DeniedLogged,
+            DeniedLogged,
+        ],
+    ),
+    row(
+        "get",
+        "/v1/verifications",
+        [Allowed, Allowed, Allowed, Denied, Denied, Denied, Denied],
+    ),
+    // Cases (救助案件). Filing: the caseworker at the window and the hotline through its own
+    // channel, for a 许庄 household; 李营 is refused after the body names 许庄, the others before.
+    row(
+        "post",
+        "/v1/cases",
+        [
+            Allowed,
+            DeniedLogged,
+            Allowed,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            Allowed,
+        ],
+    ),
+    // The list carries no personal data: refused without an entry; everyone allowed sees only
+    // what Cedar lets them (李营's list is empty).
+    row(
+        "get",
+        "/v1/cases",
+        [Allowed, Allowed, Allowed, Denied, Denied, Denied, Allowed],
+    ),
+    // A look-up by resident ID is personal data: refused and logged before the body is read.
+    row(
+        "post",
+        "/v1/cases/search",
+        [
+            Allowed,
+            Allowed,
+            Allowed,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            Allowed,
+        ],
+    ),
+    // Filed by the hotline, which reads back its own filing.
+    row(
+        "get",
+        "/v1/cases/{id}",
+        [
+            Allowed,
+            DeniedLogged,
+            Allowed,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            Allowed,
+        ],
+    ),
+    row(
+        "post",
+        "/v1/cases/{id}/accept",
+        [
+            Allowed,
+            DeniedLogged,
+            Allowed,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+        ],
+    ),
+    row(
+        "post",
+        "/v1/cases/{id}/transfer",
+        [
+            Allowed,
+            DeniedLogged,
+            Allowed,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+        ],
+    ),
+    row(
+        "post",
+        "/v1/cases/{id}/first-help",
+        [
+            Allowed,
+            DeniedLogged,
+            Allowed,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+        ],
+    ),
+    row(
+        "post",
+        "/v1/cases/{id}/investigation",
+        [
+            Allowed,
+            DeniedLogged,
+            Allowed,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+        ],
+    ),
+    row(
+        "post",
+        "/v1/cases/{id}/hand-to-county",
+        [
+            Allowed,
+            DeniedLogged,
+            Allowed,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+        ],
+    ),
+    row(
+        "post",
+        "/v1/cases/{id}/decision",
+        [
+            Allowed,
+            DeniedLogged,
+            Allowed,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+        ],
+    ),
+    row(
+        "post",
+        "/v1/cases/{id}/close",
+        [
+            Allowed,
+            DeniedLogged,
+            Allowed,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
         ],
     ),
     // The caller's own list, by full identity URI (empty for everyone else).
     row(
         "get",
         "/v1/follow-ups",
-        [Allowed, Allowed, Allowed, Allowed, Allowed, Allowed],
+        [
+            Allowed, Allowed, Allowed, Allowed, Allowed, Allowed, Allowed,
+        ],
     ),
     row(
         "post",
@@ -149,6 +311,7 @@ const TABLE: &[Row] = &[
             DeniedLogged,
             DeniedLogged,
             Allowed,
+            DeniedLogged,
             DeniedLogged,
             DeniedLogged,
         ],
@@ -165,38 +328,39 @@ const TABLE: &[Row] = &[
             Allowed,
             DeniedLogged,
             DeniedLogged,
+            DeniedLogged,
         ],
     ),
     // Hashes and signatures only: auditors, no entry for a refusal.
     row(
         "get",
         "/v1/log/proof/inclusion",
-        [Denied, Denied, Denied, Allowed, Denied, Denied],
+        [Denied, Denied, Denied, Allowed, Denied, Denied, Denied],
     ),
     row(
         "get",
         "/v1/log/proof/consistency",
-        [Denied, Denied, Denied, Allowed, Denied, Denied],
+        [Denied, Denied, Denied, Allowed, Denied, Denied, Denied],
     ),
     row(
         "get",
         "/v1/log/receipt",
-        [Denied, Denied, Denied, Allowed, Denied, Denied],
+        [Denied, Denied, Denied, Allowed, Denied, Denied, Denied],
     ),
     row(
         "get",
         "/v1/log/vkey",
-        [Denied, Denied, Denied, Allowed, Denied, Denied],
+        [Denied, Denied, Denied, Allowed, Denied, Denied, Denied],
     ),
     row(
         "get",
         "/v1/log/rotations",
-        [Denied, Denied, Denied, Allowed, Denied, Denied],
+        [Denied, Denied, Denied, Allowed, Denied, Denied, Denied],
     ),
     row(
         "get",
         "/log/checkpoint",
-        [Denied, Denied, Denied, Allowed, Denied, Denied],
+        [Denied, Denied, Denied, Allowed, Denied, Denied, Denied],
     ),
     // Entry bundles carry the pseudonymous record of accesses: treated like a search, and so are
     // the hash tiles (one route on the server, decided before the path is parsed).
@@ -208,6 +372,7 @@ const TABLE: &[Row] = &[
             DeniedLogged,
             DeniedLogged,
             Allowed,
+            DeniedLogged,
             DeniedLogged,
             DeniedLogged,
         ],
@@ -222,16 +387,19 @@ const TABLE: &[Row] = &[
             Allowed,
             DeniedLogged,
             DeniedLogged,
+            DeniedLogged,
         ],
     ),
     row(
         "get",
         "/v1/openapi.json",
-        [Allowed, Allowed, Allowed, Allowed, Allowed, Allowed],
+        [
+            Allowed, Allowed, Allowed, Allowed, Allowed, Allowed, Allowed,
+        ],
     ),
 ];
 
-const fn row(method: &'static str, path: &'static str, expect: [Expect; 6]) -> Row {
+const fn row(method: &'static str, path: &'static str, expect: [Expect; 7]) -> Row {
     Row {
         method,
         path,
@@ -246,7 +414,23 @@ struct Fixtures {
     emergency_id: String,
     emergency_letter: String,
     household: schemas::Household,
+    /// A case filed by the hotline (for reads).
+    case_id: String,
+    /// For each move: a case in the stage the move starts from, for the township caseworker
+    /// (and every refused role), and another for the county officer.
+    move_cases: std::collections::BTreeMap<(String, bool), String>,
 }
+
+/// The stage each move starts from, as the moves that lead there (a normal case).
+const MOVE_PREPARATION: [(&str, &[&str]); 7] = [
+    ("accept", &[]),
+    ("transfer", &[]),
+    ("first-help", &["accept"]),
+    ("investigation", &["accept"]),
+    ("hand-to-county", &["accept", "investigation"]),
+    ("decision", &["accept", "investigation"]),
+    ("close", &["accept", "investigation", "decision"]),
+];
 
 async fn fixtures(s: &Setup) -> anyhow::Result<Fixtures> {
     let h = households(&s.deps, XUZHUANG)[0].clone();
@@ -271,11 +455,21 @@ async fn fixtures(s: &Setup) -> anyhow::Result<Fixtures> {
     let emergency_letter = s
         .record_letter("caseworker", &h, &["temporary_assistance"])
         .await?;
+    let case_id = s.prepared_case("emergency", &[]).await?;
+    let mut move_cases = std::collections::BTreeMap::new();
+    for (step, steps) in MOVE_PREPARATION {
+        for county in [false, true] {
+            let id = s.prepared_case("normal", steps).await?;
+            move_cases.insert((step.to_owned(), county), id);
+        }
+    }
     Ok(Fixtures {
         report_id,
         emergency_id,
         emergency_letter,
         household: h,
+        case_id,
+        move_cases,
     })
 }
 
@@ -292,9 +486,33 @@ fn request(
     f: &Fixtures,
     n: usize,
     auth_for_verification: &str,
+    role: usize,
 ) -> (String, Option<Value>) {
     let h = &f.household;
+    if let Some(step) = row.path.strip_prefix("/v1/cases/{id}/") {
+        let case = &f.move_cases[&(step.to_owned(), ROLES[role] == "county-officer")];
+        return (
+            format!("/v1/cases/{case}/{step}"),
+            Some(crate::cases::move_body(step)),
+        );
+    }
     match (row.method, row.path) {
+        ("get", "/v1/cases/{id}") => (format!("/v1/cases/{}", f.case_id), None),
+        ("post", "/v1/cases/search") => (
+            "/v1/cases/search".into(),
+            Some(json!({ "resident_id": ids(h)[0] })),
+        ),
+        ("post", "/v1/cases") => {
+            let channel = if ROLES[role] == "intake" {
+                "hotline_12345"
+            } else {
+                "walk_in"
+            };
+            (
+                "/v1/cases".into(),
+                Some(crate::cases::filing(h, channel, "normal", XUZHUANG)),
+            )
+        }
         ("get", "/v1/verifications/{id}") => (format!("/v1/verifications/{}", f.report_id), None),
         ("get", "/v1/verifications/{id}/print") => {
             (format!("/v1/verifications/{}/print", f.report_id), None)
@@ -418,7 +636,8 @@ async fn check(
 #[tokio::test]
 async fn every_route_and_role_matches_the_table_and_every_refusal_is_logged() -> anyhow::Result<()>
 {
-    let s = setup("").await?;
+    // The fixtures move many cases: a caseworker budget that does not get in the way.
+    let s = setup("[rate_limits]\ncaseworker = { per_second = 1000, burst = 1000 }\n").await?;
     let f = fixtures(&s).await?;
 
     // The table covers exactly the served description.
@@ -454,9 +673,9 @@ async fn every_route_and_role_matches_the_table_and_every_refusal_is_logged() ->
     let mut n = 0;
     for row in TABLE {
         // The requester goes last: their letter call attaches the letter for good.
-        for role in [1, 2, 3, 4, 5, 0] {
+        for role in [1, 2, 3, 4, 5, 6, 0] {
             n += 1;
-            let (url, body) = request(row, &f, n, &auth);
+            let (url, body) = request(row, &f, n, &auth, role);
             check(&s, row, role, &url, body.as_ref()).await?;
         }
     }

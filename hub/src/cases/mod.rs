@@ -1,0 +1,30 @@
+//! 救助案件: the case at the centre of the closed loop 申请—受理—分办—反馈 (apply, accept,
+//! dispatch, feed back). One household, one need, one timeline.
+//!
+//! - [`model`]: the stages and moves, one state machine in pure code; anything else is 409
+//!   `illegal_transition` naming the current stage and the allowed moves.
+//! - [`store`]: the `cases`, `case_events` and `case_idempotency` tables (SQLite and PostgreSQL).
+//! - [`api`]: `POST /v1/cases`, `GET /v1/cases`, `POST /v1/cases/search` (by resident ID, looked
+//!   up by keyed pseudonym), `GET /v1/cases/{id}`, the moves
+//!   `POST /v1/cases/{id}/{accept,transfer,first-help,investigation,hand-to-county,decision,close}`,
+//!   and `GET /v1/verifications` (a caseworker's own verifications).
+//!
+//! Invariants:
+//! - The resident ID never leaves the request in clear except into the sealed blob: the row holds
+//!   the applicant's keyed pseudonym, and the personal fields (resident ID, name, phone,
+//!   description) and every event's details are AES-256-GCM sealed under the data key whose id
+//!   the row names ([`crate::keys::HubKeys::seal`]), bound to the case id (and event number).
+//!   Held by `keys::tests` and e2e `cases::the_resident_id_is_nowhere_in_clear_on_{sqlite,postgres}`.
+//! - Who may open, read, list and move a case is Cedar's (`policies/policies/cases.cedar`):
+//!   jurisdiction (the case's township inside the caller's division), role (intake systems file
+//!   through their own channel and read back only their own filings, without the caseworkers'
+//!   records; departments, auditors and admins get nothing), stage (a case handed to the county
+//!   is the county's). Every read of a case and every change, allowed or refused, is one access-log
+//!   entry (`case_read`, `case_opened`, `case_moved`), durable before the answer and before the
+//!   change is written.
+//! - Every move records who, when, from which stage to which, and why; a move is written only at
+//!   the version it was decided on (a concurrent move gets 409 `case_changed`).
+
+pub mod api;
+pub mod model;
+pub mod store;
