@@ -65,7 +65,11 @@ async fn the_demo_serves_the_hub_and_seven_departments() -> anyhow::Result<()> {
     }
     let pki = dir.path().join("pki");
     assert!(printed.contains("curl --cacert"), "{printed}");
-    assert!(printed.contains(&pki.join("caseworker.pem").display().to_string()));
+    let pki_abs = std::fs::canonicalize(&pki)?;
+    assert!(
+        printed.contains(&format!("P={};", pki_abs.display())),
+        "{printed}"
+    );
 
     // The caseworker's curl recipe, with the same files.
     let caseworker = http_client(client_config(
@@ -125,5 +129,72 @@ async fn the_demo_serves_the_hub_and_seven_departments() -> anyhow::Result<()> {
         .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
         .collect();
     assert!(samples.len() >= 4, "{} samples", samples.len());
+
+    run_printed_next_steps(&printed, api, dir.path())?;
+    Ok(())
+}
+
+/// The printed next steps name the binary that runs and this demo's port, and every printed `hub`
+/// command runs as printed (in bash, after the printed `P=…`, `ME=…`, `AU=…` lines): for real in
+/// the printed order, the `<report id>` of `client report` replaced by the checked household's id,
+/// other placeholder lines as `--help`.
+fn run_printed_next_steps(printed: &str, api: u16, dir: &std::path::Path) -> anyhow::Result<()> {
+    let exe = std::fs::canonicalize(env!("CARGO_BIN_EXE_hub-e2e"))?;
+    let lines: Vec<&str> = printed.lines().map(str::trim).collect();
+    let prelude: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("P=") || l.starts_with("ME=") || l.starts_with("AU="))
+        .collect();
+    assert_eq!(prelude.len(), 3, "{printed}");
+    assert!(
+        prelude[0].contains(&format!("HUB={}", exe.display())),
+        "{printed}"
+    );
+    assert!(
+        prelude[1].contains(&format!("https://localhost:{api} ")),
+        "{printed}"
+    );
+    let commands: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("$HUB "))
+        .collect();
+    for needed in [
+        "client verify",
+        "--letter",
+        "client report",
+        "client follow-ups",
+        "client attach-letter",
+        "audit verify",
+        "audit search",
+        "audit subject-report",
+    ] {
+        assert!(
+            commands.iter().any(|c| c.contains(needed)),
+            "no printed command with {needed}:\n{printed}"
+        );
+    }
+    for command in commands {
+        let command = if command.contains("client report") {
+            let report: Value = serde_json::from_slice(&std::fs::read(dir.join("report.json"))?)?;
+            command.replace("<report id>", report["id"].as_str().expect("report id"))
+        } else if let Some((head, _)) = command.split_once(" $ME <") {
+            format!("{head} --help")
+        } else {
+            command.to_owned()
+        };
+        let script = format!("set -e\n{}\n{command}\n", prelude.join("\n"));
+        let out = Command::new("bash").arg("-c").arg(&script).output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "{command}: {}\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(dir.join("report.html").exists());
+    assert!(dir.join("trusted.checkpoint").exists());
     Ok(())
 }
