@@ -139,10 +139,7 @@ pub fn prepare(dir: &Path, listen: SocketAddr, admin: SocketAddr) -> anyhow::Res
         &dir.join("log.vkey"),
     )?;
     let config_path = dir.join("hub.toml");
-    // Readable logs in the demo's terminal; `log_format` in this file is honoured like in production.
-    let toml = sample_toml(listen, admin, "sqlite://hub.db")
-        .replace(r#"log_format = "json""#, r#"log_format = "pretty""#);
-    std::fs::write(&config_path, toml)?;
+    std::fs::write(&config_path, sample_toml(listen, admin, "sqlite://hub.db"))?;
     Ok(config_path)
 }
 
@@ -457,6 +454,11 @@ fn write_samples(dir: &Path, population: &Population) -> anyhow::Result<()> {
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let config_path = prepare(&args.data_dir, args.listen, args.admin_listen)?;
+    // Readable logs in the demo's terminal, written into its hub.toml, which is then read like in
+    // production (colour only when stderr is a terminal).
+    let toml = std::fs::read_to_string(&config_path)?
+        .replace(r#"log_format = "json""#, r#"log_format = "pretty""#);
+    std::fs::write(&config_path, toml)?;
     let config = Config::load(&config_path)?;
     println!(
         "{}",
