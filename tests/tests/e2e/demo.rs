@@ -135,9 +135,9 @@ async fn the_demo_serves_the_hub_and_seven_departments() -> anyhow::Result<()> {
 }
 
 /// The printed next steps name the binary that runs and this demo's port, and every printed `hub`
-/// command runs as printed (in bash, after the printed `P=…`, `ME=…`, `AU=…` lines): for real in
-/// the printed order, the `<report id>` of `client report` replaced by the checked household's id,
-/// other placeholder lines as `--help`.
+/// command runs as printed (in bash, after the printed `P=…`, `ME=…`, `AU=…` lines), for real and
+/// in the printed order, each `<report id>` replaced by the id of the check printed before it;
+/// attaching the letter a second time records no second letter.
 fn run_printed_next_steps(printed: &str, api: u16, dir: &std::path::Path) -> anyhow::Result<()> {
     let exe = std::fs::canonicalize(env!("CARGO_BIN_EXE_hub-e2e"))?;
     let lines: Vec<&str> = printed.lines().map(str::trim).collect();
@@ -175,24 +175,51 @@ fn run_printed_next_steps(printed: &str, api: u16, dir: &std::path::Path) -> any
             "no printed command with {needed}:\n{printed}"
         );
     }
+    let run = |command: &str| -> anyhow::Result<std::process::Output> {
+        let script = format!("set -e\n{}\n{command}\n", prelude.join("\n"));
+        Ok(Command::new("bash").arg("-c").arg(&script).output()?)
+    };
+    let mut emergency_id = None;
     for command in commands {
         let command = if command.contains("client report") {
             let report: Value = serde_json::from_slice(&std::fs::read(dir.join("report.json"))?)?;
             command.replace("<report id>", report["id"].as_str().expect("report id"))
-        } else if let Some((head, _)) = command.split_once(" $ME <") {
-            format!("{head} --help")
+        } else if command.contains("attach-letter") {
+            command.replace(
+                "<report id>",
+                emergency_id
+                    .as_deref()
+                    .expect("the emergency check ran first"),
+            )
         } else {
             command.to_owned()
         };
-        let script = format!("set -e\n{}\n{command}\n", prelude.join("\n"));
-        let out = Command::new("bash").arg("-c").arg(&script).output()?;
+        let out = run(&command)?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         anyhow::ensure!(
             out.status.success(),
-            "{command}: {}\n{}{}",
+            "{command}: {}\n{stdout}{}",
             out.status,
-            String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+        if command.contains("xuzhuang-emergency.json") && !command.contains("--letter") {
+            emergency_id = stdout
+                .split("report ")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .map(str::to_owned);
+        }
+        if command.contains("attach-letter") {
+            // Again: the letter is already on record (no second record), and already attached.
+            let out = run(&command)?;
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{stderr}");
+            assert!(
+                String::from_utf8_lossy(&out.stdout).contains("letter already on record"),
+                "{stderr}"
+            );
+            assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        }
     }
     assert!(dir.join("report.html").exists());
     assert!(dir.join("trusted.checkpoint").exists());
