@@ -88,6 +88,20 @@ async fn the_demo_serves_the_hub_and_seven_departments() -> anyhow::Result<()> {
         .send()
         .await?;
     assert_eq!(ready.status(), 200);
+    // The hub's signing key has one identifier: /readyz names the key /v1/report-key publishes.
+    let ready: Value = ready.json().await?;
+    let key: Value = caseworker
+        .get(format!("https://localhost:{api}/v1/report-key"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let key_id = key["key_id"].as_str().expect("key_id");
+    assert_eq!(
+        ready["signing_key"]["detail"],
+        format!("ed25519 {key_id}"),
+        "{ready}"
+    );
 
     // Every department answers its sample query with a signed answer that verifies against the key
     // the demo published.
