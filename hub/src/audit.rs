@@ -40,6 +40,20 @@ pub enum AuditCommand {
     SubjectReport(ReportArgs),
 }
 
+/// `--actor`: the principal, also when given as the identity URI whose last segment it is.
+fn actor_principal(s: &str) -> Result<String, String> {
+    let principal = match s.strip_prefix("spiffe://") {
+        Some(rest) => rest.rsplit('/').next().unwrap_or_default(),
+        None => s,
+    };
+    if principal.is_empty() {
+        return Err(format!(
+            "{s}: no principal (expected cw-… or spiffe://…/<principal>)"
+        ));
+    }
+    Ok(principal.to_owned())
+}
+
 /// How to reach the hub over mTLS.
 #[derive(Debug, Clone, Args)]
 pub struct Remote {
@@ -101,8 +115,11 @@ pub struct SearchArgs {
     /// A file holding the resident ID.
     #[arg(long)]
     pub resident_id_file: Option<PathBuf>,
-    #[arg(long)]
+    /// Who made the accesses: the principal (`cw-xuzhuang-01`) or the full identity URI
+    /// (`spiffe://…/cw-xuzhuang-01`, as `/v1/whoami` shows it).
+    #[arg(long, value_parser = actor_principal)]
     pub actor: Option<String>,
+    /// The case reference (案件编号) the accesses were made for.
     #[arg(long = "case")]
     pub case_ref: Option<String>,
     /// RFC 3339 start (inclusive).
@@ -117,8 +134,10 @@ pub struct SearchArgs {
 pub struct ReportArgs {
     #[command(flatten)]
     pub remote: Remote,
+    /// 身份证号 of the person asking (pseudonymised by the hub; prefer --resident-id-file).
     #[arg(long)]
     pub resident_id: Option<String>,
+    /// A file holding the resident ID.
     #[arg(long)]
     pub resident_id_file: Option<PathBuf>,
     /// Write the printable zh-CN HTML page here (otherwise JSON goes to stdout).
@@ -631,4 +650,27 @@ async fn verify_entries(
     }
     tracing::debug!(size, secs = started.elapsed().as_secs_f64(), "log verified");
     Ok(Verdict::Ok { size, root })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::actor_principal;
+
+    #[test]
+    fn actor_is_the_principal_or_the_identity_uri() {
+        for (input, expected) in [
+            ("cw-xuzhuang-01", Ok("cw-xuzhuang-01")),
+            (
+                "spiffe://jishijiu.jining/caseworker/mz-370811002/370811002/cw-xuzhuang-01",
+                Ok("cw-xuzhuang-01"),
+            ),
+            ("spiffe://jishijiu.jining/caseworker/", Err(())),
+        ] {
+            assert_eq!(
+                actor_principal(input).as_deref().map_err(|_| ()),
+                expected,
+                "{input}"
+            );
+        }
+    }
 }

@@ -1,7 +1,10 @@
 //! The `hub` command line: `serve`, `demo`, `pki`, `keygen`, `check-config`, `audit`, `client`,
 //! `policy`, `log rotate`.
 //!
-//! `main` only calls [`main`]; the subcommands call library functions that the tests call too.
+//! `main` only calls [`run`]; the subcommands call library functions that the tests call too.
+//!
+//! Exit codes: 0 success; 1 the command failed (one line on stderr: the error and its causes, never a
+//! backtrace, whatever `RUST_BACKTRACE` says); 2 the command line itself is wrong (clap's usage error).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -167,7 +170,41 @@ pub enum PkiCommand {
     },
 }
 
-/// Entry point of the `hub` binary.
+/// Exit code of a command that failed (a usage error exits with clap's 2).
+pub const EXIT_FAILED: u8 = 1;
+
+/// Entry point of the `hub` binary: runs [`main`] and reports a failure as one line on stderr
+/// (`错误 / error: …` with the error's causes joined by `: `) and exit code [`EXIT_FAILED`].
+/// `anyhow`'s `Debug` output, which `fn main() -> Result` would print, appends a backtrace when
+/// `RUST_BACKTRACE` is set: for a user's mistake that is noise.
+pub fn run() -> std::process::ExitCode {
+    match main() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("错误 / error: {}", one_line(&e));
+            std::process::ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+/// An error and its causes on one line, `: `-joined; a cause whose text the line already holds (an
+/// error that prints its source, like `cannot read …: No such file`) is not repeated.
+pub fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line.replace('\n', " ")
+}
+
+/// The `hub` command; [`run`] reports its error.
 pub fn main() -> anyhow::Result<()> {
     crate::tls::install_default_provider();
     let cli = Cli::parse();

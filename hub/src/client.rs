@@ -17,7 +17,7 @@ use crate::audit::{Remote, client};
 pub enum ClientCommand {
     /// Start a household verification (家庭经济状况核对) from a request file.
     Verify(VerifyArgs),
-    /// Fetch a stored report (JSON, or the printable zh-CN page with --print).
+    /// Fetch a stored report: a summary, the JSON with --json, or the printable zh-CN page with --print.
     Report(ReportArgs),
     /// List your emergency cases whose authorization letter is due or overdue (待补交授权书).
     FollowUps(FollowUpsArgs),
@@ -78,9 +78,12 @@ pub struct ReportArgs {
     pub remote: Remote,
     /// The verification id.
     pub id: String,
-    /// Write the printable page (HTML) here instead of printing the JSON.
-    #[arg(long)]
+    /// Write the printable page (HTML) here instead of printing the summary.
+    #[arg(long, conflicts_with = "json")]
     pub print: Option<PathBuf>,
+    /// Print the report as JSON instead of the summary.
+    #[arg(long)]
+    pub json: bool,
 }
 
 fn read_json(path: &PathBuf) -> anyhow::Result<Value> {
@@ -199,8 +202,9 @@ async fn record_letter(
         .await?;
     let status = r.status().as_u16();
     let body = r.text().await?;
+    // 200: this letter was already on record (a retry); the hub answers with the same record.
     anyhow::ensure!(
-        status == 201,
+        status == 201 || status == 200,
         "recording the letter: {}",
         error_line(status, &body)
     );
@@ -208,7 +212,11 @@ async fn record_letter(
         .as_str()
         .context("letter id in the answer")?
         .to_owned();
-    println!("授权书已登记 / letter recorded: {id}");
+    if status == 201 {
+        println!("授权书已登记 / letter recorded: {id}");
+    } else {
+        println!("授权书此前已登记 / letter already on record: {id}");
+    }
     Ok(id)
 }
 
@@ -318,7 +326,8 @@ async fn report(args: ReportArgs) -> anyhow::Result<()> {
             std::fs::write(file, &body)?;
             println!("打印页已保存 / printable page written: {}", file.display());
         }
-        None => println!("{body}"),
+        None if args.json => println!("{body}"),
+        None => print!("{}", summary(&serde_json::from_str(&body)?)),
     }
     Ok(())
 }

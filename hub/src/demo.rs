@@ -156,9 +156,18 @@ pub fn prepare(dir: &Path, listen: SocketAddr, admin: SocketAddr) -> anyhow::Res
     Ok(config_path)
 }
 
-fn instructions(dir: &Path, listen: SocketAddr, admin: SocketAddr) -> String {
+/// The path of the running `hub` binary, for the printed commands (they run as printed, whether or
+/// not `hub` is on the PATH).
+fn hub_binary() -> PathBuf {
+    std::env::current_exe()
+        .and_then(std::fs::canonicalize)
+        .unwrap_or_else(|_| PathBuf::from("hub"))
+}
+
+/// What to do next: one set of steps, the README's, with this demo's absolute paths and ports.
+/// The block from `P=…` on pastes into a shell as it is (except the `<report id>` placeholders).
+pub fn instructions(dir: &Path, listen: SocketAddr, admin: SocketAddr, hub: &Path) -> String {
     let d = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned());
-    let p = d.join("pki");
     let host = if listen.ip().is_loopback() {
         format!("localhost:{}", listen.port())
     } else {
@@ -166,19 +175,38 @@ fn instructions(dir: &Path, listen: SocketAddr, admin: SocketAddr) -> String {
     };
     format!(
         "\n济时救数据共享核对枢纽 demo — Jishijiu Hub demo\n\
-         data directory: {d}\n\
-         config:         {cfg}\n\n\
-         Call it with a client certificate, e.g. the township caseworker:\n\n  \
-         curl --cacert {p}/ca.pem --cert {p}/caseworker.pem --key {p}/caseworker.key https://{host}/v1/whoami\n  \
-         curl --cacert {p}/ca.pem --cert {p}/caseworker.pem --key {p}/caseworker.key https://{host}/readyz\n\n\
-         Other identities in {p}: caseworker-other, county-officer, auditor, admin, intake (the 12345 hotline), dept-<department>.\n\
-         Without a certificate the handshake is refused:\n\n  \
-         curl --cacert {p}/ca.pem https://{host}/healthz\n\n\
-         Metrics: curl http://{admin}/metrics\n\
-         Revoke a client: hub pki revoke --dir {p} caseworker-other && hub pki crl --dir {p}  (the hub reloads within seconds)\n",
+         数据目录 / data directory: {d}\n\
+         配置 / config:             {cfg}\n\
+         程序 / hub binary:         {hub}\n\
+         (the commands below call it by this path; `cargo install --path hub --locked` puts `hub` on the PATH)\n\n\
+         下一步 / next steps, in a second terminal once \"hub listening\" appears:\n\n  \
+         P={p}; S={s}; HUB={hub}\n  \
+         ME=\"--url https://{host} --cacert $P/ca.pem --cert $P/caseworker.pem --key $P/caseworker.key\"\n  \
+         AU=\"--url https://{host} --cacert $P/ca.pem --cert $P/auditor.pem --key $P/auditor.key\"\n\n\
+         身份 / who am I (without a client certificate the handshake is refused):\n  \
+         curl --cacert $P/ca.pem --cert $P/caseworker.pem --key $P/caseworker.key https://{host}/v1/whoami\n  \
+         curl --cacert $P/ca.pem https://{host}/healthz\n\n\
+         核对一户 / check a household (records the letter 核对授权书 and cites it), print the report:\n  \
+         $HUB client verify $ME $S/xuzhuang-dibao.json --letter $S/xuzhuang-dibao.letter.json --out {d}/report.json\n  \
+         $HUB client report $ME <report id> --print {d}/report.html\n\n\
+         先核对后补授权书 / emergency check before the letter, open follow-ups, attach the letter:\n  \
+         $HUB client verify $ME $S/xuzhuang-emergency.json\n  \
+         $HUB client follow-ups $ME\n  \
+         $HUB client attach-letter $ME <report id> --letter $S/xuzhuang-emergency.letter.json\n\n\
+         审计 / auditors: verify the access log, search it, who looked at my data:\n  \
+         $HUB audit verify $AU --vkey {d}/log.vkey --save-checkpoint {d}/trusted.checkpoint\n  \
+         $HUB audit search $AU --actor cw-xuzhuang-01\n  \
+         $HUB audit subject-report --help\n\n\
+         运维 / operations:\n  \
+         curl http://{admin}/metrics\n  \
+         $HUB pki revoke --dir $P caseworker-other && $HUB pki crl --dir $P\n\n\
+         Other identities in $P: caseworker-other, county-officer, auditor, admin, intake (the 12345 hotline), dept-<department>.\n\
+         Port taken? `demo --listen 127.0.0.1:PORT --admin-listen 127.0.0.1:PORT --data-dir DIR`.\n",
         d = d.display(),
         cfg = d.join("hub.toml").display(),
-        p = p.display(),
+        p = d.join("pki").display(),
+        s = d.join("samples").display(),
+        hub = hub.display(),
     )
 }
 
@@ -439,11 +467,20 @@ fn write_samples(dir: &Path, population: &Population) -> anyhow::Result<()> {
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let config_path = prepare(&args.data_dir, args.listen, args.admin_listen)?;
-    let mut config = Config::load(&config_path)?;
-    config.telemetry.log_format = crate::config::LogFormat::Pretty;
+    // Readable logs in the demo's terminal, written into its hub.toml, which is then read like in
+    // production (colour only when stderr is a terminal).
+    let toml = std::fs::read_to_string(&config_path)?
+        .replace(r#"log_format = "json""#, r#"log_format = "pretty""#);
+    std::fs::write(&config_path, toml)?;
+    let config = Config::load(&config_path)?;
     println!(
         "{}",
-        instructions(&args.data_dir, args.listen, args.admin_listen)
+        instructions(
+            &args.data_dir,
+            args.listen,
+            args.admin_listen,
+            &hub_binary()
+        )
     );
     if args.setup_only {
         return Ok(());
@@ -453,11 +490,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     print_departments(&args.data_dir, &departments);
     // The hub is built after the departments start, with their URLs and keys in its config.
     write_departments_section(&args.data_dir, &departments)?;
-    let mut config = Config::load(&config_path)?;
-    config.telemetry.log_format = crate::config::LogFormat::Pretty;
+    let config = Config::load(&config_path)?;
     let app = Application::build(config).await?;
     println!(
-        "hub listening on https://{} (Ctrl-C to stop)\n",
+        "hub listening on https://{} (Ctrl-C to stop; next steps above)\n",
         app.local_addr()
     );
     app.run_until_stopped(crate::cli::shutdown_signal()).await;
@@ -483,10 +519,7 @@ fn print_departments(dir: &Path, deps: &DemoDepartments) {
             "\nAsk a department directly (protocol v1, signed answer):\n\n  \
              curl --cacert {p}/ca.pem --cert {p}/hub-outbound.pem --key {p}/hub-outbound.key \\\n    \
              -H 'content-type: application/json' --data @{s}/queries/labor.json {url}/jsj-connector/1/query\n\n\
-             Sample verification requests: {s}/*.json; department keys: {d}/departments.toml\n\n\
-             Verify a household: POST {s}/NAME.letter.json to /v1/authorizations (核对授权书), put the\n\
-             returned id into {s}/NAME.json as \"authorization_id\", POST it to /v1/verifications.\n\
-             The emergency sample (xuzhuang-emergency.json) runs without a letter.\n",
+             Sample verification requests: {s}/*.json; department keys: {d}/departments.toml\n",
             p = p.display(),
             s = d.join("samples").display(),
             d = d.display(),

@@ -1,6 +1,6 @@
 #![forbid(unsafe_code)]
-//! The `hub` binary: all logic lives in the library (`hub::cli::main`).
+//! The `hub` binary: all logic lives in the library (`hub::cli::run`).
 
-fn main() -> anyhow::Result<()> {
-    hub::cli::main()
+fn main() -> std::process::ExitCode {
+    hub::cli::run()
 }

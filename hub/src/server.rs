@@ -147,6 +147,33 @@ pub async fn run(
     }
 }
 
+/// Longest a refused client's connection is kept open for its alert to arrive.
+const ALERT_LINGER: Duration = Duration::from_secs(1);
+
+/// Close a refused connection so the client reads the TLS alert rustls has already written
+/// (`unknown_ca`, `certificate_revoked`, …). Dropping the socket at once would reset it when the
+/// client's next flight (a TLS 1.3 client may already have sent its request) is still unread, and a
+/// reset discards the alert before the client reads it (curl then says "getpeername() failed"):
+/// so send FIN, and read and discard what the client still sends until it closes, at most
+/// [`ALERT_LINGER`] and 64 KiB.
+async fn close_after_alert(mut tcp: TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if tcp.shutdown().await.is_err() {
+        return;
+    }
+    let drain = async {
+        let mut buf = [0u8; 4096];
+        let mut total = 0usize;
+        while total < 64 * 1024 {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(ALERT_LINGER, drain).await;
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn handle_connection(
     tcp: TcpStream,
@@ -159,15 +186,17 @@ async fn handle_connection(
     stop: CancellationToken,
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.server_config());
-    let handshake = tokio::time::timeout(opts.handshake_timeout, acceptor.accept(tcp));
+    let handshake =
+        tokio::time::timeout(opts.handshake_timeout, acceptor.accept(tcp).into_fallible());
     let stream = tokio::select! {
         _ = stop.cancelled() => return,
         result = handshake => match result {
             Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => {
+            Ok(Err((e, tcp))) => {
                 let reason = refusal_reason(&e);
                 metrics::counter!("hub_tls_handshake_refused_total", "reason" => reason).increment(1);
                 tracing::warn!(peer = %peer, reason, detail = %e, "tls handshake refused");
+                close_after_alert(tcp).await;
                 return;
             }
             Err(_) => {

@@ -41,7 +41,9 @@ pub fn init(cfg: &TelemetryConfig) -> anyhow::Result<TelemetryGuard> {
             .with_span_list(false)
             .with_writer(std::io::stderr)
             .boxed(),
+        // Colour only on a terminal: a log redirected to a file has no escape codes.
         LogFormat::Pretty => tracing_subscriber::fmt::layer()
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .with_writer(std::io::stderr)
             .boxed(),
     };

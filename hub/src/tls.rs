@@ -276,7 +276,7 @@ struct IdentityCheckingVerifier {
     rules: IdentityRules,
 }
 
-/// The error carried inside `rustls::Error::Other` when the chain is fine but the identity is not.
+/// The error carried inside `CertificateError::Other` when the chain is fine but the identity is not.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct IdentityRejected(pub IdentityError);
@@ -301,8 +301,13 @@ impl ClientCertVerifier for IdentityCheckingVerifier {
             .inner
             .verify_client_cert(end_entity, intermediates, now)?;
         require_client_auth_usage(end_entity.as_ref())?;
-        identity_from_der(end_entity.as_ref(), &self.rules)
-            .map_err(|e| rustls::Error::Other(rustls::OtherError(Arc::new(IdentityRejected(e)))))?;
+        identity_from_der(end_entity.as_ref(), &self.rules).map_err(|e| {
+            // A certificate error, so the client gets the `certificate_unknown` alert
+            // (an `Error::Other` would give a bare `handshake_failure`).
+            rustls::Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(
+                Arc::new(IdentityRejected(e)),
+            )))
+        })?;
         Ok(verified)
     }
     fn verify_tls12_signature(
@@ -383,12 +388,13 @@ pub fn refusal_reason(err: &std::io::Error) -> &'static str {
             | CertificateError::ExpiredRevocationListContext { .. } => "crl_expired",
             CertificateError::UnknownRevocationStatus => "revocation_status_unknown",
             CertificateError::BadSignature => "bad_certificate_signature",
+            CertificateError::Other(other) => match other.0.downcast_ref::<IdentityRejected>() {
+                Some(IdentityRejected(e)) => e.code(),
+                None => "bad_certificate",
+            },
             _ => "bad_certificate",
         },
-        rustls::Error::Other(other) => match other.0.downcast_ref::<IdentityRejected>() {
-            Some(IdentityRejected(e)) => e.code(),
-            None => "verifier_error",
-        },
+        rustls::Error::Other(_) => "verifier_error",
         rustls::Error::PeerIncompatible(_) => "peer_incompatible",
         rustls::Error::NoApplicationProtocol => "no_application_protocol",
         rustls::Error::AlertReceived(_) => "alert_received",

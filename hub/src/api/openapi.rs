@@ -174,9 +174,14 @@ const OPS: &[Op] = &[
         responses: &[
             (201, Body::Json("AuthorizationRecorded"), "recorded"),
             (
+                200,
+                Body::Json("AuthorizationRecorded"),
+                "already on record: the same letter sent again by the caller who recorded it (a retry) gets the record it has, same id",
+            ),
+            (
                 409,
                 Body::Json("ErrorBody"),
-                "`letter_already_recorded`: this document (letter_sha256) is on record as another letter",
+                "`letter_already_recorded`: this document (letter_sha256) is on record as another letter, or recorded by someone else",
             ),
         ],
         parameters: &[],

@@ -132,9 +132,10 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
         .collect();
     let signing_key = Check {
         ok: true,
+        // The identifier reports carry and `/v1/report-key` publishes, one id everywhere.
         detail: format!(
             "ed25519 {}",
-            hex::encode(&state.keys.signing_public_key()[..8])
+            schemas::protocol::key_id_for(&state.keys.signing_public_key())
         ),
     };
     let today = time::OffsetDateTime::now_utc()

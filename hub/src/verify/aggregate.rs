@@ -880,7 +880,11 @@ pub fn aggregate(inp: &Inputs<'_>) -> Aggregation {
             push(
                 FactKind::Enrolment,
                 stage,
-                format!("在学学生（{stage}） / student ({stage})"),
+                format!(
+                    "在学学生（{}） / student ({})",
+                    stage_zh(stage),
+                    stage.replace('_', " ")
+                ),
             );
         }
         if let Some(c @ ("imprisoned" | "community_correction")) =
@@ -1125,6 +1129,22 @@ pub fn aggregate(inp: &Inputs<'_>) -> Aggregation {
     }
 }
 
+/// 学段: the Chinese name of an `education.enrolment` stage code (the catalogue's values), for the
+/// Chinese half of a text; an unknown code reads as "其他学段".
+fn stage_zh(code: &str) -> &'static str {
+    match code {
+        "preschool" => "学前教育",
+        "primary" => "小学",
+        "junior_secondary" => "初中",
+        "senior_secondary" => "高中",
+        "secondary_vocational" => "中等职业教育",
+        "higher_vocational" => "高等职业教育",
+        "undergraduate" => "本科",
+        "postgraduate" => "研究生",
+        _ => "其他学段",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1133,6 +1153,15 @@ mod tests {
     use time::macros::date;
 
     const AS_OF: Date = date!(2026 - 11 - 29);
+
+    /// Every enrolment stage in the catalogue has a Chinese name, so no code shows in Chinese text.
+    #[test]
+    fn every_enrolment_stage_reads_in_chinese() {
+        let spec = FactKind::Enrolment.spec();
+        for code in spec.codes.iter().filter(|c| **c != "not_enrolled") {
+            assert_ne!(stage_zh(code), "其他学段", "{code}");
+        }
+    }
 
     fn fact(kind: FactKind, value: FactValue) -> ReportedFact {
         ReportedFact {

@@ -384,9 +384,8 @@ async fn record_authorization(
             }
         }
     }
-    let auth_id = uuid::Uuid::new_v4().to_string();
-    let row = AuthorizationRow {
-        id: auth_id.clone(),
+    let mut row = AuthorizationRow {
+        id: uuid::Uuid::new_v4().to_string(),
         created_ms: unix_ms(now),
         recorded_by: id.uri.clone(),
         registered_division: division.as_str().to_owned(),
@@ -402,19 +401,24 @@ async fn record_authorization(
         valid_until_ms: unix_ms(valid_until),
         letter_sha256: sha,
     };
-    // One scanned letter, one record: a hash already on record belongs to another letter.
-    if store::letter_with_sha256(&s.store.db(), &row.letter_sha256)
-        .await?
-        .is_some()
-    {
-        return Err(ApiError::new(
+    // One scanned letter, one record. The same letter sent again by whoever recorded it (a retry)
+    // gets the record it already has (200); a hash on record for anything else is another letter.
+    let mut status = StatusCode::CREATED;
+    if let Some(existing) = store::letter_with_sha256(&s.store.db(), &row.letter_sha256).await? {
+        let on_record = store::get_authorization(&s.store.db(), &existing).await?;
+        if !on_record.as_ref().is_some_and(|r| same_letter(r, &row)) {
+            return Err(ApiError::new(
             StatusCode::CONFLICT,
             "letter_already_recorded",
             "letter_sha256: 该授权书扫描件已登记为另一份授权书 / this letter's document is already on record as another letter",
         )
         .with_field("letter_sha256"));
+        }
+        status = StatusCode::OK;
+        row.id = existing;
+    } else {
+        store::insert_authorization(&s.store.db(), &row).await?;
     }
-    store::insert_authorization(&s.store.db(), &row).await?;
     let e = entry(EntryParts {
         id: &id,
         action: LogAction::AuthorizationRecorded,
@@ -430,14 +434,27 @@ async fn record_authorization(
     })?;
     let logged = s.log.append(e).await?;
     Ok((
-        StatusCode::CREATED,
+        status,
         Json(AuthorizationRecorded {
-            id: auth_id,
+            id: row.id,
             valid_until: now_rfc3339(valid_until),
             members: subjects.len(),
             log_index: logged.index,
         }),
     ))
+}
+
+/// The letter on record is this one: same recorder, household, signers, members, purposes, fact
+/// kinds and validity (its id and recording time aside).
+fn same_letter(on_record: &AuthorizationRow, sent: &AuthorizationRow) -> bool {
+    on_record.recorded_by == sent.recorded_by
+        && on_record.registered_division == sent.registered_division
+        && on_record.signed_by == sent.signed_by
+        && on_record.subjects == sent.subjects
+        && on_record.purposes == sent.purposes
+        && on_record.fact_kinds == sent.fact_kinds
+        && on_record.valid_until_ms == sent.valid_until_ms
+        && on_record.letter_sha256 == sent.letter_sha256
 }
 
 // === Verifications ===

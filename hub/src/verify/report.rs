@@ -111,11 +111,27 @@ pub struct DepartmentReport {
     pub log_receipt: Option<String>,
 }
 
-/// 复用说明: "reused from verification X, obtained at T", Chinese first.
+/// 复用说明: "reused from verification X, obtained at T", Chinese first, T in Beijing time to the
+/// minute (`obtained_at` is RFC 3339; text that does not parse is shown as it is).
 pub fn reused_text(source: &str, obtained_at: &str) -> String {
-    format!(
-        "复用自核对 {source}（获取于 {obtained_at}） / reused from verification {source}, obtained at {obtained_at}"
-    )
+    let at =
+        time::OffsetDateTime::parse(obtained_at, &time::format_description::well_known::Rfc3339)
+            .ok()
+            .and_then(|t| {
+                t.to_offset(time::macros::offset!(+8))
+                    .format(time::macros::format_description!(
+                        "[year]-[month]-[day] [hour]:[minute]"
+                    ))
+                    .ok()
+            });
+    match at {
+        Some(at) => format!(
+            "复用自核对 {source}（获取于北京时间 {at}） / reused from verification {source}, obtained at {at} Beijing time"
+        ),
+        None => format!(
+            "复用自核对 {source}（获取于 {obtained_at}） / reused from verification {source}, obtained at {obtained_at}"
+        ),
+    }
 }
 
 /// A fact with its provenance.
@@ -615,6 +631,16 @@ mod tests {
     use schemas::ProtocolError;
     use schemas::protocol::ProtocolErrorCode;
     use std::time::Duration;
+
+    #[test]
+    fn reused_evidence_is_dated_in_beijing_time_to_the_minute() {
+        let t = reused_text("v-1", "2026-11-29T16:05:42.123Z");
+        assert_eq!(
+            t,
+            "复用自核对 v-1（获取于北京时间 2026-11-30 00:05） / reused from verification v-1, obtained at 2026-11-30 00:05 Beijing time"
+        );
+        assert!(reused_text("v-1", "yesterday").contains("获取于 yesterday"));
+    }
 
     fn check(e: ConnectorError, status: DepartmentStatus, outcome: Outcome) {
         let got = DepartmentStatus::of_error(&e);

@@ -384,16 +384,28 @@ async fn letters_are_bounded_signed_by_the_applicant_and_recorded_once() -> anyh
         }
     }
 
-    // The same document again: 409, whoever's letter it is.
+    // The same letter again from whoever recorded it (a retry): 200 and the same record, twice.
     let first = letter(h, &["dibao_application"]);
     let (status, body) = s.post("caseworker", "/v1/authorizations", &first).await?;
     assert_eq!(status, 201, "{body}");
-    let mut again = letter(h, &["dibao_application"]);
-    again["letter_sha256"] = first["letter_sha256"].clone();
+    let first_id = body["id"].clone();
+    for _ in 0..2 {
+        let (status, body) = s.post("caseworker", "/v1/authorizations", &first).await?;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["id"], first_id, "{body}");
+    }
+    // The same document as another letter (other purposes, another recorder): 409.
+    let mut again = first.clone();
+    again["purposes"] = json!(["dibao_application", "temporary_assistance"]);
     let (status, body) = s.post("caseworker", "/v1/authorizations", &again).await?;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"]["code"], "letter_already_recorded");
     assert_eq!(body["error"]["field"], "letter_sha256");
+    let (status, body) = s
+        .post("county-officer", "/v1/authorizations", &first)
+        .await?;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "letter_already_recorded");
 
     // Signed by another member only: recorded, but it covers no verification of this household.
     let mut unsigned = letter(h, &["dibao_application"]);

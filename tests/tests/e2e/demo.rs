@@ -65,7 +65,11 @@ async fn the_demo_serves_the_hub_and_seven_departments() -> anyhow::Result<()> {
     }
     let pki = dir.path().join("pki");
     assert!(printed.contains("curl --cacert"), "{printed}");
-    assert!(printed.contains(&pki.join("caseworker.pem").display().to_string()));
+    let pki_abs = std::fs::canonicalize(&pki)?;
+    assert!(
+        printed.contains(&format!("P={};", pki_abs.display())),
+        "{printed}"
+    );
 
     // The caseworker's curl recipe, with the same files.
     let caseworker = http_client(client_config(
@@ -84,6 +88,20 @@ async fn the_demo_serves_the_hub_and_seven_departments() -> anyhow::Result<()> {
         .send()
         .await?;
     assert_eq!(ready.status(), 200);
+    // The hub's signing key has one identifier: /readyz names the key /v1/report-key publishes.
+    let ready: Value = ready.json().await?;
+    let key: Value = caseworker
+        .get(format!("https://localhost:{api}/v1/report-key"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let key_id = key["key_id"].as_str().expect("key_id");
+    assert_eq!(
+        ready["signing_key"]["detail"],
+        format!("ed25519 {key_id}"),
+        "{ready}"
+    );
 
     // Every department answers its sample query with a signed answer that verifies against the key
     // the demo published.
@@ -125,5 +143,99 @@ async fn the_demo_serves_the_hub_and_seven_departments() -> anyhow::Result<()> {
         .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
         .collect();
     assert!(samples.len() >= 4, "{} samples", samples.len());
+
+    run_printed_next_steps(&printed, api, dir.path())?;
+    Ok(())
+}
+
+/// The printed next steps name the binary that runs and this demo's port, and every printed `hub`
+/// command runs as printed (in bash, after the printed `P=…`, `ME=…`, `AU=…` lines), for real and
+/// in the printed order, each `<report id>` replaced by the id of the check printed before it;
+/// attaching the letter a second time records no second letter.
+fn run_printed_next_steps(printed: &str, api: u16, dir: &std::path::Path) -> anyhow::Result<()> {
+    let exe = std::fs::canonicalize(env!("CARGO_BIN_EXE_hub-e2e"))?;
+    let lines: Vec<&str> = printed.lines().map(str::trim).collect();
+    let prelude: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("P=") || l.starts_with("ME=") || l.starts_with("AU="))
+        .collect();
+    assert_eq!(prelude.len(), 3, "{printed}");
+    assert!(
+        prelude[0].contains(&format!("HUB={}", exe.display())),
+        "{printed}"
+    );
+    assert!(
+        prelude[1].contains(&format!("https://localhost:{api} ")),
+        "{printed}"
+    );
+    let commands: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("$HUB "))
+        .collect();
+    for needed in [
+        "client verify",
+        "--letter",
+        "client report",
+        "client follow-ups",
+        "client attach-letter",
+        "audit verify",
+        "audit search",
+        "audit subject-report",
+    ] {
+        assert!(
+            commands.iter().any(|c| c.contains(needed)),
+            "no printed command with {needed}:\n{printed}"
+        );
+    }
+    let run = |command: &str| -> anyhow::Result<std::process::Output> {
+        let script = format!("set -e\n{}\n{command}\n", prelude.join("\n"));
+        Ok(Command::new("bash").arg("-c").arg(&script).output()?)
+    };
+    let mut emergency_id = None;
+    for command in commands {
+        let command = if command.contains("client report") {
+            let report: Value = serde_json::from_slice(&std::fs::read(dir.join("report.json"))?)?;
+            command.replace("<report id>", report["id"].as_str().expect("report id"))
+        } else if command.contains("attach-letter") {
+            command.replace(
+                "<report id>",
+                emergency_id
+                    .as_deref()
+                    .expect("the emergency check ran first"),
+            )
+        } else {
+            command.to_owned()
+        };
+        let out = run(&command)?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        anyhow::ensure!(
+            out.status.success(),
+            "{command}: {}\n{stdout}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if command.contains("xuzhuang-emergency.json") && !command.contains("--letter") {
+            emergency_id = stdout
+                .split("report ")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .map(str::to_owned);
+        }
+        if command.contains("attach-letter") {
+            // Again: the letter is already on record (no second record), and already attached.
+            let out = run(&command)?;
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{stderr}");
+            assert!(
+                String::from_utf8_lossy(&out.stdout).contains("letter already on record"),
+                "{stderr}"
+            );
+            assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        }
+    }
+    assert!(dir.join("report.html").exists());
+    assert!(dir.join("trusted.checkpoint").exists());
     Ok(())
 }

@@ -208,3 +208,40 @@ async fn refusals_are_logged_once_with_their_reason_and_signals_work() -> anyhow
     assert!(!hub.messages("hub stopped").is_empty());
     Ok(())
 }
+
+/// A failed command is one line on stderr and exit code 1, also with `RUST_BACKTRACE=1`; a wrong
+/// command line exits 2 (clap's usage error).
+#[test]
+fn cli_errors_are_one_line_without_a_backtrace() {
+    let missing = std::env::temp_dir().join("jsj-no-such-dir/hub.toml");
+    for (args, code) in [
+        (
+            vec!["check-config", "--config", missing.to_str().expect("utf-8")],
+            1,
+        ),
+        (
+            vec![
+                "audit",
+                "search",
+                "--actor",
+                "spiffe://jishijiu.jining/caseworker/",
+            ],
+            2,
+        ),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hub-e2e"))
+            .args(&args)
+            .env("RUST_BACKTRACE", "1")
+            .output()
+            .expect("hub runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+        if code == 1 {
+            assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+            assert!(stderr.starts_with("错误 / error: "), "{stderr}");
+            assert!(stderr.contains("jsj-no-such-dir"), "{stderr}");
+            assert_eq!(stderr.matches("No such file").count(), 1, "{stderr}");
+        }
+        assert!(!stderr.contains("Stack backtrace"), "{stderr}");
+    }
+}
