@@ -26,5 +26,6 @@
 //!   the version it was decided on (a concurrent move gets 409 `case_changed`).
 
 pub mod api;
+pub mod clocks;
 pub mod model;
 pub mod store;
