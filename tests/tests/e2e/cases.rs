@@ -922,7 +922,7 @@ async fn clocks_show_first_help_met_or_overdue_and_the_list_filters_overdue() ->
     };
     let (status, l) = s.get_json("caseworker", "/v1/cases?overdue=true").await?;
     assert_eq!(status, 200, "{l}");
-    assert_eq!(ids(&l), [late.clone()]);
+    assert_eq!(ids(&l), vec![late.clone()]);
     assert_eq!(l["cases"][0]["overdue"], true);
     assert_eq!(
         l["cases"][0]["next_due_at"],
@@ -931,7 +931,7 @@ async fn clocks_show_first_help_met_or_overdue_and_the_list_filters_overdue() ->
     );
     let (status, l) = s.get_json("caseworker", "/v1/cases?overdue=false").await?;
     assert_eq!(status, 200, "{l}");
-    assert_eq!(ids(&l), [helped.clone()]);
+    assert_eq!(ids(&l), vec![helped.clone()]);
     assert_eq!(l["cases"][0]["overdue"], false);
     assert!(l["cases"][0]["next_due_at"].is_string(), "{l}");
     let (_, l) = s.get_json("caseworker", "/v1/cases").await?;
