@@ -232,12 +232,12 @@ pub fn clocks(
 
 /// The nearest open clock's deadline and whether any open clock is overdue (for list items).
 pub fn nearest_open(clocks: &[Clock]) -> (Option<String>, bool) {
-    // RFC 3339 strings in one offset with the same precision order like the instants.
+    // Compared as instants: a first-help deadline carries milliseconds, the others do not.
     let next = clocks
         .iter()
         .filter(|c| c.open())
-        .map(|c| c.due_at.clone())
-        .min();
+        .min_by_key(|c| OffsetDateTime::parse(&c.due_at, &Rfc3339).ok())
+        .map(|c| c.due_at.clone());
     let overdue = clocks.iter().any(|c| c.status == ClockStatus::Overdue);
     (next, overdue)
 }
