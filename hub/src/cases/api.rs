@@ -32,6 +32,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::clocks::{self, Clock, Timeline};
 use super::model::{self, CaseState, Move};
 use super::store::{self, CaseRow, EventRow, Filed, MoveRow};
 use crate::api::{ApiError, AppState, Path, Query, json_object, request_id};
@@ -280,6 +281,10 @@ pub struct CaseView {
     /// The full identity URI that filed it.
     pub filed_by: String,
     pub events: Vec<CaseEvent>,
+    /// 办理时限: the statutory clocks (first help for emergency and urgent cases from filing;
+    /// materials, initial opinion and decision from acceptance, on the official working-day
+    /// calendar), computed at the time of the request.
+    pub clocks: Vec<Clock>,
 }
 
 /// The answer to a filing or a move.
@@ -291,10 +296,23 @@ pub struct CaseChanged {
     pub log_index: u64,
 }
 
+/// A list item: the case without personal data, and its nearest open statutory clock.
+#[derive(Debug, Deserialize, Serialize, schemars::JsonSchema)]
+pub struct CaseListItem {
+    #[serde(flatten)]
+    pub summary: CaseSummary,
+    /// 最近时限: the earliest deadline among the case's open clocks (RFC 3339, +08:00); absent
+    /// when no clock is open. See `clocks` on `GET /v1/cases/{id}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_due_at: Option<String>,
+    /// 已超期: some open clock is past its deadline.
+    pub overdue: bool,
+}
+
 /// `GET /v1/cases` answer.
 #[derive(Debug, Deserialize, Serialize, schemars::JsonSchema)]
 pub struct CaseList {
-    pub cases: Vec<CaseSummary>,
+    pub cases: Vec<CaseListItem>,
     /// Pass as `cursor` for the next page; absent on the last page. A page may hold fewer than
     /// `limit` cases (those the caller may not see are left out).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -316,6 +334,10 @@ pub struct CaseListQuery {
     pub cursor: Option<String>,
     #[serde(default)]
     pub limit: Option<u32>,
+    /// `true`: only cases with an overdue clock (filtered within the page, so a page may hold
+    /// fewer than `limit` cases; follow `next_cursor`). `false`: only cases without one.
+    #[serde(default)]
+    pub overdue: Option<bool>,
 }
 
 // ---- move bodies ----
@@ -865,8 +887,10 @@ async fn read_case(
         .open(&row.key_id, &personal_aad(&row.id), &row.personal)
         .map_err(seal_error)?;
     let personal: Personal = serde_json::from_slice(&plain).map_err(ApiError::internal)?;
+    let rows = store::events(&db, &row.id).await?;
+    let clocks = case_clocks(&s, &row, &rows, OffsetDateTime::now_utc())?;
     let mut events = Vec::new();
-    for e in store::events(&db, &row.id).await? {
+    for e in rows {
         let details = match (&e.details, &e.key_id) {
             (Some(sealed), Some(key_id)) if notes => {
                 let plain = s
@@ -909,7 +933,42 @@ async fn read_case(
         description: personal.description,
         filed_by: row.filed_by,
         events,
+        clocks,
     }))
+}
+
+/// The case's statutory clocks at `now` ([`clocks`]), on the engine's working-day calendar.
+fn case_clocks(
+    s: &AppState,
+    row: &CaseRow,
+    events: &[EventRow],
+    now: OffsetDateTime,
+) -> Result<Vec<Clock>, ApiError> {
+    let timeline = Timeline::from_events(
+        row.created_ms,
+        events.iter().map(|e| (e.action.as_str(), e.at_ms)),
+    );
+    Ok(clocks::clocks(
+        tier_of(row)?,
+        &timeline,
+        s.authz.engine().calendar(),
+        now,
+    ))
+}
+
+/// A list item: the summary with the nearest open clock (one timeline read per case).
+async fn list_item(
+    s: &AppState,
+    row: &CaseRow,
+    now: OffsetDateTime,
+) -> Result<CaseListItem, ApiError> {
+    let events = store::events(&s.store.db(), &row.id).await?;
+    let (next_due_at, overdue) = clocks::nearest_open(&case_clocks(s, row, &events, now)?);
+    Ok(CaseListItem {
+        summary: summary(row)?,
+        next_due_at,
+        overdue,
+    })
 }
 
 /// The digits every division inside `d` shares (a city lists its counties' townships).
@@ -976,6 +1035,7 @@ async fn list_cases(
     let next_cursor = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|r| r.id.clone()))
         .flatten();
+    let now = OffsetDateTime::now_utc();
     let mut cases = Vec::new();
     for row in &rows {
         let seen = s
@@ -988,7 +1048,10 @@ async fn list_cases(
             )
             .allowed;
         if seen {
-            cases.push(summary(row)?);
+            let item = list_item(&s, row, now).await?;
+            if q.overdue.is_none_or(|want| item.overdue == want) {
+                cases.push(item);
+            }
         }
     }
     Ok(Json(CaseList { cases, next_cursor }))
@@ -1054,6 +1117,7 @@ async fn search_cases(
         .map(|r| s.keys.pseudonym(r.as_str()))
         .map_err(|e| invalid("resident_id", e))?;
     let rows = store::cases_of_applicant(&s.store.db(), &applicant, MAX_SEARCH).await?;
+    let now = OffsetDateTime::now_utc();
     let mut cases = Vec::new();
     for row in &rows {
         let seen = s
@@ -1066,7 +1130,7 @@ async fn search_cases(
             )
             .allowed;
         if seen {
-            cases.push(summary(row)?);
+            cases.push(list_item(&s, row, now).await?);
         }
     }
     s.log

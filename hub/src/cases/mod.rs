@@ -3,6 +3,8 @@
 //!
 //! - [`model`]: the stages and moves, one state machine in pure code; anything else is 409
 //!   `illegal_transition` naming the current stage and the allowed moves.
+//! - [`clocks`]: the statutory clocks (办理时限) of a case's stages, pure code on the official
+//!   working-day calendar; shown on `GET /v1/cases/{id}` and as `next_due_at`/`overdue` in lists.
 //! - [`store`]: the `cases`, `case_events` and `case_idempotency` tables (SQLite and PostgreSQL).
 //! - [`api`]: `POST /v1/cases`, `GET /v1/cases`, `POST /v1/cases/search` (by resident ID, looked
 //!   up by keyed pseudonym), `GET /v1/cases/{id}`, the moves
@@ -26,5 +28,6 @@
 //!   the version it was decided on (a concurrent move gets 409 `case_changed`).
 
 pub mod api;
+pub mod clocks;
 pub mod model;
 pub mod store;

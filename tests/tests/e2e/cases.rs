@@ -834,3 +834,109 @@ async fn a_hub_without_a_data_key_opens_no_case() -> anyhow::Result<()> {
     hub.stop().await;
     Ok(())
 }
+
+/// The clock of `kind` on a case read with `GET /v1/cases/{id}`.
+fn clock<'a>(case: &'a Value, kind: &str) -> &'a Value {
+    case["clocks"]
+        .as_array()
+        .expect("clocks")
+        .iter()
+        .find(|c| c["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} clock in {case}"))
+}
+
+/// 办理时限 (issue 11 item 3): an emergency case helped in time shows `first_help` met and the
+/// working-day clocks running; one accepted but not helped, whose filing is moved back three
+/// hours in the hub's database, shows `first_help` overdue and is the one `?overdue=true` lists.
+#[tokio::test]
+async fn clocks_show_first_help_met_or_overdue_and_the_list_filters_overdue() -> anyhow::Result<()>
+{
+    use sqlx::Connection as _;
+    let s = setup("").await?;
+    let helped = s
+        .prepared_case("emergency", &["accept", "first-help"])
+        .await?;
+    let (status, c) = s
+        .get_json("caseworker", &format!("/v1/cases/{helped}"))
+        .await?;
+    assert_eq!(status, 200, "{c}");
+    let kinds: Vec<&str> = c["clocks"]
+        .as_array()
+        .expect("clocks")
+        .iter()
+        .map(|c| c["kind"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["first_help", "materials", "initial_opinion", "decision"]
+    );
+    let fh = clock(&c, "first_help");
+    assert_eq!(fh["status"], "met", "{c}");
+    assert!(fh["met_at"].as_str().expect("met_at").ends_with("+08:00"));
+    for kind in ["materials", "initial_opinion", "decision"] {
+        let k = clock(&c, kind);
+        assert_eq!(k["status"], "running", "{kind}: {c}");
+        assert!(k["met_at"].is_null(), "{kind}: {c}");
+        let due = k["due_at"].as_str().expect("due_at");
+        assert!(due.ends_with("T23:59:59+08:00"), "{kind}: {due}");
+    }
+
+    let late = s.prepared_case("emergency", &["accept"]).await?;
+    let (_, c) = s
+        .get_json("caseworker", &format!("/v1/cases/{late}"))
+        .await?;
+    assert_eq!(clock(&c, "first_help")["status"], "running", "{c}");
+
+    // Three hours pass without first help: the filing and its events are moved back.
+    let db = format!("sqlite://{}", s.env.path().join("hub.db").display());
+    let mut conn = sqlx::SqliteConnection::connect(&db).await?;
+    let three_hours_ms: i64 = 3 * 3600 * 1000;
+    sqlx::query("UPDATE cases SET created_ms = created_ms - $1 WHERE id = $2")
+        .bind(three_hours_ms)
+        .bind(&late)
+        .execute(&mut conn)
+        .await?;
+    sqlx::query("UPDATE case_events SET at_ms = at_ms - $1 WHERE case_id = $2")
+        .bind(three_hours_ms)
+        .bind(&late)
+        .execute(&mut conn)
+        .await?;
+    conn.close().await?;
+
+    let (status, c) = s
+        .get_json("caseworker", &format!("/v1/cases/{late}"))
+        .await?;
+    assert_eq!(status, 200, "{c}");
+    let fh = clock(&c, "first_help");
+    assert_eq!(fh["status"], "overdue", "{c}");
+    assert!(fh["met_at"].is_null());
+    assert_eq!(clock(&c, "materials")["status"], "running", "{c}");
+
+    let ids = |l: &Value| -> Vec<String> {
+        l["cases"]
+            .as_array()
+            .expect("cases")
+            .iter()
+            .map(|c| c["id"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    let (status, l) = s.get_json("caseworker", "/v1/cases?overdue=true").await?;
+    assert_eq!(status, 200, "{l}");
+    assert_eq!(ids(&l), vec![late.clone()]);
+    assert_eq!(l["cases"][0]["overdue"], true);
+    assert_eq!(
+        l["cases"][0]["next_due_at"],
+        clock(&c, "first_help")["due_at"],
+        "the nearest open clock is the overdue first help"
+    );
+    let (status, l) = s.get_json("caseworker", "/v1/cases?overdue=false").await?;
+    assert_eq!(status, 200, "{l}");
+    assert_eq!(ids(&l), vec![helped.clone()]);
+    assert_eq!(l["cases"][0]["overdue"], false);
+    assert!(l["cases"][0]["next_due_at"].is_string(), "{l}");
+    let (_, l) = s.get_json("caseworker", "/v1/cases").await?;
+    assert_eq!(ids(&l).len(), 2, "{l}");
+    let (status, b) = s.get_json("caseworker", "/v1/cases?overdue=maybe").await?;
+    assert_eq!(status, 400, "{b}");
+    Ok(())
+}
