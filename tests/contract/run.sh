@@ -4,8 +4,8 @@
 # the demo auditor (so the log routes are exercised past their 403). Checks: no server error, no
 # undocumented status code or content type, responses conform to their schemas, and no invalid
 # input accepted (negative_data_rejection: a request that violates the description must get a 4xx).
-# Path parameters named `id` are seeded with a real verification the caseworker ran, so the
-# read routes are exercised past their 404.
+# Path parameters named `id` are seeded with a real verification the caseworker ran (and, on the
+# case routes, a real case it filed), so those routes are exercised past their 404.
 # Bounded: a few examples per operation, a few minutes at most on 2 cores.
 #
 # Usage: tests/contract/run.sh [path/to/hub-binary]   (default: target/debug/hub)
@@ -59,10 +59,28 @@ PY
 VERIFICATION_ID="$(curl -sS --fail "${CW[@]}" -H 'content-type: application/json' \
   --data @"$DIR/seed-request.json" "$BASE/v1/verifications" |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')"
-echo "seeded: authorization $AUTH_ID, verification $VERIFICATION_ID"
+# And a case (救助案件) filed at the window for the same household's applicant.
+python3 - "$SAMPLES/xuzhuang-dibao.json" >"$DIR/seed-case.json" <<'PY'
+import json, sys
+h = json.load(open(sys.argv[1]))["household"]
+a = next(m for m in h["members"] if m.get("relation") == "applicant")
+print(json.dumps({
+    "channel": "walk_in", "tier": "urgent", "hardship": "illness",
+    "applicant": {"resident_id": a["resident_id"], "name": a["name"], "phone": "13800000000"},
+    "township": h["registered_division"], "description": "contract test seed",
+}))
+PY
+CASE_ID="$(curl -sS --fail "${CW[@]}" -H 'content-type: application/json' \
+  --data @"$DIR/seed-case.json" "$BASE/v1/cases" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')"
+echo "seeded: authorization $AUTH_ID, verification $VERIFICATION_ID, case $CASE_ID"
 cat >"$DIR/schemathesis.toml" <<TOML
 [parameters]
 "path.id" = "$VERIFICATION_ID"
+
+[[operations]]
+include-path-regex = "^/v1/cases/"
+parameters = { "path.id" = "$CASE_ID" }
 TOML
 
 # From the temporary directory, so schemathesis' cache (.schemathesis/) stays out of the tree.
