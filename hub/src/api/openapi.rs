@@ -30,6 +30,8 @@ enum Body {
     Octets,
     /// JSON (the named component) or, with `format: html`, a printable page.
     JsonOrHtml(&'static str),
+    /// JSON (the named component) or, with `format=csv`, a CSV file.
+    JsonOrCsv(&'static str),
 }
 
 /// One parameter: name, where, required, description, JSON schema (as JSON text).
@@ -379,6 +381,58 @@ const OPS: &[Op] = &[
                 false,
                 "true: only cases with an overdue statutory clock; false: only cases without one (filtered within the page, so a page may hold fewer than `limit`; follow next_cursor)",
                 r#"{"type":"boolean"}"#,
+            ),
+        ],
+        authorized: true,
+        not_found: None,
+    },
+    Op {
+        id: "supervisionTimeliness",
+        tag: "cases",
+        method: "get",
+        path: "/v1/supervision/timeliness",
+        summary: "督导统计 / timeliness per township and stage for county supervisors (JSON or CSV)",
+        request: None,
+        responses: &[
+            (
+                200,
+                Body::JsonOrCsv("Timeliness"),
+                "the figures; with format=csv a UTF-8 CSV file",
+            ),
+            (
+                422,
+                Body::Json("ErrorBody"),
+                "`range_too_large`: more cases in the window than one report reads",
+            ),
+        ],
+        parameters: &[
+            (
+                "division",
+                "query",
+                false,
+                "a county (6 digits) or township (9 digits) inside the caller's division; the caller's own by default",
+                r#"{"type":"string","pattern":"^(0[1-9]|[1-9][0-9])[0-9]{4}([0-9]{3})?$"}"#,
+            ),
+            (
+                "from",
+                "query",
+                false,
+                "first filing date counted, YYYY-MM-DD (Beijing); 365 days before `to` by default",
+                r#"{"type":"string","format":"date"}"#,
+            ),
+            (
+                "to",
+                "query",
+                false,
+                "last filing date counted, YYYY-MM-DD (Beijing); today by default",
+                r#"{"type":"string","format":"date"}"#,
+            ),
+            (
+                "format",
+                "query",
+                false,
+                "json (default) or csv",
+                r#"{"type":"string","enum":["json","csv"]}"#,
             ),
         ],
         authorized: true,
@@ -765,6 +819,7 @@ pub fn component_schemas() -> Map<String, Value> {
         crate::cases::api::CaseChanged,
         crate::cases::api::CaseSummary,
         crate::cases::api::CaseList,
+        crate::cases::supervision::Timeliness,
         crate::cases::api::CaseListItem,
         crate::cases::api::CaseView,
         crate::cases::api::CaseSearch,
@@ -832,6 +887,10 @@ fn content(body: Body) -> Option<Value> {
         Body::JsonOrHtml(name) => Some(json!({
             "application/json": { "schema": schema_ref(name) },
             "text/html": { "schema": { "type": "string" } },
+        })),
+        Body::JsonOrCsv(name) => Some(json!({
+            "application/json": { "schema": schema_ref(name) },
+            "text/csv": { "schema": { "type": "string" } },
         })),
     }
 }

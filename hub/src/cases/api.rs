@@ -53,6 +53,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/cases/{id}/hand-to-county", post(hand_to_county))
         .route("/v1/cases/{id}/decision", post(decision))
         .route("/v1/cases/{id}/close", post(close))
+        .merge(super::supervision::routes())
 }
 
 /// A township code (9 digits).
@@ -972,7 +973,7 @@ async fn list_item(
 }
 
 /// The digits every division inside `d` shares (a city lists its counties' townships).
-fn division_prefix(d: &DivisionCode) -> &str {
+pub(crate) fn division_prefix(d: &DivisionCode) -> &str {
     match d.level() {
         DivisionLevel::Province => &d.as_str()[..2],
         DivisionLevel::City => &d.as_str()[..4],

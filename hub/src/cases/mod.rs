@@ -10,6 +10,8 @@
 //!   up by keyed pseudonym), `GET /v1/cases/{id}`, the moves
 //!   `POST /v1/cases/{id}/{accept,transfer,first-help,investigation,hand-to-county,decision,close}`,
 //!   and `GET /v1/verifications` (a caseworker's own verifications).
+//! - [`supervision`]: `GET /v1/supervision/timeliness` (督导), timeliness per township and stage
+//!   for county supervisors, as JSON or CSV.
 //!
 //! Invariants:
 //! - The resident ID never leaves the request in clear except into the sealed blob: the row holds
@@ -31,3 +33,4 @@ pub mod api;
 pub mod clocks;
 pub mod model;
 pub mod store;
+pub mod supervision;

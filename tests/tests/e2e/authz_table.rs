@@ -176,6 +176,13 @@ const TABLE: &[Row] = &[
         "/v1/cases",
         [Allowed, Allowed, Allowed, Denied, Denied, Denied, Allowed],
     ),
+    // Supervision figures (督导) carry no personal data: for county officers only, refused
+    // without an entry.
+    row(
+        "get",
+        "/v1/supervision/timeliness",
+        [Denied, Denied, Allowed, Denied, Denied, Denied, Denied],
+    ),
     // A look-up by resident ID is personal data: refused and logged before the body is read.
     row(
         "post",

@@ -16,6 +16,7 @@ mod process;
 mod reload;
 mod slowloris;
 mod store;
+mod supervision;
 mod trawling;
 mod verification;
 mod withholding;
