@@ -157,12 +157,18 @@ impl Deadlines {
                 file,
                 &prefix,
                 entry,
-                &["due_working_days", "due_hours", "max_working_days", "max_hours"],
+                &[
+                    "due_working_days",
+                    "due_hours",
+                    "max_working_days",
+                    "max_hours",
+                ],
             )?;
             let due = period(file, &prefix, entry, "due")?;
             let max = period(file, &prefix, entry, "max")?;
             let shorter = match (due, max) {
-                (Period::WorkingDays(d), Period::WorkingDays(m)) | (Period::Hours(d), Period::Hours(m)) => m < d,
+                (Period::WorkingDays(d), Period::WorkingDays(m))
+                | (Period::Hours(d), Period::Hours(m)) => m < d,
                 _ => false,
             };
             if shorter {
@@ -190,9 +196,11 @@ fn period(file: &Path, prefix: &str, entry: &Table, which: &str) -> Result<Perio
             1,
             MAX_WORKING_DAYS,
         )? as u32)),
-        (None, Some(v)) => Ok(Period::Hours(
-            t::int(file, &t::join(prefix, &hours_key), v, 1, MAX_HOURS)? as u32,
-        )),
+        (None, Some(v)) => {
+            Ok(Period::Hours(
+                t::int(file, &t::join(prefix, &hours_key), v, 1, MAX_HOURS)? as u32,
+            ))
+        }
         (Some(_), Some(_)) => Err(PolicyError::toml(
             file,
             t::join(prefix, &hours_key),
@@ -232,15 +240,51 @@ mod tests {
     fn a_bad_entry_refuses_the_whole_file_naming_the_key() {
         let good = shipped();
         let cases: &[(&str, &str, &str)] = &[
-            ("decision_working_days = 20", "decision_working_days = 0", "case.decision_working_days"),
-            ("decision_working_days = 20", "decision_working_days = \"20\"", "case.decision_working_days"),
-            ("decision_working_days = 20", "", "case.decision_working_days"),
-            ("decision_working_days = 20", "decision_working_days = 20\nweekends = 2", "case.weekends"),
-            ("[slip.legal_aid]", "[slip.fax]\ndue_hours = 2\nmax_hours = 3\n[slip.legal_aid]", "slip.fax"),
-            ("[slip.housing]\ndue_working_days = 10", "[slip.housing]\ndue_working_days = 10\ndue_hours = 4", "slip.housing.due_hours"),
-            ("[slip.housing]\ndue_working_days = 10", "[slip.housing]\ndue_working_days = 30", "slip.housing.max"),
-            ("[slip.housing]\ndue_working_days = 10", "[slip.housing]\ndue_working_days = 61", "slip.housing.due_working_days"),
-            ("[slip.township]\ndue_working_days = 3", "[slip.township]", "slip.township.due_working_days"),
+            (
+                "decision_working_days = 20",
+                "decision_working_days = 0",
+                "case.decision_working_days",
+            ),
+            (
+                "decision_working_days = 20",
+                "decision_working_days = \"20\"",
+                "case.decision_working_days",
+            ),
+            (
+                "decision_working_days = 20",
+                "",
+                "case.decision_working_days",
+            ),
+            (
+                "decision_working_days = 20",
+                "decision_working_days = 20\nweekends = 2",
+                "case.weekends",
+            ),
+            (
+                "[slip.legal_aid]",
+                "[slip.fax]\ndue_hours = 2\nmax_hours = 3\n[slip.legal_aid]",
+                "slip.fax",
+            ),
+            (
+                "[slip.housing]\ndue_working_days = 10",
+                "[slip.housing]\ndue_working_days = 10\ndue_hours = 4",
+                "slip.housing.due_hours",
+            ),
+            (
+                "[slip.housing]\ndue_working_days = 10",
+                "[slip.housing]\ndue_working_days = 30",
+                "slip.housing.max",
+            ),
+            (
+                "[slip.housing]\ndue_working_days = 10",
+                "[slip.housing]\ndue_working_days = 61",
+                "slip.housing.due_working_days",
+            ),
+            (
+                "[slip.township]\ndue_working_days = 3",
+                "[slip.township]",
+                "slip.township.due_working_days",
+            ),
         ];
         for (from, to, key) in cases {
             assert!(good.contains(from), "{from}");
@@ -252,7 +296,10 @@ mod tests {
         let end = good[start..].find("\n\n").map_or(good.len(), |i| start + i);
         let mut without = good.clone();
         without.replace_range(start..end, "");
-        assert_eq!(check(&without).map(|_| ()), Err("slip.rehabilitation".to_owned()));
+        assert_eq!(
+            check(&without).map(|_| ()),
+            Err("slip.rehabilitation".to_owned())
+        );
     }
 
     #[test]

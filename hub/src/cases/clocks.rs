@@ -262,7 +262,11 @@ mod tests {
             filed_ms: ms(filed),
             ..Default::default()
         };
-        let cs = clocks(Urgency::Emergency, &t, &cal(), &periods(),
+        let cs = clocks(
+            Urgency::Emergency,
+            &t,
+            &cal(),
+            &periods(),
             filed + time::Duration::minutes(30),
         );
         assert_eq!(cs.len(), 1, "only first help before acceptance");
@@ -271,16 +275,28 @@ mod tests {
         assert_eq!(fh.status, ClockStatus::Running);
         assert!(!fh.provisional);
         // Under a quarter (30 min) left.
-        let cs = clocks(Urgency::Emergency, &t, &cal(), &periods(),
+        let cs = clocks(
+            Urgency::Emergency,
+            &t,
+            &cal(),
+            &periods(),
             datetime!(2026-03-02 10:45 +8),
         );
         assert_eq!(find(&cs, ClockKind::FirstHelp).status, ClockStatus::DueSoon);
-        let cs = clocks(Urgency::Emergency, &t, &cal(), &periods(),
+        let cs = clocks(
+            Urgency::Emergency,
+            &t,
+            &cal(),
+            &periods(),
             datetime!(2026-03-02 11:00:01 +8),
         );
         assert_eq!(find(&cs, ClockKind::FirstHelp).status, ClockStatus::Overdue);
         t.first_help_ms = Some(ms(datetime!(2026-03-02 10:00 +8)));
-        let cs = clocks(Urgency::Emergency, &t, &cal(), &periods(),
+        let cs = clocks(
+            Urgency::Emergency,
+            &t,
+            &cal(),
+            &periods(),
             datetime!(2026-03-09 00:00 +8),
         );
         let fh = find(&cs, ClockKind::FirstHelp);
@@ -358,7 +374,13 @@ mod tests {
             "2026-10-22T23:59:59+08:00"
         );
         // Past the materials date with no investigation: overdue; the later ones still running.
-        let cs = clocks(Urgency::Normal, &t, &cal(), &periods(), datetime!(2026-09-25 00:00 +8));
+        let cs = clocks(
+            Urgency::Normal,
+            &t,
+            &cal(),
+            &periods(),
+            datetime!(2026-09-25 00:00 +8),
+        );
         assert_eq!(find(&cs, ClockKind::Materials).status, ClockStatus::Overdue);
         assert_eq!(
             find(&cs, ClockKind::InitialOpinion).status,
@@ -401,7 +423,13 @@ mod tests {
                 ("decide", ms(datetime!(2026-03-10 09:00 +8))),
             ],
         );
-        let cs = clocks(Urgency::Normal, &t, &cal(), &periods(), datetime!(2026-06-01 00:00 +8));
+        let cs = clocks(
+            Urgency::Normal,
+            &t,
+            &cal(),
+            &periods(),
+            datetime!(2026-06-01 00:00 +8),
+        );
         assert!(cs.iter().all(|c| c.status == ClockStatus::Met), "{cs:?}");
         assert_eq!(nearest_open(&cs), (None, false));
     }

@@ -24,9 +24,7 @@ use time::{Date, OffsetDateTime, Time, UtcOffset};
 const BEIJING: UtcOffset = time::macros::offset!(+8);
 
 /// 转办单状态.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SlipState {
     /// 已转办，待签收
@@ -38,9 +36,7 @@ pub enum SlipState {
 }
 
 /// 转办单办理动作.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SlipMove {
     /// 签收
@@ -174,7 +170,9 @@ pub fn due(
     let limit = after(periods.max, issued, calendar);
     let at = end_of_day(on);
     if at > limit.at {
-        return Err(DueOnProblem::BeyondLimit(limit.at.to_offset(BEIJING).date()));
+        return Err(DueOnProblem::BeyondLimit(
+            limit.at.to_offset(BEIJING).date(),
+        ));
     }
     // The limit's provisional flag covers the chosen date too (it lies before the limit).
     Ok(Due {
@@ -259,18 +257,18 @@ mod tests {
     #[test]
     fn a_due_on_must_be_from_today_to_the_limit() {
         let issued = datetime!(2026-03-02 09:00 +8);
-        let d = due(TEN_OF_TWENTY, issued, Some(date!(2026-03-05)), &cal()).unwrap();
+        let d = due(TEN_OF_TWENTY, issued, Some(date!(2026 - 03 - 05)), &cal()).unwrap();
         assert_eq!(d.at, datetime!(2026-03-05 23:59:59 +8));
         assert_eq!(
-            due(TEN_OF_TWENTY, issued, Some(date!(2026-03-01)), &cal()),
+            due(TEN_OF_TWENTY, issued, Some(date!(2026 - 03 - 01)), &cal()),
             Err(DueOnProblem::InThePast)
         );
         // 20 working days from Mon 03-02: 03-03..06 (4), 09..13 (9), 16..20 (14), 23..27 (19),
         // Mon 03-30 (20).
-        assert!(due(TEN_OF_TWENTY, issued, Some(date!(2026-03-30)), &cal()).is_ok());
+        assert!(due(TEN_OF_TWENTY, issued, Some(date!(2026 - 03 - 30)), &cal()).is_ok());
         assert_eq!(
-            due(TEN_OF_TWENTY, issued, Some(date!(2026-03-31)), &cal()),
-            Err(DueOnProblem::BeyondLimit(date!(2026-03-30)))
+            due(TEN_OF_TWENTY, issued, Some(date!(2026 - 03 - 31)), &cal()),
+            Err(DueOnProblem::BeyondLimit(date!(2026 - 03 - 30)))
         );
     }
 

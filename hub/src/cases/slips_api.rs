@@ -293,7 +293,10 @@ fn beijing(ms: i64) -> String {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
         .map(|t| t.to_offset(time::macros::offset!(+8)))
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default()
 }
 
@@ -697,7 +700,12 @@ async fn list_slips(
     for row in &rows {
         let seen = s
             .authz
-            .decide(&id, Action::ListSlips, &resource(row)?, &RequestCtx::default())
+            .decide(
+                &id,
+                Action::ListSlips,
+                &resource(row)?,
+                &RequestCtx::default(),
+            )
             .allowed;
         if seen {
             out.push(summary(row, now_ms)?);
@@ -758,7 +766,10 @@ async fn run_slip_move(
             text("text", &b.text, 2000)?;
             opt_text("reason", &b.reason, 1000)?;
             if b.result == SlipResult::NotPossible && b.reason.is_none() {
-                return Err(invalid("reason", "required when the result is not_possible"));
+                return Err(invalid(
+                    "reason",
+                    "required when the result is not_possible",
+                ));
             }
             if let Some(a) = b.amount_fen
                 && !(0..=MAX_AMOUNT_FEN).contains(&a)

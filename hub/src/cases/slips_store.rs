@@ -115,11 +115,7 @@ impl From<Raw> for SlipRow {
 /// decided or closed meanwhile gets no slip: `false`, nothing written).
 ///
 /// The notifications outbox (`slip_issued`) is to be written inside this transaction.
-pub async fn insert_slip(
-    db: &Db,
-    s: &SlipRow,
-    open_states: &[&str],
-) -> Result<bool, StoreError> {
+pub async fn insert_slip(db: &Db, s: &SlipRow, open_states: &[&str]) -> Result<bool, StoreError> {
     // The stage list is this module's constants, never input: bound one by one.
     let marks: Vec<String> = (0..open_states.len())
         .map(|i| format!("${}", i + 23))
