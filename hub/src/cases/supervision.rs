@@ -273,6 +273,7 @@ fn stage_order(k: ClockKind) -> u8 {
 fn figures(
     cases: &[CaseFacts],
     calendar: &policies::WorkingCalendar,
+    periods: &policies::CasePeriods,
     now: OffsetDateTime,
 ) -> Result<(Vec<StageFigures>, Vec<StageFigures>), ApiError> {
     let mut cells: BTreeMap<(String, u8), (ClockKind, Cell)> = BTreeMap::new();
@@ -280,7 +281,7 @@ fn figures(
     for c in cases {
         let tier: Urgency = serde_json::from_value(Value::String(c.tier.clone()))
             .map_err(|_| ApiError::internal("case row: unknown tier"))?;
-        for clock in clocks::clocks(tier, &c.timeline, calendar, now) {
+        for clock in clocks::clocks(tier, &c.timeline, calendar, periods, now) {
             let start = match clock.kind {
                 ClockKind::FirstHelp => Some(c.timeline.filed_ms),
                 _ => c.timeline.accepted_ms,
@@ -454,7 +455,8 @@ async fn timeliness(
         )
         .with_field("from")
     })?;
-    let (townships, totals) = figures(&cases, s.authz.engine().calendar(), now)?;
+    let engine = s.authz.engine();
+    let (townships, totals) = figures(&cases, engine.calendar(), &engine.deadlines().case, now)?;
     let report = Timeliness {
         division: division.as_str().to_owned(),
         from: from.to_string(),
@@ -496,6 +498,10 @@ mod tests {
         (t.unix_timestamp_nanos() / 1_000_000) as i64
     }
 
+    fn statutory() -> policies::Deadlines {
+        policies::Deadlines::statutory()
+    }
+
     fn case(township: &str, tier: &str, t: Timeline) -> CaseFacts {
         CaseFacts {
             township: township.into(),
@@ -533,7 +539,7 @@ mod tests {
             // A normal case has no first-help clock.
             case("370811005", "normal", emergency(None)),
         ];
-        let (townships, totals) = figures(&cases, &cal(), now).expect("figures");
+        let (townships, totals) = figures(&cases, &cal(), &statutory().case, now).expect("figures");
         let get = |t: &str, k: ClockKind| {
             townships
                 .iter()
@@ -580,6 +586,7 @@ mod tests {
         let (townships, totals) = figures(
             &[case("370811002", "urgent", t)],
             &cal(),
+            &statutory().case,
             datetime!(2026-11-03 09:00 +8),
         )
         .expect("figures");

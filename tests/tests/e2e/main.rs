@@ -14,6 +14,7 @@ mod log_integrity;
 mod policy;
 mod process;
 mod reload;
+mod slips;
 mod slowloris;
 mod store;
 mod supervision;
