@@ -42,6 +42,8 @@ pub enum Action {
     ListCases,
     /// 核对列表: list one's own verifications (no personal data in the list).
     ListVerifications,
+    /// 督办队列: list the overdue stages escalated to the county (no personal data).
+    ListEscalations,
 }
 
 /// What kind of resource an action is about; decides which Cedar entity type the engine builds.
@@ -55,7 +57,7 @@ pub(crate) enum ResourceKind {
 }
 
 impl Action {
-    pub const ALL: [Action; 17] = [
+    pub const ALL: [Action; 18] = [
         Action::RequestVerification,
         Action::ViewReport,
         Action::ViewRawValues,
@@ -73,6 +75,7 @@ impl Action {
         Action::MoveCase,
         Action::ListCases,
         Action::ListVerifications,
+        Action::ListEscalations,
     ];
 
     /// The stable code, also the Cedar action id.
@@ -95,6 +98,7 @@ impl Action {
             Action::MoveCase => "move_case",
             Action::ListCases => "list_cases",
             Action::ListVerifications => "list_verifications",
+            Action::ListEscalations => "list_escalations",
         }
     }
 
@@ -122,6 +126,7 @@ impl Action {
             Action::MoveCase => "办理案件",
             Action::ListCases => "查看案件列表",
             Action::ListVerifications => "查看核对列表",
+            Action::ListEscalations => "查看督办队列",
         }
     }
 
@@ -138,7 +143,8 @@ impl Action {
             | Action::ReadCase
             | Action::ReadCaseNotes
             | Action::MoveCase
-            | Action::ListCases => ResourceKind::Case,
+            | Action::ListCases
+            | Action::ListEscalations => ResourceKind::Case,
             Action::SearchLog | Action::ReadLog => ResourceKind::AccessLog,
             Action::Administer => ResourceKind::System,
             Action::AnswerQuery | Action::PushEvent => ResourceKind::DepartmentEndpoint,

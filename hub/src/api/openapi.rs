@@ -377,9 +377,44 @@ const OPS: &[Op] = &[
                 "overdue",
                 "query",
                 false,
-                "true: only cases with an overdue statutory clock; false: only cases without one (filtered within the page, so a page may hold fewer than `limit`; follow next_cursor)",
+                "true: only cases with an overdue statutory clock; false: only cases without one (filtered in the database on the stored nearest open deadline)",
                 r#"{"type":"boolean"}"#,
             ),
+        ],
+        authorized: true,
+        not_found: None,
+    },
+    Op {
+        id: "listEscalations",
+        tag: "cases",
+        method: "get",
+        path: "/v1/escalations",
+        summary: "督办队列 / overdue stages escalated to the county supervisor, newest first (no personal data)",
+        request: None,
+        responses: &[(200, Body::Json("EscalationList"), "one page")],
+        parameters: &[
+            (
+                "state",
+                "query",
+                false,
+                "only open or only resolved escalations",
+                r#"{"type":"string","enum":["open","resolved"]}"#,
+            ),
+            (
+                "township",
+                "query",
+                false,
+                "only escalations of this county (6 digits) or township (9 digits), inside the caller's division",
+                r#"{"type":"string","pattern":"^(0[1-9]|[1-9][0-9])[0-9]{4}([0-9]{3})?$"}"#,
+            ),
+            (
+                "cursor",
+                "query",
+                false,
+                "next_cursor of the previous page",
+                r#"{"type":"string","format":"uuid"}"#,
+            ),
+            LIMIT_PARAM,
         ],
         authorized: true,
         not_found: None,
@@ -775,6 +810,7 @@ pub fn component_schemas() -> Map<String, Value> {
         crate::cases::api::HandToCountyBody,
         crate::cases::api::DecisionBody,
         crate::cases::api::VerificationList,
+        crate::cases::escalation_api::EscalationList,
     );
     let mut out: Map<String, Value> = generator.take_definitions(true).into_iter().collect();
     out.insert(

@@ -5,6 +5,9 @@
 //!   `illegal_transition` naming the current stage and the allowed moves.
 //! - [`clocks`]: the statutory clocks (办理时限) of a case's stages, pure code on the official
 //!   working-day calendar; shown on `GET /v1/cases/{id}` and as `next_due_at`/`overdue` in lists.
+//! - [`escalation`]: 超期督办, the stored nearest deadline (`next_due_ms`, kept by every filing
+//!   and move) and the escalation scan into the county supervisor's queue
+//!   (`GET /v1/escalations`, in [`api`]).
 //! - [`store`]: the `cases`, `case_events` and `case_idempotency` tables (SQLite and PostgreSQL).
 //! - [`api`]: `POST /v1/cases`, `GET /v1/cases`, `POST /v1/cases/search` (by resident ID, looked
 //!   up by keyed pseudonym), `GET /v1/cases/{id}`, the moves
@@ -29,5 +32,7 @@
 
 pub mod api;
 pub mod clocks;
+pub mod escalation;
+pub mod escalation_api;
 pub mod model;
 pub mod store;
