@@ -82,7 +82,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
             first_help_ms: helped,
             ..Default::default()
         };
-        let (cs, due) = escalation::case_due(tier, &t, &calendar, now);
+        let (cs, _) = escalation::case_due(tier, &t, &calendar, now);
+        // The columns as the last move stored them (computed at its time).
+        let last_ms = helped.or(accepted).unwrap_or(filed);
+        let at_last =
+            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(last_ms) * 1_000_000)?;
+        let (_, due) = escalation::case_due(tier, &t, &calendar, at_last);
         if cs
             .iter()
             .any(|c| c.status == hub::cases::clocks::ClockStatus::Overdue)
@@ -112,8 +117,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .bind(due.next_due_ms)
         .bind(&due.next_due_kind)
         .bind(i64::from(due.provisional))
-        // As stored at the last move: whatever became due since is still to be noticed.
-        .bind(due.next_check_ms.or(due.next_due_ms.filter(|d| *d < now_ms)))
+        .bind(due.next_check_ms)
         .execute(&mut *tx)
         .await?;
         for (seq, (action, at, to)) in events.iter().enumerate() {
