@@ -26,6 +26,8 @@ pub struct Application {
     router_opts: RouterOptions,
     serve_opts: ServeOptions,
     reload_poll: Option<Duration>,
+    /// The escalation scan and the webhook sender (runs on the lease holder only).
+    worker: crate::notify::worker::Worker,
 }
 
 impl Application {
@@ -68,6 +70,25 @@ impl Application {
             .context("opening the access log")?;
         let verify = crate::verify::VerifyService::build(&config.departments)
             .context("building the department connectors")?;
+        let sender = crate::notify::deliver::Sender::build(
+            &config.notifications,
+            config
+                .departments
+                .outbound_cert
+                .as_deref()
+                .zip(config.departments.outbound_key.as_deref()),
+            keys.clone(),
+        )
+        .context("building the notification sender")?;
+        let worker = crate::notify::worker::Worker {
+            db: store.db(),
+            authz: authz.clone(),
+            sender,
+            holder: uuid::Uuid::new_v4().to_string(),
+            scan_interval: config.escalation.interval(),
+            lease_ttl: config.escalation.lease(),
+            poll: Duration::from_millis(config.notifications.poll_ms),
+        };
         let listener = TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("binding {}", config.server.listen))?;
@@ -102,6 +123,7 @@ impl Application {
             },
             reload_poll: (config.tls.reload_poll_ms > 0)
                 .then(|| Duration::from_millis(config.tls.reload_poll_ms)),
+            worker,
         })
     }
 
@@ -140,6 +162,8 @@ impl Application {
                 .cleanup_loop(self.state.store.db()),
         );
         let admin = tokio::spawn(serve_admin(self.admin_listener));
+        let holder = self.worker.holder.clone();
+        let worker = tokio::spawn(self.worker.run());
         let app = api::router(self.state.clone(), &self.router_opts);
         tracing::info!(addr = %self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "hub listening (mTLS)");
         server::run(
@@ -154,6 +178,9 @@ impl Application {
         reloader.abort();
         cleanup.abort();
         admin.abort();
+        worker.abort();
+        let _ = worker.await;
+        crate::notify::worker::Worker::release(&self.state.store.db(), &holder).await;
         tracing::info!("hub stopped");
     }
 }

@@ -37,6 +37,12 @@ pub struct Config {
     /// The departments the hub queries (部门接口) and the hub's outbound client certificate.
     #[serde(default)]
     pub departments: crate::verify::config::DepartmentsConfig,
+    /// 超期督办: the escalation scan (interval, lease).
+    #[serde(default)]
+    pub escalation: crate::notify::config::EscalationConfig,
+    /// 通知: webhooks the outbox is delivered to, retries.
+    #[serde(default)]
+    pub notifications: crate::notify::config::NotificationsConfig,
 }
 
 /// Where the Cedar policies, purpose profiles and local standards live.
@@ -399,6 +405,7 @@ impl Config {
         self.keys.retired_data_keys.iter_mut().for_each(fix);
         fix(&mut self.policies.dir);
         self.departments.resolve_paths(base);
+        self.notifications.resolve_paths(base);
         // A relative SQLite path resolves against the config directory too.
         let url = self.database.url.expose_secret();
         if let Some(rest) = url.strip_prefix("sqlite://") {
@@ -459,6 +466,14 @@ impl Config {
         }
         if let Err(message) = self.departments.validate() {
             return invalid("departments", message);
+        }
+        if self.escalation.interval_secs == 0 {
+            return invalid("escalation.interval_secs", "must be greater than 0".into());
+        }
+        if let Err((key, message)) = self.notifications.validate(
+            self.departments.outbound_cert.is_some() && self.departments.outbound_key.is_some(),
+        ) {
+            return invalid(key, message);
         }
         if self.server.handshake_timeout_ms == 0 {
             return invalid(

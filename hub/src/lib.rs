@@ -15,6 +15,8 @@
 //! - [`telemetry`]: logs, OpenTelemetry export, the Prometheus recorder.
 //! - [`app`]: `Application::build(config)` / `run_until_stopped` shared by `main` and tests.
 //! - [`cases`]: 救助案件, the closed loop's case: filing, the stage machine, moves, lists.
+//! - [`notify`]: the notification outbox, signed webhook delivery, the escalation lease and the
+//!   background task that runs the escalation scan ([`cases::escalation`]) on the lease holder.
 //! - [`verify`]: authorization letters, verifications, planning and the department fan-out.
 //! - [`client`]: `hub client verify|report`, the caseworker's command line.
 //! - [`cli`], [`demo`]: the `hub` command line and the demo.
@@ -32,6 +34,7 @@ pub mod demo;
 pub mod identity;
 pub mod keys;
 pub mod log;
+pub mod notify;
 pub mod pki;
 pub mod ratelimit;
 pub mod server;

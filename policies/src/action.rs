@@ -52,6 +52,8 @@ pub enum Action {
     ListSlips,
     /// 办理转办单: accept (签收) or answer (反馈) a referral slip.
     AnswerSlip,
+    /// 督办队列: list the overdue stages escalated to the county (no personal data).
+    ListEscalations,
 }
 
 /// What kind of resource an action is about; decides which Cedar entity type the engine builds.
@@ -66,7 +68,7 @@ pub(crate) enum ResourceKind {
 }
 
 impl Action {
-    pub const ALL: [Action; 22] = [
+    pub const ALL: [Action; 23] = [
         Action::RequestVerification,
         Action::ViewReport,
         Action::ViewRawValues,
@@ -89,6 +91,7 @@ impl Action {
         Action::ReadSlip,
         Action::ListSlips,
         Action::AnswerSlip,
+        Action::ListEscalations,
     ];
 
     /// The stable code, also the Cedar action id.
@@ -116,6 +119,7 @@ impl Action {
             Action::ReadSlip => "read_slip",
             Action::ListSlips => "list_slips",
             Action::AnswerSlip => "answer_slip",
+            Action::ListEscalations => "list_escalations",
         }
     }
 
@@ -148,6 +152,7 @@ impl Action {
             Action::ReadSlip => "查看转办单",
             Action::ListSlips => "查看转办单列表",
             Action::AnswerSlip => "办理转办单",
+            Action::ListEscalations => "查看督办队列",
         }
     }
 
@@ -165,8 +170,8 @@ impl Action {
             | Action::ReadCaseNotes
             | Action::MoveCase
             | Action::ListCases
-            | Action::Supervise => ResourceKind::Case,
-            Action::ListCases => ResourceKind::Case,
+            | Action::Supervise
+            | Action::ListEscalations => ResourceKind::Case,
             Action::IssueSlip | Action::ReadSlip | Action::ListSlips | Action::AnswerSlip => {
                 ResourceKind::Slip
             }

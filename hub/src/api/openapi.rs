@@ -406,7 +406,7 @@ const OPS: &[Op] = &[
                 "overdue",
                 "query",
                 false,
-                "true: only cases with an overdue statutory clock; false: only cases without one (filtered within the page, so a page may hold fewer than `limit`; follow next_cursor)",
+                "true: only cases with an overdue statutory clock; false: only cases without one (filtered in the database on the stored nearest open deadline)",
                 r#"{"type":"boolean"}"#,
             ),
         ],
@@ -461,6 +461,41 @@ const OPS: &[Op] = &[
                 "json (default) or csv",
                 r#"{"type":"string","enum":["json","csv"]}"#,
             ),
+        ],
+        authorized: true,
+        not_found: None,
+    },
+    Op {
+        id: "listEscalations",
+        tag: "cases",
+        method: "get",
+        path: "/v1/escalations",
+        summary: "督办队列 / overdue stages escalated to the county supervisor, newest first (no personal data)",
+        request: None,
+        responses: &[(200, Body::Json("EscalationList"), "one page")],
+        parameters: &[
+            (
+                "state",
+                "query",
+                false,
+                "only open or only resolved escalations",
+                r#"{"type":"string","enum":["open","resolved"]}"#,
+            ),
+            (
+                "township",
+                "query",
+                false,
+                "only escalations of this county (6 digits) or township (9 digits), inside the caller's division",
+                r#"{"type":"string","pattern":"^(0[1-9]|[1-9][0-9])[0-9]{4}([0-9]{3})?$"}"#,
+            ),
+            (
+                "cursor",
+                "query",
+                false,
+                "next_cursor of the previous page",
+                r#"{"type":"string","format":"uuid"}"#,
+            ),
+            LIMIT_PARAM,
         ],
         authorized: true,
         not_found: None,
@@ -965,6 +1000,7 @@ pub fn component_schemas() -> Map<String, Value> {
         crate::cases::slips_api::SlipChanged,
         crate::cases::slips_api::SlipList,
         crate::cases::slips_api::SlipView,
+        crate::cases::escalation_api::EscalationList,
     );
     let mut out: Map<String, Value> = generator.take_definitions(true).into_iter().collect();
     out.insert(

@@ -33,11 +33,13 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::clocks::{self, Clock, Timeline};
+use super::escalation;
 use super::model::{self, CaseState, Move};
-use super::store::{self, CaseRow, EventRow, Filed, MoveRow};
+use super::store::{self, CaseRow, EventRow, Filed, Followups, MoveRow};
 use crate::api::{ApiError, AppState, Path, Query, json_object, request_id};
 use crate::identity::Caller;
 use crate::keys::SealError;
+use crate::notify::{Notice, NotificationKind};
 use crate::verify::api::{RESIDENT_ID_PATTERN, idempotency_key};
 
 /// The routes of this module, merged into the main router.
@@ -339,8 +341,8 @@ pub struct CaseListQuery {
     pub cursor: Option<String>,
     #[serde(default)]
     pub limit: Option<u32>,
-    /// `true`: only cases with an overdue clock (filtered within the page, so a page may hold
-    /// fewer than `limit` cases; follow `next_cursor`). `false`: only cases without one.
+    /// `true`: only cases with an overdue clock (filtered in the database on the stored nearest
+    /// open deadline, so pages are full). `false`: only cases without one.
     #[serde(default)]
     pub overdue: Option<bool>,
 }
@@ -824,7 +826,11 @@ async fn open_case(
         )?)
         .await?;
     let key = idem.as_deref().map(|k| (k, request_sha.as_str()));
-    match store::insert_case(&db, &row, &first, key).await? {
+    let followups = Followups {
+        due: case_due(&s, &row, std::slice::from_ref(&first))?.1,
+        ..Default::default()
+    };
+    match store::insert_case(&db, &row, &first, key, &followups).await? {
         Filed::New => {}
         // A concurrent retry with the same key filed it first.
         Filed::Existing { case_id, sha256 } => {
@@ -966,6 +972,61 @@ fn case_clocks(
     ))
 }
 
+/// The clocks of `row` with timeline `events` at now, and the stored deadline columns they give
+/// ([`escalation::case_due`]).
+fn case_due(
+    s: &AppState,
+    row: &CaseRow,
+    events: &[EventRow],
+) -> Result<(Vec<Clock>, escalation::Due), ApiError> {
+    let timeline = Timeline::from_events(
+        row.created_ms,
+        events.iter().map(|e| (e.action.as_str(), e.at_ms)),
+    );
+    let engine = s.authz.engine();
+    Ok(escalation::case_due(
+        tier_of(row)?,
+        &timeline,
+        engine.calendar(),
+        &engine.deadlines().case,
+        OffsetDateTime::now_utc(),
+    ))
+}
+
+/// The notification a move causes, if any (no personal data: ids, kinds, township, times).
+fn move_notice(row: &CaseRow, mv: Move, m: &MoveRow) -> Option<Notice> {
+    let (kind, extra) = match mv {
+        Move::Accept => (
+            NotificationKind::CaseAccepted,
+            serde_json::json!({ "accepted_at": escalation::rfc3339(m.at_ms) }),
+        ),
+        Move::Decide => (
+            NotificationKind::CaseDecided,
+            serde_json::json!({
+                "outcome": m.outcome,
+                "decided_at": escalation::rfc3339(m.at_ms),
+            }),
+        ),
+        _ => return None,
+    };
+    let mut payload = serde_json::json!({
+        "case_id": row.id,
+        "tier": row.tier,
+        "channel": row.channel,
+        "township": m.township,
+        "county": escalation::county_of(&m.township),
+    });
+    if let (Value::Object(p), Value::Object(e)) = (&mut payload, extra) {
+        p.extend(e);
+    }
+    Some(Notice {
+        kind,
+        case_id: Some(row.id.clone()),
+        dedup_key: None,
+        payload,
+    })
+}
+
 /// A list item: the summary with the nearest open clock (one timeline read per case).
 async fn list_item(
     s: &AppState,
@@ -1040,6 +1101,7 @@ async fn list_cases(
         township: township.map(|t| division_prefix(&t).to_owned()),
         before,
         limit,
+        overdue: q.overdue.map(|o| (o, ms(OffsetDateTime::now_utc()))),
     };
     let rows = store::list_cases(&s.store.db(), &filter).await?;
     let next_cursor = (rows.len() as i64 == limit)
@@ -1396,12 +1458,20 @@ async fn run_move(
         outcome: c.outcome.map(str::to_owned),
         at_ms: now,
     };
+    let mut timeline = store::events(&db, &row.id).await?;
+    timeline.push(event.clone());
+    let (after, due) = case_due(&s, &row, &timeline)?;
+    let followups = Followups {
+        due,
+        met: escalation::met_kinds(&after),
+        notices: move_notice(&row, mv, &m).into_iter().collect(),
+    };
     // Durable entry first: a failure here moves nothing.
     let logged = s
         .log
         .append(entry(true, Outcome::Succeeded, decided.policy_ids)?)
         .await?;
-    if !store::apply_move(&db, &row.id, row.version, &m, &event).await? {
+    if !store::apply_move(&db, &row.id, row.version, &m, &event, &followups).await? {
         return Err(case_changed());
     }
     tracing::info!(case_id = %row.id, action = mv.code(), from = %row.state, to = to.code(), "case moved");

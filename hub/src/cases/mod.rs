@@ -11,6 +11,9 @@
 //! - [`slips_store`]: the `slips` table (`0009_referral_slips.sql`).
 //! - [`slips_api`]: `POST /v1/cases/{id}/slips`, `GET /v1/slips`, `GET /v1/slips/{id}`,
 //!   `POST /v1/slips/{id}/{accept,feedback}`; the case view lists the case's slips.
+//! - [`escalation`]: 超期督办, the stored nearest deadline (`next_due_ms`, kept by every filing
+//!   and move) and the escalation scan into the county supervisor's queue
+//!   (`GET /v1/escalations`, in [`api`]).
 //! - [`store`]: the `cases`, `case_events` and `case_idempotency` tables (SQLite and PostgreSQL).
 //! - [`api`]: `POST /v1/cases`, `GET /v1/cases`, `POST /v1/cases/search` (by resident ID, looked
 //!   up by keyed pseudonym), `GET /v1/cases/{id}`, the moves
@@ -43,6 +46,8 @@
 
 pub mod api;
 pub mod clocks;
+pub mod escalation;
+pub mod escalation_api;
 pub mod model;
 pub mod slips;
 pub mod slips_api;

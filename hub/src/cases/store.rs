@@ -3,7 +3,45 @@
 //! is a keyed pseudonym. A move is one transaction: the case row is updated only at the version
 //! the move was decided on (optimistic concurrency), and its event is inserted with it.
 
+use super::escalation::{Due, RESOLVE_SQL, SET_DUE_SQL};
+use crate::notify::{self, Notice};
 use crate::store::{Db, StoreError, on_db};
+
+/// What a filing or a move writes besides the case and its event, in the same transaction: the
+/// stored nearest deadline ([`super::escalation`]), the escalations its met clocks resolve, and
+/// the notifications it causes ([`crate::notify::enqueue`]).
+#[derive(Debug, Clone, Default)]
+pub struct Followups {
+    pub due: Due,
+    /// Clock kinds met after the change (their open escalations are resolved).
+    pub met: Vec<String>,
+    pub notices: Vec<Notice>,
+}
+
+macro_rules! write_followups {
+    ($tx:expr, $case_id:expr, $f:expr, $now:expr) => {{
+        sqlx::query(SET_DUE_SQL)
+            .bind($f.due.next_due_ms)
+            .bind(&$f.due.next_due_kind)
+            .bind(i64::from($f.due.provisional))
+            .bind($now)
+            .bind($f.due.next_check_ms)
+            .bind($case_id)
+            .execute(&mut *$tx)
+            .await?;
+        for kind in &$f.met {
+            sqlx::query(RESOLVE_SQL)
+                .bind($now)
+                .bind($case_id)
+                .bind(kind)
+                .execute(&mut *$tx)
+                .await?;
+        }
+        for n in &$f.notices {
+            notify::enqueue((&mut *$tx).into(), n, $now).await?;
+        }
+    }};
+}
 
 /// A case as stored.
 #[derive(Debug, Clone)]
@@ -178,6 +216,7 @@ pub async fn insert_case(
     c: &CaseRow,
     first: &EventRow,
     key: Option<(&str, &str)>,
+    f: &Followups,
 ) -> Result<Filed, StoreError> {
     let insert_case = format!(
         "INSERT INTO cases ({CASE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
@@ -224,6 +263,7 @@ pub async fn insert_case(
         bind_event!(sqlx::query(sqlx::AssertSqlSafe(insert_event)), first)
             .execute(&mut *tx)
             .await?;
+        write_followups!(tx, &c.id, f, c.created_ms);
         tx.commit().await?;
     });
     Ok(Filed::New)
@@ -245,14 +285,16 @@ pub async fn events(db: &Db, case_id: &str) -> Result<Vec<EventRow>, StoreError>
     Ok(rows.into_iter().map(event).collect())
 }
 
-/// Apply a move decided at `version`: update the case and append the event (its `seq` is the new
-/// version) in one transaction. `false` when the case changed since (nothing is written).
+/// Apply a move decided at `version`: update the case, append the event (its `seq` is the new
+/// version) and write its [`Followups`] (deadline columns, resolved escalations, notifications) in
+/// one transaction. `false` when the case changed since (nothing is written).
 pub async fn apply_move(
     db: &Db,
     case_id: &str,
     version: i64,
     m: &MoveRow,
     e: &EventRow,
+    f: &Followups,
 ) -> Result<bool, StoreError> {
     let insert_event = insert_event_sql();
     let moved = on_db!(db, p, _DB => {
@@ -271,6 +313,7 @@ pub async fn apply_move(
             bind_event!(sqlx::query(sqlx::AssertSqlSafe(insert_event)), e)
                 .execute(&mut *tx)
                 .await?;
+            write_followups!(tx, case_id, f, m.at_ms);
             tx.commit().await?;
             true
         } else {
@@ -293,6 +336,9 @@ pub struct CaseFilter {
     /// Only ids below this (ids are UUIDv7, so newest first is id order).
     pub before: Option<String>,
     pub limit: i64,
+    /// `Some((true, now))`: only cases whose stored nearest open deadline is before `now`;
+    /// `Some((false, now))`: only the others.
+    pub overdue: Option<(bool, i64)>,
 }
 
 /// Candidate cases for a list, newest first (the caller decides each with Cedar).
@@ -304,6 +350,8 @@ pub async fn list_cases(db: &Db, f: &CaseFilter) -> Result<Vec<CaseRow>, StoreEr
            AND ($4 IS NULL OR tier = $4) \
            AND ($5 IS NULL OR township LIKE $5) \
            AND ($6 IS NULL OR id < $6) \
+           AND ($8 IS NULL OR ($8 = 1 AND next_due_ms IS NOT NULL AND next_due_ms < $9) \
+                OR ($8 = 0 AND (next_due_ms IS NULL OR next_due_ms >= $9))) \
          ORDER BY id DESC LIMIT $7"
     );
     let like = |d: &str| format!("{d}%");
@@ -316,6 +364,8 @@ pub async fn list_cases(db: &Db, f: &CaseFilter) -> Result<Vec<CaseRow>, StoreEr
             .bind(f.township.as_deref().map(like))
             .bind(&f.before)
             .bind(f.limit)
+            .bind(f.overdue.map(|(o, _)| i64::from(o)))
+            .bind(f.overdue.map_or(0, |(_, now)| now))
             .fetch_all(p)
             .await?
     });

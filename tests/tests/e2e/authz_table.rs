@@ -176,6 +176,13 @@ const TABLE: &[Row] = &[
         "/v1/cases",
         [Allowed, Allowed, Allowed, Denied, Denied, Denied, Allowed],
     ),
+    // The escalation queue (督办) carries no personal data: caseworkers see their own division's,
+    // the others are refused without an entry.
+    row(
+        "get",
+        "/v1/escalations",
+        [Allowed, Allowed, Allowed, Denied, Denied, Denied, Denied],
+    ),
     // Supervision figures (督导) carry no personal data: for county officers only, refused
     // without an entry.
     row(

@@ -887,11 +887,12 @@ async fn clocks_show_first_help_met_or_overdue_and_the_list_filters_overdue() ->
         .await?;
     assert_eq!(clock(&c, "first_help")["status"], "running", "{c}");
 
-    // Three hours pass without first help: the filing and its events are moved back.
+    // Three hours pass without first help: the filing, its events and the stored nearest
+    // deadline (`next_due_ms`, which `?overdue=` filters on in SQL) are moved back.
     let db = format!("sqlite://{}", s.env.path().join("hub.db").display());
     let mut conn = sqlx::SqliteConnection::connect(&db).await?;
     let three_hours_ms: i64 = 3 * 3600 * 1000;
-    sqlx::query("UPDATE cases SET created_ms = created_ms - $1 WHERE id = $2")
+    sqlx::query("UPDATE cases SET created_ms = created_ms - $1, next_due_ms = next_due_ms - $1 WHERE id = $2")
         .bind(three_hours_ms)
         .bind(&late)
         .execute(&mut conn)

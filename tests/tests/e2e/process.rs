@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 use hub_tests::{TestEnv, raw_request};
 use serde_json::Value;
 
-struct HubProcess {
+pub(crate) struct HubProcess {
     child: Child,
     log: std::path::PathBuf,
 }
 
 impl HubProcess {
-    fn start(config: &Path, log: &Path) -> anyhow::Result<HubProcess> {
+    pub(crate) fn start(config: &Path, log: &Path) -> anyhow::Result<HubProcess> {
         let child = Command::new(env!("CARGO_BIN_EXE_hub-e2e"))
             .args(["serve", "--config"])
             .arg(config)
@@ -30,7 +30,7 @@ impl HubProcess {
         })
     }
 
-    fn lines(&self) -> Vec<Value> {
+    pub(crate) fn lines(&self) -> Vec<Value> {
         let Ok(file) = std::fs::File::open(&self.log) else {
             return Vec::new();
         };
@@ -41,7 +41,7 @@ impl HubProcess {
             .collect()
     }
 
-    fn messages(&self, message: &str) -> Vec<Value> {
+    pub(crate) fn messages(&self, message: &str) -> Vec<Value> {
         self.lines()
             .into_iter()
             .filter(|l| l["fields"]["message"] == message)
@@ -49,7 +49,11 @@ impl HubProcess {
     }
 
     /// Wait (bounded) until the log has a line matching `pred`.
-    fn wait_for(&self, what: &str, pred: impl Fn(&[Value]) -> bool) -> anyhow::Result<Vec<Value>> {
+    pub(crate) fn wait_for(
+        &self,
+        what: &str,
+        pred: impl Fn(&[Value]) -> bool,
+    ) -> anyhow::Result<Vec<Value>> {
         let start = Instant::now();
         loop {
             let lines = self.lines();
@@ -65,7 +69,7 @@ impl HubProcess {
         }
     }
 
-    fn addr(&self) -> anyhow::Result<SocketAddr> {
+    pub(crate) fn addr(&self) -> anyhow::Result<SocketAddr> {
         let lines = self.wait_for("the listening line", |ls| {
             ls.iter()
                 .any(|l| l["fields"]["message"] == "hub listening (mTLS)")
@@ -80,7 +84,7 @@ impl HubProcess {
             .parse()?)
     }
 
-    fn signal(&self, sig: &str) -> anyhow::Result<()> {
+    pub(crate) fn signal(&self, sig: &str) -> anyhow::Result<()> {
         let status = Command::new("kill")
             .args([sig, &self.child.id().to_string()])
             .status()?;
