@@ -323,9 +323,9 @@ fn clock_zh(kind: &str) -> &'static str {
 fn status_zh(status: &str) -> &'static str {
     match status {
         "running" => "计时中 / running",
-        "due_soon" => "即将到期 / due soon",
+        "due_soon" => "⏰ 即将到期 / due soon",
         "met" => "已完成 / met",
-        "overdue" => "已超期 / overdue",
+        "overdue" => "⚠ 已超期 / overdue",
         _ => "?",
     }
 }
@@ -339,6 +339,27 @@ fn township_name(code: &str) -> String {
                 .map(|t| t.name.clone())
         })
         .map_or_else(|| code.to_owned(), |n| format!("{n} {code}"))
+}
+
+/// Columns on a terminal: CJK and full-width characters take two.
+fn display_width(s: &str) -> usize {
+    s.chars()
+        .map(|c| match u32::from(c) {
+            0x1100..=0x115F
+            | 0x2E80..=0xA4CF
+            | 0xAC00..=0xD7A3
+            | 0xF900..=0xFAFF
+            | 0xFE30..=0xFE4F
+            | 0xFF00..=0xFF60
+            | 0xFFE0..=0xFFE6 => 2,
+            _ => 1,
+        })
+        .sum()
+}
+
+/// `s` padded with spaces to `width` terminal columns.
+fn pad(s: &str, width: usize) -> String {
+    format!("{s}{}", " ".repeat(width.saturating_sub(display_width(s))))
 }
 
 fn principal_of(uri: &str) -> &str {
@@ -373,11 +394,6 @@ pub fn case_error_line(status: u16, body: &str) -> String {
 fn clock_line(c: &Value) -> String {
     let due = beijing_minute(c["due_at"].as_str().unwrap_or("?"));
     let status = c["status"].as_str().unwrap_or("?");
-    let mark = match status {
-        "overdue" => "  ⚠ 已超期",
-        "due_soon" => "  ⏰ 即将到期",
-        _ => "",
-    };
     let met = c["met_at"]
         .as_str()
         .map(|m| {
@@ -399,8 +415,8 @@ fn clock_line(c: &Value) -> String {
         ""
     };
     format!(
-        "  {:<34} 期限 / due {due}  {}{met}{provisional}{mark}",
-        clock_zh(c["kind"].as_str().unwrap_or("?")),
+        "  {} 期限 / due {due}  {}{met}{provisional}",
+        pad(clock_zh(c["kind"].as_str().unwrap_or("?")), 32),
         status_zh(status)
     )
 }
@@ -539,11 +555,11 @@ pub fn list_lines(v: &Value) -> String {
         };
         let tier = c["tier"].as_str().unwrap_or("?");
         out.push_str(&format!(
-            "  {}  {:<6} {:<18} {:<14} {due}{mark}\n",
+            "  {}  {} {} {} {due}{mark}\n",
             c["id"].as_str().unwrap_or("?"),
-            tier_zh(tier).split(' ').next().unwrap_or(tier),
-            stage_zh(c["state"].as_str().unwrap_or("?")),
-            township_name(c["township"].as_str().unwrap_or("?")),
+            pad(tier_zh(tier).split(' ').next().unwrap_or(tier), 14),
+            pad(&stage_zh(c["state"].as_str().unwrap_or("?")), 24),
+            pad(&township_name(c["township"].as_str().unwrap_or("?")), 22),
         ));
     }
     if let Some(next) = v["next_cursor"].as_str() {

@@ -105,7 +105,8 @@ fn seeds() -> Vec<Seed> {
     use Step::*;
     use When::*;
     vec![
-        // Accepted the Monday before National Day, decided 29 Oct: in time on the official
+        // Accepted the Monday before National Day, investigated on the make-up Saturday 10 Oct
+        // (the materials' last day), decided 29 Oct: in time on the official
         // calendar (20 working days end 30 Oct: 1-7 Oct off, Saturday 10 Oct worked), though a
         // Monday-Friday count would have said 26 Oct.
         Seed {
@@ -118,7 +119,8 @@ fn seeds() -> Vec<Seed> {
             filed: At("2026-09-28 09:10"),
             steps: &[
                 (Accept, At("2026-09-28 09:40")),
-                (Investigate, At("2026-10-14 16:00")),
+                // On the make-up Saturday, the last day for the materials.
+                (Investigate, At("2026-10-10 15:00")),
                 (Approve("dibao", 62_000), At("2026-10-29 10:00")),
             ],
         },
