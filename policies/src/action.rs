@@ -42,6 +42,16 @@ pub enum Action {
     ListCases,
     /// 核对列表: list one's own verifications (no personal data in the list).
     ListVerifications,
+    /// 督导统计: timeliness figures per township and stage (no personal data).
+    Supervise,
+    /// 开具转办单: issue a referral slip (转办单) from a case to a department or township.
+    IssueSlip,
+    /// 查看转办单: read a referral slip with the applicant's personal data.
+    ReadSlip,
+    /// 转办单列表: list the referral slips addressed to the caller.
+    ListSlips,
+    /// 办理转办单: accept (签收) or answer (反馈) a referral slip.
+    AnswerSlip,
 }
 
 /// What kind of resource an action is about; decides which Cedar entity type the engine builds.
@@ -52,10 +62,11 @@ pub(crate) enum ResourceKind {
     System,
     DepartmentEndpoint,
     Case,
+    Slip,
 }
 
 impl Action {
-    pub const ALL: [Action; 17] = [
+    pub const ALL: [Action; 22] = [
         Action::RequestVerification,
         Action::ViewReport,
         Action::ViewRawValues,
@@ -73,6 +84,11 @@ impl Action {
         Action::MoveCase,
         Action::ListCases,
         Action::ListVerifications,
+        Action::Supervise,
+        Action::IssueSlip,
+        Action::ReadSlip,
+        Action::ListSlips,
+        Action::AnswerSlip,
     ];
 
     /// The stable code, also the Cedar action id.
@@ -95,6 +111,11 @@ impl Action {
             Action::MoveCase => "move_case",
             Action::ListCases => "list_cases",
             Action::ListVerifications => "list_verifications",
+            Action::Supervise => "supervise",
+            Action::IssueSlip => "issue_slip",
+            Action::ReadSlip => "read_slip",
+            Action::ListSlips => "list_slips",
+            Action::AnswerSlip => "answer_slip",
         }
     }
 
@@ -122,6 +143,11 @@ impl Action {
             Action::MoveCase => "办理案件",
             Action::ListCases => "查看案件列表",
             Action::ListVerifications => "查看核对列表",
+            Action::Supervise => "查看督导统计",
+            Action::IssueSlip => "开具转办单",
+            Action::ReadSlip => "查看转办单",
+            Action::ListSlips => "查看转办单列表",
+            Action::AnswerSlip => "办理转办单",
         }
     }
 
@@ -138,7 +164,12 @@ impl Action {
             | Action::ReadCase
             | Action::ReadCaseNotes
             | Action::MoveCase
-            | Action::ListCases => ResourceKind::Case,
+            | Action::ListCases
+            | Action::Supervise => ResourceKind::Case,
+            Action::ListCases => ResourceKind::Case,
+            Action::IssueSlip | Action::ReadSlip | Action::ListSlips | Action::AnswerSlip => {
+                ResourceKind::Slip
+            }
             Action::SearchLog | Action::ReadLog => ResourceKind::AccessLog,
             Action::Administer => ResourceKind::System,
             Action::AnswerQuery | Action::PushEvent => ResourceKind::DepartmentEndpoint,

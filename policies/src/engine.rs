@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::action::{Action, ResourceKind};
 use crate::calendar::WorkingCalendar;
+use crate::deadlines::Deadlines;
 use crate::error::{PolicyError, SourceProblem, located};
 use crate::profiles::Profiles;
 use crate::standards::Standards;
@@ -102,6 +103,10 @@ pub struct ResourceCtx {
     /// `with_county`, `decided`, `closed`); absent for a case not yet opened.
     #[serde(default)]
     pub case_state: Option<String>,
+    /// 转办乡镇: the township a referral slip (转办单) of kind `township` is addressed to (slip
+    /// actions). A slip to a department names it in `department`.
+    #[serde(default)]
+    pub to_township: Option<DivisionCode>,
 }
 
 /// The circumstances of the request.
@@ -175,6 +180,7 @@ struct Inner {
     profiles: Profiles,
     standards: Standards,
     calendar: WorkingCalendar,
+    deadlines: Deadlines,
     authorizer: Authorizer,
 }
 
@@ -200,6 +206,7 @@ impl PolicyEngine {
         } else {
             WorkingCalendar::empty()
         };
+        let deadlines = Deadlines::load_dir(dir)?;
         Ok(PolicyEngine {
             inner: Arc::new(Inner {
                 dir: dir.to_owned(),
@@ -209,6 +216,7 @@ impl PolicyEngine {
                 profiles,
                 standards,
                 calendar,
+                deadlines,
                 authorizer: Authorizer::new(),
             }),
         })
@@ -247,6 +255,12 @@ impl PolicyEngine {
     /// The working-day calendar loaded with these policies (empty when there is no `calendar/`).
     pub fn calendar(&self) -> &WorkingCalendar {
         &self.inner.calendar
+    }
+
+    /// The clocks' durations loaded with these policies (`clocks.toml`; the statutory ones when
+    /// there is no such file).
+    pub fn deadlines(&self) -> &Deadlines {
+        &self.inner.deadlines
     }
 
     /// Decide whether `identity` may perform `action` on `resource` in circumstances `request`.
@@ -388,6 +402,23 @@ impl PolicyEngine {
                     attrs.push(("state", string(state)));
                 }
                 b.add("Case", "case", attrs, None)
+            }
+            ResourceKind::Slip => {
+                let mut attrs = Vec::new();
+                if let Some(region) = &resource.region {
+                    b.division(region)
+                        .map_err(|e| internal("resource.region", e))?;
+                    attrs.push(("region", b_ref("Division", region.as_str())));
+                }
+                if let Some(dept) = resource.department {
+                    attrs.push(("to_agency", b_ref("Agency", dept.code())));
+                }
+                if let Some(t) = &resource.to_township {
+                    b.division(t)
+                        .map_err(|e| internal("resource.to_township", e))?;
+                    attrs.push(("to_township", b_ref("Division", t.as_str())));
+                }
+                b.add("Slip", "slip", attrs, None)
             }
             ResourceKind::AccessLog => b.add("AccessLog", "log", vec![], None),
             ResourceKind::System => b.add("System", "hub", vec![], None),

@@ -15,12 +15,15 @@
 //! - [`calendar`]: [`WorkingCalendar`] — China's official working days (holidays, 调休 make-up
 //!   days) per year, from the State Council's notices; deadlines in working days, provisional when a
 //!   year has no file.
+//! - [`deadlines`]: [`Deadlines`] — the clocks' durations (`clocks.toml`): the case clocks and each
+//!   referral-slip kind's default and longest period.
 //! - [`table`]: [`run_decision_table`] — run a decision table against an engine.
 //! - [`error`]: [`PolicyError`] — every load error names the file and line (Cedar) or key (TOML).
 #![forbid(unsafe_code)]
 
 pub mod action;
 pub mod calendar;
+pub mod deadlines;
 pub mod engine;
 pub mod error;
 pub mod profiles;
@@ -30,6 +33,7 @@ mod toml_util;
 
 pub use action::Action;
 pub use calendar::{CalendarError, CalendarYear, Day, DayKind, Deadline, WorkingCalendar};
+pub use deadlines::{CasePeriods, Deadlines, Period, SlipPeriods};
 pub use engine::{AuthorizationStatus, Decision, PolicyEngine, RequestCtx, ResourceCtx};
 pub use error::{PolicyError, SourceProblem};
 pub use profiles::{IncomeRule, Profiles, PurposeProfile};

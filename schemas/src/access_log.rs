@@ -76,6 +76,12 @@ pub enum Action {
     CaseSearched,
     /// 办理案件: a case was moved to another stage (受理, 分办, 先行救助, 调查, 转交县级, 决定, 办结).
     CaseMoved,
+    /// 转办: a referral slip (转办单) was issued from a case to a department or township.
+    SlipIssued,
+    /// 查看转办单: a referral slip with the applicant's personal data was read.
+    SlipRead,
+    /// 办理转办单: a referral slip was accepted (签收) or answered (反馈).
+    SlipMoved,
 }
 
 /// The policy decision (策略决定).
@@ -644,6 +650,9 @@ mod tests {
             (Action::CaseRead, "case_read"),
             (Action::CaseMoved, "case_moved"),
             (Action::CaseSearched, "case_searched"),
+            (Action::SlipIssued, "slip_issued"),
+            (Action::SlipRead, "slip_read"),
+            (Action::SlipMoved, "slip_moved"),
         ] {
             let mut e = sample();
             e.action = action;

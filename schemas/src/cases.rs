@@ -1,5 +1,6 @@
 //! 救助案件词汇: the vocabulary of cases (救助申请) — intake channels (受理渠道), hardship kinds
-//! (困难类型), kinds of first help (先行救助方式) and assistance types (救助类型). Pure codes; the
+//! (困难类型), kinds of first help (先行救助方式), assistance types (救助类型), referral-slip kinds
+//! (转办单类型) and their results (办理结果). Pure codes; the
 //! case's stages and moves are the hub's (`hub::cases::model`).
 
 use serde::{Deserialize, Serialize};
@@ -115,6 +116,68 @@ coded_enum! {
     }
 }
 
+coded_enum! {
+    /// 转办单类型: what a referral slip (转办单) asks for, which decides who receives it.
+    SlipKind {
+        /// 医疗救助 → health (卫健/医保)
+        MedicalAssistance => "medical_assistance", "医疗救助";
+        /// 教育救助 → education (教育)
+        EducationAid => "education_aid", "教育救助";
+        /// 住房救助 → housing (住建)
+        Housing => "housing", "住房救助";
+        /// 就业救助 → labor (人社)
+        Employment => "employment", "就业救助";
+        /// 法律援助 → justice (司法)
+        LegalAid => "legal_aid", "法律援助";
+        /// 康复救助 → disability (残联)
+        Rehabilitation => "rehabilitation", "康复救助";
+        /// 转乡镇: to another township's caseworkers (`to_township`)
+        Township => "township", "转乡镇";
+    }
+}
+
+impl SlipKind {
+    /// The English name.
+    pub fn name_en(self) -> &'static str {
+        match self {
+            SlipKind::MedicalAssistance => "medical assistance",
+            SlipKind::EducationAid => "education aid",
+            SlipKind::Housing => "housing assistance",
+            SlipKind::Employment => "employment assistance",
+            SlipKind::LegalAid => "legal aid",
+            SlipKind::Rehabilitation => "rehabilitation",
+            SlipKind::Township => "to another township",
+        }
+    }
+
+    /// 承办部门: the department that receives a slip of this kind; `None` for
+    /// [`SlipKind::Township`], which goes to a township's caseworkers.
+    pub fn department(self) -> Option<crate::Department> {
+        use crate::Department as D;
+        match self {
+            SlipKind::MedicalAssistance => Some(D::Health),
+            SlipKind::EducationAid => Some(D::Education),
+            SlipKind::Housing => Some(D::Housing),
+            SlipKind::Employment => Some(D::Labor),
+            SlipKind::LegalAid => Some(D::Justice),
+            SlipKind::Rehabilitation => Some(D::Disability),
+            SlipKind::Township => None,
+        }
+    }
+}
+
+coded_enum! {
+    /// 办理结果: what the receiving party reports back on a referral slip (反馈).
+    SlipResult {
+        /// 已办结
+        Done => "done", "已办结";
+        /// 部分办结
+        PartlyDone => "partly_done", "部分办结";
+        /// 无法办理 (with the reason)
+        NotPossible => "not_possible", "无法办理";
+    }
+}
+
 impl Channel {
     /// The channels an intake system (role `intake`) files through; the others are a caseworker's.
     pub fn is_intake_system(self) -> bool {
@@ -142,5 +205,13 @@ mod tests {
             assert_eq!(serde_json::to_value(a).unwrap(), a.code());
         }
         assert_eq!(Channel::from_code("fax"), None);
+        for k in SlipKind::ALL {
+            assert_eq!(SlipKind::from_code(k.code()), Some(*k));
+            assert_eq!(serde_json::to_value(k).unwrap(), k.code());
+            assert_eq!(k.department().is_none(), *k == SlipKind::Township);
+        }
+        for r in SlipResult::ALL {
+            assert_eq!(serde_json::to_value(r).unwrap(), r.code());
+        }
     }
 }

@@ -171,9 +171,9 @@ pub enum Urgency {
     /// 常规: preliminary investigation within 3 working days
     #[default]
     Normal,
-    /// 急难: urgent temporary assistance within 24 hours
+    /// 紧急: urgent temporary assistance within 24 hours
     Urgent,
-    /// 紧急: emergency help within 2 hours
+    /// 急难: emergency help within 2 hours
     Emergency,
 }
 
@@ -183,6 +183,15 @@ impl Urgency {
             Urgency::Normal => "normal",
             Urgency::Urgent => "urgent",
             Urgency::Emergency => "emergency",
+        }
+    }
+
+    /// The tier's Chinese name with its time limit, for pages and reports.
+    pub fn name_zh(self) -> &'static str {
+        match self {
+            Urgency::Normal => "常规",
+            Urgency::Urgent => "紧急（24小时内）",
+            Urgency::Emergency => "急难（2小时内）",
         }
     }
 }

@@ -360,6 +360,7 @@ pub fn router(state: AppState, opts: &RouterOptions) -> Router {
         .merge(crate::log::api::routes())
         .merge(crate::verify::api::routes())
         .merge(crate::cases::api::routes())
+        .merge(crate::cases::slips_api::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

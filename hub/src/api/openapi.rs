@@ -30,6 +30,8 @@ enum Body {
     Octets,
     /// JSON (the named component) or, with `format: html`, a printable page.
     JsonOrHtml(&'static str),
+    /// JSON (the named component) or, with `format=csv`, a CSV file.
+    JsonOrCsv(&'static str),
 }
 
 /// One parameter: name, where, required, description, JSON schema (as JSON text).
@@ -91,7 +93,34 @@ const MOVE_RESPONSES: &[(u16, Body, &str)] = &[
     (
         409,
         Body::Json("CaseConflict"),
-        "`illegal_transition` (with the case's `state` and the `allowed` moves), `version_mismatch` (expected_version is not the case's) or `case_changed` (moved by someone else meanwhile)",
+        "`illegal_transition` (with the case's `state` and the `allowed` moves), `version_mismatch` (expected_version is not the case's), `case_changed` (moved by someone else meanwhile) or, closing, `slips_open` (with the ids of the case's `slips` without feedback)",
+    ),
+    (
+        503,
+        Body::Json("ErrorBody"),
+        "`data_key_unconfigured`: the hub holds no data-encryption key",
+    ),
+];
+
+const SLIP_ID_PARAM: Param = (
+    "id",
+    "path",
+    true,
+    "referral slip id (UUIDv7)",
+    r#"{"type":"string","minLength":1,"maxLength":128}"#,
+);
+
+/// The answers a move of a referral slip can give besides 200.
+const SLIP_MOVE_RESPONSES: &[(u16, Body, &str)] = &[
+    (
+        200,
+        Body::Json("SlipChanged"),
+        "moved; the slip as it is now",
+    ),
+    (
+        409,
+        Body::Json("SlipConflict"),
+        "`illegal_transition` (with the slip's `state` and the `allowed` moves), `version_mismatch` or `slip_changed`",
     ),
     (
         503,
@@ -385,6 +414,58 @@ const OPS: &[Op] = &[
         not_found: None,
     },
     Op {
+        id: "supervisionTimeliness",
+        tag: "cases",
+        method: "get",
+        path: "/v1/supervision/timeliness",
+        summary: "督导统计 / timeliness per township and stage for county supervisors (JSON or CSV)",
+        request: None,
+        responses: &[
+            (
+                200,
+                Body::JsonOrCsv("Timeliness"),
+                "the figures; with format=csv a UTF-8 CSV file",
+            ),
+            (
+                422,
+                Body::Json("ErrorBody"),
+                "`range_too_large`: more cases in the window than one report reads",
+            ),
+        ],
+        parameters: &[
+            (
+                "division",
+                "query",
+                false,
+                "a county (6 digits) or township (9 digits) inside the caller's division; the caller's own by default",
+                r#"{"type":"string","pattern":"^(0[1-9]|[1-9][0-9])[0-9]{4}([0-9]{3})?$"}"#,
+            ),
+            (
+                "from",
+                "query",
+                false,
+                "first filing date counted, YYYY-MM-DD (Beijing); 365 days before `to` by default",
+                r#"{"type":"string","format":"date"}"#,
+            ),
+            (
+                "to",
+                "query",
+                false,
+                "last filing date counted, YYYY-MM-DD (Beijing); today by default",
+                r#"{"type":"string","format":"date"}"#,
+            ),
+            (
+                "format",
+                "query",
+                false,
+                "json (default) or csv",
+                r#"{"type":"string","enum":["json","csv"]}"#,
+            ),
+        ],
+        authorized: true,
+        not_found: None,
+    },
+    Op {
         id: "searchCases",
         tag: "cases",
         method: "post",
@@ -519,6 +600,108 @@ const OPS: &[Op] = &[
         parameters: &[CASE_ID_PARAM],
         authorized: true,
         not_found: Some("no case with this id"),
+    },
+    Op {
+        id: "issueSlip",
+        tag: "slips",
+        method: "post",
+        path: "/v1/cases/{id}/slips",
+        summary: "开具转办单 / issue a referral slip from an accepted case to a department or township (logged)",
+        request: Some("IssueSlipRequest"),
+        responses: &[
+            (201, Body::Json("SlipChanged"), "issued"),
+            (
+                409,
+                Body::Json("ErrorBody"),
+                "`case_stage`: slips are issued from accepted cases not yet decided",
+            ),
+            (
+                503,
+                Body::Json("ErrorBody"),
+                "`data_key_unconfigured`: the hub holds no data-encryption key",
+            ),
+        ],
+        parameters: &[CASE_ID_PARAM],
+        authorized: true,
+        not_found: Some("no case with this id"),
+    },
+    Op {
+        id: "listSlips",
+        tag: "slips",
+        method: "get",
+        path: "/v1/slips",
+        summary: "转办单列表 / the referral slips addressed to the caller (its department, or its township), newest first (no personal data)",
+        request: None,
+        responses: &[(200, Body::Json("SlipList"), "one page")],
+        parameters: &[
+            (
+                "state",
+                "query",
+                false,
+                "only slips in this state",
+                r#"{"type":"string","enum":["issued","accepted","answered"]}"#,
+            ),
+            (
+                "overdue",
+                "query",
+                false,
+                "true: only slips without feedback past their due time; false: only the others",
+                r#"{"type":"boolean"}"#,
+            ),
+            (
+                "cursor",
+                "query",
+                false,
+                "next_cursor of the previous page",
+                r#"{"type":"string","format":"uuid"}"#,
+            ),
+            LIMIT_PARAM,
+        ],
+        authorized: true,
+        not_found: None,
+    },
+    Op {
+        id: "getSlip",
+        tag: "slips",
+        method: "get",
+        path: "/v1/slips/{id}",
+        summary: "查看转办单 / the slip with whom to help (name, resident ID, phone) and what is asked (logged)",
+        request: None,
+        responses: &[
+            (200, Body::Json("SlipView"), "the slip"),
+            (
+                503,
+                Body::Json("ErrorBody"),
+                "`data_key_unconfigured`: the hub holds no data-encryption key",
+            ),
+        ],
+        parameters: &[SLIP_ID_PARAM],
+        authorized: true,
+        not_found: Some("no slip with this id"),
+    },
+    Op {
+        id: "acceptSlip",
+        tag: "slips",
+        method: "post",
+        path: "/v1/slips/{id}/accept",
+        summary: "签收 / the receiving party accepts the slip",
+        request: Some("AcceptSlipBody"),
+        responses: SLIP_MOVE_RESPONSES,
+        parameters: &[SLIP_ID_PARAM],
+        authorized: true,
+        not_found: Some("no slip with this id"),
+    },
+    Op {
+        id: "answerSlip",
+        tag: "slips",
+        method: "post",
+        path: "/v1/slips/{id}/feedback",
+        summary: "反馈 / the receiving party records the result (from issued too: implies acceptance); closes the slip",
+        request: Some("SlipFeedbackBody"),
+        responses: SLIP_MOVE_RESPONSES,
+        parameters: &[SLIP_ID_PARAM],
+        authorized: true,
+        not_found: Some("no slip with this id"),
     },
     Op {
         id: "listVerifications",
@@ -765,6 +948,7 @@ pub fn component_schemas() -> Map<String, Value> {
         crate::cases::api::CaseChanged,
         crate::cases::api::CaseSummary,
         crate::cases::api::CaseList,
+        crate::cases::supervision::Timeliness,
         crate::cases::api::CaseListItem,
         crate::cases::api::CaseView,
         crate::cases::api::CaseSearch,
@@ -775,6 +959,12 @@ pub fn component_schemas() -> Map<String, Value> {
         crate::cases::api::HandToCountyBody,
         crate::cases::api::DecisionBody,
         crate::cases::api::VerificationList,
+        crate::cases::slips_api::IssueSlipRequest,
+        crate::cases::slips_api::AcceptSlipBody,
+        crate::cases::slips_api::SlipFeedbackBody,
+        crate::cases::slips_api::SlipChanged,
+        crate::cases::slips_api::SlipList,
+        crate::cases::slips_api::SlipView,
     );
     let mut out: Map<String, Value> = generator.take_definitions(true).into_iter().collect();
     out.insert(
@@ -799,6 +989,24 @@ pub fn component_schemas() -> Map<String, Value> {
                 "error": schema_ref("ErrorDetail"),
                 "state": schema_ref("CaseState"),
                 "allowed": { "type": "array", "items": schema_ref("Move") },
+                "slips": {
+                    "type": "array",
+                    "description": "`slips_open` (closing): the ids of the case's referral slips without feedback",
+                    "items": { "type": "string" },
+                },
+            },
+        }),
+    );
+    out.insert(
+        "SlipConflict".into(),
+        json!({
+            "type": "object",
+            "description": "409: the error object; for `illegal_transition` also the slip's state and the moves it allows",
+            "required": ["error"],
+            "properties": {
+                "error": schema_ref("ErrorDetail"),
+                "state": schema_ref("SlipState"),
+                "allowed": { "type": "array", "items": schema_ref("SlipMove") },
             },
         }),
     );
@@ -832,6 +1040,10 @@ fn content(body: Body) -> Option<Value> {
         Body::JsonOrHtml(name) => Some(json!({
             "application/json": { "schema": schema_ref(name) },
             "text/html": { "schema": { "type": "string" } },
+        })),
+        Body::JsonOrCsv(name) => Some(json!({
+            "application/json": { "schema": schema_ref(name) },
+            "text/csv": { "schema": { "type": "string" } },
         })),
     }
 }
@@ -944,6 +1156,7 @@ pub fn document() -> Value {
             { "name": "ops", "description": "liveness, readiness, identity, clients" },
             { "name": "verification", "description": "letters, household verifications, reports" },
             { "name": "cases", "description": "救助案件: filing, accepting, first help, investigation, decision, closing" },
+            { "name": "slips", "description": "转办单: referral slips from a case to a department or township; accept (签收) and feedback (反馈)" },
             { "name": "access-log", "description": "the signed access log, proofs, search, subject reports" },
         ],
         "paths": paths,

@@ -53,6 +53,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/cases/{id}/hand-to-county", post(hand_to_county))
         .route("/v1/cases/{id}/decision", post(decision))
         .route("/v1/cases/{id}/close", post(close))
+        .merge(super::supervision::routes())
 }
 
 /// A township code (9 digits).
@@ -70,7 +71,7 @@ pub const MAX_AMOUNT_FEN: i64 = 100_000_000;
 
 // ==== errors ====
 
-fn invalid(field: impl Into<String>, rule: impl std::fmt::Display) -> ApiError {
+pub(super) fn invalid(field: impl Into<String>, rule: impl std::fmt::Display) -> ApiError {
     let field = field.into();
     ApiError::bad_request(
         "validation_failed",
@@ -79,7 +80,7 @@ fn invalid(field: impl Into<String>, rule: impl std::fmt::Display) -> ApiError {
     )
 }
 
-fn seal_error(e: SealError) -> ApiError {
+pub(super) fn seal_error(e: SealError) -> ApiError {
     match e {
         SealError::Unconfigured => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -127,7 +128,7 @@ fn not_found() -> ApiError {
 // ==== access log ====
 
 #[allow(clippy::too_many_arguments)]
-fn case_entry(
+pub(super) fn case_entry(
     id: &Identity,
     action: LogAction,
     allowed: bool,
@@ -285,6 +286,10 @@ pub struct CaseView {
     /// materials, initial opinion and decision from acceptance, on the official working-day
     /// calendar), computed at the time of the request.
     pub clocks: Vec<Clock>,
+    /// 转办单: the referral slips issued from the case, oldest first, with their state, due date
+    /// and `overdue`; what is asked and the feedback where the caller may read the caseworkers'
+    /// records.
+    pub slips: Vec<super::slips_api::CaseSlip>,
 }
 
 /// The answer to a filing or a move.
@@ -495,14 +500,14 @@ pub struct DecisionBody {
 
 // ==== parsing ====
 
-fn parse_body<T: serde::de::DeserializeOwned + schemars::JsonSchema + 'static>(
+pub(super) fn parse_body<T: serde::de::DeserializeOwned + schemars::JsonSchema + 'static>(
     body: Value,
 ) -> Result<T, ApiError> {
     let bytes = serde_json::to_vec(&body).map_err(ApiError::internal)?;
     crate::api::extract::parse_object(&bytes)
 }
 
-fn text(field: &str, v: &str, max: usize) -> Result<(), ApiError> {
+pub(super) fn text(field: &str, v: &str, max: usize) -> Result<(), ApiError> {
     let n = v.trim().chars().count();
     if n == 0 || n > max {
         return Err(invalid(field, format!("must be 1-{max} characters")));
@@ -510,11 +515,11 @@ fn text(field: &str, v: &str, max: usize) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn opt_text(field: &str, v: &Option<String>, max: usize) -> Result<(), ApiError> {
+pub(super) fn opt_text(field: &str, v: &Option<String>, max: usize) -> Result<(), ApiError> {
     v.as_deref().map_or(Ok(()), |v| text(field, v, max))
 }
 
-fn township(field: &str, v: &str, region: &str) -> Result<DivisionCode, ApiError> {
+pub(super) fn township(field: &str, v: &str, region: &str) -> Result<DivisionCode, ApiError> {
     let d = DivisionCode::parse(v.trim()).map_err(|e| invalid(field, e))?;
     if d.level() != DivisionLevel::Township {
         return Err(invalid(field, "must be a township code (9 digits)"));
@@ -586,11 +591,11 @@ fn check_filing(req: &OpenCaseRequest, region: &str) -> Result<Filing, ApiError>
     })
 }
 
-fn ms(t: OffsetDateTime) -> i64 {
+pub(super) fn ms(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
-fn rfc3339(ms: i64) -> String {
+pub(super) fn rfc3339(ms: i64) -> String {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())
@@ -623,7 +628,7 @@ fn tier_of(row: &CaseRow) -> Result<Urgency, ApiError> {
 }
 
 /// Associated data of a case's personal fields and of its events' details.
-fn personal_aad(case_id: &str) -> Vec<u8> {
+pub(super) fn personal_aad(case_id: &str) -> Vec<u8> {
     format!("jsj-case/1 personal {case_id}").into_bytes()
 }
 
@@ -888,7 +893,9 @@ async fn read_case(
         .map_err(seal_error)?;
     let personal: Personal = serde_json::from_slice(&plain).map_err(ApiError::internal)?;
     let rows = store::events(&db, &row.id).await?;
-    let clocks = case_clocks(&s, &row, &rows, OffsetDateTime::now_utc())?;
+    let now = OffsetDateTime::now_utc();
+    let clocks = case_clocks(&s, &row, &rows, now)?;
+    let slips = super::slips_api::case_slips(&s, &row.id, notes, ms(now)).await?;
     let mut events = Vec::new();
     for e in rows {
         let details = match (&e.details, &e.key_id) {
@@ -934,6 +941,7 @@ async fn read_case(
         filed_by: row.filed_by,
         events,
         clocks,
+        slips,
     }))
 }
 
@@ -948,10 +956,12 @@ fn case_clocks(
         row.created_ms,
         events.iter().map(|e| (e.action.as_str(), e.at_ms)),
     );
+    let engine = s.authz.engine();
     Ok(clocks::clocks(
         tier_of(row)?,
         &timeline,
-        s.authz.engine().calendar(),
+        engine.calendar(),
+        &engine.deadlines().case,
         now,
     ))
 }
@@ -972,7 +982,7 @@ async fn list_item(
 }
 
 /// The digits every division inside `d` shares (a city lists its counties' townships).
-fn division_prefix(d: &DivisionCode) -> &str {
+pub(crate) fn division_prefix(d: &DivisionCode) -> &str {
     match d.level() {
         DivisionLevel::Province => &d.as_str()[..2],
         DivisionLevel::City => &d.as_str()[..4],
@@ -980,7 +990,7 @@ fn division_prefix(d: &DivisionCode) -> &str {
     }
 }
 
-fn page_limit(limit: Option<u32>) -> Result<i64, ApiError> {
+pub(super) fn page_limit(limit: Option<u32>) -> Result<i64, ApiError> {
     match limit.unwrap_or(50) {
         n @ 1..=MAX_PAGE => Ok(i64::from(n)),
         _ => Err(invalid("limit", format!("must be 1-{MAX_PAGE}"))),
@@ -1351,6 +1361,12 @@ async fn run_move(
         Ok(to) => to,
         Err(e) => return Ok(illegal(e)),
     };
+    // 件件有反馈: no case closes while one of its referral slips has no feedback.
+    if mv == Move::Close
+        && let Some(refused) = super::slips_api::refuse_close_with_open_slips(&s, &row.id).await?
+    {
+        return Ok(refused);
+    }
     let seq = row.version + 1;
     let plain = serde_json::to_vec(&c.details).map_err(ApiError::internal)?;
     let (key_id, sealed) = s

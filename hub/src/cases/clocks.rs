@@ -20,7 +20,8 @@
 //! recomputed on every read, so it firms up as soon as that year's file is loaded. A clock is
 //! `due_soon` when less than a quarter of its period is left.
 //!
-//! The durations are constants here (`FIRST_HELP_*`, `*_WORKING_DAYS`), not yet policy data.
+//! The durations are policy data: `[case]` of `policies/clocks.toml` ([`policies::CasePeriods`],
+//! loaded and reloaded with the Cedar policies; a bad file is refused whole).
 //! Tested by this module's tests across the 2026 Spring Festival and National Day and into 2027,
 //! and by e2e `cases::clocks_*`.
 
@@ -28,17 +29,6 @@ use schemas::Urgency;
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::{Date, OffsetDateTime, Time, UtcOffset};
-
-/// 紧急: first help within 2 hours of filing.
-pub const FIRST_HELP_EMERGENCY_HOURS: i64 = 2;
-/// 急难: first help within 24 hours of filing.
-pub const FIRST_HELP_URGENT_HOURS: i64 = 24;
-/// 补充完善材料: 5 working days from acceptance.
-pub const MATERIALS_WORKING_DAYS: u32 = 5;
-/// 调查初审意见: 3 working days after the materials are due.
-pub const INITIAL_OPINION_WORKING_DAYS: u32 = 3;
-/// 审批决定: 20 working days from acceptance.
-pub const DECISION_WORKING_DAYS: u32 = 20;
 
 const BEIJING: UtcOffset = time::macros::offset!(+8);
 
@@ -176,17 +166,18 @@ pub fn clocks(
     tier: Urgency,
     t: &Timeline,
     calendar: &policies::WorkingCalendar,
+    periods: &policies::CasePeriods,
     now: OffsetDateTime,
 ) -> Vec<Clock> {
     let mut out = Vec::new();
     let filed = instant(t.filed_ms);
     let hours = match tier {
-        Urgency::Emergency => Some(FIRST_HELP_EMERGENCY_HOURS),
-        Urgency::Urgent => Some(FIRST_HELP_URGENT_HOURS),
+        Urgency::Emergency => Some(periods.first_help_emergency_hours),
+        Urgency::Urgent => Some(periods.first_help_urgent_hours),
         Urgency::Normal => None,
     };
     if let Some(h) = hours {
-        let due = filed + time::Duration::hours(h);
+        let due = filed + time::Duration::hours(i64::from(h));
         out.push(clock(
             ClockKind::FirstHelp,
             filed,
@@ -200,7 +191,7 @@ pub fn clocks(
         return out;
     };
     let accepted = instant(accepted_ms);
-    let materials = calendar.add_working_days(accepted.date(), MATERIALS_WORKING_DAYS);
+    let materials = calendar.add_working_days(accepted.date(), periods.materials_working_days);
     out.push(clock(
         ClockKind::Materials,
         accepted,
@@ -209,7 +200,7 @@ pub fn clocks(
         t.investigated_ms,
         now,
     ));
-    let opinion = calendar.add_working_days(materials.date, INITIAL_OPINION_WORKING_DAYS);
+    let opinion = calendar.add_working_days(materials.date, periods.initial_opinion_working_days);
     out.push(clock(
         ClockKind::InitialOpinion,
         end_of_day(materials.date),
@@ -218,7 +209,7 @@ pub fn clocks(
         t.investigated_ms,
         now,
     ));
-    let decision = calendar.add_working_days(accepted.date(), DECISION_WORKING_DAYS);
+    let decision = calendar.add_working_days(accepted.date(), periods.decision_working_days);
     out.push(clock(
         ClockKind::Decision,
         accepted,
@@ -252,6 +243,10 @@ mod tests {
             .expect("shipped calendar")
     }
 
+    fn periods() -> policies::CasePeriods {
+        policies::Deadlines::statutory().case
+    }
+
     fn ms(t: OffsetDateTime) -> i64 {
         (t.unix_timestamp_nanos() / 1_000_000) as i64
     }
@@ -271,6 +266,7 @@ mod tests {
             Urgency::Emergency,
             &t,
             &cal(),
+            &periods(),
             filed + time::Duration::minutes(30),
         );
         assert_eq!(cs.len(), 1, "only first help before acceptance");
@@ -283,6 +279,7 @@ mod tests {
             Urgency::Emergency,
             &t,
             &cal(),
+            &periods(),
             datetime!(2026-03-02 10:45 +8),
         );
         assert_eq!(find(&cs, ClockKind::FirstHelp).status, ClockStatus::DueSoon);
@@ -290,6 +287,7 @@ mod tests {
             Urgency::Emergency,
             &t,
             &cal(),
+            &periods(),
             datetime!(2026-03-02 11:00:01 +8),
         );
         assert_eq!(find(&cs, ClockKind::FirstHelp).status, ClockStatus::Overdue);
@@ -298,6 +296,7 @@ mod tests {
             Urgency::Emergency,
             &t,
             &cal(),
+            &periods(),
             datetime!(2026-03-09 00:00 +8),
         );
         let fh = find(&cs, ClockKind::FirstHelp);
@@ -313,9 +312,9 @@ mod tests {
             filed_ms: ms(filed),
             ..Default::default()
         };
-        let cs = clocks(Urgency::Urgent, &t, &cal(), filed);
+        let cs = clocks(Urgency::Urgent, &t, &cal(), &periods(), filed);
         assert_eq!(cs[0].due_at, "2026-02-15T20:00:00+08:00");
-        assert!(clocks(Urgency::Normal, &t, &cal(), filed).is_empty());
+        assert!(clocks(Urgency::Normal, &t, &cal(), &periods(), filed).is_empty());
     }
 
     #[test]
@@ -328,7 +327,7 @@ mod tests {
             accepted_ms: Some(ms(accepted)),
             ..Default::default()
         };
-        let cs = clocks(Urgency::Normal, &t, &cal(), accepted);
+        let cs = clocks(Urgency::Normal, &t, &cal(), &periods(), accepted);
         assert_eq!(cs.len(), 3);
         let m = find(&cs, ClockKind::Materials);
         assert_eq!(m.due_at, "2026-02-27T23:59:59+08:00");
@@ -358,7 +357,7 @@ mod tests {
             accepted_ms: Some(ms(accepted)),
             ..Default::default()
         };
-        let cs = clocks(Urgency::Normal, &t, &cal(), accepted);
+        let cs = clocks(Urgency::Normal, &t, &cal(), &periods(), accepted);
         assert_eq!(
             find(&cs, ClockKind::Materials).due_at,
             "2026-09-24T23:59:59+08:00"
@@ -375,7 +374,13 @@ mod tests {
             "2026-10-22T23:59:59+08:00"
         );
         // Past the materials date with no investigation: overdue; the later ones still running.
-        let cs = clocks(Urgency::Normal, &t, &cal(), datetime!(2026-09-25 00:00 +8));
+        let cs = clocks(
+            Urgency::Normal,
+            &t,
+            &cal(),
+            &periods(),
+            datetime!(2026-09-25 00:00 +8),
+        );
         assert_eq!(find(&cs, ClockKind::Materials).status, ClockStatus::Overdue);
         assert_eq!(
             find(&cs, ClockKind::InitialOpinion).status,
@@ -399,7 +404,7 @@ mod tests {
             !calendar.has_year(2027),
             "test assumes no 2027 file is shipped"
         );
-        let cs = clocks(Urgency::Normal, &t, &calendar, accepted);
+        let cs = clocks(Urgency::Normal, &t, &calendar, &periods(), accepted);
         let m = find(&cs, ClockKind::Materials);
         assert!(!m.provisional, "materials stay in 2026");
         let d = find(&cs, ClockKind::Decision);
@@ -418,7 +423,13 @@ mod tests {
                 ("decide", ms(datetime!(2026-03-10 09:00 +8))),
             ],
         );
-        let cs = clocks(Urgency::Normal, &t, &cal(), datetime!(2026-06-01 00:00 +8));
+        let cs = clocks(
+            Urgency::Normal,
+            &t,
+            &cal(),
+            &periods(),
+            datetime!(2026-06-01 00:00 +8),
+        );
         assert!(cs.iter().all(|c| c.status == ClockStatus::Met), "{cs:?}");
         assert_eq!(nearest_open(&cs), (None, false));
     }

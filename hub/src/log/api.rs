@@ -601,6 +601,9 @@ fn action_zh(a: Action) -> &'static str {
         Action::CaseRead => "查看救助案件 / case read",
         Action::CaseMoved => "办理救助案件 / case moved",
         Action::CaseSearched => "按身份证号查找案件 / cases looked up by resident ID",
+        Action::SlipIssued => "开具转办单 / referral slip issued",
+        Action::SlipRead => "查看转办单 / referral slip read",
+        Action::SlipMoved => "办理转办单（签收、反馈）/ referral slip accepted or answered",
     }
 }
 

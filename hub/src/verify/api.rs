@@ -1086,6 +1086,7 @@ async fn verify_household(
         member_count,
         unrelated_count,
         case_state: None,
+        to_township: None,
     };
     let ctx = RequestCtx {
         authorization: auth_status,

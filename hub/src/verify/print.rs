@@ -77,13 +77,8 @@ pub fn render(report: &Report) -> String {
         h.push_str(&format!("<tr><th>{zh} / {en}</th><td>{}</td></tr>", esc(v)));
     };
     row(&mut h, "案件编号", "case", &report.case_ref);
-    row(
-        &mut h,
-        "核对用途",
-        "purpose",
-        &format!("{} ({})", report.purpose.name_zh(), report.purpose.code()),
-    );
-    row(&mut h, "紧急程度", "urgency", report.urgency.code());
+    row(&mut h, "核对用途", "purpose", report.purpose.name_zh());
+    row(&mut h, "紧急程度", "urgency", report.urgency.name_zh());
     row(
         &mut h,
         "户籍登记地",

@@ -176,6 +176,13 @@ const TABLE: &[Row] = &[
         "/v1/cases",
         [Allowed, Allowed, Allowed, Denied, Denied, Denied, Allowed],
     ),
+    // Supervision figures (督导) carry no personal data: for county officers only, refused
+    // without an entry.
+    row(
+        "get",
+        "/v1/supervision/timeliness",
+        [Denied, Denied, Allowed, Denied, Denied, Denied, Denied],
+    ),
     // A look-up by resident ID is personal data: refused and logged before the body is read.
     row(
         "post",
@@ -292,6 +299,69 @@ const TABLE: &[Row] = &[
             DeniedLogged,
             DeniedLogged,
             DeniedLogged,
+            DeniedLogged,
+        ],
+    ),
+    // Referral slips (转办单), from a 许庄 case to labor (the table's department). Issuing is
+    // personal data (the slip copies the applicant): the case's jurisdiction, refusals logged.
+    row(
+        "post",
+        "/v1/cases/{id}/slips",
+        [
+            Allowed,
+            DeniedLogged,
+            Allowed,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+        ],
+    ),
+    // The incoming list carries no personal data: refused without an entry; caseworkers see what
+    // is addressed to their township (nothing here), labor its slips.
+    row(
+        "get",
+        "/v1/slips",
+        [Allowed, Allowed, Allowed, Denied, Denied, Allowed, Denied],
+    ),
+    // The issuing side (许庄, the county) follows its slips; labor reads whom to help.
+    row(
+        "get",
+        "/v1/slips/{id}",
+        [
+            Allowed,
+            DeniedLogged,
+            Allowed,
+            DeniedLogged,
+            DeniedLogged,
+            Allowed,
+            DeniedLogged,
+        ],
+    ),
+    // Only the department addressed accepts and answers.
+    row(
+        "post",
+        "/v1/slips/{id}/accept",
+        [
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            Allowed,
+            DeniedLogged,
+        ],
+    ),
+    row(
+        "post",
+        "/v1/slips/{id}/feedback",
+        [
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            Allowed,
             DeniedLogged,
         ],
     ),
@@ -419,6 +489,10 @@ struct Fixtures {
     /// For each move: a case in the stage the move starts from, for the township caseworker
     /// (and every refused role), and another for the county officer.
     move_cases: std::collections::BTreeMap<(String, bool), String>,
+    /// An accepted 许庄 case slips are issued from.
+    slip_case: String,
+    /// Three slips of it to labor: to read, to accept, to answer.
+    slips: [String; 3],
 }
 
 /// The stage each move starts from, as the moves that lead there (a normal case).
@@ -463,6 +537,20 @@ async fn fixtures(s: &Setup) -> anyhow::Result<Fixtures> {
             move_cases.insert((step.to_owned(), county), id);
         }
     }
+    let slip_case = s.prepared_case("normal", &["accept"]).await?;
+    let mut slips = Vec::new();
+    for _ in 0..3 {
+        let (status, b) = s
+            .post(
+                "caseworker",
+                &format!("/v1/cases/{slip_case}/slips"),
+                &slip_body(),
+            )
+            .await?;
+        assert_eq!(status, 201, "{b}");
+        slips.push(b["id"].as_str().expect("id").to_owned());
+    }
+    let slips: [String; 3] = slips.try_into().expect("three slips");
     Ok(Fixtures {
         report_id,
         emergency_id,
@@ -470,7 +558,13 @@ async fn fixtures(s: &Setup) -> anyhow::Result<Fixtures> {
         household: h,
         case_id,
         move_cases,
+        slip_case,
+        slips,
     })
+}
+
+fn slip_body() -> Value {
+    json!({ "kind": "employment", "asked": "申请人失业，请落实就业援助" })
 }
 
 /// A fresh letter body (a distinct document hash each time).
@@ -489,6 +583,25 @@ fn request(
     role: usize,
 ) -> (String, Option<Value>) {
     let h = &f.household;
+    match (row.method, row.path) {
+        ("post", "/v1/cases/{id}/slips") => {
+            return (
+                format!("/v1/cases/{}/slips", f.slip_case),
+                Some(slip_body()),
+            );
+        }
+        ("get", "/v1/slips/{id}") => return (format!("/v1/slips/{}", f.slips[0]), None),
+        ("post", "/v1/slips/{id}/accept") => {
+            return (format!("/v1/slips/{}/accept", f.slips[1]), Some(json!({})));
+        }
+        ("post", "/v1/slips/{id}/feedback") => {
+            return (
+                format!("/v1/slips/{}/feedback", f.slips[2]),
+                Some(json!({ "result": "done", "text": "已推荐就业岗位" })),
+            );
+        }
+        _ => {}
+    }
     if let Some(step) = row.path.strip_prefix("/v1/cases/{id}/") {
         let case = &f.move_cases[&(step.to_owned(), ROLES[role] == "county-officer")];
         return (

@@ -1130,6 +1130,9 @@ async fn report_views_and_prints_are_logged_exactly_once_each() -> anyhow::Resul
     assert_eq!(status, 200, "{page}");
     assert!(ctype.starts_with("text/html"), "{ctype}");
     assert!(page.contains("家庭经济状况核对报告") && page.contains("case-print-1"));
+    // Chinese names, not wire codes, on a page a caseworker reads.
+    assert!(page.contains("<td>常规</td>"), "urgency in Chinese: {page}");
+    assert!(!page.contains("(dibao_application)") && !page.contains("(temporary_assistance)"));
     for d in Department::ALL {
         assert!(page.contains(d.name_zh()), "the page names {d}");
     }
