@@ -186,16 +186,16 @@ async fn three_slips_to_closure(s: &Setup, pg_url: Option<&str>) -> anyhow::Resu
     // Each party lists only what is addressed to it.
     let (status, l) = s.get_json("dept-health", "/v1/slips").await?;
     assert_eq!(status, 200, "{l}");
-    assert_eq!(slip_ids(&l), [health.clone()]);
+    assert_eq!(slip_ids(&l), [health.as_str()]);
     let (status, l) = s.get_json("dept-education", "/v1/slips").await?;
     assert_eq!(status, 200, "{l}");
-    assert_eq!(slip_ids(&l), [education.clone()]);
+    assert_eq!(slip_ids(&l), [education.as_str()]);
     let (status, l) = s.get_json("dept-labor", "/v1/slips").await?;
     assert_eq!(status, 200, "{l}");
     assert!(slip_ids(&l).is_empty(), "{l}");
     let (status, l) = s.get_json("caseworker-other", "/v1/slips").await?;
     assert_eq!(status, 200, "{l}");
-    assert_eq!(slip_ids(&l), [township.clone()]);
+    assert_eq!(slip_ids(&l), [township.as_str()]);
     let (status, l) = s.get_json("caseworker", "/v1/slips").await?;
     assert_eq!(status, 200, "{l}");
     assert!(slip_ids(&l).is_empty(), "nothing is addressed to 许庄: {l}");
@@ -272,7 +272,7 @@ async fn three_slips_to_closure(s: &Setup, pg_url: Option<&str>) -> anyhow::Resu
         .get_json("dept-education", "/v1/slips?overdue=true")
         .await?;
     assert_eq!(status, 200, "{l}");
-    assert_eq!(slip_ids(&l), [education.clone()]);
+    assert_eq!(slip_ids(&l), [education.as_str()]);
     assert_eq!(l["slips"][0]["overdue"], true);
     let (status, l) = s.get_json("dept-health", "/v1/slips?overdue=true").await?;
     assert_eq!(status, 200, "{l}");
@@ -281,7 +281,7 @@ async fn three_slips_to_closure(s: &Setup, pg_url: Option<&str>) -> anyhow::Resu
         .get_json("dept-health", "/v1/slips?overdue=false&state=accepted")
         .await?;
     assert_eq!(status, 200, "{l}");
-    assert_eq!(slip_ids(&l), [health.clone()]);
+    assert_eq!(slip_ids(&l), [health.as_str()]);
     // A bad query is a clean 400 (the shared `Query` extractor names the query as a whole).
     let (status, b) = s.get_json("dept-health", "/v1/slips?state=done").await?;
     assert_eq!(
