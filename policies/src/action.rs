@@ -166,7 +166,6 @@ impl Action {
             | Action::MoveCase
             | Action::ListCases
             | Action::Supervise => ResourceKind::Case,
-            Action::ListCases => ResourceKind::Case,
             Action::IssueSlip | Action::ReadSlip | Action::ListSlips | Action::AnswerSlip => {
                 ResourceKind::Slip
             }
