@@ -99,6 +99,18 @@ pub fn demo_clients() -> Vec<(String, ClientSpec)> {
             },
         ),
         (
+            // A second 许庄 caseworker: the demo's seeded cases are filed and moved with it, so
+            // they do not spend `caseworker`'s request budget.
+            "caseworker-2".to_owned(),
+            ClientSpec {
+                role: Role::Caseworker,
+                organisation: "mz-370811002".into(),
+                division: "370811002".into(),
+                principal: "cw-xuzhuang-02".into(),
+                display_name: "许庄街道经办人二 (second Xuzhuang caseworker)".into(),
+            },
+        ),
+        (
             "caseworker-qufu".to_owned(),
             ClientSpec {
                 role: Role::Caseworker,

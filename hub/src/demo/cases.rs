@@ -41,7 +41,7 @@ pub const XIAZHEN: &str = "370826001";
 /// The demo caseworker (certificate file stem) of each seeded township.
 fn caseworker_of(township: &str) -> &'static str {
     match township {
-        XUZHUANG => "caseworker",
+        XUZHUANG => "caseworker-2",
         LIYING => "caseworker-other",
         LUCHENG => "caseworker-qufu",
         GULOU => "caseworker-yanzhou",
@@ -110,7 +110,7 @@ fn seeds() -> Vec<Seed> {
         // calendar (20 working days end 30 Oct: 1-7 Oct off, Saturday 10 Oct worked), though a
         // Monday-Friday count would have said 26 Oct.
         Seed {
-            filer: "caseworker",
+            filer: "caseworker-2",
             channel: "walk_in",
             tier: "normal",
             township: XUZHUANG,
@@ -164,7 +164,7 @@ fn seeds() -> Vec<Seed> {
         },
         // Investigated and handed to the county (任城区), whose decision is due.
         Seed {
-            filer: "caseworker",
+            filer: "caseworker-2",
             channel: "walk_in",
             tier: "normal",
             township: XUZHUANG,
@@ -179,7 +179,7 @@ fn seeds() -> Vec<Seed> {
         },
         // Accepted twelve days ago, never investigated: the materials are overdue.
         Seed {
-            filer: "caseworker",
+            filer: "caseworker-2",
             channel: "walk_in",
             tier: "normal",
             township: XUZHUANG,
@@ -272,7 +272,7 @@ fn seeds() -> Vec<Seed> {
         },
         // 许庄: urgent at the window, accepted, first help due within hours (即将到期).
         Seed {
-            filer: "caseworker",
+            filer: "caseworker-2",
             channel: "walk_in",
             tier: "urgent",
             township: XUZHUANG,
