@@ -46,7 +46,7 @@ pub enum Command {
     /// Auditor tools for the access log: verify, search, subject access report.
     #[command(subcommand)]
     Audit(crate::audit::AuditCommand),
-    /// Caseworker tools: start a household verification from a file, fetch or print a report.
+    /// Caseworker tools: household verifications and reports, cases (救助案件).
     #[command(subcommand)]
     Client(crate::client::ClientCommand),
     /// Policies: validate a policy directory and run a decision table against it.

@@ -3,7 +3,10 @@
 //! `hub client verify REQUEST.json [--letter LETTER.json]` records the authorization letter (核对授权书)
 //! first when given, cites it, starts the household verification and prints each department's
 //! status; `hub client report ID` fetches a stored report, optionally as the printable page.
+//! `hub client case …` ([`cases`]) opens, lists, shows and moves cases (救助案件).
 //! Every call goes over mTLS with the caller's own certificate.
+
+pub mod cases;
 
 use std::path::PathBuf;
 
@@ -23,6 +26,9 @@ pub enum ClientCommand {
     FollowUps(FollowUpsArgs),
     /// Attach the letter recorded after an emergency check (补登授权书).
     AttachLetter(AttachLetterArgs),
+    /// 救助案件: open, list, show and move cases.
+    #[command(subcommand)]
+    Case(cases::CaseCommand),
 }
 
 #[derive(Debug, Args)]
@@ -86,13 +92,13 @@ pub struct ReportArgs {
     pub json: bool,
 }
 
-fn read_json(path: &PathBuf) -> anyhow::Result<Value> {
+pub(crate) fn read_json(path: &PathBuf) -> anyhow::Result<Value> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_slice(&bytes).with_context(|| format!("{}: not JSON", path.display()))
 }
 
 /// The hub's error body as one line, or the raw text.
-fn error_line(status: u16, body: &str) -> String {
+pub(crate) fn error_line(status: u16, body: &str) -> String {
     match serde_json::from_str::<Value>(body) {
         Ok(v) if v["error"].is_object() => {
             let e = &v["error"];
@@ -185,6 +191,7 @@ pub fn main(cmd: ClientCommand) -> anyhow::Result<()> {
             ClientCommand::Report(args) => report(args).await,
             ClientCommand::FollowUps(args) => follow_ups(args).await,
             ClientCommand::AttachLetter(args) => attach_letter(args).await,
+            ClientCommand::Case(cmd) => cases::main(cmd).await,
         }
     })
 }

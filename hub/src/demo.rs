@@ -4,7 +4,11 @@
 //! The seven simulated departments (connector protocol v1 over mTLS, answering from a deterministic
 //! synthetic population) run in the same process; `DIR/departments.toml` lists their URLs and
 //! answer-signing keys, and `DIR/samples/` holds sample verification requests and one direct
-//! protocol-v1 query per department.
+//! protocol-v1 query per department, and `samples/case-*.json` one filing per tier for `hub
+//! client case new`. At start-up [`cases`] opens a realistic set of cases across several
+//! townships (some overdue, some whose deadlines run across the National Day holiday).
+
+pub mod cases;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -92,6 +96,58 @@ pub fn demo_clients() -> Vec<(String, ClientSpec)> {
                 division: "370800".into(),
                 principal: "admin-01".into(),
                 display_name: "枢纽管理员 (hub operator)".into(),
+            },
+        ),
+        (
+            // A second 许庄 caseworker: the demo's seeded cases are filed and moved with it, so
+            // they do not spend `caseworker`'s request budget.
+            "caseworker-2".to_owned(),
+            ClientSpec {
+                role: Role::Caseworker,
+                organisation: "mz-370811002".into(),
+                division: "370811002".into(),
+                principal: "cw-xuzhuang-02".into(),
+                display_name: "许庄街道经办人二 (second Xuzhuang caseworker)".into(),
+            },
+        ),
+        (
+            "caseworker-qufu".to_owned(),
+            ClientSpec {
+                role: Role::Caseworker,
+                organisation: "mz-370881001".into(),
+                division: "370881001".into(),
+                principal: "cw-lucheng-01".into(),
+                display_name: "鲁城街道经办人 (Lucheng, Qufu caseworker)".into(),
+            },
+        ),
+        (
+            "caseworker-yanzhou".to_owned(),
+            ClientSpec {
+                role: Role::Caseworker,
+                organisation: "mz-370812001".into(),
+                division: "370812001".into(),
+                principal: "cw-gulou-01".into(),
+                display_name: "鼓楼街道经办人 (Gulou, Yanzhou caseworker)".into(),
+            },
+        ),
+        (
+            "caseworker-weishan".to_owned(),
+            ClientSpec {
+                role: Role::Caseworker,
+                organisation: "mz-370826001".into(),
+                division: "370826001".into(),
+                principal: "cw-xiazhen-01".into(),
+                display_name: "夏镇街道经办人 (Xiazhen, Weishan caseworker)".into(),
+            },
+        ),
+        (
+            "intake-qr".to_owned(),
+            ClientSpec {
+                role: Role::Intake,
+                organisation: "qr_help".into(),
+                division: "370800".into(),
+                principal: "qr-help".into(),
+                display_name: "济宁市一码求助平台 (QR help service)".into(),
             },
         ),
         (
@@ -193,6 +249,13 @@ pub fn instructions(dir: &Path, listen: SocketAddr, admin: SocketAddr, hub: &Pat
          $HUB client verify $ME $S/xuzhuang-emergency.json\n  \
          $HUB client follow-ups $ME\n  \
          $HUB client attach-letter $ME <report id> --letter $S/xuzhuang-emergency.letter.json\n\n\
+         救助案件 / cases: open one at the window, list (the demo opened more, some overdue), show, accept, first help:\n  \
+         $HUB client case new $ME $S/case-emergency.json\n  \
+         $HUB client case list $ME\n  \
+         $HUB client case list $ME --overdue\n  \
+         $HUB client case show $ME <case id>\n  \
+         $HUB client case accept $ME <case id>\n  \
+         $HUB client case help $ME <case id> --kind cash --amount 500.00 --by 许庄街道救助站\n\n\
          审计 / auditors: verify the access log, search it, who looked at my data:\n  \
          $HUB audit verify $AU --vkey {d}/log.vkey --save-checkpoint {d}/trusted.checkpoint\n  \
          $HUB audit search $AU --actor cw-xuzhuang-01\n  \
@@ -200,7 +263,7 @@ pub fn instructions(dir: &Path, listen: SocketAddr, admin: SocketAddr, hub: &Pat
          运维 / operations:\n  \
          curl http://{admin}/metrics\n  \
          $HUB pki revoke --dir $P caseworker-other && $HUB pki crl --dir $P\n\n\
-         Other identities in $P: caseworker-other, county-officer, auditor, admin, intake (the 12345 hotline), dept-<department>.\n\
+         Other identities in $P: caseworker-other (李营), caseworker-qufu, caseworker-yanzhou, caseworker-weishan, county-officer (任城区), auditor, admin, intake (the 12345 hotline), intake-qr (一码求助), dept-<department>.\n\
          Port taken? `demo --listen 127.0.0.1:PORT --admin-listen 127.0.0.1:PORT --data-dir DIR`.\n",
         d = d.display(),
         cfg = d.join("hub.toml").display(),
@@ -462,6 +525,7 @@ fn write_samples(dir: &Path, population: &Population) -> anyhow::Result<()> {
             )?;
         }
     }
+    cases::write_case_samples(&samples, population)?;
     Ok(())
 }
 
@@ -492,11 +556,19 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     write_departments_section(&args.data_dir, &departments)?;
     let config = Config::load(&config_path)?;
     let app = Application::build(config).await?;
+    let addr = app.local_addr();
+    let db = app.state().store.db();
+    let server = tokio::spawn(app.run_until_stopped(crate::cli::shutdown_signal()));
+    let seeded = cases::seed(&args.data_dir, addr, &db, &departments.population).await;
     println!(
-        "hub listening on https://{} (Ctrl-C to stop; next steps above)\n",
-        app.local_addr()
+        "演示案件 / demo cases: {} opened, {} already there (许庄、李营、曲阜鲁城、兖州鼓楼、微山夏镇)",
+        seeded.opened, seeded.already
     );
-    app.run_until_stopped(crate::cli::shutdown_signal()).await;
+    for p in &seeded.problems {
+        println!("  未能登记 / not seeded: {p}");
+    }
+    println!("hub listening on https://{addr} (Ctrl-C to stop; next steps above)\n");
+    server.await?;
     for (_, h) in departments.handles {
         h.shutdown().await;
     }

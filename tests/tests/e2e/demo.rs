@@ -144,7 +144,72 @@ async fn the_demo_serves_the_hub_and_seven_departments() -> anyhow::Result<()> {
         .collect();
     assert!(samples.len() >= 4, "{} samples", samples.len());
 
+    // The demo's own cases (救助案件), seeded before it says it listens: the 许庄 caseworker lists
+    // several, some overdue, and one accepted before National Day whose deadlines follow the
+    // official calendar.
+    assert!(
+        printed.contains("演示案件 / demo cases: 14 opened"),
+        "{printed}"
+    );
+    assert!(!printed.contains("not seeded"), "{printed}");
+    seeded_cases(&caseworker, api).await?;
+    for tier in ["emergency", "urgent", "normal"] {
+        let sample: Value = serde_json::from_slice(&std::fs::read(
+            dir.path().join(format!("samples/case-{tier}.json")),
+        )?)?;
+        assert_eq!(sample["tier"], tier);
+    }
+
     run_printed_next_steps(&printed, api, dir.path())?;
+    Ok(())
+}
+
+/// The seeded cases as the 许庄 caseworker sees them.
+async fn seeded_cases(caseworker: &reqwest::Client, api: u16) -> anyhow::Result<()> {
+    let get = |path: String| async move {
+        let r = caseworker
+            .get(format!("https://localhost:{api}{path}"))
+            .send()
+            .await?;
+        anyhow::ensure!(r.status() == 200, "{path}: {}", r.status());
+        Ok::<Value, anyhow::Error>(r.json().await?)
+    };
+    let all = get("/v1/cases".into()).await?;
+    let cases = all["cases"].as_array().expect("cases").clone();
+    assert!(cases.len() >= 6, "{all}");
+    let overdue = get("/v1/cases?overdue=true".into()).await?;
+    assert!(
+        overdue["cases"].as_array().is_some_and(|c| c.len() >= 2),
+        "{overdue}"
+    );
+    // Accepted Monday 28 Sep 2026: 5 working days end on Saturday 10 Oct (a make-up working
+    // day; 1-7 Oct are off), 20 on Friday 30 Oct (Monday to Friday would say 5 and 26 Oct).
+    let national_day = cases
+        .iter()
+        .find(|c| {
+            c["created_at"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("2026-09-28"))
+        })
+        .unwrap_or_else(|| panic!("no case filed on 28 Sep 2026: {all}"));
+    let case = get(format!(
+        "/v1/cases/{}",
+        national_day["id"].as_str().expect("id")
+    ))
+    .await?;
+    let due = |kind: &str| {
+        case["clocks"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["kind"] == kind))
+            .map(|c| (c["due_at"].clone(), c["status"].clone()))
+            .unwrap_or_else(|| panic!("no {kind} clock: {case}"))
+    };
+    assert_eq!(due("materials").0, "2026-10-10T23:59:59+08:00", "{case}");
+    assert_eq!(
+        due("decision"),
+        (Value::from("2026-10-30T23:59:59+08:00"), Value::from("met")),
+        "{case}"
+    );
     Ok(())
 }
 
@@ -183,6 +248,10 @@ fn run_printed_next_steps(printed: &str, api: u16, dir: &std::path::Path) -> any
         "audit verify",
         "audit search",
         "audit subject-report",
+        "client case new",
+        "client case list",
+        "client case show",
+        "client case help",
     ] {
         assert!(
             commands.iter().any(|c| c.contains(needed)),
@@ -194,8 +263,14 @@ fn run_printed_next_steps(printed: &str, api: u16, dir: &std::path::Path) -> any
         Ok(Command::new("bash").arg("-c").arg(&script).output()?)
     };
     let mut emergency_id = None;
+    let mut case_id: Option<String> = None;
     for command in commands {
-        let command = if command.contains("client report") {
+        let command = if command.contains("<case id>") {
+            command.replace(
+                "<case id>",
+                case_id.as_deref().expect("the case was opened first"),
+            )
+        } else if command.contains("client report") {
             let report: Value = serde_json::from_slice(&std::fs::read(dir.join("report.json"))?)?;
             command.replace("<report id>", report["id"].as_str().expect("report id"))
         } else if command.contains("attach-letter") {
@@ -222,6 +297,26 @@ fn run_printed_next_steps(printed: &str, api: u16, dir: &std::path::Path) -> any
                 .nth(1)
                 .and_then(|rest| rest.split_whitespace().next())
                 .map(str::to_owned);
+        }
+        if command.contains("client case new") {
+            case_id = stdout
+                .split("case opened: ")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .map(str::to_owned);
+        }
+        if command.contains("client case list") && command.contains("--overdue") {
+            assert!(stdout.contains("已超期"), "{command}:\n{stdout}");
+        }
+        if command.contains("client case show") {
+            assert!(
+                stdout.contains("阶段 / stage: 待受理"),
+                "{command}:\n{stdout}"
+            );
+            assert!(
+                stdout.contains("先行救助 / first help"),
+                "{command}:\n{stdout}"
+            );
         }
         if command.contains("attach-letter") {
             // Again: the letter is already on record (no second record), and already attached.

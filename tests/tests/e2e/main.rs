@@ -4,6 +4,7 @@
 mod access_log;
 mod authz_table;
 mod bad_input;
+mod case_cli;
 mod cases;
 mod connections;
 mod demo;
