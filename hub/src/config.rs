@@ -37,6 +37,12 @@ pub struct Config {
     /// The departments the hub queries (部门接口) and the hub's outbound client certificate.
     #[serde(default)]
     pub departments: crate::verify::config::DepartmentsConfig,
+    /// Department events (部门事件): freshness window and extra event kinds.
+    #[serde(default)]
+    pub events: crate::warning::EventsConfig,
+    /// The low-income monitoring list (低收入人口动态监测): extra categories.
+    #[serde(default)]
+    pub monitoring: crate::warning::MonitoringConfig,
 }
 
 /// Where the Cedar policies, purpose profiles and local standards live.
@@ -459,6 +465,12 @@ impl Config {
         }
         if let Err(message) = self.departments.validate() {
             return invalid("departments", message);
+        }
+        if let Err((key, message)) = self.events.validate() {
+            return invalid(key, message);
+        }
+        if let Err((key, message)) = self.monitoring.validate() {
+            return invalid(key, message);
         }
         if self.server.handshake_timeout_ms == 0 {
             return invalid(

@@ -42,6 +42,11 @@ pub enum Action {
     ListCases,
     /// 核对列表: list one's own verifications (no personal data in the list).
     ListVerifications,
+    /// 管理低收入人口监测名单: load and update the households under monitoring (低收入人口动态监测).
+    ManageMonitoring,
+    /// 查看监测名单与未匹配事件: read the monitoring list's state and the department events the hub
+    /// could not place.
+    ReadMonitoring,
 }
 
 /// What kind of resource an action is about; decides which Cedar entity type the engine builds.
@@ -52,10 +57,11 @@ pub(crate) enum ResourceKind {
     System,
     DepartmentEndpoint,
     Case,
+    MonitoringList,
 }
 
 impl Action {
-    pub const ALL: [Action; 17] = [
+    pub const ALL: [Action; 19] = [
         Action::RequestVerification,
         Action::ViewReport,
         Action::ViewRawValues,
@@ -73,6 +79,8 @@ impl Action {
         Action::MoveCase,
         Action::ListCases,
         Action::ListVerifications,
+        Action::ManageMonitoring,
+        Action::ReadMonitoring,
     ];
 
     /// The stable code, also the Cedar action id.
@@ -95,6 +103,8 @@ impl Action {
             Action::MoveCase => "move_case",
             Action::ListCases => "list_cases",
             Action::ListVerifications => "list_verifications",
+            Action::ManageMonitoring => "manage_monitoring",
+            Action::ReadMonitoring => "read_monitoring",
         }
     }
 
@@ -122,6 +132,8 @@ impl Action {
             Action::MoveCase => "办理案件",
             Action::ListCases => "查看案件列表",
             Action::ListVerifications => "查看核对列表",
+            Action::ManageMonitoring => "管理低收入人口监测名单",
+            Action::ReadMonitoring => "查看监测名单与未匹配事件",
         }
     }
 
@@ -142,6 +154,7 @@ impl Action {
             Action::SearchLog | Action::ReadLog => ResourceKind::AccessLog,
             Action::Administer => ResourceKind::System,
             Action::AnswerQuery | Action::PushEvent => ResourceKind::DepartmentEndpoint,
+            Action::ManageMonitoring | Action::ReadMonitoring => ResourceKind::MonitoringList,
         }
     }
 

@@ -76,6 +76,14 @@ pub enum Action {
     CaseSearched,
     /// 办理案件: a case was moved to another stage (受理, 分办, 先行救助, 调查, 转交县级, 决定, 办结).
     CaseMoved,
+    /// 接收部门事件: a signed department event was received and stored (subject: the person's
+    /// pseudonym).
+    EventReceived,
+    /// 更新监测名单: the low-income monitoring list was changed (an upload, or one household added,
+    /// updated or removed).
+    MonitoringChanged,
+    /// 查看监测信息: the department events the hub could not place were listed.
+    MonitoringRead,
 }
 
 /// The policy decision (策略决定).
@@ -644,6 +652,9 @@ mod tests {
             (Action::CaseRead, "case_read"),
             (Action::CaseMoved, "case_moved"),
             (Action::CaseSearched, "case_searched"),
+            (Action::EventReceived, "event_received"),
+            (Action::MonitoringChanged, "monitoring_changed"),
+            (Action::MonitoringRead, "monitoring_read"),
         ] {
             let mut e = sample();
             e.action = action;

@@ -601,6 +601,9 @@ fn action_zh(a: Action) -> &'static str {
         Action::CaseRead => "查看救助案件 / case read",
         Action::CaseMoved => "办理救助案件 / case moved",
         Action::CaseSearched => "按身份证号查找案件 / cases looked up by resident ID",
+        Action::EventReceived => "接收部门事件 / department event received",
+        Action::MonitoringChanged => "更新低收入人口监测名单 / monitoring list changed",
+        Action::MonitoringRead => "查看监测信息 / monitoring information read",
     }
 }
 

@@ -7,6 +7,7 @@ mod bad_input;
 mod cases;
 mod connections;
 mod demo;
+mod events;
 mod handshake;
 mod household_check;
 mod jurisdiction;
