@@ -43,6 +43,12 @@ pub struct Config {
     /// 通知: webhooks the outbox is delivered to, retries.
     #[serde(default)]
     pub notifications: crate::notify::config::NotificationsConfig,
+    /// Department events (部门事件): freshness window and extra event kinds.
+    #[serde(default)]
+    pub events: crate::warning::EventsConfig,
+    /// The low-income monitoring list (低收入人口动态监测): extra categories.
+    #[serde(default)]
+    pub monitoring: crate::warning::MonitoringConfig,
 }
 
 /// Where the Cedar policies, purpose profiles and local standards live.
@@ -473,6 +479,12 @@ impl Config {
         if let Err((key, message)) = self.notifications.validate(
             self.departments.outbound_cert.is_some() && self.departments.outbound_key.is_some(),
         ) {
+            return invalid(key, message);
+        }
+        if let Err((key, message)) = self.events.validate() {
+            return invalid(key, message);
+        }
+        if let Err((key, message)) = self.monitoring.validate() {
             return invalid(key, message);
         }
         if self.server.handshake_timeout_ms == 0 {

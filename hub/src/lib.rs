@@ -42,3 +42,4 @@ pub mod store;
 pub mod telemetry;
 pub mod tls;
 pub mod verify;
+pub mod warning;

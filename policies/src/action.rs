@@ -54,6 +54,11 @@ pub enum Action {
     AnswerSlip,
     /// 督办队列: list the overdue stages escalated to the county (no personal data).
     ListEscalations,
+    /// 管理低收入人口监测名单: load and update the households under monitoring (低收入人口动态监测).
+    ManageMonitoring,
+    /// 查看监测名单与未匹配事件: read the monitoring list's state and the department events the hub
+    /// could not place.
+    ReadMonitoring,
 }
 
 /// What kind of resource an action is about; decides which Cedar entity type the engine builds.
@@ -65,10 +70,11 @@ pub(crate) enum ResourceKind {
     DepartmentEndpoint,
     Case,
     Slip,
+    MonitoringList,
 }
 
 impl Action {
-    pub const ALL: [Action; 23] = [
+    pub const ALL: [Action; 25] = [
         Action::RequestVerification,
         Action::ViewReport,
         Action::ViewRawValues,
@@ -92,6 +98,8 @@ impl Action {
         Action::ListSlips,
         Action::AnswerSlip,
         Action::ListEscalations,
+        Action::ManageMonitoring,
+        Action::ReadMonitoring,
     ];
 
     /// The stable code, also the Cedar action id.
@@ -120,6 +128,8 @@ impl Action {
             Action::ListSlips => "list_slips",
             Action::AnswerSlip => "answer_slip",
             Action::ListEscalations => "list_escalations",
+            Action::ManageMonitoring => "manage_monitoring",
+            Action::ReadMonitoring => "read_monitoring",
         }
     }
 
@@ -153,6 +163,8 @@ impl Action {
             Action::ListSlips => "查看转办单列表",
             Action::AnswerSlip => "办理转办单",
             Action::ListEscalations => "查看督办队列",
+            Action::ManageMonitoring => "管理低收入人口监测名单",
+            Action::ReadMonitoring => "查看监测名单与未匹配事件",
         }
     }
 
@@ -178,6 +190,7 @@ impl Action {
             Action::SearchLog | Action::ReadLog => ResourceKind::AccessLog,
             Action::Administer => ResourceKind::System,
             Action::AnswerQuery | Action::PushEvent => ResourceKind::DepartmentEndpoint,
+            Action::ManageMonitoring | Action::ReadMonitoring => ResourceKind::MonitoringList,
         }
     }
 

@@ -422,6 +422,7 @@ impl PolicyEngine {
             }
             ResourceKind::AccessLog => b.add("AccessLog", "log", vec![], None),
             ResourceKind::System => b.add("System", "hub", vec![], None),
+            ResourceKind::MonitoringList => b.add("MonitoringList", "monitoring", vec![], None),
             ResourceKind::DepartmentEndpoint => {
                 let Some(dept) = resource.department else {
                     return Err(Decision::deny(

@@ -82,6 +82,14 @@ pub enum Action {
     SlipRead,
     /// 办理转办单: a referral slip was accepted (签收) or answered (反馈).
     SlipMoved,
+    /// 接收部门事件: a signed department event was received and stored (subject: the person's
+    /// pseudonym).
+    EventReceived,
+    /// 更新监测名单: the low-income monitoring list was changed (an upload, or one household added,
+    /// updated or removed).
+    MonitoringChanged,
+    /// 查看监测信息: the department events the hub could not place were listed.
+    MonitoringRead,
 }
 
 /// The policy decision (策略决定).
@@ -653,6 +661,9 @@ mod tests {
             (Action::SlipIssued, "slip_issued"),
             (Action::SlipRead, "slip_read"),
             (Action::SlipMoved, "slip_moved"),
+            (Action::EventReceived, "event_received"),
+            (Action::MonitoringChanged, "monitoring_changed"),
+            (Action::MonitoringRead, "monitoring_read"),
         ] {
             let mut e = sample();
             e.action = action;

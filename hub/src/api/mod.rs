@@ -6,6 +6,8 @@
 //! Invariant: a request body over `server.max_body_bytes` gets 413 `payload_too_large` (field
 //! `body`) on HTTP/1 and HTTP/2 alike, whether the size is declared (`content-length`) or found
 //! while reading ([`limit_body`]). Test `connections::bodies_over_the_limit_get_413_on_both_protocols`.
+//! The one exception is the monitoring list's streamed upload, whose limit is
+//! [`crate::warning::body_limit`] (64 MiB).
 //!
 //! Invariant: every request reaching a handler carries a valid `x-request-id` (1-128 characters of
 //! `A-Z a-z 0-9 - _ . : / @ +`, no run of 15 digits): a missing or malformed one is replaced by a
@@ -57,6 +59,8 @@ pub struct AppState {
     pub limits: Arc<crate::ratelimit::RateLimits>,
     /// Department connectors and verification settings (核对).
     pub verify: Arc<crate::verify::VerifyService>,
+    /// Department events and the monitoring list (监测预警): freshness, kinds, categories.
+    pub warning: Arc<crate::warning::WarningSettings>,
     pub started: Instant,
 }
 
@@ -254,6 +258,8 @@ async fn limit_body(State(max): State<usize>, req: Request, next: Next) -> Respo
         }
         response
     };
+    // The monitoring list's bulk upload is streamed, so it may be larger (and only it).
+    let max = crate::warning::body_limit(req.uri().path()).unwrap_or(max);
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -362,6 +368,7 @@ pub fn router(state: AppState, opts: &RouterOptions) -> Router {
         .merge(crate::cases::api::routes())
         .merge(crate::cases::slips_api::routes())
         .merge(crate::cases::escalation_api::routes())
+        .merge(crate::warning::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

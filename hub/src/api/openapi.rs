@@ -336,6 +336,116 @@ const OPS: &[Op] = &[
         not_found: None,
     },
     Op {
+        id: "pushEvent",
+        tag: "warning",
+        method: "post",
+        path: "/v1/events",
+        summary: "推送部门事件 / a department pushes one signed event (connector protocol v1; idempotent by event_id)",
+        request: Some("SignedEvent"),
+        responses: &[
+            (201, Body::Json("EventReceipt"), "stored; the hub's receipt"),
+            (
+                200,
+                Body::Json("EventReceipt"),
+                "the same signed event again: its first receipt, nothing re-applied",
+            ),
+            (
+                409,
+                Body::Json("ErrorBody"),
+                "`event_id_reused`: this event_id was used for a different event",
+            ),
+            (
+                422,
+                Body::Json("ErrorBody"),
+                "`unknown_department`, `unknown_key`, `bad_signature`, `stale_event`, `invalid_details` or `unknown_kind`; `error.field` names the field",
+            ),
+            (
+                503,
+                Body::Json("ErrorBody"),
+                "`data_key_unconfigured`: the hub holds no data-encryption key",
+            ),
+        ],
+        parameters: &[],
+        authorized: true,
+        not_found: None,
+    },
+    Op {
+        id: "listUnmatchedEvents",
+        tag: "warning",
+        method: "get",
+        path: "/v1/events/unmatched",
+        summary: "未匹配事件 / department events the hub could not place, oldest first (civil affairs; no resident ID)",
+        request: None,
+        responses: &[(200, Body::Json("UnmatchedList"), "one page")],
+        parameters: &[
+            (
+                "cursor",
+                "query",
+                false,
+                "next_cursor of the previous page",
+                r#"{"type":"string","pattern":"^[0-9]{1,15}\\.[0-9a-f-]{36}$"}"#,
+            ),
+            LIMIT_PARAM,
+        ],
+        authorized: true,
+        not_found: None,
+    },
+    Op {
+        id: "uploadMonitoringList",
+        tag: "warning",
+        method: "post",
+        path: "/v1/monitoring/uploads",
+        summary: "批量导入低收入人口监测名单 / upload households under monitoring: text/csv (header row) or application/x-ndjson, streamed, up to 64 MiB, idempotent",
+        request: Some("MonitoredHousehold"),
+        responses: &[
+            (
+                200,
+                Body::Json("UploadResult"),
+                "applied; the counts and the first rejected lines (line, field, rule)",
+            ),
+            (
+                503,
+                Body::Json("ErrorBody"),
+                "`data_key_unconfigured`: the hub holds no data-encryption key",
+            ),
+        ],
+        parameters: &[],
+        authorized: true,
+        not_found: None,
+    },
+    Op {
+        id: "putMonitoredHousehold",
+        tag: "warning",
+        method: "post",
+        path: "/v1/monitoring/households",
+        summary: "登记或更新一户监测对象 / add or update one household under monitoring",
+        request: Some("MonitoredHousehold"),
+        responses: &[
+            (201, Body::Json("HouseholdChanged"), "added"),
+            (200, Body::Json("HouseholdChanged"), "updated, or unchanged"),
+            (
+                503,
+                Body::Json("ErrorBody"),
+                "`data_key_unconfigured`: the hub holds no data-encryption key",
+            ),
+        ],
+        parameters: &[],
+        authorized: true,
+        not_found: None,
+    },
+    Op {
+        id: "removeMonitoredHousehold",
+        tag: "warning",
+        method: "post",
+        path: "/v1/monitoring/households/remove",
+        summary: "退出监测 / remove one household from the monitoring list (the resident ID in the body)",
+        request: Some("RemoveHousehold"),
+        responses: &[(200, Body::Json("HouseholdChanged"), "removed")],
+        parameters: &[],
+        authorized: true,
+        not_found: Some("no active monitoring entry for this person and category"),
+    },
+    Op {
         id: "openCase",
         tag: "cases",
         method: "post",
@@ -1001,6 +1111,13 @@ pub fn component_schemas() -> Map<String, Value> {
         crate::cases::slips_api::SlipList,
         crate::cases::slips_api::SlipView,
         crate::cases::escalation_api::EscalationList,
+        schemas::events::SignedEvent,
+        crate::warning::events::EventReceipt,
+        crate::warning::events::UnmatchedList,
+        crate::warning::monitoring::MonitoredHousehold,
+        crate::warning::monitoring::RemoveHousehold,
+        crate::warning::monitoring::HouseholdChanged,
+        crate::warning::monitoring::UploadResult,
     );
     let mut out: Map<String, Value> = generator.take_definitions(true).into_iter().collect();
     out.insert(
@@ -1169,10 +1286,16 @@ pub fn document() -> Value {
             operation["parameters"] = Value::Array(parameters);
         }
         if let Some(req) = op.request {
-            operation["requestBody"] = json!({
-                "required": true,
-                "content": { "application/json": { "schema": schema_ref(req) } },
-            });
+            let content = if op.path == crate::warning::monitoring::UPLOAD_PATH {
+                // Streamed: CSV with a header row, or one JSON object a line (`req` each).
+                json!({
+                    "text/csv": { "schema": { "type": "string", "description": format!("a header row naming the columns, then one household a line; each line as {req}") } },
+                    "application/x-ndjson": { "schema": { "type": "string", "description": format!("one JSON object a line, each a {req}") } },
+                })
+            } else {
+                json!({ "application/json": { "schema": schema_ref(req) } })
+            };
+            operation["requestBody"] = json!({ "required": true, "content": content });
         }
         let item = paths.entry(op.path).or_insert_with(|| json!({}));
         item[op.method] = operation;
@@ -1193,6 +1316,7 @@ pub fn document() -> Value {
             { "name": "verification", "description": "letters, household verifications, reports" },
             { "name": "cases", "description": "救助案件: filing, accepting, first help, investigation, decision, closing" },
             { "name": "slips", "description": "转办单: referral slips from a case to a department or township; accept (签收) and feedback (反馈)" },
+            { "name": "warning", "description": "监测预警: department events and the low-income monitoring list (低收入人口动态监测)" },
             { "name": "access-log", "description": "the signed access log, proofs, search, subject reports" },
         ],
         "paths": paths,

@@ -604,6 +604,9 @@ fn action_zh(a: Action) -> &'static str {
         Action::SlipIssued => "开具转办单 / referral slip issued",
         Action::SlipRead => "查看转办单 / referral slip read",
         Action::SlipMoved => "办理转办单（签收、反馈）/ referral slip accepted or answered",
+        Action::EventReceived => "接收部门事件 / department event received",
+        Action::MonitoringChanged => "更新低收入人口监测名单 / monitoring list changed",
+        Action::MonitoringRead => "查看监测信息 / monitoring information read",
     }
 }
 

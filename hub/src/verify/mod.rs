@@ -145,6 +145,18 @@ impl VerifyService {
         self.connectors.get(&department)
     }
 
+    /// The answer- and event-signing keys configured for a department code (`[departments.<code>]`);
+    /// none for a department that is not configured. Looked up by code string, so a department
+    /// added as data needs no code change here.
+    pub fn department_keys(&self, code: &str) -> Vec<DepartmentKey> {
+        self.config
+            .endpoints
+            .get(code)
+            .and_then(|e| config::parse_key(&e.public_key))
+            .map(|pk| vec![DepartmentKey::new(pk)])
+            .unwrap_or_default()
+    }
+
     /// The deadline of a verification of this urgency.
     pub fn deadline(&self, urgency: Urgency) -> Duration {
         self.config.deadline(urgency)

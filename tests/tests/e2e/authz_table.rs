@@ -467,6 +467,74 @@ const TABLE: &[Row] = &[
             DeniedLogged,
         ],
     ),
+    // Department events: departments only, each for its own department (labor pushes a health
+    // event here, refused on health's endpoint and logged).
+    row(
+        "post",
+        "/v1/events",
+        [
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+        ],
+    ),
+    // The monitoring list and the unmatched events: civil affairs only (not in the table's roles).
+    row(
+        "get",
+        "/v1/events/unmatched",
+        [
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+        ],
+    ),
+    row(
+        "post",
+        "/v1/monitoring/uploads",
+        [
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+        ],
+    ),
+    row(
+        "post",
+        "/v1/monitoring/households",
+        [
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+        ],
+    ),
+    row(
+        "post",
+        "/v1/monitoring/households/remove",
+        [
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+        ],
+    ),
     row(
         "get",
         "/v1/openapi.json",
@@ -500,6 +568,8 @@ struct Fixtures {
     slip_case: String,
     /// Three slips of it to labor: to read, to accept, to answer.
     slips: [String; 3],
+    /// A health event signed with health's real key (for `POST /v1/events`).
+    event: Value,
 }
 
 /// The stage each move starts from, as the moves that lead there (a normal case).
@@ -558,7 +628,13 @@ async fn fixtures(s: &Setup) -> anyhow::Result<Fixtures> {
         slips.push(b["id"].as_str().expect("id").to_owned());
     }
     let slips: [String; 3] = slips.try_into().expect("three slips");
+    let event = crate::events::sign(
+        s.env.path(),
+        "health",
+        crate::events::event("health.hospitalisation", &crate::events::resident(7)),
+    );
     Ok(Fixtures {
+        event,
         report_id,
         emergency_id,
         emergency_letter,
@@ -653,6 +729,7 @@ fn request(
             )),
         ),
         ("post", "/v1/log/search") => ("/v1/log/search".into(), Some(json!({}))),
+        ("post", "/v1/events") => ("/v1/events".into(), Some(f.event.clone())),
         ("post", "/v1/log/subject-report") => (
             "/v1/log/subject-report".into(),
             Some(json!({ "resident_id": ids(h)[0] })),

@@ -9,6 +9,7 @@ mod cases;
 mod connections;
 mod demo;
 mod escalation;
+mod events;
 mod handshake;
 mod household_check;
 mod jurisdiction;

@@ -1,0 +1,740 @@
+//! 部门事件 and 低收入人口动态监测 (issue 12 items 1 and 3), over mTLS, on SQLite and PostgreSQL:
+//! a department signs events with its real key and pushes them; an event is placed through the
+//! monitoring list, an unknown person's event is kept as unmatched, listed and placed once the
+//! person is put on the list; a replay is answered with the first receipt and applies nothing; an
+//! id reused for another event is 409; a bad signature, a stale event, an unknown kind or
+//! department and a malformed body are refused naming the field; a department pushing another's
+//! event is refused (403); a CSV upload of thousands of households applied once, then again with
+//! nothing changed; and the resident ID nowhere in clear.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hub_tests::{PgTestDb, TestEnv};
+use schemas::ResidentId;
+use schemas::events::{DepartmentEvent, EventSubject, SignedEvent};
+use schemas::protocol::ProtocolVersion;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use crate::verification::{Setup, XUZHUANG, setup_with};
+
+/// A valid resident ID of 任城区, distinct for every `n` below 1,000,000.
+pub(crate) fn resident(n: u32) -> String {
+    let birth = time::macros::date!(1940 - 01 - 01) + time::Duration::days(i64::from(n / 1000));
+    ResidentId::from_parts("370811", birth, (n % 1000) as u16)
+        .expect("valid parts")
+        .as_str()
+        .to_owned()
+}
+
+/// An unsigned event of `kind` about `resident_id`, issued now.
+pub(crate) fn event(kind: &str, resident_id: &str) -> DepartmentEvent {
+    let now = OffsetDateTime::now_utc();
+    let details = match kind {
+        "health.hospitalisation" => json!({
+            "admitted_on": "2026-11-01",
+            "total_fen": 5_000_000,
+            "out_of_pocket_fen": 2_100_000,
+        }),
+        "labor.unemployment_registered" => json!({ "registered_on": "2026-11-02" }),
+        _ => json!({}),
+    };
+    DepartmentEvent {
+        protocol: ProtocolVersion,
+        event_id: uuid::Uuid::new_v4(),
+        department: kind.split('.').next().unwrap_or_default().to_owned(),
+        kind: kind.to_owned(),
+        occurred_at: now - time::Duration::hours(2),
+        issued_at: now,
+        subject: EventSubject {
+            resident_id: ResidentId::parse(resident_id).expect("valid id"),
+        },
+        details: details.as_object().cloned().unwrap_or_default(),
+    }
+}
+
+/// Sign with `code`'s real key, as the demo keeps it (`DIR/departments/<code>.pk8`).
+pub(crate) fn sign(dir: &std::path::Path, code: &str, e: DepartmentEvent) -> Value {
+    let path = dir.join("departments").join(format!("{code}.pk8"));
+    let key = connectors::adapter::signing::key_from_pkcs8(
+        &std::fs::read(&path).expect("key file"),
+        &path.display().to_string(),
+    )
+    .expect("key");
+    serde_json::to_value(SignedEvent::sign(e, &key).expect("sign")).expect("json")
+}
+
+/// `name`'s client certificate for a department code.
+fn cert(code: &str) -> String {
+    format!("dept-{}", code.replace('_', "-"))
+}
+
+const CIVIL: &str = "dept-civil-affairs";
+
+impl Setup {
+    async fn push(&self, who: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
+        self.post(who, "/v1/events", body).await
+    }
+
+    async fn send_raw(
+        &self,
+        who: &str,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> anyhow::Result<(u16, Value)> {
+        let r = self
+            .env
+            .http(who)?
+            .post(self.hub.url(path))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await?;
+        let status = r.status().as_u16();
+        let text = r.text().await?;
+        Ok((
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        ))
+    }
+}
+
+fn monitored(resident_id: &str, category: &str) -> Value {
+    json!({
+        "category": category,
+        "resident_id": resident_id,
+        "township": XUZHUANG,
+        "village": format!("{XUZHUANG}001"),
+        "since": "2026-03-01",
+        "reason": "家庭成员重病，医疗支出大",
+    })
+}
+
+/// `(status, code, field)` of an error answer.
+fn refusal(status: u16, b: &Value) -> (u16, &str, &str) {
+    (
+        status,
+        b["error"]["code"].as_str().unwrap_or_default(),
+        b["error"]["field"].as_str().unwrap_or_default(),
+    )
+}
+
+/// A database the test reads behind the hub's back.
+enum Db {
+    Sqlite(std::path::PathBuf),
+    Postgres(String),
+}
+
+impl Db {
+    async fn count(&self, sql: &str) -> anyhow::Result<i64> {
+        use sqlx::Connection;
+        Ok(match self {
+            Db::Sqlite(path) => {
+                let mut c =
+                    sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+                        .await?;
+                let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .fetch_one(&mut c)
+                    .await?;
+                c.close().await?;
+                n
+            }
+            Db::Postgres(url) => {
+                let mut c = sqlx::PgConnection::connect(url).await?;
+                let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .fetch_one(&mut c)
+                    .await?;
+                c.close().await?;
+                n
+            }
+        })
+    }
+}
+
+/// Events pushed, placed, replayed and refused.
+async fn events_are_placed_kept_and_refused(s: &Setup, db: &Db) -> anyhow::Result<()> {
+    let dir = s.env.path();
+    let (known, unknown) = (resident(1), resident(2));
+
+    // Civil affairs puts `known` on the monitoring list.
+    let (status, b) = s
+        .post(
+            CIVIL,
+            "/v1/monitoring/households",
+            &monitored(&known, "dibao_edge"),
+        )
+        .await?;
+    assert_eq!(status, 201, "{b}");
+    assert_eq!(b["result"], "inserted");
+    let (status, b) = s
+        .post(
+            CIVIL,
+            "/v1/monitoring/households",
+            &monitored(&known, "dibao_edge"),
+        )
+        .await?;
+    assert_eq!(
+        (status, b["result"].as_str()),
+        (200, Some("unchanged")),
+        "{b}"
+    );
+
+    // Health pushes a hospital stay of `known`: placed through the monitoring list.
+    let e = event("health.hospitalisation", &known);
+    let signed = sign(dir, "health", e.clone());
+    let (status, first) = s.push(&cert("health"), &signed).await?;
+    assert_eq!(status, 201, "{first}");
+    assert_eq!(first["matched"], true, "{first}");
+    assert_eq!(first["event_id"], e.event_id.to_string());
+    assert!(first["log_index"].is_u64());
+    let id = e.event_id.to_string();
+    assert_eq!(
+        db.count(&format!(
+            "SELECT COUNT(*) FROM dept_events WHERE event_id = '{id}' AND placement = 'monitoring' AND township = '{XUZHUANG}'"
+        ))
+        .await?,
+        1
+    );
+
+    // The same signed event again: the first receipt, nothing re-applied.
+    let (status, again) = s.push(&cert("health"), &signed).await?;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again, first);
+    assert_eq!(
+        db.count(&format!(
+            "SELECT COUNT(*) FROM dept_events WHERE event_id = '{id}'"
+        ))
+        .await?,
+        1
+    );
+
+    // The same id for another event: 409.
+    let mut other = e.clone();
+    other.details.insert("out_of_pocket_fen".into(), json!(1));
+    let (status, b) = s.push(&cert("health"), &sign(dir, "health", other)).await?;
+    assert_eq!(
+        refusal(status, &b),
+        (409, "event_id_reused", "event.event_id"),
+        "{b}"
+    );
+
+    // An unknown person: kept as unmatched, counted, listed for civil affairs.
+    let lost = event("labor.unemployment_registered", &unknown);
+    let (status, b) = s
+        .push(&cert("labor"), &sign(dir, "labor", lost.clone()))
+        .await?;
+    assert_eq!(status, 201, "{b}");
+    assert_eq!(b["matched"], false, "{b}");
+    let (status, list) = s.get(CIVIL, "/v1/events/unmatched").await?;
+    assert_eq!(status, 200, "{list}");
+    let listed: Vec<&str> = list["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["event_id"].as_str())
+        .collect();
+    assert_eq!(listed, [lost.event_id.to_string().as_str()], "{list}");
+    assert_eq!(list["events"][0]["kind"], "labor.unemployment_registered");
+    assert!(
+        !list.to_string().contains(&unknown),
+        "no resident ID listed"
+    );
+    // Only civil affairs lists them.
+    let (status, b) = s.get(&cert("health"), "/v1/events/unmatched").await?;
+    assert_eq!(status, 403, "{b}");
+
+    // Civil affairs puts the person on the list: the event is placed.
+    let (status, b) = s
+        .post(
+            CIVIL,
+            "/v1/monitoring/households",
+            &monitored(&unknown, "poverty_risk"),
+        )
+        .await?;
+    assert_eq!(status, 201, "{b}");
+    assert_eq!(b["events_placed"], 1, "{b}");
+    let (_, list) = s.get(CIVIL, "/v1/events/unmatched").await?;
+    assert_eq!(list["events"], json!([]), "{list}");
+    // Its receipt stays the first one.
+    let (status, b) = s
+        .push(&cert("labor"), &sign(dir, "labor", lost.clone()))
+        .await?;
+    assert_eq!((status, &b["matched"]), (200, &json!(false)), "{b}");
+
+    // Refusals, each naming the field.
+    let mut tampered = sign(dir, "health", event("health.hospitalisation", &known));
+    tampered["event"]["details"]["out_of_pocket_fen"] = json!(1);
+    let mut stale = event("health.hospitalisation", &known);
+    stale.issued_at -= time::Duration::hours(25);
+    stale.occurred_at -= time::Duration::hours(25);
+    let mut foreign = event("health.hospitalisation", &known);
+    foreign.department = "emergency".into();
+    foreign.kind = "emergency.disaster_victim".into();
+    let mut no_subject = sign(dir, "health", event("health.hospitalisation", &known));
+    no_subject["event"]
+        .as_object_mut()
+        .expect("object")
+        .remove("subject");
+    for (who, body, want) in [
+        (
+            "health",
+            tampered,
+            (422, "bad_signature", "signature.value"),
+        ),
+        (
+            "health",
+            sign(dir, "health", stale),
+            (422, "stale_event", "event.issued_at"),
+        ),
+        (
+            "health",
+            sign(dir, "health", event("health.sneezed", &known)),
+            (422, "unknown_kind", "event.kind"),
+        ),
+        (
+            "health",
+            sign(dir, "health", foreign),
+            (422, "unknown_department", "event.department"),
+        ),
+        // Signed with labor's key but naming health: not a key of health's.
+        (
+            "health",
+            sign(dir, "labor", event("health.hospitalisation", &known)),
+            (422, "unknown_key", "signature.key_id"),
+        ),
+        ("health", no_subject, (400, "malformed", "event")),
+        (
+            "health",
+            json!({ "event": [] }),
+            (400, "malformed", "event"),
+        ),
+    ] {
+        let (status, b) = s.push(&cert(who), &body).await?;
+        let got = refusal(status, &b);
+        assert_eq!((got.0, got.1), (want.0, want.1), "{b}");
+        assert!(got.2.starts_with(want.2), "{b}");
+        assert!(!b.to_string().contains(&known), "no value quoted: {b}");
+    }
+    let (status, b) = s
+        .send_raw(
+            &cert("health"),
+            "/v1/events",
+            "application/json",
+            b"{".to_vec(),
+        )
+        .await?;
+    assert_eq!(refusal(status, &b), (400, "malformed", "body"), "{b}");
+
+    // Labor pushing health's event: 403, nothing stored.
+    let e = event("health.hospitalisation", &known);
+    let (status, b) = s
+        .push(&cert("labor"), &sign(dir, "health", e.clone()))
+        .await?;
+    assert_eq!(
+        (status, b["error"]["code"].as_str()),
+        (403, Some("forbidden")),
+        "{b}"
+    );
+    assert_eq!(
+        db.count(&format!(
+            "SELECT COUNT(*) FROM dept_events WHERE event_id = '{}'",
+            e.event_id
+        ))
+        .await?,
+        0
+    );
+    // A caseworker pushes nothing and manages no list.
+    let (status, _) = s
+        .push("caseworker", &sign(dir, "health", e.clone()))
+        .await?;
+    assert_eq!(status, 403);
+    let (status, _) = s
+        .post(
+            "caseworker",
+            "/v1/monitoring/households",
+            &monitored(&known, "dibao_edge"),
+        )
+        .await?;
+    assert_eq!(status, 403);
+
+    // Removal: the resident ID in the body; a second removal finds nothing.
+    let remove = json!({ "resident_id": known, "category": "dibao_edge" });
+    let (status, b) = s
+        .post(CIVIL, "/v1/monitoring/households/remove", &remove)
+        .await?;
+    assert_eq!(
+        (status, b["result"].as_str()),
+        (200, Some("removed")),
+        "{b}"
+    );
+    let (status, _) = s
+        .post(CIVIL, "/v1/monitoring/households/remove", &remove)
+        .await?;
+    assert_eq!(status, 404);
+    // Now `known` is placed nowhere: a new event of theirs is unmatched.
+    let (status, b) = s
+        .push(
+            &cert("health"),
+            &sign(dir, "health", event("health.hospitalisation", &known)),
+        )
+        .await?;
+    assert_eq!((status, &b["matched"]), (201, &json!(false)), "{b}");
+
+    // One `event_received` entry for the accepted event, though it was pushed twice.
+    assert_eq!(
+        db.count(&format!(
+            "SELECT COUNT(*) FROM log_entries WHERE action = 'event_received' AND case_ref = '{id}'"
+        ))
+        .await?,
+        1
+    );
+    Ok(())
+}
+
+/// A CSV of `n` households (line 1 is the header), with bad lines at known places.
+fn csv(n: u32) -> (Vec<u8>, Vec<(u64, &'static str)>) {
+    let mut out = String::from("category,resident_id,township,village,since,reason,status\n");
+    let mut bad = Vec::new();
+    let mut line = 1u64;
+    for i in 0..n {
+        line += 1;
+        let category = ["dibao_edge", "expenditure_hardship", "poverty_risk"][(i % 3) as usize];
+        let rid = resident(10_000 + i);
+        out.push_str(&format!(
+            "{category},{rid},{XUZHUANG},{XUZHUANG}{:03},2026-0{}-15,\"低收入,需关注 {i}\",active\n",
+            i % 40 + 1,
+            i % 9 + 1
+        ));
+        if i == 100 {
+            line += 1;
+            out.push_str(&format!(
+                "dibao_edge,370811194001011230,{XUZHUANG},,2026-01-01,x,\n"
+            ));
+            bad.push((line, "resident_id"));
+        }
+        if i == 200 {
+            line += 1;
+            out.push_str(&format!(
+                "dibao_edge,{},370999001,,2026-01-01,x,\n",
+                resident(1)
+            ));
+            bad.push((line, "township"));
+        }
+        if i == 300 {
+            line += 1;
+            out.push_str(&format!(
+                "orphan_care,{},{XUZHUANG},,2026-01-01,x,\n",
+                resident(1)
+            ));
+            bad.push((line, "category"));
+        }
+    }
+    (out.into_bytes(), bad)
+}
+
+async fn uploads_are_streamed_and_idempotent(s: &Setup, db: &Db) -> anyhow::Result<()> {
+    let n = 3000;
+    let (file, bad) = csv(n);
+    let (status, b) = s
+        .send_raw(CIVIL, "/v1/monitoring/uploads", "text/csv", file.clone())
+        .await?;
+    assert_eq!(status, 200, "{b}");
+    assert_eq!(
+        (
+            &b["inserted"],
+            &b["updated"],
+            &b["unchanged"],
+            &b["rejected"]
+        ),
+        (&json!(n), &json!(0), &json!(0), &json!(bad.len())),
+        "{b}"
+    );
+    let rejected: Vec<(u64, String)> = b["rejections"]
+        .as_array()
+        .expect("rejections")
+        .iter()
+        .map(|r| {
+            (
+                r["line"].as_u64().unwrap_or_default(),
+                r["field"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let want: Vec<(u64, String)> = bad.iter().map(|(l, f)| (*l, (*f).to_owned())).collect();
+    assert_eq!(rejected, want, "{b}");
+    assert!(
+        !b.to_string().contains("370811194001011230"),
+        "no value quoted"
+    );
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM monitored_households WHERE status = 'active'")
+            .await?,
+        i64::from(n)
+    );
+    // The same file again changes nothing.
+    let (status, b) = s
+        .send_raw(CIVIL, "/v1/monitoring/uploads", "text/csv", file)
+        .await?;
+    assert_eq!(status, 200, "{b}");
+    assert_eq!(
+        (
+            &b["inserted"],
+            &b["updated"],
+            &b["unchanged"],
+            &b["rejected"]
+        ),
+        (&json!(0), &json!(0), &json!(n), &json!(bad.len())),
+        "{b}"
+    );
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM monitored_households")
+            .await?,
+        i64::from(n)
+    );
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM monitoring_uploads").await?,
+        2
+    );
+
+    // JSON lines: one household changed, one removed, one new, one bad.
+    let mut lines = String::new();
+    let mut changed = monitored(&resident(10_000), "dibao_edge");
+    changed["reason"] = json!("收入下降");
+    lines.push_str(&format!("{changed}\n"));
+    let mut removed = monitored(&resident(10_001), "expenditure_hardship");
+    removed["status"] = json!("removed");
+    lines.push_str(&format!("{removed}\n\n"));
+    lines.push_str(&format!(
+        "{}\n",
+        monitored(&resident(99_999), "poverty_risk")
+    ));
+    lines.push_str("{\"category\": \"dibao_edge\", \"resident_id\": 7}\n");
+    let (status, b) = s
+        .send_raw(
+            CIVIL,
+            "/v1/monitoring/uploads",
+            "application/x-ndjson",
+            lines.into_bytes(),
+        )
+        .await?;
+    assert_eq!(status, 200, "{b}");
+    assert_eq!(
+        (
+            &b["inserted"],
+            &b["updated"],
+            &b["unchanged"],
+            &b["rejected"]
+        ),
+        (&json!(1), &json!(2), &json!(0), &json!(1)),
+        "{b}"
+    );
+    assert_eq!(b["rejections"][0]["line"], 5, "{b}");
+
+    // Garbage: a clean 4xx.
+    for (ct, body, want) in [
+        ("text/plain", b"hello".to_vec(), 415),
+        ("text/csv", b"name,age\nx,1\n".to_vec(), 400),
+        ("text/csv", Vec::new(), 400),
+    ] {
+        let (status, b) = s
+            .send_raw(CIVIL, "/v1/monitoring/uploads", ct, body)
+            .await?;
+        assert_eq!(status, want, "{ct}: {b}");
+        assert!(b["error"]["code"].is_string(), "{b}");
+    }
+    // Bytes that are not UTF-8 (a GBK export): the line is rejected, the others applied.
+    let mut gbk = b"category,resident_id,township,since,reason\n".to_vec();
+    gbk.extend_from_slice(b"dibao_edge,x,y,z,\xc0\xb4\n");
+    let (status, b) = s
+        .send_raw(CIVIL, "/v1/monitoring/uploads", "text/csv", gbk)
+        .await?;
+    assert_eq!((status, &b["rejected"]), (200, &json!(1)), "{b}");
+    assert_eq!(b["rejections"][0]["line"], 2, "{b}");
+    // Health may not upload.
+    let (status, _) = s
+        .send_raw(
+            &cert("health"),
+            "/v1/monitoring/uploads",
+            "text/csv",
+            b"x".to_vec(),
+        )
+        .await?;
+    assert_eq!(status, 403);
+    Ok(())
+}
+
+async fn on_sqlite<F>(scenario: F) -> anyhow::Result<()>
+where
+    F: AsyncFnOnce(&Setup, &Db) -> anyhow::Result<()>,
+{
+    let s = setup_with(|t| t).await?;
+    let db = Db::Sqlite(s.env.path().join("hub.db"));
+    scenario(&s, &db).await?;
+    s.stop().await;
+    Ok(())
+}
+
+async fn on_postgres<F>(scenario: F) -> anyhow::Result<()>
+where
+    F: AsyncFnOnce(&Setup, &Db) -> anyhow::Result<()>,
+{
+    let pg = PgTestDb::create().await?;
+    let url = pg.url.clone();
+    let s = setup_with(move |t| t.replace("sqlite://hub.db", &url)).await?;
+    scenario(&s, &Db::Postgres(pg.url.clone())).await?;
+    s.stop().await;
+    pg.drop_db().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn events_are_placed_kept_and_refused_on_sqlite() -> anyhow::Result<()> {
+    on_sqlite(events_are_placed_kept_and_refused).await
+}
+
+#[tokio::test]
+async fn events_are_placed_kept_and_refused_on_postgres() -> anyhow::Result<()> {
+    on_postgres(events_are_placed_kept_and_refused).await
+}
+
+#[tokio::test]
+async fn monitoring_uploads_are_streamed_and_idempotent_on_sqlite() -> anyhow::Result<()> {
+    on_sqlite(uploads_are_streamed_and_idempotent).await
+}
+
+#[tokio::test]
+async fn monitoring_uploads_are_streamed_and_idempotent_on_postgres() -> anyhow::Result<()> {
+    on_postgres(uploads_are_streamed_and_idempotent).await
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+/// Every byte of the SQLite files under `dir` (database, WAL).
+fn sqlite_bytes(dir: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    let mut all = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        let p = e?.path();
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if name.starts_with("hub.db") {
+            std::fs::File::open(&p)?.read_to_end(&mut all)?;
+        }
+    }
+    Ok(all)
+}
+
+#[tokio::test]
+async fn the_resident_id_is_nowhere_in_clear_on_sqlite_nor_in_the_hub_log() -> anyhow::Result<()> {
+    // A real hub process at debug level with the demo's departments configured, its log captured.
+    let env = TestEnv::new()?;
+    let _deps = env.start_departments().await?;
+    let log_path = env.path().join("hub.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hub-e2e"))
+        .args(["serve", "--config"])
+        .arg(env.config_path())
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path)?)
+        .spawn()?;
+    let start = Instant::now();
+    let addr = loop {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let listening = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|l| l["fields"]["message"] == "hub listening (mTLS)");
+        if let Some(l) = listening {
+            break l["fields"]["addr"]
+                .as_str()
+                .unwrap_or_default()
+                .parse::<std::net::SocketAddr>()?;
+        }
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(60),
+            "hub did not start: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let url = |p: &str| format!("https://localhost:{}{p}", addr.port());
+    let (on_list, off_list) = (resident(500_001), resident(500_002));
+    let civil = env.http(CIVIL)?;
+    let r = civil
+        .post(url("/v1/monitoring/households"))
+        .json(&monitored(&on_list, "dibao_edge"))
+        .send()
+        .await?;
+    assert_eq!(r.status().as_u16(), 201);
+    let mut csv = String::from("category,resident_id,township,since,reason\n");
+    csv.push_str(&format!(
+        "poverty_risk,{off_list},{XUZHUANG},2026-01-01,因病致贫风险\n"
+    ));
+    let r = civil
+        .post(url("/v1/monitoring/uploads"))
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await?;
+    assert_eq!(r.status().as_u16(), 200);
+    let stranger = resident(500_003);
+    let mut ids = Vec::new();
+    for rid in [&on_list, &stranger] {
+        let e = event("health.hospitalisation", rid);
+        ids.push(e.event_id.to_string());
+        let r = env
+            .http(&cert("health"))?
+            .post(url("/v1/events"))
+            .json(&sign(env.path(), "health", e))
+            .send()
+            .await?;
+        assert_eq!(r.status().as_u16(), 201);
+    }
+    // A refused event with an ID that is not one is not echoed or logged either.
+    let mut bad = sign(
+        env.path(),
+        "health",
+        event("health.hospitalisation", &stranger),
+    );
+    bad["event"]["subject"]["resident_id"] = json!("370811194001011230");
+    let r = env
+        .http(&cert("health"))?
+        .post(url("/v1/events"))
+        .json(&bad)
+        .send()
+        .await?;
+    assert_eq!(r.status().as_u16(), 400);
+
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let _ = child.wait();
+    let log = std::fs::read(&log_path)?;
+    assert!(
+        contains(&log, "department event received"),
+        "the log is captured"
+    );
+    let db = sqlite_bytes(env.path())?;
+    for id in &ids {
+        assert!(contains(&db, id), "the scanned files hold the event rows");
+    }
+    for secret in [
+        on_list.as_str(),
+        off_list.as_str(),
+        stranger.as_str(),
+        "370811194001011230",
+        "因病致贫风险",
+    ] {
+        assert!(
+            !contains(&log, secret),
+            "the hub's log holds a personal value"
+        );
+        assert!(
+            !contains(&db, secret),
+            "the database holds a personal value in clear"
+        );
+    }
+    Ok(())
+}
