@@ -135,7 +135,7 @@ fn allowed_decisions_name_the_permit() {
 }
 
 #[test]
-fn a_department_is_refused_everything_but_its_own_protocol_endpoints() {
+fn a_department_is_refused_everything_but_its_own_protocol_endpoints_and_slips() {
     let e = engine();
     let labor = identity(Role::Department, "labor", "370800");
     let ctx = verification(
@@ -151,8 +151,15 @@ fn a_department_is_refused_everything_but_its_own_protocol_endpoints() {
                 ..Default::default()
             };
             let d = e.authorize(&labor, action, &resource, &ctx);
-            let own_protocol = matches!(action, Action::AnswerQuery | Action::PushEvent)
-                && dept == Department::Labor;
+            // Its own protocol endpoints, and the referral slips (转办单) addressed to it.
+            let own_protocol = matches!(
+                action,
+                Action::AnswerQuery
+                    | Action::PushEvent
+                    | Action::ReadSlip
+                    | Action::ListSlips
+                    | Action::AnswerSlip
+            ) && dept == Department::Labor;
             assert_eq!(d.allowed, own_protocol, "{action} on {dept}: {d:?}");
             assert!(d.errors.is_empty(), "{d:?}");
         }
