@@ -29,11 +29,20 @@
 //! reloaded), it sets `next_check_ms = 0` on every provisional row ([`recheck_provisional`]), so
 //! the next pass recomputes them on the new calendar.
 //!
-//! **Adding overdue referral slips** (转办单) is one more query in [`scan`]: select
-//! `referral_slips` with `due_ms < now` and no feedback time and no `escalations` row, and insert
-//! an `escalations` row with `clock = 'slip:<slip id>'` (the same table, queue and notification;
-//! resolved when the feedback arrives, in the feedback's transaction). An index on `(due_ms)`
-//! where the feedback time is NULL keeps it cheap.
+//! **Overdue referral slips** (转办单) go to the same queue. A slip without feedback carries its own
+//! `next_check_ms` (`0012_slip_escalation.sql`): first the instant it enters the last quarter of
+//! its period, then one past its due time; feedback clears it. After the cases, the scan reads
+//! the slips due a check (a partial index holds only those still to be noticed): in the last
+//! quarter → one `deadline_near`; past due → one `escalations` row with
+//! `clock = 'slip:<slip id>'` and `slip_id` set (the case's tier, the township the case was with
+//! when the slip was issued) and one `deadline_missed`, and nothing is left to notice. The
+//! feedback's transaction resolves the escalation ([`super::slips_store::apply_slip_move`]).
+//!
+//! **Batches.** Both passes read and write [`BATCH`] rows per transaction (the events of a
+//! batch's cases in one query) and renew the lease between batches ([`scan_with`]): a catch-up
+//! over tens of thousands of due cases (a first start, a long outage) never holds SQLite's write
+//! lock for more than one batch, another replica cannot take the lease over a long pass, and what
+//! a crashed scan committed stays done (those rows' `next_check_ms` has moved on).
 
 use serde_json::json;
 use time::OffsetDateTime;
@@ -179,14 +188,54 @@ pub(crate) const RESOLVE_SQL: &str = "UPDATE escalations SET resolved_ms = $1 WH
 pub struct ScanReport {
     /// Cases due a check that were recomputed.
     pub checked: u64,
-    /// New escalations (each with a `deadline_missed` notification).
+    /// Slips without feedback due a check (entering their last quarter, or past due).
+    pub slips_checked: u64,
+    /// New escalations, of case clocks and slips (each with a `deadline_missed` notification).
     pub escalated: u64,
+    /// Of those, slips (转办单超期).
+    pub slips_escalated: u64,
     /// New `deadline_near` notifications.
     pub near: u64,
+    /// Transactions written (one per batch).
+    pub batches: u64,
+    /// The longest batch, from its rows read to its commit, in microseconds: about how long the scan held the
+    /// write lock at a time.
+    pub longest_batch_us: u64,
+    /// The lease was lost between two batches: the scan stopped there (the new holder goes on).
+    pub lease_lost: bool,
 }
 
-/// Cases read per batch.
-const BATCH: i64 = 500;
+impl ScanReport {
+    fn batch_done(&mut self, started: std::time::Instant) {
+        self.batches += 1;
+        let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.longest_batch_us = self.longest_batch_us.max(us);
+    }
+}
+
+/// How a scan runs: the batch size, and the lease it renews between batches.
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    /// Cases (or slips) read and written per transaction.
+    pub batch: usize,
+    /// `(holder, ttl_ms)`: renew [`crate::notify::lease::ESCALATION_LEASE`] for `holder` after
+    /// every batch and stop if it is lost. `None`: no lease (tests, benchmarks).
+    pub lease: Option<(String, i64)>,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        ScanOptions {
+            batch: BATCH,
+            lease: None,
+        }
+    }
+}
+
+/// Cases (or slips) per batch: one transaction each, so a catch-up over tens of thousands of
+/// due cases never holds SQLite's write lock for long, and what a crashed scan committed stays
+/// done (the next scan starts where it stopped: `next_check_ms` has moved on).
+pub const BATCH: usize = 500;
 
 /// id, tier, created_ms, township, version, next_check_ms as read.
 type CaseKey = (String, String, i64, String, i64, i64);
@@ -201,14 +250,28 @@ pub async fn recheck_provisional(db: &Db) -> Result<u64, StoreError> {
     }))
 }
 
-/// One escalation scan at `now` on `calendar` (see the module doc).
+/// One escalation scan at `now` on `calendar`, in batches of [`BATCH`], without a lease (see
+/// the module doc and [`scan_with`]).
 pub async fn scan(
     db: &Db,
     calendar: &policies::WorkingCalendar,
     periods: &policies::CasePeriods,
     now: OffsetDateTime,
 ) -> Result<ScanReport, StoreError> {
+    scan_with(db, calendar, periods, now, &ScanOptions::default()).await
+}
+
+/// One escalation scan: the cases due a check, then the slips due a check, each in batches of
+/// `opts.batch` rows per transaction, renewing the lease between batches.
+pub async fn scan_with(
+    db: &Db,
+    calendar: &policies::WorkingCalendar,
+    periods: &policies::CasePeriods,
+    now: OffsetDateTime,
+    opts: &ScanOptions,
+) -> Result<ScanReport, StoreError> {
     let now_ms = to_ms(now);
+    let batch = opts.batch.max(1);
     let mut report = ScanReport::default();
     let mut skipped: std::collections::HashSet<String> = Default::default();
     loop {
@@ -218,7 +281,7 @@ pub async fn scan(
                  WHERE next_check_ms IS NOT NULL AND next_check_ms <= $1 ORDER BY next_check_ms, id LIMIT $2",
             )
             .bind(now_ms)
-            .bind(BATCH + skipped.len() as i64)
+            .bind((batch + skipped.len()) as i64)
             .fetch_all(p)
             .await?
         });
@@ -229,116 +292,224 @@ pub async fn scan(
         if fresh.is_empty() {
             break;
         }
-        for row in fresh {
-            if !check_case(db, calendar, periods, now, &row, &mut report).await? {
-                // Moved or re-marked meanwhile (the write is conditional on the version and the
-                // check time read): the row is still due; look again next scan.
-                skipped.insert(row.0.clone());
-            }
+        let started = std::time::Instant::now();
+        let planned = plan_cases(db, calendar, periods, now, fresh).await?;
+        // Moved or re-marked meanwhile (the write is conditional on the version and the check
+        // time read): the row is still due; look again next scan.
+        for id in write_cases(db, &planned, now_ms, &mut report).await? {
+            skipped.insert(id);
+        }
+        report.batch_done(started);
+        if !renew(db, opts).await? {
+            report.lease_lost = true;
+            return Ok(report);
+        }
+    }
+    let mut skipped: std::collections::HashSet<String> = Default::default();
+    loop {
+        let rows: Vec<SlipKey> = on_db!(db, p, _DB => {
+            sqlx::query_as(
+                "SELECT s.id, s.case_id, s.kind, s.to_department, s.to_township, s.region, s.issued_ms, \
+                        s.due_ms, s.next_check_ms, c.tier \
+                 FROM slips s JOIN cases c ON c.id = s.case_id \
+                 WHERE s.next_check_ms IS NOT NULL AND s.next_check_ms <= $1 \
+                 ORDER BY s.next_check_ms, s.id LIMIT $2",
+            )
+            .bind(now_ms)
+            .bind((batch + skipped.len()) as i64)
+            .fetch_all(p)
+            .await?
+        });
+        let fresh: Vec<SlipKey> = rows
+            .into_iter()
+            .filter(|r| !skipped.contains(&r.id))
+            .collect();
+        if fresh.is_empty() {
+            break;
+        }
+        let started = std::time::Instant::now();
+        for id in write_slips(db, &fresh, now_ms, &mut report).await? {
+            skipped.insert(id);
+        }
+        report.batch_done(started);
+        if !renew(db, opts).await? {
+            report.lease_lost = true;
+            return Ok(report);
         }
     }
     Ok(report)
 }
 
-/// Recompute one case and write what it needs; `false` when the case changed since it was read.
-async fn check_case(
+/// Renew the scan's lease, if it has one; `false` when it is lost.
+async fn renew(db: &Db, opts: &ScanOptions) -> Result<bool, StoreError> {
+    match &opts.lease {
+        None => Ok(true),
+        Some((holder, ttl_ms)) => {
+            notify::lease::acquire(
+                db,
+                notify::lease::ESCALATION_LEASE,
+                holder,
+                crate::store::now_ms(),
+                *ttl_ms,
+            )
+            .await
+        }
+    }
+}
+
+/// What the scan writes for one case: computed outside the transaction.
+struct Planned {
+    key: CaseKey,
+    due: Due,
+    /// Overdue clocks: (kind, deadline).
+    missed: Vec<(&'static str, i64)>,
+    /// Clocks in `due_soon`: (kind, deadline).
+    near: Vec<(&'static str, i64)>,
+}
+
+/// Recompute the clocks of `cases` from their timelines (one query for the batch's events).
+async fn plan_cases(
     db: &Db,
     calendar: &policies::WorkingCalendar,
     periods: &policies::CasePeriods,
     now: OffsetDateTime,
-    (id, tier, created_ms, township, version, checked_at): &CaseKey,
-    report: &mut ScanReport,
-) -> Result<bool, StoreError> {
-    let now_ms = to_ms(now);
-    let events: Vec<(String, i64)> = on_db!(db, p, _DB => {
-        sqlx::query_as("SELECT action, at_ms FROM case_events WHERE case_id = $1 ORDER BY seq")
-            .bind(id)
-            .fetch_all(p)
-            .await?
+    cases: Vec<CaseKey>,
+) -> Result<Vec<Planned>, StoreError> {
+    // The ids are UUIDs read from the table, bound one by one; the placeholders are ours.
+    let marks: Vec<String> = (1..=cases.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT case_id, action, at_ms FROM case_events WHERE case_id IN ({}) ORDER BY case_id, seq",
+        marks.join(", ")
+    );
+    let events: Vec<(String, String, i64)> = on_db!(db, p, _DB => {
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+        for c in &cases {
+            q = q.bind(&c.0);
+        }
+        q.fetch_all(p).await?
     });
-    let t = Timeline::from_events(*created_ms, events.iter().map(|(a, m)| (a.as_str(), *m)));
-    let tier_u: Urgency =
-        serde_json::from_value(serde_json::Value::String(tier.clone())).unwrap_or(Urgency::Normal);
-    let (cs, due) = case_due(tier_u, &t, calendar, periods, now);
-    let county = county_of(township).to_owned();
-    let timed = timed(&cs, &t);
-    let (mut escalated, mut near) = (0u64, 0u64);
-    let ok = on_db!(db, p, _DB => {
+    let mut by_case: std::collections::HashMap<&str, Vec<(&str, i64)>> = Default::default();
+    for (case_id, action, at) in &events {
+        by_case
+            .entry(case_id.as_str())
+            .or_default()
+            .push((action.as_str(), *at));
+    }
+    let mut out = Vec::with_capacity(cases.len());
+    for key in &cases {
+        let t = Timeline::from_events(
+            key.2,
+            by_case.get(key.0.as_str()).into_iter().flatten().copied(),
+        );
+        let tier: Urgency = serde_json::from_value(serde_json::Value::String(key.1.clone()))
+            .unwrap_or(Urgency::Normal);
+        let (cs, due) = case_due(tier, &t, calendar, periods, now);
+        let (mut missed, mut near) = (Vec::new(), Vec::new());
+        for c in timed(&cs, &t) {
+            match c.clock.status {
+                ClockStatus::Overdue => missed.push((kind_code(c.clock.kind), c.due_ms)),
+                ClockStatus::DueSoon => near.push((kind_code(c.clock.kind), c.due_ms)),
+                _ => {}
+            }
+        }
+        out.push(Planned {
+            key: key.clone(),
+            due,
+            missed,
+            near,
+        });
+    }
+    Ok(out)
+}
+
+/// Write one batch of planned cases in one transaction; returns the ids that changed since they
+/// were read (nothing written for them).
+async fn write_cases(
+    db: &Db,
+    planned: &[Planned],
+    now_ms: i64,
+    report: &mut ScanReport,
+) -> Result<Vec<String>, StoreError> {
+    let mut changed = Vec::new();
+    let mut done: Vec<(&str, &str, u64, u64)> = Vec::new();
+    on_db!(db, p, _DB => {
         let mut tx = p.begin().await?;
-        let n = sqlx::query("UPDATE cases SET next_due_ms = $1, next_due_kind = $2, due_provisional = $3, next_check_ms = $4 WHERE id = $5 AND version = $6 AND next_check_ms = $7")
-            .bind(due.next_due_ms)
-            .bind(&due.next_due_kind)
-            .bind(i64::from(due.provisional))
-            .bind(due.next_check_ms)
-            .bind(id)
-            .bind(version)
-            .bind(checked_at)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if n != 1 {
-            tx.rollback().await?;
-            false
-        } else {
-            for c in &timed {
-                let kind = kind_code(c.clock.kind);
-                if c.clock.status == ClockStatus::Overdue {
-                    let esc_id = uuid::Uuid::now_v7().to_string();
-                    let inserted = sqlx::query("INSERT INTO escalations (id, case_id, clock, tier, township, county, due_ms, escalated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING")
-                        .bind(&esc_id)
-                        .bind(id)
-                        .bind(kind)
-                        .bind(tier)
-                        .bind(township)
-                        .bind(&county)
-                        .bind(c.due_ms)
-                        .bind(now_ms)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                    if inserted == 1 {
-                        escalated += 1;
-                        let n = Notice {
-                            kind: NotificationKind::DeadlineMissed,
-                            case_id: Some(id.clone()),
-                            dedup_key: Some(format!("deadline_missed:{id}:{kind}")),
-                            payload: json!({
-                                "case_id": id,
-                                "escalation_id": esc_id,
-                                "clock": kind,
-                                "tier": tier,
-                                "township": township,
-                                "county": county,
-                                "due_at": rfc3339(c.due_ms),
-                                "escalated_at": rfc3339(now_ms),
-                            }),
-                        };
-                        notify::enqueue((&mut *tx).into(), &n, now_ms).await?;
-                    }
-                } else if c.clock.status == ClockStatus::DueSoon {
+        for pl in planned {
+            let (id, tier, _, township, version, checked_at) = &pl.key;
+            let n = sqlx::query("UPDATE cases SET next_due_ms = $1, next_due_kind = $2, due_provisional = $3, next_check_ms = $4 WHERE id = $5 AND version = $6 AND next_check_ms = $7")
+                .bind(pl.due.next_due_ms)
+                .bind(&pl.due.next_due_kind)
+                .bind(i64::from(pl.due.provisional))
+                .bind(pl.due.next_check_ms)
+                .bind(id)
+                .bind(version)
+                .bind(checked_at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if n != 1 {
+                changed.push(id.clone());
+                continue;
+            }
+            let county = county_of(township);
+            let (mut escalated, mut near) = (0u64, 0u64);
+            for (kind, due_ms) in &pl.missed {
+                let esc_id = uuid::Uuid::now_v7().to_string();
+                let inserted = sqlx::query("INSERT INTO escalations (id, case_id, clock, tier, township, county, due_ms, escalated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING")
+                    .bind(&esc_id)
+                    .bind(id)
+                    .bind(*kind)
+                    .bind(tier)
+                    .bind(township)
+                    .bind(county)
+                    .bind(due_ms)
+                    .bind(now_ms)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if inserted == 1 {
+                    escalated += 1;
                     let n = Notice {
-                        kind: NotificationKind::DeadlineNear,
+                        kind: NotificationKind::DeadlineMissed,
                         case_id: Some(id.clone()),
-                        dedup_key: Some(format!("deadline_near:{id}:{kind}:{}", c.due_ms)),
+                        dedup_key: Some(format!("deadline_missed:{id}:{kind}")),
                         payload: json!({
                             "case_id": id,
+                            "escalation_id": esc_id,
                             "clock": kind,
                             "tier": tier,
                             "township": township,
                             "county": county,
-                            "due_at": rfc3339(c.due_ms),
+                            "due_at": rfc3339(*due_ms),
+                            "escalated_at": rfc3339(now_ms),
                         }),
                     };
-                    if notify::enqueue((&mut *tx).into(), &n, now_ms).await? {
-                        near += 1;
-                    }
+                    notify::enqueue((&mut *tx).into(), &n, now_ms).await?;
                 }
             }
-            tx.commit().await?;
-            true
+            for (kind, due_ms) in &pl.near {
+                let n = Notice {
+                    kind: NotificationKind::DeadlineNear,
+                    case_id: Some(id.clone()),
+                    dedup_key: Some(format!("deadline_near:{id}:{kind}:{due_ms}")),
+                    payload: json!({
+                        "case_id": id,
+                        "clock": kind,
+                        "tier": tier,
+                        "township": township,
+                        "county": county,
+                        "due_at": rfc3339(*due_ms),
+                    }),
+                };
+                if notify::enqueue((&mut *tx).into(), &n, now_ms).await? {
+                    near += 1;
+                }
+            }
+            done.push((id.as_str(), township.as_str(), escalated, near));
         }
+        tx.commit().await?;
     });
-    if ok {
+    for (id, township, escalated, near) in done {
         report.checked += 1;
         report.escalated += escalated;
         report.near += near;
@@ -347,7 +518,129 @@ async fn check_case(
             tracing::info!(case_id = %id, township = %township, escalated, "case escalated (超期督办)");
         }
     }
-    Ok(ok)
+    Ok(changed)
+}
+
+/// A slip due a check, with its case's tier, as read.
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct SlipKey {
+    id: String,
+    case_id: String,
+    kind: String,
+    to_department: Option<String>,
+    to_township: Option<String>,
+    /// The case's township when the slip was issued: whose supervisor sees the escalation.
+    region: String,
+    issued_ms: i64,
+    due_ms: i64,
+    next_check_ms: i64,
+    tier: String,
+}
+
+/// Write one batch of slips due a check in one transaction: past due → an escalation row
+/// (`clock = 'slip:<id>'`) and `deadline_missed`, nothing left to notice; in the last quarter →
+/// `deadline_near`, next check one past the due time. Returns the ids that changed since read.
+async fn write_slips(
+    db: &Db,
+    slips: &[SlipKey],
+    now_ms: i64,
+    report: &mut ScanReport,
+) -> Result<Vec<String>, StoreError> {
+    let mut changed = Vec::new();
+    let (mut checked, mut escalated, mut near) = (0u64, 0u64, 0u64);
+    on_db!(db, p, _DB => {
+        let mut tx = p.begin().await?;
+        for sl in slips {
+            let overdue = now_ms > sl.due_ms;
+            let next = if overdue {
+                None
+            } else {
+                Some(sl.due_ms + 1)
+            };
+            // The case row first (a no-op update): the case's notifications stay in commit
+            // order, as for every other enqueue of a case.
+            sqlx::query("UPDATE cases SET version = version WHERE id = $1")
+                .bind(&sl.case_id)
+                .execute(&mut *tx)
+                .await?;
+            let n = sqlx::query("UPDATE slips SET next_check_ms = $1 WHERE id = $2 AND next_check_ms = $3 AND answered_ms IS NULL")
+                .bind(next)
+                .bind(&sl.id)
+                .bind(sl.next_check_ms)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if n != 1 {
+                changed.push(sl.id.clone());
+                continue;
+            }
+            checked += 1;
+            let county = county_of(&sl.region);
+            let clock = super::slips_store::slip_clock(&sl.id);
+            let common = json!({
+                "case_id": sl.case_id,
+                "clock": "slip",
+                "slip_id": sl.id,
+                "slip_kind": sl.kind,
+                "to_department": sl.to_department,
+                "to_township": sl.to_township,
+                "tier": sl.tier,
+                "township": sl.region,
+                "county": county,
+                "issued_at": rfc3339(sl.issued_ms),
+                "due_at": rfc3339(sl.due_ms),
+            });
+            if overdue {
+                let esc_id = uuid::Uuid::now_v7().to_string();
+                let inserted = sqlx::query("INSERT INTO escalations (id, case_id, clock, tier, township, county, due_ms, escalated_ms, slip_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING")
+                    .bind(&esc_id)
+                    .bind(&sl.case_id)
+                    .bind(&clock)
+                    .bind(&sl.tier)
+                    .bind(&sl.region)
+                    .bind(county)
+                    .bind(sl.due_ms)
+                    .bind(now_ms)
+                    .bind(&sl.id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if inserted == 1 {
+                    escalated += 1;
+                    let mut payload = common;
+                    payload["escalation_id"] = json!(esc_id);
+                    payload["escalated_at"] = json!(rfc3339(now_ms));
+                    let n = Notice {
+                        kind: NotificationKind::DeadlineMissed,
+                        case_id: Some(sl.case_id.clone()),
+                        dedup_key: Some(format!("deadline_missed:{}:{clock}", sl.case_id)),
+                        payload,
+                    };
+                    notify::enqueue((&mut *tx).into(), &n, now_ms).await?;
+                    tracing::info!(slip_id = %sl.id, case_id = %sl.case_id, township = %sl.region, "referral slip escalated (转办单超期督办)");
+                }
+            } else {
+                let n = Notice {
+                    kind: NotificationKind::DeadlineNear,
+                    case_id: Some(sl.case_id.clone()),
+                    dedup_key: Some(format!("deadline_near:{}:{clock}:{}", sl.case_id, sl.due_ms)),
+                    payload: common,
+                };
+                if notify::enqueue((&mut *tx).into(), &n, now_ms).await? {
+                    near += 1;
+                }
+            }
+        }
+        tx.commit().await?;
+    });
+    report.slips_checked += checked;
+    report.escalated += escalated;
+    report.slips_escalated += escalated;
+    report.near += near;
+    if escalated > 0 {
+        metrics::counter!("hub_escalations_total").increment(escalated);
+    }
+    Ok(changed)
 }
 
 /// One row of the supervisor's queue (no personal data).
@@ -362,6 +655,17 @@ pub struct EscalationRow {
     pub due_ms: i64,
     pub escalated_ms: i64,
     pub resolved_ms: Option<i64>,
+    /// For a slip's escalation (`clock = 'slip:<id>'`): the slip.
+    pub slip: Option<EscalatedSlipRow>,
+}
+
+/// The slip of a slip's escalation: id, kind and addressee (no personal data).
+#[derive(Debug, Clone)]
+pub struct EscalatedSlipRow {
+    pub id: String,
+    pub kind: String,
+    pub to_department: Option<String>,
+    pub to_township: Option<String>,
 }
 
 /// Filters of the queue: `division` is a prefix of the township (a county sees its townships).
@@ -378,27 +682,34 @@ pub struct EscalationFilter {
 
 /// The queue, newest first.
 pub async fn list(db: &Db, f: &EscalationFilter) -> Result<Vec<EscalationRow>, StoreError> {
-    type T = (
-        String,
-        String,
-        String,
-        String,
-        String,
-        String,
-        i64,
-        i64,
-        Option<i64>,
-    );
+    #[derive(sqlx::FromRow)]
+    struct T {
+        id: String,
+        case_id: String,
+        clock: String,
+        tier: String,
+        township: String,
+        county: String,
+        due_ms: i64,
+        escalated_ms: i64,
+        resolved_ms: Option<i64>,
+        slip_id: Option<String>,
+        slip_kind: Option<String>,
+        to_department: Option<String>,
+        to_township: Option<String>,
+    }
     let like = |d: &str| format!("{d}%");
     let open = f.open.map(i64::from);
     let rows: Vec<T> = on_db!(db, p, _DB => {
         sqlx::query_as(
-            "SELECT id, case_id, clock, tier, township, county, due_ms, escalated_ms, resolved_ms FROM escalations \
-             WHERE township LIKE $1 \
-               AND ($2 IS NULL OR township LIKE $2) \
-               AND ($3 IS NULL OR ($3 = 1 AND resolved_ms IS NULL) OR ($3 = 0 AND resolved_ms IS NOT NULL)) \
-               AND ($4 IS NULL OR id < $4) \
-             ORDER BY id DESC LIMIT $5",
+            "SELECT e.id, e.case_id, e.clock, e.tier, e.township, e.county, e.due_ms, e.escalated_ms, e.resolved_ms, \
+                    e.slip_id, s.kind AS slip_kind, s.to_department, s.to_township \
+             FROM escalations e LEFT JOIN slips s ON s.id = e.slip_id \
+             WHERE e.township LIKE $1 \
+               AND ($2 IS NULL OR e.township LIKE $2) \
+               AND ($3 IS NULL OR ($3 = 1 AND e.resolved_ms IS NULL) OR ($3 = 0 AND e.resolved_ms IS NOT NULL)) \
+               AND ($4 IS NULL OR e.id < $4) \
+             ORDER BY e.id DESC LIMIT $5",
         )
         .bind(like(&f.division))
         .bind(f.township.as_deref().map(like))
@@ -411,15 +722,21 @@ pub async fn list(db: &Db, f: &EscalationFilter) -> Result<Vec<EscalationRow>, S
     Ok(rows
         .into_iter()
         .map(|t| EscalationRow {
-            id: t.0,
-            case_id: t.1,
-            clock: t.2,
-            tier: t.3,
-            township: t.4,
-            county: t.5,
-            due_ms: t.6,
-            escalated_ms: t.7,
-            resolved_ms: t.8,
+            slip: t.slip_id.map(|id| EscalatedSlipRow {
+                id,
+                kind: t.slip_kind.unwrap_or_default(),
+                to_department: t.to_department,
+                to_township: t.to_township,
+            }),
+            id: t.id,
+            case_id: t.case_id,
+            clock: t.clock,
+            tier: t.tier,
+            township: t.township,
+            county: t.county,
+            due_ms: t.due_ms,
+            escalated_ms: t.escalated_ms,
+            resolved_ms: t.resolved_ms,
         })
         .collect())
 }

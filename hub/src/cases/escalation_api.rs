@@ -1,15 +1,16 @@
 //! `GET /v1/escalations` (督办队列): the county supervisor's queue of overdue stages
 //! ([`super::escalation`]). A county caseworker (division of 6 digits) sees its county's, a
 //! township caseworker its township's; decided by Cedar (`list_escalations`, jurisdiction as for
-//! every case action). The list carries no personal data (case id, clock, tier, township, times),
-//! so nothing is logged.
+//! every case action). The list carries no personal data (case id, clock, tier, township, times;
+//! for an overdue referral slip its id, kind and addressee), so nothing is logged.
 
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use policies::{Action, RequestCtx, ResourceCtx};
-use schemas::DivisionCode;
+use schemas::cases::SlipKind;
 use schemas::division::DivisionLevel;
+use schemas::{Department, DivisionCode};
 use serde::{Deserialize, Serialize};
 
 use super::clocks::ClockKind;
@@ -57,8 +58,12 @@ pub struct EscalationQuery {
 pub struct EscalationItem {
     pub id: String,
     pub case_id: String,
-    /// The statutory clock that was missed.
-    pub clock: ClockKind,
+    /// The statutory clock that was missed, or `slip`: a referral slip without feedback past its
+    /// due time (then `slip` names it).
+    pub clock: EscalatedClock,
+    /// 转办单: the overdue slip, for `clock = slip`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slip: Option<EscalatedSlip>,
     pub tier: schemas::Urgency,
     pub township: String,
     /// The township's county (first 6 digits).
@@ -71,6 +76,47 @@ pub struct EscalationItem {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resolved_at: Option<String>,
     pub state: EscalationState,
+}
+
+/// What was missed: a case's statutory clock, or a referral slip's due time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EscalatedClock {
+    /// 先行救助时限.
+    FirstHelp,
+    /// 补充完善材料时限.
+    Materials,
+    /// 调查初审意见时限.
+    InitialOpinion,
+    /// 审批决定时限.
+    Decision,
+    /// 转办单办理期限: a slip without feedback past its due time.
+    Slip,
+}
+
+impl From<ClockKind> for EscalatedClock {
+    fn from(k: ClockKind) -> Self {
+        match k {
+            ClockKind::FirstHelp => EscalatedClock::FirstHelp,
+            ClockKind::Materials => EscalatedClock::Materials,
+            ClockKind::InitialOpinion => EscalatedClock::InitialOpinion,
+            ClockKind::Decision => EscalatedClock::Decision,
+        }
+    }
+}
+
+/// The overdue slip of a slip's escalation (no personal data).
+#[derive(Debug, Deserialize, Serialize, schemars::JsonSchema)]
+pub struct EscalatedSlip {
+    /// Slip id (`GET /v1/slips/{id}`).
+    pub id: String,
+    pub kind: SlipKind,
+    /// 承办部门: the department that has not answered (every kind but `township`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to_department: Option<Department>,
+    /// 转入乡镇 (kind `township`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to_township: Option<String>,
 }
 
 /// `GET /v1/escalations` answer.
@@ -158,8 +204,30 @@ async fn list_escalations(
         .flatten();
     let mut escalations = Vec::with_capacity(rows.len());
     for r in rows {
+        let (clock, slip) = match r.slip {
+            Some(sl) => (
+                EscalatedClock::Slip,
+                Some(EscalatedSlip {
+                    kind: SlipKind::from_code(&sl.kind)
+                        .ok_or_else(|| ApiError::internal("escalation row: unknown slip kind"))?,
+                    to_department: sl
+                        .to_department
+                        .as_deref()
+                        .map(|d| {
+                            Department::from_code(d).ok_or_else(|| {
+                                ApiError::internal("escalation row: unknown department")
+                            })
+                        })
+                        .transpose()?,
+                    to_township: sl.to_township,
+                    id: sl.id,
+                }),
+            ),
+            None => (parse::<ClockKind>("clock", &r.clock)?.into(), None),
+        };
         escalations.push(EscalationItem {
-            clock: parse("clock", &r.clock)?,
+            clock,
+            slip,
             tier: parse("tier", &r.tier)?,
             id: r.id,
             case_id: r.case_id,

@@ -1,9 +1,13 @@
 //! The `slips` table (`0009_referral_slips.sql`): referral slips (转办单) as stored. Personal
 //! fields (what is asked, the applicant's name, resident ID and phone) and the feedback arrive
 //! here already sealed; the applicant is a keyed pseudonym. Issuing a slip is one transaction in
-//! [`insert_slip`] (an outbox notification belongs in it); a move (accept, answer) updates the
+//! [`insert_slip`] (with its `slip_issued` notification); a move (accept, answer) updates the
 //! row only at the version it was decided on.
 
+use serde_json::json;
+
+use super::escalation::{county_of, rfc3339};
+use crate::notify::{self, Notice, NotificationKind};
 use crate::store::{Db, StoreError, on_db};
 
 /// A slip as stored.
@@ -111,56 +115,97 @@ impl From<Raw> for SlipRow {
     }
 }
 
+/// The instant a slip without feedback enters the last quarter of its period (`deadline_near`):
+/// its first `next_check_ms` (see [`super::escalation`]).
+pub fn near_ms(issued_ms: i64, due_ms: i64) -> i64 {
+    due_ms - (due_ms - issued_ms).max(0) / 4
+}
+
+/// The `slip_issued` notification of `s` (转办单已发出): ids, kind, addressee, township and times;
+/// never the applicant nor what is asked (those stay sealed in the hub).
+pub fn issued_notice(s: &SlipRow) -> Notice {
+    Notice {
+        kind: NotificationKind::SlipIssued,
+        case_id: Some(s.case_id.clone()),
+        dedup_key: Some(format!("slip_issued:{}", s.id)),
+        payload: json!({
+            "case_id": s.case_id,
+            "slip_id": s.id,
+            "slip_kind": s.kind,
+            "to_department": s.to_department,
+            "to_township": s.to_township,
+            "township": s.region,
+            "county": county_of(&s.region),
+            "issued_at": rfc3339(s.issued_ms),
+            "due_at": rfc3339(s.due_ms),
+            "due_provisional": s.due_provisional,
+        }),
+    }
+}
+
 /// Store a new slip, in one transaction, only while its case is in one of `open_states` (a case
-/// decided or closed meanwhile gets no slip: `false`, nothing written).
+/// decided or closed meanwhile gets no slip: `false`, nothing written), with its `slip_issued`
+/// notification ([`issued_notice`]) in the same transaction.
 ///
-/// The notifications outbox (`slip_issued`) is to be written inside this transaction.
+/// The case row is locked first (a no-op update, guarded by the stage): a decision racing the
+/// slip waits or makes this one write nothing, and the case's notifications stay in commit order
+/// (the outbox invariant of [`crate::notify`]).
 pub async fn insert_slip(db: &Db, s: &SlipRow, open_states: &[&str]) -> Result<bool, StoreError> {
     // The stage list is this module's constants, never input: bound one by one.
-    let marks: Vec<String> = (0..open_states.len())
-        .map(|i| format!("${}", i + 23))
-        .collect();
-    let sql = format!(
-        "INSERT INTO slips ({COLUMNS}) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-         $13, $14, $15, $16, $17, $18, $19, $20, $21, $22 \
-         WHERE EXISTS (SELECT 1 FROM cases WHERE id = $2 AND state IN ({}))",
-        marks.join(", ")
+    let marks = |from: usize| -> String {
+        (0..open_states.len())
+            .map(|i| format!("${}", i + from))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let lock = format!(
+        "UPDATE cases SET version = version WHERE id = $1 AND state IN ({})",
+        marks(2)
     );
+    let sql = format!(
+        "INSERT INTO slips ({COLUMNS}, next_check_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
+         $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)"
+    );
+    let notice = issued_notice(s);
     let inserted = on_db!(db, p, _DB => {
         let mut tx = p.begin().await?;
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&s.id)
-            .bind(&s.case_id)
-            .bind(&s.kind)
-            .bind(&s.to_department)
-            .bind(&s.to_township)
-            .bind(&s.region)
-            .bind(&s.applicant)
-            .bind(&s.state)
-            .bind(s.issued_ms)
-            .bind(&s.issued_by)
-            .bind(s.due_ms)
-            .bind(i64::from(s.due_provisional))
-            .bind(s.accepted_ms)
-            .bind(&s.accepted_by)
-            .bind(s.answered_ms)
-            .bind(&s.answered_by)
-            .bind(&s.result)
-            .bind(&s.personal)
-            .bind(&s.key_id)
-            .bind(&s.feedback)
-            .bind(&s.feedback_key_id)
-            .bind(s.version);
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(lock)).bind(&s.case_id);
         for st in open_states {
             q = q.bind(*st);
         }
-        let n = q.execute(&mut *tx).await?.rows_affected();
-        if n == 1 {
-            tx.commit().await?;
-            true
-        } else {
+        if q.execute(&mut *tx).await?.rows_affected() != 1 {
             tx.rollback().await?;
             false
+        } else {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(&s.id)
+                .bind(&s.case_id)
+                .bind(&s.kind)
+                .bind(&s.to_department)
+                .bind(&s.to_township)
+                .bind(&s.region)
+                .bind(&s.applicant)
+                .bind(&s.state)
+                .bind(s.issued_ms)
+                .bind(&s.issued_by)
+                .bind(s.due_ms)
+                .bind(i64::from(s.due_provisional))
+                .bind(s.accepted_ms)
+                .bind(&s.accepted_by)
+                .bind(s.answered_ms)
+                .bind(&s.answered_by)
+                .bind(&s.result)
+                .bind(&s.personal)
+                .bind(&s.key_id)
+                .bind(&s.feedback)
+                .bind(&s.feedback_key_id)
+                .bind(s.version)
+                .bind(s.answered_ms.is_none().then(|| near_ms(s.issued_ms, s.due_ms)))
+                .execute(&mut *tx)
+                .await?;
+            notify::enqueue((&mut *tx).into(), &notice, s.issued_ms).await?;
+            tx.commit().await?;
+            true
         }
     });
     Ok(inserted)
@@ -195,6 +240,8 @@ pub async fn unanswered_of_case(db: &Db, case_id: &str) -> Result<Vec<String>, S
 }
 
 /// Apply a move decided at `version`; `false` when the slip changed since (nothing written).
+/// Feedback ends the slip's clock (`next_check_ms` cleared) and resolves its escalation, if the
+/// scan had escalated it, in the same transaction.
 pub async fn apply_slip_move(
     db: &Db,
     id: &str,
@@ -202,13 +249,17 @@ pub async fn apply_slip_move(
     m: &SlipMoveRow,
 ) -> Result<bool, StoreError> {
     let (result, feedback, feedback_key_id) = m.answer.clone().unzip3();
+    let answered = result.is_some();
     let moved = on_db!(db, p, _DB => {
-        sqlx::query("UPDATE slips SET state = $1, \
+        let mut tx = p.begin().await?;
+        let n = sqlx::query("UPDATE slips SET state = $1, \
                  accepted_ms = COALESCE(accepted_ms, $2), accepted_by = COALESCE(accepted_by, $3), \
                  answered_ms = CASE WHEN $4 IS NULL THEN answered_ms ELSE $2 END, \
                  answered_by = CASE WHEN $4 IS NULL THEN answered_by ELSE $3 END, \
                  result = COALESCE($4, result), feedback = COALESCE($5, feedback), \
-                 feedback_key_id = COALESCE($6, feedback_key_id), version = version + 1 \
+                 feedback_key_id = COALESCE($6, feedback_key_id), \
+                 next_check_ms = CASE WHEN $4 IS NULL THEN next_check_ms ELSE NULL END, \
+                 version = version + 1 \
              WHERE id = $7 AND version = $8")
             .bind(&m.state)
             .bind(m.at_ms)
@@ -218,11 +269,29 @@ pub async fn apply_slip_move(
             .bind(feedback_key_id)
             .bind(id)
             .bind(version)
-            .execute(p)
+            .execute(&mut *tx)
             .await?
-            .rows_affected()
+            .rows_affected();
+        if n == 1 && answered {
+            sqlx::query(
+                "UPDATE escalations SET resolved_ms = $1 \
+                 WHERE case_id = (SELECT case_id FROM slips WHERE id = $2) AND clock = $3 AND resolved_ms IS NULL",
+            )
+            .bind(m.at_ms)
+            .bind(id)
+            .bind(slip_clock(id))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        n
     });
     Ok(moved == 1)
+}
+
+/// The `escalations.clock` of slip `id`.
+pub fn slip_clock(id: &str) -> String {
+    format!("slip:{id}")
 }
 
 trait Unzip3<A, B, C> {

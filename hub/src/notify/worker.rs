@@ -1,6 +1,7 @@
 //! The background task of every replica: every `[notifications] poll_ms` it takes or renews the
 //! deployment's escalation lease ([`super::lease`]); the holder alone runs the escalation scan
-//! (every `[escalation] interval_secs`, [`crate::cases::escalation::scan`]) and the sender
+//! (every `[escalation] interval_secs`, [`crate::cases::escalation::scan_with`], in batches,
+//! renewing the lease between them) and the sender
 //! ([`super::deliver::Sender::round`]). The others only retry the lease, so a replica that dies
 //! is replaced once its lease expires. Nothing here has to survive a restart: the scan recomputes
 //! from stored facts and the outbox is in the database.
@@ -95,11 +96,16 @@ impl Worker {
             }
         }
         let started = Instant::now();
-        match escalation::scan(
+        let opts = escalation::ScanOptions {
+            lease: Some((self.holder.clone(), self.lease_ttl.as_millis() as i64)),
+            ..Default::default()
+        };
+        match escalation::scan_with(
             &self.db,
             calendar,
             &engine.deadlines().case,
             time::OffsetDateTime::now_utc(),
+            &opts,
         )
         .await
         {
@@ -109,8 +115,12 @@ impl Worker {
                 tracing::info!(
                     holder = %self.holder,
                     checked = r.checked,
+                    slips_checked = r.slips_checked,
                     escalated = r.escalated,
+                    slips_escalated = r.slips_escalated,
                     near = r.near,
+                    batches = r.batches,
+                    lease_lost = r.lease_lost,
                     "escalation scan"
                 );
             }

@@ -6,13 +6,20 @@
 //! `hub::cases::escalation::case_due` as a filing or move would), filed over the last `--days`
 //! days across the three tiers, some accepted; then times, on the shipped calendar:
 //!
-//! - the **first scan**, which escalates every stage overdue at seeding time (it reads each due
-//!   case's timeline and writes its escalation, its `deadline_missed` notification and its new
-//!   check time);
-//! - the **steady-state scan** right after (nothing new is due: one indexed query);
-//! - `--rounds` further steady-state scans (median reported).
+//! One referral slip (转办单) per `--slip-every` cases among the accepted ones, issued an hour
+//! after acceptance with a 10-day period, so about half of them are past due at seeding time.
+//! The seeded database is then copied (`VACUUM INTO`) so that both runs below start from the
+//! same rows, and timed on the shipped calendar:
 //!
-//! Run: `cargo run -p hub-tests --bin escalation-bench -- --cases 100000`.
+//! - **baseline**: the catch-up scan with one case (or slip) per transaction (`--batch 1`, how
+//!   the scan worked before batching);
+//! - **batched**: the catch-up scan on the copy with `--batch` rows per transaction (default 500,
+//!   the hub's), with the number of transactions and the longest one (how long the write lock
+//!   is held at a time);
+//! - the **steady-state scan** right after (nothing new is due: two indexed queries), and
+//!   `--rounds` more (median reported).
+//!
+//! Run: `cargo run --locked -p hub-tests --bin escalation-bench -- --cases 100000`.
 #![forbid(unsafe_code)]
 
 use std::time::Instant;
@@ -38,6 +45,12 @@ struct Args {
     /// Steady-state scans measured after the first two.
     #[arg(long, default_value_t = 5)]
     rounds: u32,
+    /// One referral slip per this many cases (accepted ones only; 0: none).
+    #[arg(long, default_value_t = 10)]
+    slip_every: u32,
+    /// Rows per transaction of the batched scan.
+    #[arg(long, default_value_t = escalation::BATCH)]
+    batch: usize,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -65,6 +78,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let mut tx = pool.begin().await?;
     let mut overdue_at_seed = 0u64;
+    let (mut slips, mut slips_overdue) = (0u64, 0u64);
     for i in 0..args.cases {
         let id = uuid::Uuid::now_v7().to_string();
         // Deterministic spread: filing time, tier, acceptance.
@@ -121,6 +135,30 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .bind(due.next_check_ms)
         .execute(&mut *tx)
         .await?;
+        if let Some(a) = accepted
+            && args.slip_every > 0
+            && i % args.slip_every == 1
+        {
+            let issued = a + 3_600_000;
+            let due = issued + 10 * 86_400_000;
+            sqlx::query(
+                "INSERT INTO slips (id, case_id, kind, to_department, to_township, region, applicant, state, issued_ms, issued_by, due_ms, due_provisional, personal, key_id, version, next_check_ms) \
+                 VALUES ($1, $2, 'employment', 'labor', NULL, $3, $4, 'issued', $5, 'bench', $6, 0, 'sealed', 'k', 1, $7)",
+            )
+            .bind(uuid::Uuid::now_v7().to_string())
+            .bind(&id)
+            .bind(&township)
+            .bind(format!("p{i}"))
+            .bind(issued)
+            .bind(due)
+            .bind(hub::cases::slips_store::near_ms(issued, due))
+            .execute(&mut *tx)
+            .await?;
+            slips += 1;
+            if due < now_ms {
+                slips_overdue += 1;
+            }
+        }
         for (seq, (action, at, to)) in events.iter().enumerate() {
             sqlx::query("INSERT INTO case_events (case_id, seq, at_ms, action, from_state, to_state, actor, township) VALUES ($1, $2, $3, $4, NULL, $5, 'bench', $6)")
                 .bind(&id)
@@ -135,27 +173,73 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     tx.commit().await?;
     println!(
-        "seeded {} open cases in {:.1} s ({} with an overdue clock)",
+        "seeded {} open cases and {slips} slips in {:.1} s ({} cases with an overdue clock, {slips_overdue} slips past due)",
         args.cases,
         t0.elapsed().as_secs_f64(),
         overdue_at_seed
     );
+    let copy = dir.path().join("copy.db");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "VACUUM INTO '{}'",
+        copy.display()
+    )))
+    .execute(&pool)
+    .await?;
+    let copy_store = hub::store::connect(
+        &secrecy::SecretString::from(format!("sqlite://{}", copy.display())),
+        4,
+    )
+    .await?;
 
-    let db = store.db();
+    let catch_up = |db: Db, batch: usize| {
+        let (calendar, periods) = (&calendar, &periods);
+        async move {
+            let opts = escalation::ScanOptions { batch, lease: None };
+            let t = Instant::now();
+            let r = escalation::scan_with(&db, calendar, periods, now, &opts).await?;
+            anyhow::Ok((t.elapsed().as_secs_f64(), r))
+        }
+    };
+    let show = |label: &str, secs: f64, r: &escalation::ScanReport| {
+        println!(
+            "{label}: {secs:.3} s in {} transactions, longest {:.1} ms (checked {} cases + {} slips, escalated {} of which {} slips, deadline_near {})",
+            r.batches,
+            r.longest_batch_us as f64 / 1000.0,
+            r.checked,
+            r.slips_checked,
+            r.escalated,
+            r.slips_escalated,
+            r.near
+        );
+    };
+    let (base, rb) = catch_up(store.db(), 1).await?;
+    show("catch-up, baseline (1 row per transaction)", base, &rb);
+    let (batched, r) = catch_up(copy_store.db(), args.batch).await?;
+    show(
+        &format!("catch-up, batched ({} rows per transaction)", args.batch),
+        batched,
+        &r,
+    );
+    anyhow::ensure!(
+        (rb.checked, rb.escalated, rb.near) == (r.checked, r.escalated, r.near),
+        "the two runs did different work"
+    );
+    println!(
+        "catch-up batched / baseline: {:.3} (time), {:.4} (longest transaction)",
+        batched / base,
+        r.longest_batch_us as f64 / rb.longest_batch_us.max(1) as f64
+    );
+
+    let db = copy_store.db();
     let scan = || async {
         let t = Instant::now();
         let r = escalation::scan(&db, &calendar, &periods, time::OffsetDateTime::now_utc()).await?;
         anyhow::Ok((t.elapsed().as_secs_f64(), r))
     };
-    let (first, r) = scan().await?;
-    println!(
-        "first scan: {:.3} s (checked {}, escalated {}, deadline_near {})",
-        first, r.checked, r.escalated, r.near
-    );
     let (second, r) = scan().await?;
     println!(
-        "steady-state scan: {:.4} s (checked {}, escalated {})",
-        second, r.checked, r.escalated
+        "steady-state scan: {:.4} s (checked {} cases + {} slips, escalated {})",
+        second, r.checked, r.slips_checked, r.escalated
     );
     let mut times = Vec::new();
     for _ in 0..args.rounds {

@@ -2,7 +2,9 @@
 //! queue by the lease holder's scan, once; meeting the clock resolves it; notifications go
 //! through the durable outbox to a real HTTPS webhook receiver (mTLS, the hub's outbound client
 //! certificate), signed with the key `/v1/report-key` publishes; a `kill -9` while notifications
-//! are pending loses none; two hub processes on one PostgreSQL database take turns on the lease.
+//! are pending loses none; two hub processes on one PostgreSQL database take turns on the lease;
+//! a normal case handed to the county with two referral slips, one late: the slip is escalated
+//! and notified, its late feedback resolves it, and the case closes.
 //!
 //! Time is not waited for: a clock is made past by back-dating the case's stored times in the real
 //! database from the test (`created_ms`, the events, and the stored `next_due_ms` /
@@ -158,7 +160,7 @@ fn sections(addr: SocketAddr) -> String {
         "\n[escalation]\ninterval_secs = 1\nlease_secs = 3\n\n[notifications]\npoll_ms = 100\n\
          retry_base_ms = 100\nretry_cap_ms = 500\n\n[[notifications.webhooks]]\nname = \"province\"\n\
          url = \"https://localhost:{}/jsj/notifications\"\nca = \"pki/ca.pem\"\n\
-         kinds = [\"case_accepted\", \"deadline_missed\", \"case_decided\"]\n",
+         kinds = [\"case_accepted\", \"slip_issued\", \"deadline_missed\", \"case_decided\"]\n",
         addr.port()
     )
 }
@@ -244,6 +246,18 @@ impl Raw {
              next_check_ms = next_check_ms - $1 WHERE id = $2",
             case,
             shift,
+        )
+        .await
+    }
+
+    /// Move slip `slip` 30 days into the past (issued, due and its stored check time), as if
+    /// issued a month ago: its due time has passed and the next scan must notice it.
+    async fn slip_past_due(&mut self, slip: &str) -> anyhow::Result<()> {
+        self.exec(
+            "UPDATE slips SET issued_ms = issued_ms - $1, due_ms = due_ms - $1, \
+             next_check_ms = due_ms - $1 + 1 WHERE id = $2",
+            slip,
+            30 * 86_400 * 1000,
         )
         .await
     }
@@ -529,6 +543,251 @@ async fn overdue_case_is_escalated_once_and_notified(
     db.close().await?;
     receiver.stop();
     s.stop().await;
+    Ok(())
+}
+
+/// Deliveries of `kind` received for `case` (first of each delivery id).
+fn deliveries<'a>(got: &'a [Received], case: &str, kind: &str) -> Vec<&'a Received> {
+    let mut seen = std::collections::BTreeSet::new();
+    got.iter()
+        .filter(|r| r.body["case_id"] == case && r.kind == kind)
+        .filter(|r| seen.insert(r.delivery_id.clone()))
+        .collect()
+}
+
+/// Issue a slip of `kind` from `case` as the township caseworker; its id.
+async fn issue_slip(api: &Api<'_>, case: &str, kind: &str, asked: &str) -> anyhow::Result<String> {
+    let (status, b) = api
+        .post(
+            "caseworker",
+            &format!("/v1/cases/{case}/slips"),
+            &serde_json::json!({ "kind": kind, "asked": asked }),
+        )
+        .await?;
+    anyhow::ensure!(status == 201, "issuing a {kind} slip: {b}");
+    Ok(b["id"].as_str().unwrap_or_default().to_owned())
+}
+
+/// The ids of the slips `who` lists with `query`.
+async fn slips_listed(api: &Api<'_>, who: &str, query: &str) -> anyhow::Result<Vec<String>> {
+    let (status, l) = api.get(who, &format!("/v1/slips{query}")).await?;
+    anyhow::ensure!(status == 200, "{who}: {l}");
+    Ok(l["slips"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|s| s["id"].as_str().map(str::to_owned))
+        .collect())
+}
+
+/// 一件普通案件转交县级，两张转办单，一张超期督办 (issue 11 item 10): a normal case is accepted and
+/// investigated; the township issues slips to health and labor; health answers in time; labor's
+/// slip passes its due time (moved a month back in the real database), the scan escalates it to
+/// the county's queue (with the slip and its department) and notifies `deadline_missed`; labor's
+/// late feedback resolves it; the case is handed to the county, which decides; the case closes.
+async fn normal_case_with_a_late_slip_to_closure(
+    edit_db: impl Fn(String) -> String + Send + Sync + 'static,
+    db_url: impl Fn(&Path) -> String,
+) -> anyhow::Result<()> {
+    let hook = free_addr()?;
+    let s = setup_with(move |t| format!("{}{}", edit_db(t), sections(hook))).await?;
+    let api = Api {
+        env: &s.env,
+        base: s.hub.url(""),
+    };
+    let (pk, _) = api.report_key().await?;
+    let receiver = Receiver::start(&s.env, hook, pk).await?;
+    let h = households(&s.deps, XUZHUANG)[0].clone();
+    let (status, b) = api
+        .post(
+            "intake",
+            "/v1/cases",
+            &filing(&h, "hotline_12345", "normal", XUZHUANG),
+        )
+        .await?;
+    assert_eq!(status, 201, "{b}");
+    let case = b["id"].as_str().expect("id").to_owned();
+    api.step(&case, "accept").await?;
+    api.step(&case, "investigation").await?;
+    let health = issue_slip(
+        &api,
+        &case,
+        "medical_assistance",
+        "户主住院，请落实医疗救助",
+    )
+    .await?;
+    let labor = issue_slip(&api, &case, "employment", "配偶失业，请落实就业援助").await?;
+
+    // Health answers in time; labor's slip passes its due time unanswered.
+    let (status, b) = api
+        .post(
+            "dept-health",
+            &format!("/v1/slips/{health}/feedback"),
+            &serde_json::json!({ "result": "done", "text": "已纳入医疗救助" }),
+        )
+        .await?;
+    assert_eq!(status, 200, "{b}");
+    let mut db = Raw::open(&db_url(s.env.path())).await?;
+    db.slip_past_due(&labor).await?;
+    assert_eq!(
+        slips_listed(&api, "dept-labor", "?overdue=true").await?,
+        vec![labor.clone()]
+    );
+    assert!(
+        slips_listed(&api, "dept-health", "?overdue=true")
+            .await?
+            .is_empty()
+    );
+
+    // The scan escalates it: the county's queue and the township's show the slip and its
+    // department; the in-time slip is not there.
+    let api = &api;
+    let queue = eventually("the slip's escalation", || async move {
+        let (status, l) = api.get("county-officer", "/v1/escalations").await?;
+        anyhow::ensure!(status == 200, "{l}");
+        let items = l["escalations"].as_array().cloned().unwrap_or_default();
+        Ok((!items.is_empty()).then_some(items))
+    })
+    .await?;
+    assert_eq!(queue.len(), 1, "{queue:?}");
+    let e = &queue[0];
+    assert_eq!(
+        (&e["case_id"], &e["clock"], &e["state"], &e["tier"]),
+        (
+            &Value::from(case.as_str()),
+            &Value::from("slip"),
+            &Value::from("open"),
+            &Value::from("normal")
+        ),
+        "{e}"
+    );
+    assert_eq!(e["slip"]["id"], labor.as_str(), "{e}");
+    assert_eq!(e["slip"]["kind"], "employment", "{e}");
+    assert_eq!(e["slip"]["to_department"], "labor", "{e}");
+    assert_eq!(e["township"], XUZHUANG, "{e}");
+    assert_eq!(api.queue("caseworker", "?state=open").await?.len(), 1);
+    assert!(api.queue("caseworker-other", "").await?.is_empty());
+    assert_eq!(
+        db.count(
+            "SELECT COUNT(*) FROM slips WHERE id = $1 AND next_check_ms IS NULL",
+            &labor
+        )
+        .await?,
+        1,
+        "nothing left to notice on the escalated slip"
+    );
+
+    // Labor's late feedback resolves the escalation; the slip is no longer overdue.
+    let (status, b) = api
+        .post(
+            "dept-labor",
+            &format!("/v1/slips/{labor}/feedback"),
+            &serde_json::json!({ "result": "done", "text": "已登记失业并推荐公益性岗位" }),
+        )
+        .await?;
+    assert_eq!(status, 200, "{b}");
+    assert!(api.queue("county-officer", "?state=open").await?.is_empty());
+    let resolved = api.queue("county-officer", "?state=resolved").await?;
+    assert_eq!(
+        resolved,
+        vec![(case.clone(), "slip".to_owned(), "resolved".to_owned())]
+    );
+    assert!(
+        slips_listed(api, "dept-labor", "?overdue=true")
+            .await?
+            .is_empty()
+    );
+
+    // 转交县级: the county decides; the case closes (every slip has its feedback).
+    api.step(&case, "hand-to-county").await?;
+    let (status, b) = api
+        .post(
+            "county-officer",
+            &format!("/v1/cases/{case}/decision"),
+            &move_body("decision"),
+        )
+        .await?;
+    assert_eq!(
+        (status, &b["outcome"]),
+        (200, &Value::from("approved")),
+        "{b}"
+    );
+    api.step(&case, "close").await?;
+    let (status, b) = api.get("caseworker", &format!("/v1/cases/{case}")).await?;
+    assert_eq!((status, &b["state"]), (200, &Value::from("closed")), "{b}");
+
+    // The webhook got both slips issued, the slip's deadline_missed once, and the decision.
+    let (receiver_ref, case_ref) = (&receiver, &case);
+    let got = eventually("the notifications", || async move {
+        let got = receiver_ref.received();
+        let k = kinds_for(&got, case_ref);
+        let done = k.get("slip_issued") == Some(&2)
+            && k.contains_key("deadline_missed")
+            && k.contains_key("case_decided");
+        Ok(done.then_some(got))
+    })
+    .await?;
+    let issued = deliveries(&got, &case, "slip_issued");
+    let mut addressed: Vec<&str> = issued
+        .iter()
+        .filter_map(|r| r.body["to_department"].as_str())
+        .collect();
+    addressed.sort_unstable();
+    assert_eq!(addressed, ["health", "labor"]);
+    for r in &issued {
+        assert!(r.body["due_at"].is_string(), "{}", r.raw);
+        assert_eq!(r.body["township"], XUZHUANG, "{}", r.raw);
+    }
+    let missed = deliveries(&got, &case, "deadline_missed");
+    assert_eq!(missed.len(), 1, "{missed:?}");
+    assert_eq!(missed[0].body["clock"], "slip");
+    assert_eq!(missed[0].body["slip_id"], labor.as_str());
+    assert_eq!(missed[0].body["to_department"], "labor");
+    for r in &got {
+        assert!(
+            r.signed,
+            "a delivery whose signature does not verify: {}",
+            r.raw
+        );
+        for secret in crate::verification::ids(&h) {
+            assert!(!r.raw.contains(&secret), "a resident ID in a webhook body");
+        }
+        for m in &h.members {
+            assert!(!r.raw.contains(&m.name), "a name in a webhook body");
+        }
+        assert!(
+            !r.raw.contains("配偶失业"),
+            "what is asked in a webhook body"
+        );
+    }
+    db.close().await?;
+    receiver.stop();
+    s.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_normal_case_handed_to_the_county_with_a_late_escalated_slip_closes_on_sqlite()
+-> anyhow::Result<()> {
+    normal_case_with_a_late_slip_to_closure(
+        |t| t,
+        |dir| format!("sqlite://{}", dir.join("hub.db").display()),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_normal_case_handed_to_the_county_with_a_late_escalated_slip_closes_on_postgres()
+-> anyhow::Result<()> {
+    let pg = PgTestDb::create().await?;
+    let (url, url2) = (pg.url.clone(), pg.url.clone());
+    normal_case_with_a_late_slip_to_closure(
+        move |t| t.replace("sqlite://hub.db", &url),
+        move |_| url2.clone(),
+    )
+    .await?;
+    pg.drop_db().await?;
     Ok(())
 }
 
