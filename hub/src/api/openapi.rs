@@ -580,7 +580,7 @@ const OPS: &[Op] = &[
         tag: "cases",
         method: "get",
         path: "/v1/escalations",
-        summary: "督办队列 / overdue stages escalated to the county supervisor, newest first (no personal data)",
+        summary: "督办队列 / overdue stages and referral slips escalated to the county supervisor, newest first (no personal data)",
         request: None,
         responses: &[(200, Body::Json("EscalationList"), "one page")],
         parameters: &[

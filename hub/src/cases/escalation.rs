@@ -198,8 +198,8 @@ pub struct ScanReport {
     pub near: u64,
     /// Transactions written (one per batch).
     pub batches: u64,
-    /// The longest batch, from its rows read to its commit, in microseconds: about how long the scan held the
-    /// write lock at a time.
+    /// The longest batch's write transaction (begin to commit), in microseconds: about how long
+    /// the scan held SQLite's write lock at a time.
     pub longest_batch_us: u64,
     /// The lease was lost between two batches: the scan stopped there (the new holder goes on).
     pub lease_lost: bool,
@@ -292,8 +292,8 @@ pub async fn scan_with(
         if fresh.is_empty() {
             break;
         }
-        let started = std::time::Instant::now();
         let planned = plan_cases(db, calendar, periods, now, fresh).await?;
+        let started = std::time::Instant::now();
         // Moved or re-marked meanwhile (the write is conditional on the version and the check
         // time read): the row is still due; look again next scan.
         for id in write_cases(db, &planned, now_ms, &mut report).await? {

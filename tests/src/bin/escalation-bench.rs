@@ -7,7 +7,7 @@
 //! days across the three tiers, some accepted; then times, on the shipped calendar:
 //!
 //! One referral slip (转办单) per `--slip-every` cases among the accepted ones, issued an hour
-//! after acceptance with a 10-day period, so about half of them are past due at seeding time.
+//! after acceptance with a 3-day period, so that many of them are past due at seeding time.
 //! The seeded database is then copied (`VACUUM INTO`) so that both runs below start from the
 //! same rows, and timed on the shipped calendar:
 //!
@@ -140,7 +140,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             && i % args.slip_every == 1
         {
             let issued = a + 3_600_000;
-            let due = issued + 10 * 86_400_000;
+            let due = issued + 3 * 86_400_000;
             sqlx::query(
                 "INSERT INTO slips (id, case_id, kind, to_department, to_township, region, applicant, state, issued_ms, issued_by, due_ms, due_provisional, personal, key_id, version, next_check_ms) \
                  VALUES ($1, $2, 'employment', 'labor', NULL, $3, $4, 'issued', $5, 'bench', $6, 0, 'sealed', 'k', 1, $7)",
