@@ -6,7 +6,9 @@
 //! answer-signing keys, and `DIR/samples/` holds sample verification requests and one direct
 //! protocol-v1 query per department, and `samples/case-*.json` one filing per tier for `hub
 //! client case new`. At start-up [`cases`] opens a realistic set of cases across several
-//! townships (some overdue, some whose deadlines run across the National Day holiday).
+//! townships (some overdue, some whose deadlines run across the National Day holiday) and issues
+//! referral slips on some of them; [`live`] then lets the simulated departments answer slips and
+//! push signed events while the demo runs.
 
 pub mod cases;
 pub mod live;

@@ -321,7 +321,7 @@ fn event_for<'a>(
     let today = now.to_offset(time::macros::offset!(+8)).date();
     let day =
         |rng: &mut SimRng, max: i64| (today - time::Duration::days(rng.range(0, max))).to_string();
-    let pick = rng.below(if matched { 9 } else { 10 });
+    let pick = rng.below(if matched { 10 } else { 11 });
     let (d, kind, person, details) = match pick {
         0..=2 => {
             let total = rng.range(1_000_000, 20_000_000);
@@ -390,6 +390,12 @@ fn event_for<'a>(
                 }),
             )
         }
+        9 => (
+            Department::Justice,
+            "justice.released",
+            head,
+            json!({ "released_on": day(rng, 14) }),
+        ),
         _ => {
             // A child of school age who left school (about a household member, not its head).
             let child = population
