@@ -310,17 +310,17 @@ fn event_for<'a>(
     household: usize,
     matched: bool,
     now: OffsetDateTime,
-) -> Option<(
-    Department,
-    &'static str,
-    &'a Person,
-    serde_json::Map<String, Value>,
-)> {
+) -> Option<Drawn<'a>> {
     let h = &population.households()[household];
     let head = population.person(h.applicant());
     let today = now.to_offset(time::macros::offset!(+8)).date();
-    let day =
-        |rng: &mut SimRng, max: i64| (today - time::Duration::days(rng.range(0, max))).to_string();
+    // When it happened (within the last two weeks); the details' date is its day in Beijing.
+    let occurred =
+        now - time::Duration::days(rng.range(0, 14)) - time::Duration::hours(rng.range(1, 8));
+    let on = occurred
+        .to_offset(time::macros::offset!(+8))
+        .date()
+        .to_string();
     let pick = rng.below(if matched { 10 } else { 11 });
     let (d, kind, person, details) = match pick {
         0..=2 => {
@@ -331,7 +331,7 @@ fn event_for<'a>(
                 "health.hospitalisation",
                 head,
                 json!({
-                    "admitted_on": day(rng, 20),
+                    "admitted_on": on,
                     "total_fen": total,
                     "out_of_pocket_fen": total * share / 100,
                 }),
@@ -341,19 +341,19 @@ fn event_for<'a>(
             Department::Health,
             "health.serious_illness_diagnosed",
             head,
-            json!({ "diagnosed_on": day(rng, 30) }),
+            json!({ "diagnosed_on": on }),
         ),
         4 => (
             Department::Labor,
             "labor.unemployment_registered",
             head,
-            json!({ "registered_on": day(rng, 30) }),
+            json!({ "registered_on": on }),
         ),
         5 => (
             Department::Labor,
             "labor.benefit_ended",
             head,
-            json!({ "ended_on": day(rng, 10) }),
+            json!({ "ended_on": on }),
         ),
         6 => {
             let grades = ["1", "2", "3", "4"];
@@ -375,7 +375,7 @@ fn event_for<'a>(
                 Department::CivilAffairs,
                 "civil_affairs.death_registered",
                 oldest,
-                json!({ "died_on": day(rng, 7) }),
+                json!({ "died_on": on }),
             )
         }
         8 => {
@@ -385,7 +385,7 @@ fn event_for<'a>(
                 "housing.dangerous_house",
                 head,
                 json!({
-                    "assessed_on": day(rng, 30),
+                    "assessed_on": on,
                     "grade": grades[rng.below(2) as usize],
                 }),
             )
@@ -394,7 +394,7 @@ fn event_for<'a>(
             Department::Justice,
             "justice.released",
             head,
-            json!({ "released_on": day(rng, 14) }),
+            json!({ "released_on": on }),
         ),
         _ => {
             // A child of school age who left school (about a household member, not its head).
@@ -405,12 +405,27 @@ fn event_for<'a>(
                 Department::Education,
                 "education.left_school",
                 child,
-                json!({ "left_on": day(rng, 20), "stage": "junior_secondary" }),
+                json!({ "left_on": on, "stage": "junior_secondary" }),
             )
         }
     };
     let details = details.as_object()?.clone();
-    Some((d, kind, person, details))
+    Some(Drawn {
+        department: d,
+        kind,
+        person,
+        occurred,
+        details,
+    })
+}
+
+/// An event drawn for the population, before it is signed.
+struct Drawn<'a> {
+    department: Department,
+    kind: &'static str,
+    person: &'a Person,
+    occurred: OffsetDateTime,
+    details: serde_json::Map<String, Value>,
 }
 
 async fn push_events(
@@ -450,8 +465,13 @@ async fn push_events(
         } else {
             rng.below(households) as usize
         };
-        let Some((d, kind, person, details)) =
-            event_for(&mut rng, &population, household, matched, now)
+        let Some(Drawn {
+            department: d,
+            kind,
+            person,
+            occurred,
+            details,
+        }) = event_for(&mut rng, &population, household, matched, now)
         else {
             continue;
         };
@@ -464,7 +484,7 @@ async fn push_events(
             event_id: uuid::Uuid::new_v4(),
             department: d.code().to_owned(),
             kind: kind.to_owned(),
-            occurred_at: now - time::Duration::hours(rng.range(1, 48)),
+            occurred_at: occurred.replace_nanosecond(0).unwrap_or(occurred),
             issued_at: now,
             subject: EventSubject {
                 resident_id: person.resident_id.clone(),
