@@ -3,10 +3,13 @@
 //! `hub client verify REQUEST.json [--letter LETTER.json]` records the authorization letter (核对授权书)
 //! first when given, cites it, starts the household verification and prints each department's
 //! status; `hub client report ID` fetches a stored report, optionally as the printable page.
-//! `hub client case …` ([`cases`]) opens, lists, shows and moves cases (救助案件).
+//! `hub client case …` ([`cases`]) opens, lists, shows and moves cases (救助案件) and refers them
+//! (`case refer`); `hub client slips …` ([`slips`]) is the receiving department's side of a
+//! referral slip (转办单).
 //! Every call goes over mTLS with the caller's own certificate.
 
 pub mod cases;
+pub mod slips;
 
 use std::path::PathBuf;
 
@@ -29,6 +32,10 @@ pub enum ClientCommand {
     /// 救助案件: open, list, show and move cases.
     #[command(subcommand)]
     Case(cases::CaseCommand),
+    /// 转办单: the referral slips addressed to you (a department or a township): list, show,
+    /// accept, answer.
+    #[command(subcommand)]
+    Slips(slips::SlipsCommand),
 }
 
 #[derive(Debug, Args)]
@@ -192,6 +199,7 @@ pub fn main(cmd: ClientCommand) -> anyhow::Result<()> {
             ClientCommand::FollowUps(args) => follow_ups(args).await,
             ClientCommand::AttachLetter(args) => attach_letter(args).await,
             ClientCommand::Case(cmd) => cases::main(cmd).await,
+            ClientCommand::Slips(cmd) => slips::main(cmd).await,
         }
     })
 }

@@ -6,9 +6,12 @@
 //! answer-signing keys, and `DIR/samples/` holds sample verification requests and one direct
 //! protocol-v1 query per department, and `samples/case-*.json` one filing per tier for `hub
 //! client case new`. At start-up [`cases`] opens a realistic set of cases across several
-//! townships (some overdue, some whose deadlines run across the National Day holiday).
+//! townships (some overdue, some whose deadlines run across the National Day holiday) and issues
+//! referral slips on some of them; [`live`] then lets the simulated departments answer slips and
+//! push signed events while the demo runs.
 
 pub mod cases;
+pub mod live;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -43,6 +46,15 @@ pub struct DemoArgs {
     /// Set up the directory and print the instructions, but do not start the hub.
     #[arg(long)]
     pub setup_only: bool,
+    /// How long a simulated department takes to answer a referral slip (转办单): `90s`, `3m`, `1h`.
+    #[arg(long, default_value = "3m", value_parser = live::parse_delay)]
+    pub slip_answer_delay: std::time::Duration,
+    /// The share of slips the departments hold until they are overdue and answer late (0-1).
+    #[arg(long, default_value = "0.25", value_parser = live::parse_share)]
+    pub slip_late_share: f64,
+    /// Signed department events (部门事件) the simulated departments push a minute; 0: none.
+    #[arg(long, default_value = "6", value_parser = live::parse_rate)]
+    pub event_rate: f64,
 }
 
 /// The demo's client identities: (file stem, spec).
@@ -238,7 +250,8 @@ pub fn instructions(dir: &Path, listen: SocketAddr, admin: SocketAddr, hub: &Pat
          下一步 / next steps, in a second terminal once \"hub listening\" appears:\n\n  \
          P={p}; S={s}; HUB={hub}\n  \
          ME=\"--url https://{host} --cacert $P/ca.pem --cert $P/caseworker.pem --key $P/caseworker.key\"\n  \
-         AU=\"--url https://{host} --cacert $P/ca.pem --cert $P/auditor.pem --key $P/auditor.key\"\n\n\
+         AU=\"--url https://{host} --cacert $P/ca.pem --cert $P/auditor.pem --key $P/auditor.key\"\n  \
+         HE=\"--url https://{host} --cacert $P/ca.pem --cert $P/dept-health.pem --key $P/dept-health.key\"\n\n\
          身份 / who am I (without a client certificate the handshake is refused):\n  \
          curl --cacert $P/ca.pem --cert $P/caseworker.pem --key $P/caseworker.key https://{host}/v1/whoami\n  \
          curl --cacert $P/ca.pem https://{host}/healthz\n\n\
@@ -256,6 +269,16 @@ pub fn instructions(dir: &Path, listen: SocketAddr, admin: SocketAddr, hub: &Pat
          $HUB client case show $ME <case id>\n  \
          $HUB client case accept $ME <case id>\n  \
          $HUB client case help $ME <case id> --kind cash --amount 500.00 --by 许庄街道救助站\n\n\
+         转办单 / referral slips: refer the case to health, then as the health department ($HE) list, read, accept and answer it\n\
+         (the simulated departments answer the demo's own slips by themselves after --slip-answer-delay, some late):\n  \
+         $HUB client case refer $ME <case id> --to health --ask 请落实住院费用医疗救助\n  \
+         $HUB client slips list $HE\n  \
+         $HUB client slips show $HE <slip id>\n  \
+         $HUB client slips accept $HE <slip id>\n  \
+         $HUB client slips feedback $HE <slip id> --result done --text 已纳入医疗救助并一站式结算\n\n\
+         部门事件 / department events: the simulated departments push signed events (--event-rate a minute);\n\
+         those the hub could not place, as civil affairs (民政):\n  \
+         curl --cacert $P/ca.pem --cert $P/dept-civil-affairs.pem --key $P/dept-civil-affairs.key https://{host}/v1/events/unmatched\n\n\
          审计 / auditors: verify the access log, search it, who looked at my data:\n  \
          $HUB audit verify $AU --vkey {d}/log.vkey --save-checkpoint {d}/trusted.checkpoint\n  \
          $HUB audit search $AU --actor cw-xuzhuang-01\n  \
@@ -561,12 +584,34 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let server = tokio::spawn(app.run_until_stopped(crate::cli::shutdown_signal()));
     let seeded = cases::seed(&args.data_dir, addr, &db, &departments.population).await;
     println!(
-        "演示案件 / demo cases: {} opened, {} already there (许庄、李营、曲阜鲁城、兖州鼓楼、微山夏镇)",
-        seeded.opened, seeded.already
+        "演示案件 / demo cases: {} opened, {} already there (许庄、李营、曲阜鲁城、兖州鼓楼、微山夏镇); {} referral slips issued",
+        seeded.opened, seeded.already, seeded.slips
     );
     for p in &seeded.problems {
         println!("  未能登记 / not seeded: {p}");
     }
+    let monitored = live::monitored_households(&departments.population);
+    match live::load_monitoring(&args.data_dir, addr, &departments.population, &monitored).await {
+        Ok(n) => println!("监测名单 / monitoring list: {n} households (民政 civil affairs)"),
+        Err(e) => println!("  监测名单未能导入 / monitoring list not loaded: {e:#}"),
+    }
+    live::spawn(
+        &args.data_dir,
+        addr,
+        departments.population.clone(),
+        monitored,
+        live::LiveConfig {
+            slip_answer_delay: args.slip_answer_delay,
+            slip_late_share: args.slip_late_share,
+            event_rate_per_minute: args.event_rate,
+        },
+    );
+    println!(
+        "模拟部门 / simulated departments: answer referral slips after {}s ({}% late); push {} signed events a minute",
+        args.slip_answer_delay.as_secs_f64(),
+        (args.slip_late_share * 100.0).round(),
+        args.event_rate
+    );
     println!("hub listening on https://{addr} (Ctrl-C to stop; next steps above)\n");
     server.await?;
     for (_, h) in departments.handles {

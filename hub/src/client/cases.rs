@@ -46,6 +46,8 @@ pub enum CaseCommand {
     Decide(DecideArgs),
     /// 办结: close a decided case.
     Close(NoteArgs),
+    /// 开具转办单: refer the case to a department or another township (--to, --ask, --due).
+    Refer(super::slips::ReferArgs),
 }
 
 #[derive(Debug, Args)]
@@ -330,7 +332,7 @@ fn status_zh(status: &str) -> &'static str {
     }
 }
 
-fn township_name(code: &str) -> String {
+pub(crate) fn township_name(code: &str) -> String {
     schemas::DivisionCode::parse(code)
         .ok()
         .and_then(|c| {
@@ -511,6 +513,17 @@ pub fn case_summary(c: &Value) -> String {
         out.push_str(&clock_line(clock));
         out.push('\n');
     }
+    let slips = c["slips"].as_array().cloned().unwrap_or_default();
+    if !slips.is_empty() {
+        out.push_str("转办单 / referral slips:\n");
+        for slip in &slips {
+            out.push_str(&format!("  {}\n", super::slips::slip_line(slip)));
+            if let Some(a) = slip["asked"].as_str() {
+                out.push_str(&format!("    转办事项 / asked: {a}\n"));
+            }
+            out.push_str(&super::slips::feedback_lines(slip, "    "));
+        }
+    }
     out.push_str(&format!(
         "可办理 / allowed: {}\n经过 / timeline:\n",
         allowed_line(&c["allowed"])
@@ -571,6 +584,7 @@ pub fn list_lines(v: &Value) -> String {
 pub async fn main(cmd: CaseCommand) -> anyhow::Result<()> {
     match cmd {
         CaseCommand::New(a) => new(a).await,
+        CaseCommand::Refer(a) => super::slips::refer(a).await,
         CaseCommand::List(a) => list(a).await,
         CaseCommand::Show(a) => show(a).await,
         CaseCommand::Accept(a) => {

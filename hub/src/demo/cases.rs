@@ -471,11 +471,13 @@ pub fn write_case_samples(samples: &Path, population: &Population) -> anyhow::Re
 pub struct Seeded {
     pub opened: usize,
     pub already: usize,
+    /// Referral slips issued on the cases opened now.
+    pub slips: usize,
     pub problems: Vec<String>,
 }
 
 /// An HTTPS client of the running demo hub for the certificate `name`.
-fn demo_client(
+pub(super) fn demo_client(
     dir: &Path,
     hub: SocketAddr,
     name: &str,
@@ -531,15 +533,127 @@ pub async fn seed(dir: &Path, hub: SocketAddr, db: &Db, population: &Population)
         };
         let key = format!("demo-case-{:02}", n + 1);
         match seed_one(dir, hub, db, &s, &body, &key, now).await {
-            Ok(true) => out.opened += 1,
-            Ok(false) => out.already += 1,
+            Ok(Some((id, township))) => {
+                out.opened += 1;
+                for slip in slip_seeds(n) {
+                    match seed_slip(dir, hub, db, &id, township, slip, now).await {
+                        Ok(()) => out.slips += 1,
+                        Err(e) => out.problems.push(format!("{key} slip: {e:#}")),
+                    }
+                }
+            }
+            Ok(None) => out.already += 1,
             Err(e) => out.problems.push(format!("{key}: {e:#}")),
         }
     }
     out
 }
 
-/// File and move one case, then back-date it; `false` when the hub had it already.
+/// A referral slip (转办单) the demo issues on a seeded case: kind, what is asked, when.
+struct SlipSeed {
+    kind: &'static str,
+    asked: &'static str,
+    issued: When,
+}
+
+/// The slips of the `n`-th seeded case (index into [`seeds`]): some issued before National Day
+/// and long overdue (the escalation scan puts them in the county's queue), some in time. The
+/// simulated departments ([`super::live`]) accept and answer them while the demo runs.
+fn slip_seeds(n: usize) -> &'static [SlipSeed] {
+    use When::*;
+    match n {
+        1 => &[SlipSeed {
+            kind: "housing",
+            asked: "房屋漏雨成危房，请住建部门鉴定房屋等级并纳入农村危房改造",
+            issued: At("2026-09-30 11:30"),
+        }],
+        3 => &[
+            SlipSeed {
+                kind: "medical_assistance",
+                asked: "车祸致残，住院自付费用高，请落实医疗救助并一站式结算",
+                issued: At("2026-11-03 10:00"),
+            },
+            SlipSeed {
+                kind: "rehabilitation",
+                asked: "请残联评定残疾等级，办理残疾证并安排康复救助",
+                issued: At("2026-11-11 10:30"),
+            },
+        ],
+        4 => &[SlipSeed {
+            kind: "education_aid",
+            asked: "两名子女在读，请教育部门落实学费减免和助学金",
+            issued: MinutesAgo(11 * DAY),
+        }],
+        5 => &[SlipSeed {
+            kind: "medical_assistance",
+            asked: "老人烧伤住院，请落实医疗救助，先诊疗后付费",
+            issued: MinutesAgo(22 * HOUR),
+        }],
+        6 => &[SlipSeed {
+            kind: "employment",
+            asked: "家中主要劳动力去世，请为配偶办理失业登记并推荐就业岗位",
+            issued: MinutesAgo(DAY + 20 * HOUR),
+        }],
+        8 => &[SlipSeed {
+            kind: "employment",
+            asked: "夫妻双方失业，请落实就业援助和公益性岗位",
+            issued: MinutesAgo(3 * DAY),
+        }],
+        10 => &[SlipSeed {
+            kind: "housing",
+            asked: "暴雨冲毁院墙，请住建部门鉴定房屋安全",
+            issued: MinutesAgo(18 * HOUR),
+        }],
+        _ => &[],
+    }
+}
+
+/// Issue one slip through the hub as the township's caseworker, then set its issue time back
+/// and its due date as the kind's period on the official calendar makes it from there.
+async fn seed_slip(
+    dir: &Path,
+    hub: SocketAddr,
+    db: &Db,
+    case_id: &str,
+    township: &str,
+    slip: &SlipSeed,
+    now: OffsetDateTime,
+) -> anyhow::Result<()> {
+    let (status, v) = post(
+        dir,
+        hub,
+        caseworker_of(township),
+        &format!("/v1/cases/{case_id}/slips"),
+        &json!({ "kind": slip.kind, "asked": slip.asked }),
+        None,
+    )
+    .await?;
+    anyhow::ensure!(status == 201, "HTTP {status} {}", v["error"]["code"]);
+    let id = v["id"].as_str().context("slip id")?;
+    let kind = schemas::cases::SlipKind::from_code(slip.kind).context("slip kind")?;
+    let issued = slip.issued.resolve(now);
+    let calendar = policies::WorkingCalendar::load_dir(policies::WorkingCalendar::shipped_dir())
+        .unwrap_or_default();
+    let periods = policies::Deadlines::load_dir(&policies::PolicyEngine::shipped_dir())
+        .unwrap_or_else(|_| policies::Deadlines::statutory())
+        .slip(kind);
+    let due = crate::cases::slips::due(periods, issued, None, &calendar)
+        .map_err(|_| anyhow::anyhow!("no due date"))?;
+    let ms = |t: OffsetDateTime| (t.unix_timestamp_nanos() / 1_000_000) as i64;
+    on_db!(db, p, _DB => {
+        sqlx::query("UPDATE slips SET issued_ms = $1, due_ms = $2, due_provisional = $3 WHERE id = $4")
+            .bind(ms(issued))
+            .bind(ms(due.at))
+            .bind(i64::from(due.provisional))
+            .bind(id)
+            .execute(p)
+            .await?;
+    });
+    Ok(())
+}
+
+/// File and move one case, then back-date it; its id and final township, or `None` when the hub
+/// had it already.
 async fn seed_one(
     dir: &Path,
     hub: SocketAddr,
@@ -548,11 +662,11 @@ async fn seed_one(
     body: &Value,
     key: &str,
     now: OffsetDateTime,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Option<(String, &'static str)>> {
     let (status, v) = post(dir, hub, s.filer, "/v1/cases", body, Some(key)).await?;
     match status {
         201 => {}
-        200 => return Ok(false),
+        200 => return Ok(None),
         _ => anyhow::bail!("filing: HTTP {status} {}", v["error"]["code"]),
     }
     let id = v["id"].as_str().context("case id")?.to_owned();
@@ -589,7 +703,7 @@ async fn seed_one(
         times.push(at);
     }
     backdate(db, &id, &times).await?;
-    Ok(true)
+    Ok(Some((id, township)))
 }
 
 /// Set a seeded case's times: `times[0]` is the filing (event 1), `times[k]` the k-th move

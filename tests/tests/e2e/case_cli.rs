@@ -3,7 +3,8 @@
 //! help (yuan on the command line, fen on the wire), list, show (stage, clocks, timeline), an
 //! illegal move (one line naming the stage and the allowed moves, exit 1), a refusal by
 //! jurisdiction, a wrong command line (exit 2), and a normal case through investigation, the
-//! county and closure.
+//! county and closure; a referral slip (转办单) issued with `case refer` and answered by the
+//! department with `hub client slips`.
 
 use std::process::{Command, Output};
 
@@ -13,9 +14,18 @@ use crate::verification::{Setup, setup};
 
 /// Run `hub client case ARGS` as the demo identity `who` (its certificate and key).
 async fn case(s: &Setup, who: &str, args: &[&str]) -> anyhow::Result<Output> {
+    client(s, "case", who, args).await
+}
+
+/// Run `hub client slips ARGS` as the demo identity `who`.
+async fn slips(s: &Setup, who: &str, args: &[&str]) -> anyhow::Result<Output> {
+    client(s, "slips", who, args).await
+}
+
+async fn client(s: &Setup, group: &str, who: &str, args: &[&str]) -> anyhow::Result<Output> {
     let pki = s.env.path().join("pki");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hub-e2e"));
-    cmd.args(["client", "case"]).arg(args[0]);
+    cmd.args(["client", group]).arg(args[0]);
     cmd.arg("--url")
         .arg(format!("https://localhost:{}", s.hub.addr.port()))
         .arg("--cacert")
@@ -164,6 +174,106 @@ async fn the_case_commands_run_a_case_over_mtls() -> anyhow::Result<()> {
     assert!(err(&o).contains("HTTP 403"), "{}", err(&o));
     assert_eq!(err(&o).trim_end().lines().count(), 1, "{}", err(&o));
     assert!(!err(&o).contains(&resident_id));
+
+    referral_slip_round_trip(&s, &id, &resident_id).await
+}
+
+/// 转办单 from the command line: the caseworker refers the case to health; the department, with
+/// its own certificate, lists its open slips, reads whom to help, accepts and answers; the case
+/// shows the feedback; a second answer is refused with the slip's state and no allowed move.
+async fn referral_slip_round_trip(s: &Setup, id: &str, resident_id: &str) -> anyhow::Result<()> {
+    // A wrong addressee is a wrong command line.
+    let o = case(s, "caseworker", &["refer", id, "--to", "tax", "--ask", "x"]).await?;
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    let printed = ok(case(
+        s,
+        "caseworker",
+        &[
+            "refer",
+            id,
+            "--to",
+            "health",
+            "--ask",
+            "请落实住院费用医疗救助，一站式结算",
+        ],
+    )
+    .await?);
+    assert!(printed.contains("医疗救助 → 卫健/医保"), "{printed}");
+    assert!(printed.contains("待签收 (issued)"), "{printed}");
+    let slip = printed
+        .split("slip issued: ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no slip id in {printed}"))
+        .to_owned();
+
+    // Another department does not see it; health lists it among its issued slips.
+    let listed = ok(slips(s, "dept-labor", &["list"]).await?);
+    assert!(!listed.contains(&slip), "{listed}");
+    let listed = ok(slips(s, "dept-health", &["list", "--state", "issued"]).await?);
+    let row = listed
+        .lines()
+        .find(|l| l.contains(&slip))
+        .unwrap_or_else(|| panic!("{slip} not listed:\n{listed}"));
+    assert!(row.contains("期限 / due 20"), "{row}");
+    let listed = ok(slips(s, "dept-health", &["list", "--overdue"]).await?);
+    assert!(!listed.contains(&slip), "{listed}");
+    let shown = ok(slips(s, "dept-health", &["show", &slip]).await?);
+    for needed in [
+        "转办事项 / asked: 请落实住院费用医疗救助",
+        resident_id,
+        "签收 accept (hub client slips accept)",
+    ] {
+        assert!(shown.contains(needed), "{needed}:\n{shown}");
+    }
+    let printed = ok(slips(s, "dept-health", &["accept", &slip]).await?);
+    assert!(printed.contains("已签收 (accepted)"), "{printed}");
+    let printed = ok(slips(
+        s,
+        "dept-health",
+        &[
+            "feedback",
+            &slip,
+            "--result",
+            "done",
+            "--text",
+            "已纳入医疗救助，报销自付费用",
+            "--amount",
+            "3200.00",
+        ],
+    )
+    .await?);
+    assert!(printed.contains("已反馈 (answered)"), "{printed}");
+    let json: Value = serde_json::from_str(&ok(slips(
+        s,
+        "dept-health",
+        &["list", "--state", "answered", "--json"],
+    )
+    .await?))?;
+    assert!(
+        json["slips"].as_array().is_some_and(|l| l
+            .iter()
+            .any(|x| x["id"] == slip.as_str() && x["result"] == "done")),
+        "{json}"
+    );
+
+    // Answered: no move is left, said in one line.
+    let o = slips(s, "dept-health", &["accept", &slip]).await?;
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    let line = err(&o);
+    assert_eq!(line.trim_end().lines().count(), 1, "{line}");
+    assert!(line.contains("HTTP 409 illegal_transition"), "{line}");
+    assert!(line.contains("已反馈 (answered)"), "{line}");
+
+    let shown = ok(case(s, "caseworker", &["show", id]).await?);
+    for needed in [
+        "转办单 / referral slips:",
+        "医疗救助 → 卫健/医保",
+        "已反馈 (answered)",
+        "已办结，已纳入医疗救助，报销自付费用，¥3200.00",
+    ] {
+        assert!(shown.contains(needed), "{needed}:\n{shown}");
+    }
     Ok(())
 }
 

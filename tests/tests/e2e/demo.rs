@@ -1,6 +1,8 @@
 //! The README's demo command: `hub demo` starts the hub and the seven simulated departments; the
 //! printed curl recipes work (checked here with the same certificates, over real mTLS), and every
-//! department's protocol-v1 answer verifies against the key published in `departments.toml`.
+//! department's protocol-v1 answer verifies against the key published in `departments.toml`;
+//! while it runs, the simulated departments answer the demo's referral slips and push signed
+//! events.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -38,6 +40,14 @@ async fn the_demo_serves_the_hub_and_seven_departments() -> anyhow::Result<()> {
             &format!("127.0.0.1:{api}"),
             "--admin-listen",
             &format!("127.0.0.1:{admin}"),
+            // The departments answer the demo's slips after a second, none held back late, and
+            // push two events a second.
+            "--slip-answer-delay",
+            "1s",
+            "--slip-late-share",
+            "0",
+            "--event-rate",
+            "120",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -160,7 +170,95 @@ async fn the_demo_serves_the_hub_and_seven_departments() -> anyhow::Result<()> {
         assert_eq!(sample["tier"], tier);
     }
 
+    assert!(printed.contains("referral slips issued"), "{printed}");
+    assert!(
+        printed.contains("监测名单 / monitoring list: "),
+        "{printed}"
+    );
     run_printed_next_steps(&printed, api, dir.path())?;
+    departments_answer_and_push(&pki, api, admin).await
+}
+
+/// While the demo runs, a simulated department (labor, with its own certificate) answers a slip
+/// the demo issued, and the departments' signed events arrive: some placed through the
+/// monitoring list civil affairs loaded, some kept as unmatched. Bounded waits: the departments
+/// act on their own clock.
+async fn departments_answer_and_push(
+    pki: &std::path::Path,
+    api: u16,
+    admin: u16,
+) -> anyhow::Result<()> {
+    let as_who = |who: &str| {
+        http_client(client_config(
+            &pki.join("ca.pem"),
+            Some((
+                pki.join(format!("{who}.pem")),
+                pki.join(format!("{who}.key")),
+            )),
+        )?)
+    };
+    let labor = as_who("dept-labor")?;
+    let civil = as_who("dept-civil-affairs")?;
+    let get = |c: &reqwest::Client, path: &str| {
+        let req = c.get(format!("https://localhost:{api}{path}"));
+        async move {
+            let r = req.send().await?;
+            anyhow::ensure!(r.status() == 200, "{}", r.status());
+            Ok::<Value, anyhow::Error>(r.json().await?)
+        }
+    };
+    let start = Instant::now();
+    let answered = loop {
+        let l = get(&labor, "/v1/slips?state=answered").await?;
+        if let Some(id) = l["slips"]
+            .as_array()
+            .and_then(|s| s.first())
+            .and_then(|s| s["id"].as_str())
+        {
+            break id.to_owned();
+        }
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(90),
+            "no slip answered by labor: {l}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let slip = get(&labor, &format!("/v1/slips/{answered}")).await?;
+    assert!(
+        slip["feedback"]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("失业登记")),
+        "{slip}"
+    );
+    assert!(slip["accepted_at"].is_string(), "{slip}");
+
+    // Plain HTTP on the admin port, with the same client.
+    let metrics = &civil;
+    let start = Instant::now();
+    loop {
+        let unmatched = get(&civil, "/v1/events/unmatched").await?;
+        let text = metrics
+            .get(format!("http://127.0.0.1:{admin}/metrics"))
+            .send()
+            .await?
+            .text()
+            .await?;
+        let placed = text.lines().any(|l| {
+            l.starts_with("hub_events_received_total") && l.contains("placement=\"monitoring\"")
+        });
+        if placed
+            && unmatched["events"]
+                .as_array()
+                .is_some_and(|e| !e.is_empty())
+        {
+            break;
+        }
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(90),
+            "events did not arrive: placed {placed}, {unmatched}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     Ok(())
 }
 
@@ -223,9 +321,9 @@ fn run_printed_next_steps(printed: &str, api: u16, dir: &std::path::Path) -> any
     let prelude: Vec<&str> = lines
         .iter()
         .copied()
-        .filter(|l| l.starts_with("P=") || l.starts_with("ME=") || l.starts_with("AU="))
+        .filter(|l| ["P=", "ME=", "AU=", "HE="].iter().any(|p| l.starts_with(p)))
         .collect();
-    assert_eq!(prelude.len(), 3, "{printed}");
+    assert_eq!(prelude.len(), 4, "{printed}");
     assert!(
         prelude[0].contains(&format!("HUB={}", exe.display())),
         "{printed}"
@@ -252,6 +350,11 @@ fn run_printed_next_steps(printed: &str, api: u16, dir: &std::path::Path) -> any
         "client case list",
         "client case show",
         "client case help",
+        "client case refer",
+        "client slips list",
+        "client slips show",
+        "client slips accept",
+        "client slips feedback",
     ] {
         assert!(
             commands.iter().any(|c| c.contains(needed)),
@@ -264,8 +367,14 @@ fn run_printed_next_steps(printed: &str, api: u16, dir: &std::path::Path) -> any
     };
     let mut emergency_id = None;
     let mut case_id: Option<String> = None;
+    let mut slip_id: Option<String> = None;
     for command in commands {
-        let command = if command.contains("<case id>") {
+        let command = if command.contains("<slip id>") {
+            command.replace(
+                "<slip id>",
+                slip_id.as_deref().expect("the slip was issued first"),
+            )
+        } else if command.contains("<case id>") {
             command.replace(
                 "<case id>",
                 case_id.as_deref().expect("the case was opened first"),
@@ -304,6 +413,16 @@ fn run_printed_next_steps(printed: &str, api: u16, dir: &std::path::Path) -> any
                 .nth(1)
                 .and_then(|rest| rest.split_whitespace().next())
                 .map(str::to_owned);
+        }
+        if command.contains("client case refer") {
+            slip_id = stdout
+                .split("slip issued: ")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .map(str::to_owned);
+        }
+        if command.contains("client slips feedback") {
+            assert!(stdout.contains("已反馈 (answered)"), "{command}:\n{stdout}");
         }
         if command.contains("client case list") && command.contains("--overdue") {
             assert!(stdout.contains("已超期"), "{command}:\n{stdout}");
