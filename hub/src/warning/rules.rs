@@ -60,6 +60,9 @@ pub fn rank(tier: &str) -> u8 {
 
 const DAY_MS: i64 = 86_400_000;
 
+/// A recent signal of the household: (event id, rule, occurred ms, amount fen, warning id).
+type RecentSignal = (String, String, i64, Option<i64>, Option<String>);
+
 /// Evaluate the rules on one placed event inside `tx` (a transaction of `$DB`). Expands to the
 /// list of [`Raised`].
 macro_rules! evaluate_in_tx {
@@ -85,7 +88,7 @@ macro_rules! evaluate_in_tx {
                 .max()
                 .unwrap_or(0);
             let since = f.occurred_ms - i64::from(longest) * DAY_MS;
-            let recent: Vec<(String, String, i64, Option<i64>, Option<String>)> = sqlx::query_as(
+            let recent: Vec<RecentSignal> = sqlx::query_as(
                 "SELECT event_id, rule, occurred_ms, amount_fen, warning_id FROM warning_signals WHERE household = $1 AND occurred_ms >= $2",
             )
             .bind(f.household)
@@ -183,7 +186,7 @@ macro_rules! evaluate_in_tx {
 fn history(
     rules: &policies::WarningRules,
     f: &EventFacts<'_>,
-    recent: &[(String, String, i64, Option<i64>, Option<String>)],
+    recent: &[RecentSignal],
 ) -> policies::History {
     let mut h = policies::History::default();
     for r in &rules.rules {
