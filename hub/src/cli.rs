@@ -87,6 +87,11 @@ pub enum PolicyCommand {
         /// Also fail when a policy lacks an allow case or a deny case in the table.
         #[arg(long)]
         require_coverage: bool,
+        /// A sample event (JSON: event kind, time and details; the household; its history, see
+        /// policies/examples/warning-*.json): print which warning rule fires and why the others
+        /// do not.
+        #[arg(long)]
+        event: Vec<PathBuf>,
     },
 }
 
@@ -265,13 +270,23 @@ pub fn main() -> anyhow::Result<()> {
             dir,
             table,
             require_coverage,
+            event,
         }) => {
             let engine = policies::PolicyEngine::load(&dir)?;
             println!(
-                "{}: {} policies valid",
+                "{}: {} policies valid, {} warning rules",
                 dir.display(),
-                engine.policy_ids().count()
+                engine.policy_ids().count(),
+                engine.warnings().rules.len()
             );
+            for file in &event {
+                let src = std::fs::read_to_string(file)
+                    .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", file.display()))?;
+                let sample: policies::warnings::Sample = serde_json::from_str(&src)
+                    .map_err(|e| anyhow::anyhow!("{}: not a sample event: {e}", file.display()))?;
+                println!("{}:", file.display());
+                print!("{}", engine.warnings().explain(&sample));
+            }
             if let Some(table) = table {
                 let report = policies::run_decision_table(&engine, &table)?;
                 print!("{report}");

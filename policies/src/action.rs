@@ -59,6 +59,12 @@ pub enum Action {
     /// 查看监测名单与未匹配事件: read the monitoring list's state and the department events the hub
     /// could not place.
     ReadMonitoring,
+    /// 预警列表: list the warnings in the caller's jurisdiction (no personal data in the list).
+    ListWarnings,
+    /// 查看预警: read a warning with its signals.
+    ReadWarning,
+    /// 处置预警: acknowledge, dismiss or convert a warning to a case.
+    HandleWarning,
 }
 
 /// What kind of resource an action is about; decides which Cedar entity type the engine builds.
@@ -71,10 +77,11 @@ pub(crate) enum ResourceKind {
     Case,
     Slip,
     MonitoringList,
+    Warning,
 }
 
 impl Action {
-    pub const ALL: [Action; 25] = [
+    pub const ALL: [Action; 28] = [
         Action::RequestVerification,
         Action::ViewReport,
         Action::ViewRawValues,
@@ -100,6 +107,9 @@ impl Action {
         Action::ListEscalations,
         Action::ManageMonitoring,
         Action::ReadMonitoring,
+        Action::ListWarnings,
+        Action::ReadWarning,
+        Action::HandleWarning,
     ];
 
     /// The stable code, also the Cedar action id.
@@ -130,6 +140,9 @@ impl Action {
             Action::ListEscalations => "list_escalations",
             Action::ManageMonitoring => "manage_monitoring",
             Action::ReadMonitoring => "read_monitoring",
+            Action::ListWarnings => "list_warnings",
+            Action::ReadWarning => "read_warning",
+            Action::HandleWarning => "handle_warning",
         }
     }
 
@@ -165,6 +178,9 @@ impl Action {
             Action::ListEscalations => "查看督办队列",
             Action::ManageMonitoring => "管理低收入人口监测名单",
             Action::ReadMonitoring => "查看监测名单与未匹配事件",
+            Action::ListWarnings => "查看预警列表",
+            Action::ReadWarning => "查看预警",
+            Action::HandleWarning => "处置预警",
         }
     }
 
@@ -191,6 +207,9 @@ impl Action {
             Action::Administer => ResourceKind::System,
             Action::AnswerQuery | Action::PushEvent => ResourceKind::DepartmentEndpoint,
             Action::ManageMonitoring | Action::ReadMonitoring => ResourceKind::MonitoringList,
+            Action::ListWarnings | Action::ReadWarning | Action::HandleWarning => {
+                ResourceKind::Warning
+            }
         }
     }
 

@@ -32,6 +32,7 @@ use crate::deadlines::Deadlines;
 use crate::error::{PolicyError, SourceProblem, located};
 use crate::profiles::Profiles;
 use crate::standards::Standards;
+use crate::warnings::WarningRules;
 
 /// Sub-directory of the policy directory holding `*.cedar` and the `*.cedarschema`.
 pub const CEDAR_DIR: &str = "policies";
@@ -181,6 +182,7 @@ struct Inner {
     standards: Standards,
     calendar: WorkingCalendar,
     deadlines: Deadlines,
+    warnings: WarningRules,
     authorizer: Authorizer,
 }
 
@@ -207,6 +209,7 @@ impl PolicyEngine {
             WorkingCalendar::empty()
         };
         let deadlines = Deadlines::load_dir(dir)?;
+        let warnings = WarningRules::load_dir(dir)?;
         Ok(PolicyEngine {
             inner: Arc::new(Inner {
                 dir: dir.to_owned(),
@@ -217,6 +220,7 @@ impl PolicyEngine {
                 standards,
                 calendar,
                 deadlines,
+                warnings,
                 authorizer: Authorizer::new(),
             }),
         })
@@ -261,6 +265,11 @@ impl PolicyEngine {
     /// there is no such file).
     pub fn deadlines(&self) -> &Deadlines {
         &self.inner.deadlines
+    }
+
+    /// The early-warning rules loaded with these policies (`warnings.toml`; none without it).
+    pub fn warnings(&self) -> &WarningRules {
+        &self.inner.warnings
     }
 
     /// Decide whether `identity` may perform `action` on `resource` in circumstances `request`.
@@ -423,6 +432,18 @@ impl PolicyEngine {
             ResourceKind::AccessLog => b.add("AccessLog", "log", vec![], None),
             ResourceKind::System => b.add("System", "hub", vec![], None),
             ResourceKind::MonitoringList => b.add("MonitoringList", "monitoring", vec![], None),
+            ResourceKind::Warning => {
+                let mut attrs = Vec::new();
+                if let Some(region) = &resource.region {
+                    b.division(region)
+                        .map_err(|e| internal("resource.region", e))?;
+                    attrs.push(("region", b_ref("Division", region.as_str())));
+                }
+                if let Some(state) = &resource.case_state {
+                    attrs.push(("state", string(state)));
+                }
+                b.add("Warning", "warning", attrs, None)
+            }
             ResourceKind::DepartmentEndpoint => {
                 let Some(dept) = resource.department else {
                     return Err(Decision::deny(

@@ -17,6 +17,8 @@
 //!   year has no file.
 //! - [`deadlines`]: [`Deadlines`] — the clocks' durations (`clocks.toml`): the case clocks and each
 //!   referral-slip kind's default and longest period.
+//! - [`warnings`]: [`WarningRules`] — the early-warning rules (`warnings.toml`): which events
+//!   raise a warning of which tier for whom, evaluated purely at ingest and by `hub policy check`.
 //! - [`table`]: [`run_decision_table`] — run a decision table against an engine.
 //! - [`error`]: [`PolicyError`] — every load error names the file and line (Cedar) or key (TOML).
 #![forbid(unsafe_code)]
@@ -30,6 +32,7 @@ pub mod profiles;
 pub mod standards;
 pub mod table;
 mod toml_util;
+pub mod warnings;
 
 pub use action::Action;
 pub use calendar::{CalendarError, CalendarYear, Day, DayKind, Deadline, WorkingCalendar};
@@ -39,3 +42,4 @@ pub use error::{PolicyError, SourceProblem};
 pub use profiles::{IncomeRule, Profiles, PurposeProfile};
 pub use standards::{AssetLimits, LocalStandard, Standards, Tolerance};
 pub use table::{CaseFailure, TableReport, run_decision_table};
+pub use warnings::{History, HouseholdFacts, Signal, Verdict, WarningRule, WarningRules, Who};

@@ -90,6 +90,11 @@ pub enum Action {
     MonitoringChanged,
     /// 查看监测信息: the department events the hub could not place were listed.
     MonitoringRead,
+    /// 查看预警: the warning queue was listed, or one warning read with its signals (subject: the
+    /// household's pseudonym).
+    WarningRead,
+    /// 处置预警: a warning was acknowledged, dismissed or converted to a case.
+    WarningMoved,
 }
 
 /// The policy decision (策略决定).
@@ -664,6 +669,8 @@ mod tests {
             (Action::EventReceived, "event_received"),
             (Action::MonitoringChanged, "monitoring_changed"),
             (Action::MonitoringRead, "monitoring_read"),
+            (Action::WarningRead, "warning_read"),
+            (Action::WarningMoved, "warning_moved"),
         ] {
             let mut e = sample();
             e.action = action;

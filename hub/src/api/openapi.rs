@@ -102,6 +102,33 @@ const MOVE_RESPONSES: &[(u16, Body, &str)] = &[
     ),
 ];
 
+const WARNING_ID_PARAM: Param = (
+    "id",
+    "path",
+    true,
+    "warning id (UUIDv7)",
+    r#"{"type":"string","minLength":1,"maxLength":128}"#,
+);
+
+/// The answers a move of a warning can give besides its success.
+const WARNING_MOVE_RESPONSES: &[(u16, Body, &str)] = &[
+    (
+        200,
+        Body::Json("WarningChanged"),
+        "moved; the warning as it is now",
+    ),
+    (
+        409,
+        Body::Json("WarningConflict"),
+        "`illegal_transition` (with the warning's `state` and the `allowed` moves) or `warning_changed` (moved by someone else meanwhile, or expected_version is not the warning's)",
+    ),
+    (
+        503,
+        Body::Json("ErrorBody"),
+        "`data_key_unconfigured`: the hub holds no data-encryption key",
+    ),
+];
+
 const SLIP_ID_PARAM: Param = (
     "id",
     "path",
@@ -389,6 +416,126 @@ const OPS: &[Op] = &[
         ],
         authorized: true,
         not_found: None,
+    },
+    Op {
+        id: "listWarnings",
+        tag: "warning",
+        method: "get",
+        path: "/v1/warnings",
+        summary: "预警队列 / the warnings the caller may see (a township its own, a county supervisor the county's), newest first; no personal data; the read is logged",
+        request: None,
+        responses: &[(200, Body::Json("WarningList"), "one page")],
+        parameters: &[
+            (
+                "state",
+                "query",
+                false,
+                "only warnings in this state",
+                r#"{"type":"string","enum":["open","acknowledged","dismissed","converted"]}"#,
+            ),
+            (
+                "tier",
+                "query",
+                false,
+                "only warnings of this tier",
+                r#"{"type":"string","enum":["normal","urgent","emergency"]}"#,
+            ),
+            (
+                "township",
+                "query",
+                false,
+                "only warnings of this county (6 digits) or township (9 digits)",
+                r#"{"type":"string","pattern":"^(0[1-9]|[1-9][0-9])[0-9]{4}([0-9]{3})?$"}"#,
+            ),
+            (
+                "village",
+                "query",
+                false,
+                "only warnings of this village (12 digits)",
+                r#"{"type":"string","pattern":"^[0-9]{12}$"}"#,
+            ),
+            (
+                "overdue",
+                "query",
+                false,
+                "true: only open warnings past their first-contact deadline; false: the others",
+                r#"{"type":"boolean"}"#,
+            ),
+            (
+                "cursor",
+                "query",
+                false,
+                "next_cursor of the previous page",
+                r#"{"type":"string","format":"uuid"}"#,
+            ),
+            LIMIT_PARAM,
+        ],
+        authorized: true,
+        not_found: None,
+    },
+    Op {
+        id: "readWarning",
+        tag: "warning",
+        method: "get",
+        path: "/v1/warnings/{id}",
+        summary: "查看预警 / one warning with its signals (event kinds, departments, times; no resident ID); the read is logged",
+        request: None,
+        responses: &[(200, Body::Json("WarningView"), "the warning")],
+        parameters: &[WARNING_ID_PARAM],
+        authorized: true,
+        not_found: Some("no warning with this id"),
+    },
+    Op {
+        id: "acknowledgeWarning",
+        tag: "warning",
+        method: "post",
+        path: "/v1/warnings/{id}/acknowledge",
+        summary: "首次联系 / the township has contacted the household (stops the first-contact clock)",
+        request: Some("AcknowledgeBody"),
+        responses: WARNING_MOVE_RESPONSES,
+        parameters: &[WARNING_ID_PARAM],
+        authorized: true,
+        not_found: Some("no warning with this id"),
+    },
+    Op {
+        id: "dismissWarning",
+        tag: "warning",
+        method: "post",
+        path: "/v1/warnings/{id}/dismiss",
+        summary: "排除预警 / dismiss the warning, with the reason (sealed at rest)",
+        request: Some("DismissBody"),
+        responses: WARNING_MOVE_RESPONSES,
+        parameters: &[WARNING_ID_PARAM],
+        authorized: true,
+        not_found: Some("no warning with this id"),
+    },
+    Op {
+        id: "convertWarning",
+        tag: "warning",
+        method: "post",
+        path: "/v1/warnings/{id}/convert",
+        summary: "转为案件 / open a case from the warning (channel `warning`, its tier and township; the resident ID from its first signal); a retried conversion answers the same case",
+        request: Some("ConvertBody"),
+        responses: &[
+            (
+                201,
+                Body::Json("WarningConverted"),
+                "converted; the case id",
+            ),
+            (
+                409,
+                Body::Json("WarningConflict"),
+                "`illegal_transition` (with the warning's `state` and the `allowed` moves) or `warning_changed`",
+            ),
+            (
+                503,
+                Body::Json("ErrorBody"),
+                "`data_key_unconfigured`: the hub holds no data-encryption key",
+            ),
+        ],
+        parameters: &[WARNING_ID_PARAM],
+        authorized: true,
+        not_found: Some("no warning with this id"),
     },
     Op {
         id: "uploadMonitoringList",
@@ -1118,6 +1265,13 @@ pub fn component_schemas() -> Map<String, Value> {
         crate::warning::monitoring::RemoveHousehold,
         crate::warning::monitoring::HouseholdChanged,
         crate::warning::monitoring::UploadResult,
+        crate::warning::queue::WarningList,
+        crate::warning::queue::WarningView,
+        crate::warning::queue::WarningChanged,
+        crate::warning::queue::WarningConverted,
+        crate::warning::queue::AcknowledgeBody,
+        crate::warning::queue::DismissBody,
+        crate::warning::queue::ConvertBody,
     );
     let mut out: Map<String, Value> = generator.take_definitions(true).into_iter().collect();
     out.insert(
@@ -1146,6 +1300,22 @@ pub fn component_schemas() -> Map<String, Value> {
                     "type": "array",
                     "description": "`slips_open` (closing): the ids of the case's referral slips without feedback",
                     "items": { "type": "string" },
+                },
+            },
+        }),
+    );
+    out.insert(
+        "WarningConflict".into(),
+        json!({
+            "type": "object",
+            "description": "409: the error object; for `illegal_transition` also the warning's state and the moves it allows",
+            "required": ["error"],
+            "properties": {
+                "error": schema_ref("ErrorDetail"),
+                "state": schema_ref("WarningState"),
+                "allowed": {
+                    "type": "array",
+                    "items": { "type": "string", "enum": ["acknowledge", "dismiss", "convert"] },
                 },
             },
         }),
@@ -1316,7 +1486,7 @@ pub fn document() -> Value {
             { "name": "verification", "description": "letters, household verifications, reports" },
             { "name": "cases", "description": "救助案件: filing, accepting, first help, investigation, decision, closing" },
             { "name": "slips", "description": "转办单: referral slips from a case to a department or township; accept (签收) and feedback (反馈)" },
-            { "name": "warning", "description": "监测预警: department events and the low-income monitoring list (低收入人口动态监测)" },
+            { "name": "warning", "description": "监测预警: department events, the low-income monitoring list (低收入人口动态监测) and the township warning queue (预警队列)" },
             { "name": "access-log", "description": "the signed access log, proofs, search, subject reports" },
         ],
         "paths": paths,

@@ -292,6 +292,9 @@ pub struct CaseView {
     /// and `overdue`; what is asked and the feedback where the caller may read the caseworkers'
     /// records.
     pub slips: Vec<super::slips_api::CaseSlip>,
+    /// 预警: the warning this case was converted from (channel `warning`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning_id: Option<String>,
 }
 
 /// The answer to a filing or a move.
@@ -502,7 +505,7 @@ pub struct DecisionBody {
 
 // ==== parsing ====
 
-pub(super) fn parse_body<T: serde::de::DeserializeOwned + schemars::JsonSchema + 'static>(
+pub(crate) fn parse_body<T: serde::de::DeserializeOwned + schemars::JsonSchema + 'static>(
     body: Value,
 ) -> Result<T, ApiError> {
     let bytes = serde_json::to_vec(&body).map_err(ApiError::internal)?;
@@ -704,7 +707,7 @@ async fn existing_filing(
     case_id: &str,
     sha: &str,
     request_sha: &str,
-) -> Result<Response, ApiError> {
+) -> Result<Opened, ApiError> {
     if sha != request_sha {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -716,7 +719,23 @@ async fn existing_filing(
     let row = store::get_case(&s.store.db(), case_id)
         .await?
         .ok_or_else(|| ApiError::internal("idempotency key names a missing case"))?;
-    Ok((StatusCode::OK, Json(summary(&row)?)).into_response())
+    Ok(Opened::Existing(summary(&row)?))
+}
+
+/// What filing a case did: a new case (with its access-log index), or the case an
+/// `Idempotency-Key` already named.
+pub(crate) enum Opened {
+    New(CaseChanged),
+    Existing(CaseSummary),
+}
+
+impl Opened {
+    fn into_response(self) -> Response {
+        match self {
+            Opened::New(c) => (StatusCode::CREATED, Json(c)).into_response(),
+            Opened::Existing(c) => (StatusCode::OK, Json(c)).into_response(),
+        }
+    }
 }
 
 async fn open_case(
@@ -729,9 +748,22 @@ async fn open_case(
     may_open_cases(&s, &id, &rid).await?;
     let idem = idempotency_key(&headers)?;
     let req: OpenCaseRequest = parse_body(json_object(body)?)?;
-    let filing = check_filing(&req, &s.tls.rules().division_prefix)?;
+    Ok(file_case(&s, &id, &rid, &req, idem).await?.into_response())
+}
+
+/// File a case (checked, decided by Cedar, logged, stored): `POST /v1/cases`, and a warning
+/// converted to a case (channel `warning`).
+pub(crate) async fn file_case(
+    s: &AppState,
+    id: &Identity,
+    rid: &str,
+    req: &OpenCaseRequest,
+    idem: Option<String>,
+) -> Result<Opened, ApiError> {
+    let (s, id, rid) = (s.clone(), id.clone(), rid.to_owned());
+    let filing = check_filing(req, &s.tls.rules().division_prefix)?;
     let applicant = s.keys.pseudonym(filing.resident_id.as_str());
-    let request_sha = filing_hash(&s, &req, &filing)?;
+    let request_sha = filing_hash(&s, req, &filing)?;
     let db = s.store.db();
     if let Some(key) = &idem
         && let Some((case_id, sha)) = store::case_for_key(&db, &id.uri, key).await?
@@ -838,14 +870,10 @@ async fn open_case(
         }
     }
     tracing::info!(case_id = %case_id, tier = %row.tier, channel = %row.channel, township = %row.township, "case opened");
-    Ok((
-        StatusCode::CREATED,
-        Json(CaseChanged {
-            case: summary(&row)?,
-            log_index: logged.index,
-        }),
-    )
-        .into_response())
+    Ok(Opened::New(CaseChanged {
+        case: summary(&row)?,
+        log_index: logged.index,
+    }))
 }
 
 // ==== reading ====
@@ -940,6 +968,11 @@ async fn read_case(
             Some(&row.applicant),
         )?)
         .await?;
+    let warning_id = if row.channel == Channel::Warning.code() {
+        crate::warning::store::warning_of_case(&s.store.db(), &row.id).await?
+    } else {
+        None
+    };
     Ok(Json(CaseView {
         summary: summary(&row)?,
         applicant: personal.applicant,
@@ -948,6 +981,7 @@ async fn read_case(
         events,
         clocks,
         slips,
+        warning_id,
     }))
 }
 
@@ -1051,7 +1085,7 @@ pub(crate) fn division_prefix(d: &DivisionCode) -> &str {
     }
 }
 
-pub(super) fn page_limit(limit: Option<u32>) -> Result<i64, ApiError> {
+pub(crate) fn page_limit(limit: Option<u32>) -> Result<i64, ApiError> {
     match limit.unwrap_or(50) {
         n @ 1..=MAX_PAGE => Ok(i64::from(n)),
         _ => Err(invalid("limit", format!("must be 1-{MAX_PAGE}"))),

@@ -233,6 +233,30 @@ pub fn nearest_open(clocks: &[Clock]) -> (Option<String>, bool) {
     (next, overdue)
 }
 
+/// 首次联系时限: the first-contact deadline of a warning raised at `from_ms` (Unix ms), in Unix
+/// ms, and whether it is provisional: hours on the wall clock, or working days on the official
+/// calendar ending 23:59:59 Beijing time of the due date (the start date not counted).
+pub fn first_contact_due(
+    period: policies::Period,
+    from_ms: i64,
+    calendar: &policies::WorkingCalendar,
+) -> (i64, bool) {
+    let from = instant(from_ms);
+    let (due, provisional) = match period {
+        policies::Period::Hours(h) => (from + time::Duration::hours(i64::from(h)), false),
+        policies::Period::WorkingDays(n) => {
+            let d = calendar.add_working_days(from.date(), n);
+            (end_of_day(d.date), d.provisional)
+        }
+    };
+    ((due.unix_timestamp_nanos() / 1_000_000) as i64, provisional)
+}
+
+/// An instant (Unix ms) as RFC 3339 in Beijing time.
+pub fn beijing(ms: i64) -> String {
+    beijing_rfc3339(instant(ms))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -607,6 +607,10 @@ fn action_zh(a: Action) -> &'static str {
         Action::EventReceived => "接收部门事件 / department event received",
         Action::MonitoringChanged => "更新低收入人口监测名单 / monitoring list changed",
         Action::MonitoringRead => "查看监测信息 / monitoring information read",
+        Action::WarningRead => "查看预警 / warning read",
+        Action::WarningMoved => {
+            "处置预警（确认、排除、转为案件）/ warning acknowledged, dismissed or converted"
+        }
     }
 }
 

@@ -275,12 +275,18 @@ async fn push_event(
         log_index: logged.index as i64,
         ..row
     };
-    if !store::insert_event(&db, &row).await? {
+    let engine = s.authz.engine();
+    let Some(raised) =
+        super::rules::insert_event(&db, &engine, &row, &received.event.details).await?
+    else {
         // A concurrent push of the same id stored first.
         let first = store::get_event(&db, &event_id)
             .await?
             .ok_or_else(|| ApiError::internal("event id taken but not found"))?;
         return seen_before(&first, &hash);
+    };
+    for w in &raised {
+        metrics::counter!("hub_warnings_signals_total", "rule" => w.rule.clone(), "tier" => w.tier.clone(), "attached" => if w.attached { "true" } else { "false" }).increment(1);
     }
     metrics::counter!("hub_events_received_total", "department" => row.department.clone(), "kind" => row.kind.clone(), "placement" => row.placement.clone()).increment(1);
     if row.placement == Placement::Unmatched.code() {

@@ -1,12 +1,16 @@
-//! 监测预警 (early warning), its first two pieces: department events (部门事件) pushed to the hub,
-//! and the low-income monitoring list (低收入人口动态监测) civil affairs keeps. Warning rules and
-//! the township queue read what these store; they are later work.
+//! 监测预警 (early warning): department events (部门事件) pushed to the hub, the low-income
+//! monitoring list (低收入人口动态监测) civil affairs keeps, the warning rules run on every placed
+//! event, and the township warning queue.
 //!
 //! - [`events`]: `POST /v1/events` (one signed event per request) and `GET /v1/events/unmatched`.
 //! - [`monitoring`]: `POST /v1/monitoring/uploads` (CSV or JSON lines, streamed),
 //!   `POST /v1/monitoring/households` (add or update one) and
 //!   `POST /v1/monitoring/households/remove` (the resident ID in the body, never in a URL).
-//! - [`store`]: the `dept_events`, `monitored_households` and `monitoring_uploads` tables
+//! - [`rules`]: the warning rules (`policies/warnings.toml`) evaluated in the transaction that
+//!   stores (or later places) an event: one open warning per household and rule.
+//! - [`queue`]: `GET /v1/warnings`, `GET /v1/warnings/{id}`, `POST /v1/warnings/{id}/acknowledge`,
+//!   `/dismiss`, `/convert` (to a case, channel `warning`).
+//! - [`store`]: the `warnings` and `warning_signals` tables (`0013_warnings.sql`) and the `dept_events`, `monitored_households` and `monitoring_uploads` tables
 //!   (`0011_events_monitoring.sql`, SQLite and PostgreSQL).
 //!
 //! Invariants:
@@ -26,6 +30,8 @@
 
 pub mod events;
 pub mod monitoring;
+pub mod queue;
+pub mod rules;
 pub mod store;
 
 use std::collections::BTreeSet;
@@ -45,7 +51,9 @@ use crate::keys::SealError;
 
 /// The routes of this module, merged into the main router.
 pub fn routes() -> Router<AppState> {
-    events::routes().merge(monitoring::routes())
+    events::routes()
+        .merge(monitoring::routes())
+        .merge(queue::routes())
 }
 
 /// The body limit of a route of this module that takes more than `server.max_body_bytes` (the

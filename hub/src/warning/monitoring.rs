@@ -17,7 +17,7 @@
 //!   `POST /v1/monitoring/households/remove` (`{resident_id, category}` in the body, never in a URL).
 //!
 //! After every change, department events kept as unmatched whose person is now on the list are
-//! placed ([`super::store::replace_unmatched`]). One `monitoring_changed` access-log entry per
+//! placed ([`super::rules::place_unmatched`], which also runs the warning rules on them). One `monitoring_changed` access-log entry per
 //! upload (its id as `case_ref`) or per household (its pseudonym as subject), durable before
 //! anything is written.
 
@@ -349,7 +349,7 @@ async fn put_household(
         .await?;
     let db = s.store.db();
     let written = store::upsert_households(&db, std::slice::from_ref(&row)).await?;
-    let placed = store::replace_unmatched(&db, ms(now)).await?;
+    let placed = super::rules::place_unmatched(&s, Some(&row.subject), ms(now)).await?;
     let (status, result) = match written.first() {
         Some(Written::Inserted) => (StatusCode::CREATED, HouseholdResult::Inserted),
         Some(Written::Updated) => (StatusCode::OK, HouseholdResult::Updated),
@@ -747,7 +747,7 @@ async fn upload(
     up.flush().await?;
     let now = ms(up.now);
     let mut result = up.result;
-    result.events_placed = store::replace_unmatched(&s.store.db(), now).await?;
+    result.events_placed = super::rules::place_unmatched(&s, None, now).await?;
     store::insert_upload(
         &s.store.db(),
         &store::UploadRow {

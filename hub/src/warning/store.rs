@@ -69,36 +69,74 @@ pub async fn get_event(db: &Db, event_id: &str) -> Result<Option<EventRow>, Stor
     Ok(t)
 }
 
-/// Store an event. `false` when its id is taken (nothing is written).
-pub async fn insert_event(db: &Db, e: &EventRow) -> Result<bool, StoreError> {
-    let sql = format!(
+/// The INSERT of an event row (bind it with [`bind_event_row`]); a taken id writes nothing.
+pub fn insert_event_sql() -> String {
+    format!(
         "INSERT INTO dept_events ({EVENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) ON CONFLICT (event_id) DO NOTHING"
-    );
+    )
+}
+
+/// Bind an [`EventRow`] to [`insert_event_sql`].
+macro_rules! bind_event_row {
+    ($q:expr, $e:expr) => {
+        $q.bind(&$e.event_id)
+            .bind($e.received_ms)
+            .bind(&$e.pushed_by)
+            .bind(&$e.department)
+            .bind(&$e.kind)
+            .bind($e.occurred_ms)
+            .bind($e.issued_ms)
+            .bind(&$e.subject)
+            .bind(&$e.body_hash)
+            .bind(&$e.sealed)
+            .bind(&$e.key_id)
+            .bind(&$e.signature)
+            .bind(&$e.placement)
+            .bind(&$e.receipt_placement)
+            .bind(&$e.township)
+            .bind(&$e.village)
+            .bind($e.placed_ms)
+            .bind($e.log_index)
+    };
+}
+pub(crate) use bind_event_row;
+
+/// Store an event without evaluating the warning rules. `false` when its id is taken (nothing
+/// is written). The ingest path uses [`super::rules::insert_event`].
+pub async fn insert_event(db: &Db, e: &EventRow) -> Result<bool, StoreError> {
+    let sql = insert_event_sql();
     let n = on_db!(db, p, _DB => {
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&e.event_id)
-            .bind(e.received_ms)
-            .bind(&e.pushed_by)
-            .bind(&e.department)
-            .bind(&e.kind)
-            .bind(e.occurred_ms)
-            .bind(e.issued_ms)
-            .bind(&e.subject)
-            .bind(&e.body_hash)
-            .bind(&e.sealed)
-            .bind(&e.key_id)
-            .bind(&e.signature)
-            .bind(&e.placement)
-            .bind(&e.receipt_placement)
-            .bind(&e.township)
-            .bind(&e.village)
-            .bind(e.placed_ms)
-            .bind(e.log_index)
+        bind_event_row!(sqlx::query(sqlx::AssertSqlSafe(sql)), e)
             .execute(p)
             .await?
             .rows_affected()
     });
     Ok(n == 1)
+}
+
+/// The unmatched events whose person is now on the monitoring list (active), with the township
+/// and village to place them in (the most recently updated entry's), oldest first; only those of
+/// `subject` when given (a one-by-one change: the subject index, no scan of the unmatched).
+pub async fn placeable_unmatched(
+    db: &Db,
+    subject: Option<&str>,
+) -> Result<Vec<(EventRow, String, Option<String>)>, StoreError> {
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM dept_events WHERE placement = 'unmatched' \
+           AND ($1 IS NULL OR subject = $1) \
+           AND EXISTS (SELECT 1 FROM monitored_households m WHERE m.subject = dept_events.subject AND m.status = 'active') \
+         ORDER BY received_ms, event_id"
+    );
+    let rows: Vec<EventRow> = on_db!(db, p, _DB => {
+        sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(subject).fetch_all(p).await?
+    });
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        if let (Placement::Monitoring, Some(t), v) = place(db, &r.subject).await? {
+            out.push((r, t, v));
+        }
+    }
+    Ok(out)
 }
 
 /// The unmatched events, oldest first, after the `(received_ms, event_id)` cursor.
@@ -161,22 +199,6 @@ pub async fn place(
         Some((t, v)) => (Placement::Case, Some(t), v),
         None => (Placement::Unmatched, None, None),
     })
-}
-
-/// Place the unmatched events of people now on the monitoring list (active): their township and
-/// village from the list. Returns how many events were placed.
-pub async fn replace_unmatched(db: &Db, now_ms: i64) -> Result<u64, StoreError> {
-    const PICK: &str = "FROM monitored_households m WHERE m.subject = dept_events.subject AND m.status = 'active' ORDER BY m.updated_ms DESC, m.category LIMIT 1";
-    let sql = format!(
-        "UPDATE dept_events SET placement = 'monitoring', \
-           township = (SELECT m.township {PICK}), \
-           village = (SELECT m.village {PICK}), \
-           placed_ms = $1 \
-         WHERE placement = 'unmatched' AND EXISTS (SELECT 1 FROM monitored_households m WHERE m.subject = dept_events.subject AND m.status = 'active')"
-    );
-    Ok(on_db!(db, p, _DB => {
-        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_ms).execute(p).await?.rows_affected()
-    }))
 }
 
 // ==== the monitoring list ====
@@ -366,4 +388,172 @@ pub async fn count_households(db: &Db, status: &str) -> Result<i64, StoreError> 
             .await?
     });
     Ok(n)
+}
+
+// ==== warnings (0013_warnings.sql) ====
+
+/// A warning as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct WarningRow {
+    pub id: String,
+    /// The household's keyed pseudonym.
+    pub household: String,
+    pub rule: String,
+    pub state: String,
+    pub tier: String,
+    pub hardship: String,
+    pub township: String,
+    pub village: Option<String>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+    /// The first-contact deadline.
+    pub due_ms: i64,
+    pub provisional: i64,
+    pub signals: i64,
+    pub first_event: String,
+    pub acknowledged_ms: Option<i64>,
+    pub closed_ms: Option<i64>,
+    pub closed_by: Option<String>,
+    /// The sealed dismissal reason.
+    pub reason: Option<String>,
+    pub key_id: Option<String>,
+    pub case_id: Option<String>,
+    pub version: i64,
+}
+
+const WARNING_COLUMNS: &str = "id, household, rule, state, tier, hardship, township, village, created_ms, updated_ms, due_ms, provisional, signals, first_event, acknowledged_ms, closed_ms, closed_by, reason, key_id, case_id, version";
+
+pub async fn get_warning(db: &Db, id: &str) -> Result<Option<WarningRow>, StoreError> {
+    let sql = format!("SELECT {WARNING_COLUMNS} FROM warnings WHERE id = $1");
+    Ok(on_db!(db, p, _DB => {
+        sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(p).await?
+    }))
+}
+
+/// The warnings of a household (tests, the case's link back).
+pub async fn warnings_of(db: &Db, household: &str) -> Result<Vec<WarningRow>, StoreError> {
+    let sql = format!("SELECT {WARNING_COLUMNS} FROM warnings WHERE household = $1 ORDER BY id");
+    Ok(on_db!(db, p, _DB => {
+        sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(household).fetch_all(p).await?
+    }))
+}
+
+/// The warning a case was converted from.
+pub async fn warning_of_case(db: &Db, case_id: &str) -> Result<Option<String>, StoreError> {
+    let t: Option<(String,)> = on_db!(db, p, _DB => {
+        sqlx::query_as("SELECT id FROM warnings WHERE case_id = $1").bind(case_id).fetch_optional(p).await?
+    });
+    Ok(t.map(|(id,)| id))
+}
+
+/// What `GET /v1/warnings` asks for.
+#[derive(Debug, Clone)]
+pub struct WarningFilter {
+    /// The caller's division prefix (6 or 9 digits): only warnings of townships inside it.
+    pub division: String,
+    pub township: Option<String>,
+    pub village: Option<String>,
+    pub state: Option<String>,
+    pub tier: Option<String>,
+    /// (overdue?, now): open and past the deadline, or not.
+    pub overdue: Option<(bool, i64)>,
+    /// Only ids before this (newest first).
+    pub before: Option<String>,
+    pub limit: i64,
+}
+
+pub async fn list_warnings(db: &Db, f: &WarningFilter) -> Result<Vec<WarningRow>, StoreError> {
+    let (over, now) = f.overdue.unzip();
+    let sql = format!(
+        "SELECT {WARNING_COLUMNS} FROM warnings \
+         WHERE township LIKE $1 \
+           AND ($2 IS NULL OR township LIKE $2) \
+           AND ($3 IS NULL OR village = $3) \
+           AND ($4 IS NULL OR state = $4) \
+           AND ($5 IS NULL OR tier = $5) \
+           AND ($6 IS NULL OR ($6 = 1 AND state = 'open' AND due_ms < $7) OR ($6 = 0 AND NOT (state = 'open' AND due_ms < $7))) \
+           AND ($8 IS NULL OR id < $8) \
+         ORDER BY id DESC LIMIT $9"
+    );
+    let rows: Vec<WarningRow> = on_db!(db, p, _DB => {
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(format!("{}%", f.division))
+            .bind(f.township.as_ref().map(|t| format!("{t}%")))
+            .bind(&f.village)
+            .bind(&f.state)
+            .bind(&f.tier)
+            .bind(over.map(i64::from))
+            .bind(now)
+            .bind(&f.before)
+            .bind(f.limit)
+            .fetch_all(p)
+            .await?
+    });
+    Ok(rows)
+}
+
+/// One signal of a warning, with its event's department and kind.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SignalRow {
+    pub event_id: String,
+    pub department: String,
+    pub kind: String,
+    pub occurred_ms: i64,
+    pub received_ms: i64,
+    pub amount_fen: Option<i64>,
+    pub tier: Option<String>,
+    pub raised: i64,
+}
+
+pub async fn signals_of(db: &Db, warning_id: &str) -> Result<Vec<SignalRow>, StoreError> {
+    Ok(on_db!(db, p, _DB => {
+        sqlx::query_as("SELECT s.event_id, e.department, e.kind, s.occurred_ms, e.received_ms, s.amount_fen, s.tier, s.raised FROM warning_signals s JOIN dept_events e ON e.event_id = s.event_id WHERE s.warning_id = $1 ORDER BY s.occurred_ms, s.event_id")
+            .bind(warning_id)
+            .fetch_all(p)
+            .await?
+    }))
+}
+
+/// A move of a warning.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub state: &'static str,
+    pub acknowledged_ms: Option<i64>,
+    /// Who closed it (dismissed or converted).
+    pub closed: Option<String>,
+    /// The sealed reason and its key id.
+    pub reason: Option<(String, String)>,
+    pub case_id: Option<String>,
+}
+
+/// Apply a move if the warning is still at `row.version`; the row after, or `None` when it
+/// changed meanwhile.
+pub async fn move_warning(
+    db: &Db,
+    row: &WarningRow,
+    c: &Change,
+    now_ms: i64,
+) -> Result<Option<WarningRow>, StoreError> {
+    let (reason, key_id) = c.reason.clone().unzip();
+    let closed_ms = c.closed.as_ref().map(|_| now_ms);
+    let n = on_db!(db, p, _DB => {
+        sqlx::query("UPDATE warnings SET state = $1, acknowledged_ms = COALESCE($2, acknowledged_ms), closed_ms = COALESCE($3, closed_ms), closed_by = COALESCE($4, closed_by), reason = COALESCE($5, reason), key_id = COALESCE($6, key_id), case_id = COALESCE($7, case_id), updated_ms = $8, version = version + 1 WHERE id = $9 AND version = $10")
+            .bind(c.state)
+            .bind(c.acknowledged_ms)
+            .bind(closed_ms)
+            .bind(&c.closed)
+            .bind(reason)
+            .bind(key_id)
+            .bind(&c.case_id)
+            .bind(now_ms)
+            .bind(&row.id)
+            .bind(row.version)
+            .execute(p)
+            .await?
+            .rows_affected()
+    });
+    if n != 1 {
+        return Ok(None);
+    }
+    get_warning(db, &row.id).await
 }

@@ -7,6 +7,9 @@
 //!   demo health department's real key) pushed to the hub over mTLS (`POST /v1/events`, connections
 //!   reused), each checked (schema, signature, freshness), placed, sealed, logged and stored
 //!   durably before its 201;
+//! - **placed**: the same number of events about households on the monitoring list (after the
+//!   upload): placed, and the warning rules evaluated in the same transaction (each raises a
+//!   warning), the ingest path the early-warning queue relies on;
 //! - **upload**: a monitoring-list upload of `--households` households as one CSV
 //!   (`POST /v1/monitoring/uploads`), with the hub's resident set (`VmRSS`) and peak (`VmHWM`) read
 //!   from `/proc/<pid>/status` before and after: streamed, the peak should not grow with the file.
@@ -127,6 +130,41 @@ async fn baseline(dir: &std::path::Path, rows: usize, concurrency: usize) -> any
     Ok(rows as f64 / start.elapsed().as_secs_f64())
 }
 
+/// Push signed events with `concurrency` in flight; events per second.
+async fn push_events(
+    health: &reqwest::Client,
+    base: &str,
+    bodies: Vec<Value>,
+    concurrency: usize,
+) -> anyhow::Result<f64> {
+    let n = bodies.len();
+    let bodies = Arc::new(bodies);
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let (bodies, next, health, url) = (
+            bodies.clone(),
+            next.clone(),
+            health.clone(),
+            format!("{base}/v1/events"),
+        );
+        workers.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(body) = bodies.get(i) else { break };
+                let r = health.post(&url).json(body).send().await?;
+                ensure!(r.status().as_u16() == 201, "event {i}: {}", r.status());
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for w in workers {
+        w.await??;
+    }
+    Ok(n as f64 / start.elapsed().as_secs_f64())
+}
+
 async fn run(args: Args) -> anyhow::Result<()> {
     let env = TestEnv::new()?;
     let _deps = env.start_departments().await?;
@@ -187,52 +225,31 @@ async fn run(args: Args) -> anyhow::Result<()> {
         &std::fs::read(&key_path)?,
         &key_path.display().to_string(),
     )?;
-    let now = time::OffsetDateTime::now_utc();
-    let bodies: Vec<Value> = (0..args.events as u32)
-        .map(|i| {
-            let e = DepartmentEvent {
-                protocol: ProtocolVersion,
-                event_id: uuid::Uuid::new_v4(),
-                department: "health".into(),
-                kind: "health.hospitalisation".into(),
-                occurred_at: now - time::Duration::hours(3),
-                issued_at: now,
-                subject: EventSubject {
-                    resident_id: ResidentId::parse(&resident(i)).expect("valid"),
-                },
-                details: json!({ "admitted_on": "2026-11-01", "total_fen": 5_000_000, "out_of_pocket_fen": 2_000_000 })
-                    .as_object()
-                    .cloned()
-                    .unwrap_or_default(),
-            };
-            serde_json::to_value(SignedEvent::sign(e, &key).expect("sign")).expect("json")
-        })
-        .collect();
-    let bodies = Arc::new(bodies);
-    let next = Arc::new(AtomicUsize::new(0));
-    let start = Instant::now();
-    let mut workers = Vec::new();
-    for _ in 0..args.concurrency {
-        let (bodies, next, health, url) = (
-            bodies.clone(),
-            next.clone(),
-            health.clone(),
-            format!("{base}/v1/events"),
-        );
-        workers.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(body) = bodies.get(i) else { break };
-                let r = health.post(&url).json(body).send().await?;
-                ensure!(r.status().as_u16() == 201, "event {i}: {}", r.status());
-            }
-            anyhow::Ok(())
-        }));
-    }
-    for w in workers {
-        w.await??;
-    }
-    let event_rate = args.events as f64 / start.elapsed().as_secs_f64();
+    // Signed beforehand: the department's work, not the hub's.
+    let sign_all = |first: u32| -> Vec<Value> {
+        let now = time::OffsetDateTime::now_utc();
+        (0..args.events as u32)
+            .map(|i| {
+                let e = DepartmentEvent {
+                    protocol: ProtocolVersion,
+                    event_id: uuid::Uuid::new_v4(),
+                    department: "health".into(),
+                    kind: "health.hospitalisation".into(),
+                    occurred_at: now - time::Duration::hours(3),
+                    issued_at: now,
+                    subject: EventSubject {
+                        resident_id: ResidentId::parse(&resident(first + i)).expect("valid"),
+                    },
+                    details: json!({ "admitted_on": "2026-11-01", "total_fen": 5_000_000, "out_of_pocket_fen": 2_000_000 })
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default(),
+                };
+                serde_json::to_value(SignedEvent::sign(e, &key).expect("sign")).expect("json")
+            })
+            .collect()
+    };
+    let event_rate = push_events(&health, &base, sign_all(0), args.concurrency).await?;
 
     // The monitoring-list upload.
     let mut csv = String::from("category,resident_id,township,village,since,reason\n");
@@ -263,6 +280,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "upload: {answer}"
     );
 
+    // Events about households now on the monitoring list: placed, and the warning rules evaluated
+    // in the same transaction (each raises a `hospital_costs` warning).
+    ensure!(
+        args.events as u32 <= args.households,
+        "--events must not exceed --households"
+    );
+    let placed_rate = push_events(&health, &base, sign_all(100_000), args.concurrency).await?;
+
     println!(
         "events-bench ({} events, concurrency {}; hub on SQLite, debug build unless run with --release)",
         args.events, args.concurrency
@@ -271,6 +296,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     println!(
         "  signed events through hub  {event_rate:>10.0} events/s  ({:.0}% of baseline)",
         100.0 * event_rate / base_rate
+    );
+    println!(
+        "  placed events + warning rules {placed_rate:>6.0} events/s  ({:.0}% of baseline)",
+        100.0 * placed_rate / base_rate
     );
     println!(
         "  upload {} households ({:.1} MiB CSV) in {upload_s:.1} s ({:.0}/s)",

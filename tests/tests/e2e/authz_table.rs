@@ -535,6 +535,73 @@ const TABLE: &[Row] = &[
             DeniedLogged,
         ],
     ),
+    // The warning queue: caseworkers of the household's township and the county supervisor; the
+    // list answers every caseworker (each sees its own), every read and refusal is logged.
+    row(
+        "get",
+        "/v1/warnings",
+        [
+            Allowed,
+            Allowed,
+            Allowed,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+        ],
+    ),
+    row(
+        "get",
+        "/v1/warnings/{id}",
+        [
+            Allowed,
+            DeniedLogged,
+            Allowed,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+        ],
+    ),
+    row(
+        "post",
+        "/v1/warnings/{id}/acknowledge",
+        [
+            Allowed,
+            DeniedLogged,
+            Allowed,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+        ],
+    ),
+    row(
+        "post",
+        "/v1/warnings/{id}/dismiss",
+        [
+            Allowed,
+            DeniedLogged,
+            Allowed,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+        ],
+    ),
+    row(
+        "post",
+        "/v1/warnings/{id}/convert",
+        [
+            Allowed,
+            DeniedLogged,
+            Allowed,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+        ],
+    ),
     row(
         "get",
         "/v1/openapi.json",
@@ -570,6 +637,11 @@ struct Fixtures {
     slips: [String; 3],
     /// A health event signed with health's real key (for `POST /v1/events`).
     event: Value,
+    /// A 许庄 warning to read.
+    warning: String,
+    /// For each warning move: an open 许庄 warning for the township caseworker (and every refused
+    /// role), and another for the county officer.
+    warning_moves: std::collections::BTreeMap<(String, bool), String>,
 }
 
 /// The stage each move starts from, as the moves that lead there (a normal case).
@@ -633,7 +705,26 @@ async fn fixtures(s: &Setup) -> anyhow::Result<Fixtures> {
         "health",
         crate::events::event("health.hospitalisation", &crate::events::resident(7)),
     );
+    // Warnings: monitored households of 许庄, each with a hospital stay above the threshold.
+    let mut warnings = Vec::new();
+    for i in 0..7 {
+        let r = crate::events::resident(800_000 + i);
+        crate::warnings::monitor(s, &r).await?;
+        crate::warnings::push(s, "health.hospitalisation", &r, None).await?;
+        let w = crate::warnings::newest(s).await?;
+        warnings.push(w["id"].as_str().expect("warning id").to_owned());
+    }
+    let warning = warnings.pop().expect("seven");
+    let mut warning_moves = std::collections::BTreeMap::new();
+    for step in ["acknowledge", "dismiss", "convert"] {
+        for county in [false, true] {
+            let id = warnings.pop().expect("seven");
+            warning_moves.insert((step.to_owned(), county), id);
+        }
+    }
     Ok(Fixtures {
+        warning,
+        warning_moves,
         event,
         report_id,
         emergency_id,
@@ -684,6 +775,20 @@ fn request(
             );
         }
         _ => {}
+    }
+    if let Some(step) = row.path.strip_prefix("/v1/warnings/{id}/") {
+        let w = &f.warning_moves[&(step.to_owned(), ROLES[role] == "county-officer")];
+        let body = match step {
+            "dismiss" => json!({ "reason": "经核实无需救助" }),
+            "convert" => {
+                json!({ "name": "王秀英", "phone": "13800000001", "description": "住院自付费用高" })
+            }
+            _ => json!({}),
+        };
+        return (format!("/v1/warnings/{w}/{step}"), Some(body));
+    }
+    if row.path == "/v1/warnings/{id}" {
+        return (format!("/v1/warnings/{}", f.warning), None);
     }
     if let Some(step) = row.path.strip_prefix("/v1/cases/{id}/") {
         let case = &f.move_cases[&(step.to_owned(), ROLES[role] == "county-officer")];

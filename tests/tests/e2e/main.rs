@@ -23,4 +23,5 @@ mod store;
 mod supervision;
 mod trawling;
 mod verification;
+mod warnings;
 mod withholding;
