@@ -719,7 +719,7 @@ async fn existing_filing(
     Ok((StatusCode::OK, Json(summary(&row)?)).into_response())
 }
 
-async fn open_case(
+pub(crate) async fn open_case(
     State(s): State<AppState>,
     Caller(id): Caller,
     headers: HeaderMap,
@@ -850,7 +850,7 @@ async fn open_case(
 
 // ==== reading ====
 
-async fn read_case(
+pub(crate) async fn read_case(
     State(s): State<AppState>,
     Caller(id): Caller,
     headers: HeaderMap,
@@ -1060,7 +1060,7 @@ pub(super) fn page_limit(limit: Option<u32>) -> Result<i64, ApiError> {
 
 /// 案件列表: decided once for the caller (`list_cases` on a case of its own division that it
 /// filed), then case by case; the list carries no personal data, so nothing is logged.
-async fn list_cases(
+pub(crate) async fn list_cases(
     State(s): State<AppState>,
     Caller(id): Caller,
     q: Result<Query<CaseListQuery>, ApiError>,
