@@ -289,7 +289,8 @@ async fn a_caseworker_works_the_console_in_a_real_browser() -> anyhow::Result<()
         .env
         .http("caseworker")?
         .post(s.hub.url("/console/cases"))
-        .form(&[("tier", "normal"), ("name", "x")])
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("tier=normal&name=x")
         .send()
         .await?;
     assert_eq!(r.status(), 403);
