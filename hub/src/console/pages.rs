@@ -621,6 +621,16 @@ pub async fn open_case(
     headers: HeaderMap,
     form: Result<Form<NewCaseForm>, FormRejection>,
 ) -> Response {
+    // The CSRF checks come first: a post that is not our form is refused before it is read.
+    let field = form.as_ref().map(|f| f.0.csrf.as_str()).unwrap_or("");
+    let expected = csrf::token(&s.keys, &id);
+    let host = csrf::host_of(&headers, &uri);
+    if let Err(e) = csrf::check(&headers, host.as_deref(), &expected, field) {
+        return error_page(
+            &id,
+            ApiError::new(StatusCode::FORBIDDEN, "csrf_failed", e.text()),
+        );
+    }
     let Ok(Form(f)) = form else {
         return error_page(
             &id,
@@ -631,14 +641,6 @@ pub async fn open_case(
             ),
         );
     };
-    let expected = csrf::token(&s.keys, &id);
-    let host = csrf::host_of(&headers, &uri);
-    if let Err(e) = csrf::check(&headers, host.as_deref(), &expected, &f.csrf) {
-        return error_page(
-            &id,
-            ApiError::new(StatusCode::FORBIDDEN, "csrf_failed", e.text()),
-        );
-    }
     let mut body = serde_json::json!({
         "channel": f.channel.trim(),
         "tier": f.tier.trim(),
