@@ -2,6 +2,8 @@
 //!
 //! # Layout
 //! - [`config`]: the TOML configuration, validated at start-up.
+//! - [`console`]: the zh-CN web console under `/console/` (askama templates, CSRF, CSP) and the
+//!   Chinese formats the printed documents share.
 //! - [`tls`]: the crypto provider (ring), server config, client verification with CRLs, hot reload.
 //! - [`identity`]: certificate URI SAN → [`schemas::Identity`]; the [`identity::Caller`] extractor.
 //! - [`server`]: the accept loop (handshake deadline, connection cap, graceful shutdown).
@@ -30,6 +32,7 @@ pub mod cases;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod console;
 pub mod demo;
 pub mod identity;
 pub mod keys;

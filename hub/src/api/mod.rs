@@ -184,7 +184,13 @@ async fn json_errors(req: Request, next: Next) -> Response {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
-    if is_json {
+    // The console's pages answer errors as pages (text/html) on purpose.
+    let is_page = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if is_json || is_page {
         return response;
     }
     let code = match status {
@@ -369,6 +375,7 @@ pub fn router(state: AppState, opts: &RouterOptions) -> Router {
         .merge(crate::cases::slips_api::routes())
         .merge(crate::cases::escalation_api::routes())
         .merge(crate::warning::routes())
+        .merge(crate::console::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

@@ -738,7 +738,7 @@ impl Opened {
     }
 }
 
-async fn open_case(
+pub(crate) async fn open_case(
     State(s): State<AppState>,
     Caller(id): Caller,
     headers: HeaderMap,
@@ -878,7 +878,7 @@ pub(crate) async fn file_case(
 
 // ==== reading ====
 
-async fn read_case(
+pub(crate) async fn read_case(
     State(s): State<AppState>,
     Caller(id): Caller,
     headers: HeaderMap,
@@ -1094,7 +1094,7 @@ pub(crate) fn page_limit(limit: Option<u32>) -> Result<i64, ApiError> {
 
 /// 案件列表: decided once for the caller (`list_cases` on a case of its own division that it
 /// filed), then case by case; the list carries no personal data, so nothing is logged.
-async fn list_cases(
+pub(crate) async fn list_cases(
     State(s): State<AppState>,
     Caller(id): Caller,
     q: Result<Query<CaseListQuery>, ApiError>,

@@ -662,7 +662,7 @@ fn r_code(org: &str) -> Option<String> {
 
 /// 转办单列表: decided once for the caller (`list_slips` on a slip addressed to it), then slip by
 /// slip; the list carries no personal data, so nothing is logged.
-async fn list_slips(
+pub(crate) async fn list_slips(
     State(s): State<AppState>,
     Caller(id): Caller,
     q: Result<Query<SlipListQuery>, ApiError>,

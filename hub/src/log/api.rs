@@ -572,17 +572,11 @@ async fn subject_report(
         accesses,
     };
     if html {
-        Ok(Html(render_html(&report, &s.log.head().note)).into_response())
+        let page = render_html(&report, &s.log.head().note).map_err(ApiError::internal)?;
+        Ok(Html(page).into_response())
     } else {
         Ok(Json(report).into_response())
     }
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 fn action_zh(a: Action) -> &'static str {
@@ -625,44 +619,69 @@ fn outcome_zh(o: Outcome) -> &'static str {
     }
 }
 
+/// One row of the subject access report.
+pub struct AccessLine {
+    index: u64,
+    when: String,
+    who: String,
+    who_note: String,
+    action: &'static str,
+    departments: String,
+    purpose: &'static str,
+    case_ref: String,
+    outcome: &'static str,
+}
+
+/// 谁查看了我的数据 (`hub/templates/print/subject_report.html`).
+#[derive(askama::Template)]
+#[template(path = "print/subject_report.html")]
+struct SubjectReportPage {
+    generated_at: String,
+    count: usize,
+    size: u64,
+    logged_as: u64,
+    rows: Vec<AccessLine>,
+    checkpoint: String,
+}
+
 /// The printable zh-CN page: 谁查看了我的数据 / who looked at my data.
-pub fn render_html(r: &SubjectReport, checkpoint: &str) -> String {
-    let mut rows = String::new();
-    for f in &r.accesses {
-        let e = &f.entry;
-        let depts: Vec<&str> = e.departments.iter().map(|d| d.name_zh()).collect();
-        rows.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{} ({} · {} · {})</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-            f.index,
-            esc(&e.time.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()),
-            esc(&e.actor.principal),
-            esc(e.actor.role.code()),
-            esc(&e.actor.organisation),
-            esc(&e.actor.division.to_string()),
-            action_zh(e.action),
-            esc(&if depts.is_empty() { "—".to_owned() } else { depts.join("、") }),
-            esc(e.purpose.map(|p| p.name_zh()).unwrap_or("—")),
-            esc(e.case_ref.as_deref().unwrap_or("—")),
-            outcome_zh(e.outcome),
-        ));
-    }
-    format!(
-        "<!DOCTYPE html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\">\
-<title>谁查看了我的数据 / Who looked at my data</title>\
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;width:100%}}\
-td,th{{border:1px solid #444;padding:4px;font-size:12px}}@media print{{a{{display:none}}}}</style></head><body>\n\
-<h1>谁查看了我的数据</h1><p>Who looked at my data — 济时救数据共享核对枢纽访问记录</p>\n\
-<p>生成时间 / generated: {}　记录数 / accesses: {}　日志规模 / log size: {}　本次查询记录序号 / this report logged as #{}</p>\n\
-<table><thead><tr><th>序号 #</th><th>时间 / when</th><th>查看人 / who</th><th>操作 / action</th>\
-<th>部门 / department</th><th>用途 / purpose</th><th>案件编号 / case</th><th>结果 / outcome</th></tr></thead><tbody>\n{}</tbody></table>\n\
-<h2>签名检查点 / signed checkpoint</h2><pre>{}</pre>\n\
-<p>每条记录都在签名的透明日志中，审计员可用 hub audit verify 独立核验。/ Every row is in a signed \
-transparency log that auditors can verify independently with hub audit verify.</p></body></html>\n",
-        esc(&r.generated_at),
-        r.accesses.len(),
-        r.size,
-        r.logged_as,
+pub fn render_html(r: &SubjectReport, checkpoint: &str) -> Result<String, askama::Error> {
+    use crate::console::format::{datetime_zh, division_zh, rfc3339_zh, role_zh};
+    use askama::Template;
+    let rows = r
+        .accesses
+        .iter()
+        .map(|f| {
+            let e = &f.entry;
+            let depts: Vec<&str> = e.departments.iter().map(|d| d.name_zh()).collect();
+            AccessLine {
+                index: f.index,
+                when: datetime_zh(e.time),
+                who: format!(
+                    "{}{}",
+                    division_zh(e.actor.division.as_str()),
+                    role_zh(e.actor.role)
+                ),
+                who_note: format!("{} · {}", e.actor.principal, e.actor.organisation),
+                action: action_zh(e.action),
+                departments: if depts.is_empty() {
+                    "—".to_owned()
+                } else {
+                    depts.join("、")
+                },
+                purpose: e.purpose.map(|p| p.name_zh()).unwrap_or("—"),
+                case_ref: e.case_ref.clone().unwrap_or_else(|| "—".to_owned()),
+                outcome: outcome_zh(e.outcome),
+            }
+        })
+        .collect();
+    SubjectReportPage {
+        generated_at: rfc3339_zh(&r.generated_at),
+        count: r.accesses.len(),
+        size: r.size,
+        logged_as: r.logged_as,
         rows,
-        esc(checkpoint)
-    )
+        checkpoint: checkpoint.to_owned(),
+    }
+    .render()
 }

@@ -1552,7 +1552,8 @@ async fn print_verification(
         Err(still_running) => return Ok(still_running),
     };
     let Json(report) = view_report(&s, &id, row, rid, LogAction::ReportPrinted).await?;
-    Ok(axum::response::Html(super::print::render(&report)).into_response())
+    let page = super::print::render(&report).map_err(ApiError::internal)?;
+    Ok(axum::response::Html(page).into_response())
 }
 
 /// A stored report for `id`, as Cedar's `view_report` decides (jurisdiction, and `requester-only`:

@@ -10,14 +10,9 @@
 
 use schemas::FactValue;
 
-use super::report::Report;
+use crate::console::format::{code_zh, datetime_zh, division_zh, rfc3339_zh, role_zh};
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
+use super::report::Report;
 
 use super::aggregate::{Aggregation, Figure, WITHHELD_FIGURE_TEXT, yuan};
 
@@ -57,131 +52,252 @@ pub fn value_text(v: &FactValue) -> String {
     }
 }
 
+/// One label/value row of the page (label Chinese first, English second).
+pub struct Row {
+    label: String,
+    value: String,
+    note: String,
+}
+
+fn row(label: impl Into<String>, value: impl Into<String>) -> Row {
+    Row {
+        label: label.into(),
+        value: value.into(),
+        note: String::new(),
+    }
+}
+
+pub struct DepartmentLine {
+    name: String,
+    code: &'static str,
+    status: String,
+    warn: bool,
+    answered: String,
+    key_id: String,
+    log_index: String,
+}
+
+pub struct FactLine {
+    name: String,
+    value: String,
+    period: String,
+    source: String,
+}
+
+pub struct MemberBlock {
+    heading: String,
+    facts: Vec<FactLine>,
+    notes: Vec<String>,
+}
+
+pub struct Figures {
+    as_of: String,
+    rows: Vec<Row>,
+    indications: Vec<String>,
+    discrepancies: Vec<String>,
+    gaps: Vec<String>,
+    disclaimer: String,
+}
+
+pub struct SignatureLine {
+    alg: String,
+    key_id: String,
+    value: String,
+    check_code: String,
+}
+
+/// 核对报告打印页 (`hub/templates/print/report.html`).
+#[derive(askama::Template)]
+#[template(path = "print/report.html")]
+struct ReportPage {
+    case_ref: String,
+    header: Vec<Row>,
+    warnings: Vec<String>,
+    departments: Vec<DepartmentLine>,
+    members: Vec<MemberBlock>,
+    figures: Option<Figures>,
+    signature: Option<SignatureLine>,
+    printed_at: String,
+}
+
+/// The person behind an identity URI as a caseworker reads it: `许庄街道 经办人` with the principal in
+/// small print (`spiffe://<domain>/<role>/<organisation>/<division>/<principal>`).
+pub fn person_zh(uri: &str) -> (String, String) {
+    let parts: Vec<&str> = uri.trim_start_matches("spiffe://").split('/').collect();
+    match parts.as_slice() {
+        [_, role, _org, division, principal] => {
+            let role = schemas::Role::from_code(role).map(role_zh).unwrap_or("");
+            (
+                format!("{}{}", division_zh(division), role),
+                (*principal).to_owned(),
+            )
+        }
+        _ => (uri.to_owned(), String::new()),
+    }
+}
+
+/// The short check code of a signature: the first 12 hex digits of SHA-256 over the signature's
+/// text, in groups of four. An auditor recomputes it from the signed report (`GET
+/// /v1/verifications/{id}`) after checking the signature against `/v1/report-key`.
+pub fn check_code(signature_value: &str) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, signature_value.as_bytes());
+    let h = hex::encode(&d.as_ref()[..6]).to_uppercase();
+    format!("{}-{}-{}", &h[0..4], &h[4..8], &h[8..12])
+}
+
+/// A date or time of the report the Chinese way: RFC 3339 times in Beijing time, `YYYY-MM-DD`
+/// dates as `YYYY年M月D日`.
+fn when_zh(s: &str) -> String {
+    let d = time::macros::format_description!("[year]-[month]-[day]");
+    match time::Date::parse(s, &d) {
+        Ok(date) => format!(
+            "{}年{}月{}日",
+            date.year(),
+            u8::from(date.month()),
+            date.day()
+        ),
+        Err(_) => rfc3339_zh(s),
+    }
+}
+
+/// A fact value as the printed page shows it: codes in Chinese, the code in small print.
+fn fact_text(v: &FactValue) -> (String, String) {
+    match v {
+        FactValue::Code(c) => match code_zh(c) {
+            Some(zh) => (zh.to_owned(), c.clone()),
+            None => (c.clone(), String::new()),
+        },
+        FactValue::Division(d) => (division_zh(d.as_str()), d.as_str().to_owned()),
+        FactValue::OptionalDate(Some(d)) => (when_zh(&d.to_string()), String::new()),
+        other => (value_text(other), String::new()),
+    }
+}
+
 /// Render the page.
-pub fn render(report: &Report) -> String {
-    let mut h = String::with_capacity(16 * 1024);
-    h.push_str("<!DOCTYPE html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\">");
-    h.push_str(&format!(
-        "<title>家庭经济状况核对报告 {}</title>",
-        esc(&report.case_ref)
-    ));
-    h.push_str(
-        "<style>body{font-family:'Noto Sans CJK SC','Source Han Sans SC',sans-serif;margin:2em;font-size:12pt}\
-         table{border-collapse:collapse;width:100%;margin:.5em 0 1.5em}th,td{border:1px solid #888;padding:3px 6px;text-align:left;vertical-align:top}\
-         th{background:#eee}.warn{color:#a00;font-weight:bold}.small{font-size:9pt;color:#444;word-break:break-all}\
-         @media print{body{margin:1cm}}</style></head><body>",
-    );
-    h.push_str("<h1>家庭经济状况核对报告<br><small>Household economic-status verification report</small></h1>");
-    h.push_str("<table>");
-    let row = |h: &mut String, zh: &str, en: &str, v: &str| {
-        h.push_str(&format!("<tr><th>{zh} / {en}</th><td>{}</td></tr>", esc(v)));
-    };
-    row(&mut h, "案件编号", "case", &report.case_ref);
-    row(&mut h, "核对用途", "purpose", report.purpose.name_zh());
-    row(&mut h, "紧急程度", "urgency", report.urgency.name_zh());
-    row(
-        &mut h,
-        "户籍登记地",
-        "registered division",
-        &report.registered_division,
-    );
-    row(&mut h, "发起人", "requested by", &report.requested_by);
-    row(&mut h, "核对时间", "time", &report.created_at);
-    row(&mut h, "报告编号", "report id", &report.id);
-    row(
-        &mut h,
-        "授权书",
-        "authorization letter",
-        report.authorization_id.as_deref().unwrap_or("—"),
-    );
-    h.push_str("</table>");
+pub fn render(report: &Report) -> Result<String, askama::Error> {
+    use askama::Template;
+    let (by, by_principal) = person_zh(&report.requested_by);
+    let mut header = vec![
+        row("案件编号 / case", report.case_ref.clone()),
+        row("核对用途 / purpose", report.purpose.name_zh()),
+        row("紧急程度 / urgency", report.urgency.name_zh()),
+        Row {
+            note: report.registered_division.clone(),
+            ..row(
+                "户籍登记地 / registered division",
+                division_zh(&report.registered_division),
+            )
+        },
+        Row {
+            note: by_principal,
+            ..row("发起人 / requested by", by)
+        },
+        row("核对时间 / time", when_zh(&report.created_at)),
+        row("报告编号 / report id", report.id.clone()),
+        row(
+            "授权书 / authorization letter",
+            report.authorization_id.as_deref().unwrap_or("—"),
+        ),
+    ];
+    header.retain(|r| !r.value.is_empty());
+    let mut warnings = Vec::new();
     if let Some(f) = &report.letter_follow_up {
-        h.push_str(&format!(
-            "<p class=\"warn\">紧急或急难核对（先核对后补授权书）：{} / emergency or urgent check run before its letter</p>",
-            esc(&f.text)
+        warnings.push(format!(
+            "紧急或急难核对（先核对后补授权书）：{} / emergency or urgent check run before its letter",
+            f.text
         ));
     } else if report.emergency_without_letter {
-        h.push_str(&format!(
-            "<p class=\"warn\">紧急或急难核对，授权书须于 {} 前补交 / emergency or urgent check: the authorization letter is due by {}</p>",
-            esc(report.letter_due_by.as_deref().unwrap_or("—")),
-            esc(report.letter_due_by.as_deref().unwrap_or("—"))
+        let due = report
+            .letter_due_by
+            .as_deref()
+            .map(when_zh)
+            .unwrap_or_else(|| "—".into());
+        warnings.push(format!(
+            "紧急或急难核对，授权书须于 {due} 前补交 / emergency or urgent check: the authorization letter is due by {due}"
         ));
     }
     if !report.complete {
-        h.push_str("<p class=\"warn\">部分部门未答复，结论须人工复核 / not every department answered; review before deciding</p>");
+        warnings.push(
+            "部分部门未答复，结论须人工复核 / not every department answered; review before deciding"
+                .to_owned(),
+        );
     }
-
-    h.push_str("<h2>部门答复情况 / Departments</h2><table><tr><th>部门 / department</th><th>状态 / status</th><th>答复时间 / answered at</th><th>签名密钥 / signing key</th><th>访问日志 / log index</th></tr>");
-    for d in &report.departments {
-        let cls = if d.status.has_facts() {
-            ""
-        } else {
-            " class=\"warn\""
-        };
-        h.push_str(&format!(
-            "<tr><td>{} ({})</td><td{cls}>{}</td><td>{}</td><td class=\"small\">{}</td><td>{}</td></tr>",
-            esc(&d.name_zh),
-            d.department.code(),
-            esc(&d.status_text),
-            esc(d.answered_at.as_deref().unwrap_or("—")),
-            esc(d.key_id.as_deref().unwrap_or("—")),
-            d.log_index.map(|i| i.to_string()).unwrap_or_else(|| "—".into()),
-        ));
-    }
-    h.push_str("</table>");
-
-    h.push_str("<h2>家庭成员核对结果 / Members</h2>");
-    for m in &report.members {
-        h.push_str(&format!("<h3>{} · {}</h3>", esc(&m.name), esc(&m.relation)));
-        if m.facts.is_empty() && m.notes.is_empty() {
-            h.push_str("<p>无 / nothing</p>");
-            continue;
-        }
-        h.push_str("<table><tr><th>事项 / fact</th><th>结果 / value</th><th>期间 / period</th><th>来源 / source</th></tr>");
-        for f in &m.facts {
-            let spec = f.kind.spec();
-            h.push_str(&format!(
-                "<tr><td>{} / {}</td><td>{}</td><td>{} – {}</td><td>{}，{}</td></tr>",
-                esc(spec.name_zh),
-                esc(spec.name_en),
-                esc(&f
-                    .value
-                    .as_ref()
-                    .map(value_text)
-                    .unwrap_or_else(|| f.withheld.clone().unwrap_or_default())),
-                esc(&f.period_from),
-                esc(&f.period_to),
-                esc(f.department.name_zh()),
-                esc(&match &f.reused_from {
-                    Some(v) => super::report::reused_text(v, &f.answered_at),
-                    None => f.answered_at.clone(),
-                }),
-            ));
-        }
-        for n in &m.notes {
-            h.push_str(&format!(
-                "<tr><td colspan=\"4\" class=\"warn\">{}：{} — {}</td></tr>",
-                esc(n.department.name_zh()),
-                esc(&n.status),
-                esc(&n.reason)
-            ));
-        }
-        h.push_str("</table>");
-    }
-    if let Some(a) = &report.aggregation {
-        render_aggregation(&mut h, a);
-    }
-    h.push_str("<p>本报告为核对结果提示，是否符合救助条件由经办人员依规审核决定。<br>This report gives indications; eligibility is decided by the caseworker under the rules.</p>");
-    if let Some(sig) = &report.signature {
-        h.push_str(&format!(
-            "<p class=\"small\">枢纽签名 / hub signature ({}, {}): {}</p>",
-            esc(&sig.alg),
-            esc(&sig.key_id),
-            esc(&sig.value)
-        ));
-    }
-    h.push_str("</body></html>\n");
-    h
+    let departments = report
+        .departments
+        .iter()
+        .map(|d| DepartmentLine {
+            name: d.name_zh.clone(),
+            code: d.department.code(),
+            status: d.status_text.clone(),
+            warn: !d.status.has_facts(),
+            answered: d
+                .answered_at
+                .as_deref()
+                .map(when_zh)
+                .unwrap_or_else(|| "—".into()),
+            key_id: d.key_id.clone().unwrap_or_else(|| "—".into()),
+            log_index: d
+                .log_index
+                .map(|i| i.to_string())
+                .unwrap_or_else(|| "—".into()),
+        })
+        .collect();
+    let members = report
+        .members
+        .iter()
+        .map(|m| MemberBlock {
+            heading: format!("{} · {}", m.name, m.relation),
+            facts: m
+                .facts
+                .iter()
+                .map(|f| {
+                    let spec = f.kind.spec();
+                    let (value, code) = match &f.value {
+                        Some(v) => fact_text(v),
+                        None => (f.withheld.clone().unwrap_or_default(), String::new()),
+                    };
+                    FactLine {
+                        name: format!("{} / {}", spec.name_zh, spec.name_en),
+                        value: if code.is_empty() {
+                            value
+                        } else {
+                            format!("{value}（{code}）")
+                        },
+                        period: format!("{} – {}", when_zh(&f.period_from), when_zh(&f.period_to)),
+                        source: format!(
+                            "{}，{}",
+                            f.department.name_zh(),
+                            match &f.reused_from {
+                                Some(v) => super::report::reused_text(v, &f.answered_at),
+                                None => when_zh(&f.answered_at),
+                            }
+                        ),
+                    }
+                })
+                .collect(),
+            notes: m
+                .notes
+                .iter()
+                .map(|n| format!("{}：{} — {}", n.department.name_zh(), n.status, n.reason))
+                .collect(),
+        })
+        .collect();
+    let page = ReportPage {
+        case_ref: report.case_ref.clone(),
+        header,
+        warnings,
+        departments,
+        members,
+        figures: report.aggregation.as_ref().map(figures),
+        signature: report.signature.as_ref().map(|sig| SignatureLine {
+            alg: sig.alg.clone(),
+            key_id: sig.key_id.clone(),
+            value: sig.value.clone(),
+            check_code: check_code(&sig.value),
+        }),
+        printed_at: datetime_zh(time::OffsetDateTime::now_utc()),
+    };
+    page.render()
 }
 
 /// A figure of the aggregation as a caseworker reads it: the value, the withheld reason, or "not
@@ -216,32 +332,28 @@ fn with_per_capita(
     }
 }
 
-fn render_aggregation(h: &mut String, a: &Aggregation) {
+fn figures(a: &Aggregation) -> Figures {
     let money = |v: &i64| yuan(*v);
     let dm2 = |v: &i64| area(*v);
-    h.push_str(&format!(
-        "<h2>核算结果 / Figures (参考日期 / as of {})</h2><table>",
-        esc(&a.as_of)
-    ));
     let hh = &a.household;
-    let rows: Vec<(&str, String)> = vec![
-        (
+    let mut rows = vec![
+        row(
             "计入家庭人口 / members counted",
             hh.members_counted.to_string(),
         ),
-        (
+        row(
             "家庭月收入 / household monthly income",
             figure_text(hh.monthly_income_fen.as_ref(), money),
         ),
-        (
+        row(
             "家庭月人均收入 / monthly income per capita",
             figure_text(hh.monthly_income_per_capita_fen.as_ref(), money),
         ),
-        (
+        row(
             "房产套数 / properties owned",
             figure_text(hh.properties_owned.as_ref(), |n| n.to_string()),
         ),
-        (
+        row(
             "住房建筑面积（人均） / floor area (per capita)",
             with_per_capita(
                 hh.floor_area_dm2.as_ref(),
@@ -249,7 +361,7 @@ fn render_aggregation(h: &mut String, a: &Aggregation) {
                 dm2,
             ),
         ),
-        (
+        row(
             "金融资产（人均） / financial assets (per capita)",
             with_per_capita(
                 hh.financial_assets_fen.as_ref(),
@@ -258,9 +370,6 @@ fn render_aggregation(h: &mut String, a: &Aggregation) {
             ),
         ),
     ];
-    for (k, v) in rows {
-        h.push_str(&format!("<tr><th>{k}</th><td>{}</td></tr>", esc(&v)));
-    }
     for m in a.members.iter().filter(|m| m.monthly_income_fen.is_some()) {
         let items: Vec<String> = m
             .income_items
@@ -274,50 +383,43 @@ fn render_aggregation(h: &mut String, a: &Aggregation) {
                 )
             })
             .collect();
-        h.push_str(&format!(
-            "<tr><th>{} 月收入 / monthly income</th><td>{}<br><span class=\"small\">{}</span></td></tr>",
-            esc(&m.subject_ref),
-            esc(&figure_text(m.monthly_income_fen.as_ref(), money)),
-            esc(&items.join("；"))
-        ));
+        rows.push(Row {
+            note: items.join("；"),
+            ..row(
+                format!("{} 月收入 / monthly income", m.subject_ref),
+                figure_text(m.monthly_income_fen.as_ref(), money),
+            )
+        });
     }
     if let Some(s) = &a.standard {
-        h.push_str(&format!(
-            "<tr><th>地方标准 / local standard</th><td>{} {}年：低保标准 {}／人·月；房产 ≤ {} 套；人均住房面积 ≤ {}；人均金融资产 ≤ {}{}</td></tr>",
-            esc(&s.name),
-            s.year,
-            yuan(s.dibao_line_fen),
-            s.max_properties,
-            area(s.max_floor_area_per_capita_dm2),
-            yuan(s.max_financial_assets_per_capita_fen),
-            if s.example { "（示例值 / example values）" } else { "" }
+        rows.push(row(
+            "地方标准 / local standard",
+            format!(
+                "{} {}年：低保标准 {}／人·月；房产 ≤ {} 套；人均住房面积 ≤ {}；人均金融资产 ≤ {}{}",
+                s.name,
+                s.year,
+                yuan(s.dibao_line_fen),
+                s.max_properties,
+                area(s.max_floor_area_per_capita_dm2),
+                yuan(s.max_financial_assets_per_capita_fen),
+                if s.example {
+                    "（示例值 / example values）"
+                } else {
+                    ""
+                }
+            ),
         ));
     }
-    h.push_str("</table>");
-    if !a.indications.is_empty() {
-        h.push_str("<h3>核对提示 / Indications</h3><ul>");
-        for i in &a.indications {
-            h.push_str(&format!("<li>{}</li>", esc(&i.text)));
-        }
-        h.push_str("</ul>");
+    Figures {
+        as_of: when_zh(&a.as_of),
+        rows,
+        indications: a.indications.iter().map(|i| i.text.clone()).collect(),
+        discrepancies: a
+            .discrepancies
+            .iter()
+            .map(|d| format!("{}：{}", d.field.code(), d.text))
+            .collect(),
+        gaps: a.gaps.clone(),
+        disclaimer: a.disclaimer.clone(),
     }
-    if !a.discrepancies.is_empty() {
-        h.push_str("<h3>申报与核对差异 / Declared vs verified</h3><ul>");
-        for d in &a.discrepancies {
-            h.push_str(&format!(
-                "<li class=\"warn\">{}：{}</li>",
-                esc(d.field.code()),
-                esc(&d.text)
-            ));
-        }
-        h.push_str("</ul>");
-    }
-    if !a.gaps.is_empty() {
-        h.push_str("<h3>说明 / Notes</h3><ul>");
-        for g in &a.gaps {
-            h.push_str(&format!("<li>{}</li>", esc(g)));
-        }
-        h.push_str("</ul>");
-    }
-    h.push_str(&format!("<p><b>{}</b></p>", esc(&a.disclaimer)));
 }

@@ -7,6 +7,7 @@ mod bad_input;
 mod case_cli;
 mod cases;
 mod connections;
+mod console;
 mod demo;
 mod escalation;
 mod events;

@@ -524,7 +524,7 @@ fn no_view_shows_a_withheld_value_or_a_figure_derived_from_one() {
             let json = serde_json::to_value(&view).unwrap();
             assert_eq!(verify_signature(&json, &public), Ok(()), "{ctx}");
             let text = serde_json::to_string(&json).unwrap();
-            let page = print::render(&view);
+            let page = print::render(&view).unwrap();
             check_figures(&json, &shows, &ctx, "");
             // Categorical indications stay.
             assert_eq!(indication_codes(&view), codes, "{ctx}");
@@ -684,7 +684,7 @@ fn the_detail_of_a_rejected_answer_is_withheld_when_the_view_withholds_its_kinds
         detail(&view, schemas::Department::Housing),
         "refused: 123456789"
     );
-    assert!(!print::render(&view).contains(quoted));
+    assert!(!print::render(&view).unwrap().contains(quoted));
     // Shown in full when nothing of the department is withheld.
     let mut all = stored.clone();
     apply_raw_visibility(&mut all, |_| true);

@@ -1,0 +1,312 @@
+//! 控制台 in a real browser (issue 13 items 1, 2, 7, 8): headless Chromium from Debian, driven
+//! through chromedriver (WebDriver, fantoccini), logged in with the demo caseworker's client
+//! certificate picked automatically (an NSS database under a temporary HOME plus Chromium's
+//! `AutoSelectCertificateForUrls` policy; `/work/shared/reference/browser-mtls.md`).
+//!
+//! One hub, one browser, one walk: the queue shows who I am → open a case through the form (CSRF
+//! token, SameSite cookie, Origin) → the case page (timeline, clocks; logged as `case_read`) →
+//! back to the queue, which lists it → another township's case is refused with a Chinese reason
+//! and HTTP 403, and the refusal is logged. Screenshots of every page go to
+//! `target/console-screenshots/`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+use crate::cases::{LIYING, filing};
+use crate::verification::{XUZHUANG, households, setup};
+
+/// Where the screenshots go: `<target>/console-screenshots/`.
+fn screenshot_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join("console-screenshots")
+}
+
+fn run(cmd: &mut Command) -> anyhow::Result<()> {
+    let out = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+/// A HOME whose NSS database holds `who`'s certificate and key and trusts the demo CA, and the
+/// policy that lets Chromium present it without asking (read from /etc only; tests run as root).
+fn browser_home(pki: &Path, who: &str, home: &Path) -> anyhow::Result<()> {
+    let nss = home.join(".pki/nssdb");
+    std::fs::create_dir_all(&nss)?;
+    let db = format!("sql:{}", nss.display());
+    run(Command::new("certutil").args(["-d", &db, "-N", "--empty-password"]))?;
+    let p12 = home.join("client.p12");
+    run(Command::new("openssl").args([
+        "pkcs12",
+        "-export",
+        "-in",
+        &pki.join(format!("{who}.pem")).display().to_string(),
+        "-inkey",
+        &pki.join(format!("{who}.key")).display().to_string(),
+        "-out",
+        &p12.display().to_string(),
+        "-passout",
+        "pass:",
+        "-name",
+        who,
+    ]))?;
+    run(Command::new("pk12util").args(["-d", &db, "-i", &p12.display().to_string(), "-W", ""]))?;
+    run(Command::new("certutil").args([
+        "-d",
+        &db,
+        "-A",
+        "-t",
+        "C,,",
+        "-n",
+        "demo-ca",
+        "-i",
+        &pki.join("ca.pem").display().to_string(),
+    ]))?;
+    let policies = Path::new("/etc/chromium/policies/managed");
+    std::fs::create_dir_all(policies)?;
+    std::fs::write(
+        policies.join("jishijiu-autoselect.json"),
+        json!({"AutoSelectCertificateForUrls": [
+            "{\"pattern\":\"https://127.0.0.1:*\",\"filter\":{}}",
+            "{\"pattern\":\"https://localhost:*\",\"filter\":{}}",
+        ]})
+        .to_string(),
+    )?;
+    Ok(())
+}
+
+/// chromedriver on a free loopback port, with `home` as HOME; killed on drop.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_driver(home: &Path) -> anyhow::Result<Driver> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let child = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .env("HOME", home)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "chromedriver not found ({e}): apt-get install chromium chromium-driver libnss3-tools fonts-noto-cjk"
+            )
+        })?;
+    let driver = Driver { child, port };
+    // Wait until it listens (it answers within a second or two).
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return Ok(driver);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("chromedriver did not start listening on port {port}")
+}
+
+async fn browser(driver: &Driver) -> anyhow::Result<Client> {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1366,768", "--lang=zh-CN", "--hide-scrollbars"],
+        }),
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    Ok(ClientBuilder::new(connector)
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{}", driver.port))
+        .await?)
+}
+
+async fn shot(c: &Client, name: &str) -> anyhow::Result<()> {
+    let dir = screenshot_dir();
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join(format!("{name}.png")), c.screenshot().await?)?;
+    Ok(())
+}
+
+async fn text_of(c: &Client, css: &str) -> anyhow::Result<String> {
+    Ok(c.wait()
+        .for_element(Locator::Css(css))
+        .await?
+        .text()
+        .await?)
+}
+
+#[tokio::test]
+async fn a_caseworker_works_the_console_in_a_real_browser() -> anyhow::Result<()> {
+    let s = setup("").await?;
+    // Another township's case, filed through the API by its own caseworker.
+    let liying = households(&s.deps, LIYING);
+    let foreign = s
+        .file_case(
+            "caseworker-other",
+            &filing(&liying[0], "walk_in", "normal", LIYING),
+        )
+        .await?;
+    let h = &households(&s.deps, XUZHUANG)[0];
+    let applicant = h.applicant().unwrap_or(&h.members[0]);
+    let rid = applicant.resident_id.as_str().to_owned();
+
+    let home = tempfile::tempdir()?;
+    browser_home(&s.env.path().join("pki"), "caseworker", home.path())?;
+    let driver = start_driver(home.path()).await?;
+    let c = browser(&driver).await?;
+    let walk = async {
+        // 1. The queue: who I am, in Chinese.
+        c.goto(&s.hub.url("/console/")).await?;
+        let me = text_of(&c, "#me").await?;
+        assert!(
+            me.contains("许庄街道经办人") && me.contains("经办人") && me.contains("许庄街道"),
+            "{me}"
+        );
+        shot(&c, "01-queue-empty").await?;
+
+        // 2. Open a case through the form.
+        c.find(Locator::Css("a.button.primary"))
+            .await?
+            .click()
+            .await?;
+        let form = c.wait().for_element(Locator::Id("new-case")).await?;
+        form.find(Locator::Css("select[name=tier]"))
+            .await?
+            .select_by_value("emergency")
+            .await?;
+        form.find(Locator::Css("select[name=hardship]"))
+            .await?
+            .select_by_value("illness")
+            .await?;
+        form.find(Locator::Css("input[name=name]"))
+            .await?
+            .send_keys(&applicant.name)
+            .await?;
+        form.find(Locator::Css("input[name=resident_id]"))
+            .await?
+            .send_keys(&rid)
+            .await?;
+        form.find(Locator::Css("input[name=phone]"))
+            .await?
+            .send_keys("13905370001")
+            .await?;
+        form.find(Locator::Css("textarea[name=description]"))
+            .await?
+            .send_keys("户主突发重病住院，家中无其他收入来源")
+            .await?;
+        shot(&c, "02-open-case-form").await?;
+        c.find(Locator::Id("submit-case")).await?.click().await?;
+
+        // 3. The case page it lands on.
+        let title = text_of(&c, "#case-title").await?;
+        assert!(title.contains("急难"), "{title}");
+        let url = c.current_url().await?;
+        let case_id = url
+            .path()
+            .strip_prefix("/console/cases/")
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow::anyhow!("not on a case page: {url}"))?;
+        assert_eq!(text_of(&c, "#case-state").await?, "待受理");
+        let timeline = text_of(&c, "#timeline").await?;
+        assert!(
+            timeline.contains("登记申请") && timeline.contains("年"),
+            "{timeline}"
+        );
+        let clocks = text_of(&c, "#clocks").await?;
+        assert!(
+            clocks.contains("先行救助") && clocks.contains("计时中"),
+            "{clocks}"
+        );
+        let page = c.source().await?;
+        assert!(
+            page.contains(&applicant.name),
+            "the caseworker sees the applicant"
+        );
+        assert!(!page.contains(&rid), "the page masks the resident ID");
+        shot(&c, "03-case").await?;
+
+        // 4. Back to the queue: the case is listed with its clock.
+        c.goto(&s.hub.url("/console/")).await?;
+        let cases = text_of(&c, "#cases").await?;
+        assert!(
+            cases.contains(&case_id[case_id.len() - 8..]) && cases.contains("急难"),
+            "{cases}"
+        );
+        shot(&c, "04-queue").await?;
+
+        // 5. Another township's case: refused, in Chinese.
+        c.goto(&s.hub.url(&format!("/console/cases/{foreign}")))
+            .await?;
+        let refused = text_of(&c, "#refused").await?;
+        assert!(refused.contains("无权访问"), "{refused}");
+        shot(&c, "05-refused").await?;
+        anyhow::Ok(case_id)
+    }
+    .await;
+    c.close().await?;
+    drop(driver);
+    let case_id = walk?;
+
+    // The same refusal over plain mTLS: HTTP 403 as a page with a strict CSP.
+    let r = s
+        .env
+        .http("caseworker")?
+        .get(s.hub.url(&format!("/console/cases/{foreign}")))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 403);
+    let csp = r.headers()["content-security-policy"].to_str()?.to_owned();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert!(r.text().await?.contains("无权访问"));
+    // A form post from elsewhere (no Origin, no cookie, no token) opens nothing.
+    let r = s
+        .env
+        .http("caseworker")?
+        .post(s.hub.url("/console/cases"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("tier=normal&name=x")
+        .send()
+        .await?;
+    assert_eq!(r.status(), 403);
+
+    // The views went into the access log as through the API: the form's filing, the case page's
+    // read, and the refused look at the other township's case.
+    let mine = s.log_of_case(&case_id).await?;
+    let has = |log: &[(String, String, String, Vec<String>)], action: &str, effect: &str| {
+        log.iter().any(|(a, e, _, _)| a == action && e == effect)
+    };
+    assert!(
+        has(&mine, "case_opened", "allow") && has(&mine, "case_read", "allow"),
+        "{mine:?}"
+    );
+    let theirs = s.log_of_case(&foreign).await?;
+    assert!(has(&theirs, "case_read", "deny"), "{theirs:?}");
+    s.stop().await;
+    Ok(())
+}
