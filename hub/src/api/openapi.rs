@@ -26,6 +26,8 @@ enum Body {
     /// Any JSON object (no named component).
     JsonObject,
     Html,
+    /// No body (a redirect).
+    Empty,
     Text,
     Octets,
     /// JSON (the named component) or, with `format: html`, a printable page.
@@ -723,6 +725,72 @@ const OPS: &[Op] = &[
         not_found: None,
     },
     Op {
+        id: "supervisionSlips",
+        tag: "cases",
+        method: "get",
+        path: "/v1/supervision/slips",
+        summary: "督导·转办单 / the referral slips issued from the division's cases, with lateness and per-township figures, for county supervisors (JSON or CSV; no personal data)",
+        request: None,
+        responses: &[
+            (
+                200,
+                Body::JsonOrCsv("SlipSupervision"),
+                "the slips and figures; with format=csv the listed slips as a UTF-8 CSV file",
+            ),
+            (
+                422,
+                Body::Json("ErrorBody"),
+                "`range_too_large`: more slips in the window than one report reads",
+            ),
+        ],
+        parameters: &[
+            (
+                "division",
+                "query",
+                false,
+                "a county (6 digits) or township (9 digits) inside the caller's division: the township of the case a slip was issued from; the caller's own by default",
+                r#"{"type":"string","pattern":"^(0[1-9]|[1-9][0-9])[0-9]{4}([0-9]{3})?$"}"#,
+            ),
+            (
+                "from",
+                "query",
+                false,
+                "first issue date counted, YYYY-MM-DD (Beijing); 365 days before `to` by default",
+                r#"{"type":"string","format":"date"}"#,
+            ),
+            (
+                "to",
+                "query",
+                false,
+                "last issue date counted, YYYY-MM-DD (Beijing); today by default",
+                r#"{"type":"string","format":"date"}"#,
+            ),
+            (
+                "state",
+                "query",
+                false,
+                "only the slips in this state (the figures count every slip)",
+                r#"{"type":"string","enum":["issued","accepted","answered"]}"#,
+            ),
+            (
+                "overdue",
+                "query",
+                false,
+                "true: only slips without feedback past their due time; false: only the others",
+                r#"{"type":"boolean"}"#,
+            ),
+            (
+                "format",
+                "query",
+                false,
+                "json (default) or csv",
+                r#"{"type":"string","enum":["json","csv"]}"#,
+            ),
+        ],
+        authorized: true,
+        not_found: None,
+    },
+    Op {
         id: "listEscalations",
         tag: "cases",
         method: "get",
@@ -1205,7 +1273,7 @@ const OPS: &[Op] = &[
         path: "/console",
         summary: "控制台 / redirects to /console/",
         request: None,
-        responses: &[(308, Body::Html, "to /console/")],
+        responses: &[(308, Body::Empty, "to /console/")],
         parameters: &[],
         authorized: false,
         not_found: None,
@@ -1264,7 +1332,7 @@ const OPS: &[Op] = &[
         summary: "登记救助申请（表单提交）/ open a case from the form (application/x-www-form-urlencoded; csrf token, SameSite cookie and Origin required), as POST /v1/cases decides",
         request: None,
         responses: &[
-            (303, Body::Html, "opened: to the case page"),
+            (303, Body::Empty, "opened: to the case page"),
             (400, Body::Html, "the form again, naming the field at fault"),
             (
                 403,
@@ -1367,6 +1435,7 @@ pub fn component_schemas() -> Map<String, Value> {
         crate::cases::api::CaseSummary,
         crate::cases::api::CaseList,
         crate::cases::supervision::Timeliness,
+        crate::cases::supervision_slips::SlipSupervision,
         crate::cases::api::CaseListItem,
         crate::cases::api::CaseView,
         crate::cases::api::CaseSearch,
@@ -1481,6 +1550,7 @@ fn content(body: Body) -> Option<Value> {
         Body::Json(name) => Some(text("application/json", schema_ref(name))),
         Body::JsonObject => Some(text("application/json", json!({ "type": "object" }))),
         Body::Html => Some(text("text/html", json!({ "type": "string" }))),
+        Body::Empty => None,
         Body::Text => Some(text("text/plain", json!({ "type": "string" }))),
         Body::Octets => Some(text(
             "application/octet-stream",

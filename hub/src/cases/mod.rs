@@ -54,3 +54,4 @@ pub mod slips_api;
 pub mod slips_store;
 pub mod store;
 pub mod supervision;
+pub mod supervision_slips;

@@ -37,7 +37,12 @@ use crate::store::{Db, StoreError, on_db};
 
 /// The routes of this module, merged into the cases router.
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/v1/supervision/timeliness", get(timeliness))
+    Router::new()
+        .route("/v1/supervision/timeliness", get(timeliness))
+        .route(
+            "/v1/supervision/slips",
+            get(super::supervision_slips::slips),
+        )
 }
 
 /// Most cases one report reads; a wider window is refused (narrow `from`/`to` or `division`).
@@ -47,7 +52,7 @@ pub const MAX_WINDOW_DAYS: i64 = 731;
 /// The window when `from` is not given: the last 365 days.
 pub const DEFAULT_WINDOW_DAYS: i64 = 365;
 
-const BEIJING: UtcOffset = time::macros::offset!(+8);
+pub(super) const BEIJING: UtcOffset = time::macros::offset!(+8);
 
 /// `GET /v1/supervision/timeliness` query.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -118,7 +123,7 @@ pub struct Timeliness {
     pub totals: Vec<StageFigures>,
 }
 
-fn invalid(field: &str, rule: impl std::fmt::Display) -> ApiError {
+pub(super) fn invalid(field: &str, rule: impl std::fmt::Display) -> ApiError {
     ApiError::bad_request("validation_failed", field, format!("{field}: {rule}"))
 }
 
@@ -247,7 +252,7 @@ fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
     sorted.get(rank.clamp(1, sorted.len()) - 1).copied()
 }
 
-fn township_name(code: &str) -> Option<String> {
+pub(super) fn township_name(code: &str) -> Option<String> {
     let d = DivisionCode::parse(code).ok()?;
     connectors::sim::divisions::Divisions::jining()
         .township(&d)
@@ -379,17 +384,33 @@ pub fn csv(t: &Timeliness) -> String {
     out
 }
 
-async fn timeliness(
-    State(s): State<AppState>,
-    Caller(id): Caller,
-    q: Result<Query<TimelinessQuery>, ApiError>,
-) -> Result<Response, ApiError> {
-    let Query(q) = q?;
+/// What a supervision request covers, once the caller is known to supervise it.
+pub(super) struct Scope {
+    pub division: DivisionCode,
+    pub from: Date,
+    pub to: Date,
+    /// `[from_ms, to_ms)`: the window as unix ms (Beijing days).
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub csv: bool,
+    pub now: OffsetDateTime,
+}
+
+/// Decides `supervise` for the caller's own division (who is a supervisor) and then for the
+/// requested one, and parses the window and the format; the same for every supervision report.
+pub(super) fn scope(
+    s: &AppState,
+    id: &schemas::Identity,
+    division: Option<&str>,
+    from: Option<&str>,
+    to: Option<&str>,
+    format: Option<&str>,
+) -> Result<Scope, ApiError> {
     // Decided for the caller's own division before anything else is read: who is a supervisor.
     let decide = |region: &DivisionCode| {
         s.authz
             .require(
-                &id,
+                id,
                 Action::Supervise,
                 &ResourceCtx {
                     region: Some(region.clone()),
@@ -401,7 +422,7 @@ async fn timeliness(
             .map_err(|(_, e)| e)
     };
     decide(&id.division)?;
-    let division = match q.division.as_deref() {
+    let division = match division {
         None => id.division.clone(),
         Some(d) => DivisionCode::parse(d.trim()).map_err(|e| invalid("division", e))?,
     };
@@ -411,17 +432,17 @@ async fn timeliness(
             "must be a city or county (6 digits) or a township (9 digits)",
         ));
     }
-    let csv_out = match q.format.as_deref().map(str::trim) {
+    let csv = match format.map(str::trim) {
         None | Some("json") => false,
         Some("csv") => true,
         Some(_) => return Err(invalid("format", "must be json or csv")),
     };
     let now = OffsetDateTime::now_utc();
-    let to = match q.to.as_deref() {
+    let to = match to {
         Some(v) => date("to", v)?,
         None => now.to_offset(BEIJING).date(),
     };
-    let from = match q.from.as_deref() {
+    let from = match from {
         Some(v) => date("from", v)?,
         None => to - time::Duration::days(DEFAULT_WINDOW_DAYS - 1),
     };
@@ -438,11 +459,57 @@ async fn timeliness(
     let Some(next_day) = to.next_day() else {
         return Err(invalid("to", "is out of range"));
     };
+    Ok(Scope {
+        division,
+        from,
+        to,
+        from_ms: start_ms(from),
+        to_ms: start_ms(next_day),
+        csv,
+        now,
+    })
+}
+
+/// A CSV body as a download named `name`.
+pub(super) fn csv_download(body: String, name: &str) -> Response {
+    let mut r = body.into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    r
+}
+
+async fn timeliness(
+    State(s): State<AppState>,
+    Caller(id): Caller,
+    q: Result<Query<TimelinessQuery>, ApiError>,
+) -> Result<Response, ApiError> {
+    let Query(q) = q?;
+    let Scope {
+        division,
+        from,
+        to,
+        from_ms,
+        to_ms,
+        csv: csv_out,
+        now,
+    } = scope(
+        &s,
+        &id,
+        q.division.as_deref(),
+        q.from.as_deref(),
+        q.to.as_deref(),
+        q.format.as_deref(),
+    )?;
     let cases = load(
         &s.store.db(),
         super::api::division_prefix(&division),
-        start_ms(from),
-        start_ms(next_day),
+        from_ms,
+        to_ms,
     )
     .await?
     .ok_or_else(|| {
@@ -470,18 +537,10 @@ async fn timeliness(
         return Ok(Json(report).into_response());
     }
     let name = format!(
-        "attachment; filename=\"timeliness-{}-{}-{}.csv\"",
+        "timeliness-{}-{}-{}.csv",
         report.division, report.from, report.to
     );
-    let mut r = csv(&report).into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/csv; charset=utf-8"),
-    );
-    if let Ok(v) = HeaderValue::from_str(&name) {
-        r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
-    }
-    Ok(r)
+    Ok(csv_download(csv(&report), &name))
 }
 
 #[cfg(test)]

@@ -190,6 +190,11 @@ const TABLE: &[Row] = &[
         "/v1/supervision/timeliness",
         [Denied, Denied, Allowed, Denied, Denied, Denied, Denied],
     ),
+    row(
+        "get",
+        "/v1/supervision/slips",
+        [Denied, Denied, Allowed, Denied, Denied, Denied, Denied],
+    ),
     // A look-up by resident ID is personal data: refused and logged before the body is read.
     row(
         "post",

@@ -19,6 +19,41 @@ enum Db {
 }
 
 impl Db {
+    /// Move a slip's due time `hours` into the past.
+    async fn slip_overdue(&self, slip: &str, hours: i64) -> anyhow::Result<()> {
+        use sqlx::Connection;
+        let past = (time::OffsetDateTime::now_utc().unix_timestamp() - hours * 3600) * 1000;
+        let sql = "UPDATE slips SET due_ms = $1 WHERE id = $2";
+        let n = match self {
+            Db::Sqlite(path) => {
+                let mut c =
+                    sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+                        .await?;
+                let n = sqlx::query(sql)
+                    .bind(past)
+                    .bind(slip)
+                    .execute(&mut c)
+                    .await?
+                    .rows_affected();
+                c.close().await?;
+                n
+            }
+            Db::Pg(url) => {
+                let mut c = sqlx::PgConnection::connect(url).await?;
+                let n = sqlx::query(sql)
+                    .bind(past)
+                    .bind(slip)
+                    .execute(&mut c)
+                    .await?
+                    .rows_affected();
+                c.close().await?;
+                n
+            }
+        };
+        assert_eq!(n, 1);
+        Ok(())
+    }
+
     /// Make a case filed (and its `open` event) `hours` earlier than it was.
     async fn back_date(&self, case: &str, hours: i64) -> anyhow::Result<()> {
         use sqlx::Connection;
@@ -185,6 +220,8 @@ async fn supervision_figures(s: &Setup, db: Db) -> anyhow::Result<()> {
     );
     assert!(text.contains("370811,合计 total,materials,补充完善材料,3,0,0,3,0,,,"));
 
+    supervised_slips(s, &db, &normal).await?;
+
     // Who: not a township caseworker, not another county's officer (its own county is fine).
     for (who, path) in [
         ("caseworker", "/v1/supervision/timeliness"),
@@ -226,6 +263,162 @@ async fn supervision_figures(s: &Setup, db: Db) -> anyhow::Result<()> {
         if !field.is_empty() {
             assert_eq!(b["error"]["field"], field, "{query}: {b}");
         }
+    }
+    Ok(())
+}
+
+/// 督导·转办单: two slips from a 许庄 case, one answered in time, one past its due time without
+/// feedback; the county officer lists them with their lateness, per township and as CSV.
+async fn supervised_slips(s: &Setup, db: &Db, case: &str) -> anyhow::Result<()> {
+    let mut ids = Vec::new();
+    for (kind, asked) in [
+        ("medical_assistance", "户主住院，请落实医疗救助"),
+        ("housing", "房屋漏雨，请评估危房改造"),
+    ] {
+        let (status, b) = s
+            .post(
+                "caseworker",
+                &format!("/v1/cases/{case}/slips"),
+                &serde_json::json!({ "kind": kind, "asked": asked }),
+            )
+            .await?;
+        assert_eq!(status, 201, "{b}");
+        ids.push(b["id"].as_str().expect("slip id").to_owned());
+    }
+    let (health, housing) = (&ids[0], &ids[1]);
+    let (status, b) = s
+        .post(
+            "dept-health",
+            &format!("/v1/slips/{health}/feedback"),
+            &serde_json::json!({ "result": "done", "text": "已纳入医疗救助" }),
+        )
+        .await?;
+    assert_eq!(status, 200, "{b}");
+    db.slip_overdue(housing, 5).await?;
+
+    let (status, r) = s
+        .get_json("county-officer", "/v1/supervision/slips")
+        .await?;
+    assert_eq!(status, 200, "{r}");
+    let slips = r["slips"].as_array().expect("slips");
+    assert_eq!(slips.len(), 2, "{r}");
+    // Most overdue first.
+    assert_eq!(slips[0]["id"], housing.as_str(), "{r}");
+    assert_eq!(slips[0]["overdue"], true);
+    assert_eq!(slips[0]["township"], XUZHUANG);
+    assert_eq!(slips[0]["township_name"], "许庄街道");
+    assert_eq!(slips[0]["to_department"], "housing");
+    assert!(
+        slips[0]["late_hours"]
+            .as_f64()
+            .is_some_and(|h| (4.9..6.0).contains(&h)),
+        "{r}"
+    );
+    assert_eq!(slips[1]["id"], health.as_str());
+    assert_eq!(
+        (
+            &slips[1]["state"],
+            &slips[1]["overdue"],
+            &slips[1]["answered_late"]
+        ),
+        (
+            &Value::from("answered"),
+            &Value::from(false),
+            &Value::from(false)
+        )
+    );
+    // No personal data: neither the applicant nor what is asked nor the feedback.
+    let text = r.to_string();
+    for secret in ["户主住院", "房屋漏雨", "已纳入医疗救助", "applicant"] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+    let t = &r["townships"][0];
+    assert_eq!(
+        (
+            &t["township"],
+            &t["issued"],
+            &t["answered"],
+            &t["answered_within_limit"],
+            &t["open"],
+            &t["open_overdue"],
+            &t["share_within_limit"]
+        ),
+        (
+            &Value::from(XUZHUANG),
+            &Value::from(2),
+            &Value::from(1),
+            &Value::from(1),
+            &Value::from(1),
+            &Value::from(1),
+            &Value::from(0.5)
+        ),
+        "{r}"
+    );
+    assert_eq!(r["totals"]["issued"], 2);
+
+    // Filters: lateness and state; the figures still count every slip.
+    let (status, r) = s
+        .get_json("county-officer", "/v1/supervision/slips?overdue=true")
+        .await?;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["slips"].as_array().map(Vec::len), Some(1), "{r}");
+    assert_eq!(r["slips"][0]["id"], housing.as_str());
+    assert_eq!(r["totals"]["issued"], 2);
+    let (status, r) = s
+        .get_json(
+            "county-officer",
+            &format!("/v1/supervision/slips?state=answered&division={XUZHUANG}"),
+        )
+        .await?;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["slips"].as_array().map(Vec::len), Some(1), "{r}");
+    assert_eq!(r["slips"][0]["id"], health.as_str());
+
+    // CSV for the county's spreadsheet.
+    let resp = s
+        .env
+        .http("county-officer")?
+        .get(s.hub.url("/v1/supervision/slips?format=csv&overdue=true"))
+        .send()
+        .await?;
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(
+        resp.headers()[reqwest::header::CONTENT_TYPE]
+            .to_str()?
+            .starts_with("text/csv")
+    );
+    let csv = resp.text().await?;
+    assert!(csv.starts_with('\u{feff}'), "{csv}");
+    assert_eq!(csv.lines().count(), 2, "{csv}");
+    assert!(
+        csv.contains(&format!(
+            ",{XUZHUANG},许庄街道,housing,住房救助,housing,,issued,待签收,"
+        )),
+        "{csv}"
+    );
+
+    // Who and bad queries.
+    for (who, path) in [
+        ("caseworker", "/v1/supervision/slips"),
+        ("officer-yanzhou", "/v1/supervision/slips?division=370811"),
+        ("dept-housing", "/v1/supervision/slips"),
+    ] {
+        let (status, b) = s.get_json(who, path).await?;
+        assert_eq!(status, 403, "{who} {path}: {b}");
+    }
+    for (query, field) in [
+        ("state=lost", "state"),
+        ("overdue=maybe", "overdue"),
+        ("format=xml", "format"),
+    ] {
+        let (status, b) = s
+            .get_json("county-officer", &format!("/v1/supervision/slips?{query}"))
+            .await?;
+        assert_eq!(
+            (status, &b["error"]["field"]),
+            (400, &Value::from(field)),
+            "{query}: {b}"
+        );
     }
     Ok(())
 }
