@@ -147,10 +147,23 @@ async fn read_request(s: &mut (impl AsyncReadExt + Unpin), public_key: &[u8]) ->
     })
 }
 
-/// A free port on 127.0.0.1 (bound and released; the receiver binds it later).
+/// A free port on 127.0.0.1 for a receiver that binds it later (some tests start it only after
+/// the hub has failed to deliver). Taken below Linux's ephemeral range (32768–60999), so that no
+/// process of the parallel suite binding port 0 is handed it in the meantime; checked free here.
 fn free_addr() -> anyhow::Result<SocketAddr> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?)
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+        ^ std::process::id().wrapping_mul(2_654_435_761);
+    for i in 0..200u32 {
+        let port = 20_000 + (seed.wrapping_add(i.wrapping_mul(7_919)) % 10_000) as u16;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        if std::net::TcpListener::bind(addr).is_ok() {
+            return Ok(addr);
+        }
+    }
+    anyhow::bail!("no free port in 20000-29999")
 }
 
 /// The config sections of this module: scan every second, a short lease, fast retries, one
