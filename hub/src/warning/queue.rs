@@ -636,11 +636,22 @@ async fn acknowledge(
         reason: None,
         case_id: None,
     };
-    let row = wstore::move_warning(&s.store.db(), &row, &change, now)
+    apply(&s, &row, &change, now, log_index).await
+}
+
+/// Store a move (its log entry already durable) and answer the moved warning.
+async fn apply(
+    s: &AppState,
+    row: &WarningRow,
+    change: &wstore::Change,
+    now: i64,
+    log_index: u64,
+) -> Result<Response, ApiError> {
+    let row = wstore::move_warning(&s.store.db(), row, change, now)
         .await?
         .ok_or_else(changed)?;
     Ok(Json(WarningChanged {
-        warning: summary(&s, &row, now)?,
+        warning: summary(s, &row, now)?,
         log_index,
     })
     .into_response())
@@ -677,14 +688,7 @@ async fn dismiss(
         reason: Some((sealed, key_id)),
         case_id: None,
     };
-    let row = wstore::move_warning(&s.store.db(), &row, &change, now)
-        .await?
-        .ok_or_else(changed)?;
-    Ok(Json(WarningChanged {
-        warning: summary(&s, &row, now)?,
-        log_index,
-    })
-    .into_response())
+    apply(&s, &row, &change, now, log_index).await
 }
 
 async fn convert(
