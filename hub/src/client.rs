@@ -5,11 +5,13 @@
 //! status; `hub client report ID` fetches a stored report, optionally as the printable page.
 //! `hub client case …` ([`cases`]) opens, lists, shows and moves cases (救助案件) and refers them
 //! (`case refer`); `hub client slips …` ([`slips`]) is the receiving department's side of a
-//! referral slip (转办单).
+//! referral slip (转办单); `hub client warnings …` ([`warnings`]) is the township's warning queue
+//! (监测预警).
 //! Every call goes over mTLS with the caller's own certificate.
 
 pub mod cases;
 pub mod slips;
+pub mod warnings;
 
 use std::path::PathBuf;
 
@@ -36,6 +38,10 @@ pub enum ClientCommand {
     /// accept, answer.
     #[command(subcommand)]
     Slips(slips::SlipsCommand),
+    /// 预警: the warnings of your township's queue (监测预警): list, show, acknowledge (首次联系),
+    /// dismiss (排除), convert to a case (转为案件).
+    #[command(subcommand)]
+    Warnings(warnings::WarningsCommand),
 }
 
 #[derive(Debug, Args)]
@@ -200,6 +206,7 @@ pub fn main(cmd: ClientCommand) -> anyhow::Result<()> {
             ClientCommand::AttachLetter(args) => attach_letter(args).await,
             ClientCommand::Case(cmd) => cases::main(cmd).await,
             ClientCommand::Slips(cmd) => slips::main(cmd).await,
+            ClientCommand::Warnings(cmd) => warnings::main(cmd).await,
         }
     })
 }

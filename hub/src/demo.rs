@@ -279,6 +279,11 @@ pub fn instructions(dir: &Path, listen: SocketAddr, admin: SocketAddr, hub: &Pat
          部门事件 / department events: the simulated departments push signed events (--event-rate a minute);\n\
          those the hub could not place, as civil affairs (民政):\n  \
          curl --cacert $P/ca.pem --cert $P/dept-civil-affairs.pem --key $P/dept-civil-affairs.key https://{host}/v1/events/unmatched\n\n\
+         预警 / warnings (监测预警): your township's queue, filled from the departments' events about households\n\
+         on civil affairs' monitoring list (the demo pushes 许庄's first ones at start); list, show, make first contact:\n  \
+         $HUB client warnings list $ME\n  \
+         $HUB client warnings show $ME <warning id>\n  \
+         $HUB client warnings acknowledge $ME <warning id>\n\n\
          审计 / auditors: verify the access log, search it, who looked at my data:\n  \
          $HUB audit verify $AU --vkey {d}/log.vkey --save-checkpoint {d}/trusted.checkpoint\n  \
          $HUB audit search $AU --actor cw-xuzhuang-01\n  \

@@ -448,6 +448,10 @@ async fn push_events(
             clients.insert(d, c);
         }
     }
+    // The opening burst: the newcomer's township gets its warnings at once.
+    for drawn in opening_events(&population, &monitored, OffsetDateTime::now_utc()) {
+        send_event(drawn, &keys, &clients).await;
+    }
     let households = population.households().len() as u64;
     let mut rng =
         SimRng::new(OffsetDateTime::now_utc().unix_timestamp_nanos() as u64 ^ super::DEMO_SEED);
@@ -465,49 +469,112 @@ async fn push_events(
         } else {
             rng.below(households) as usize
         };
-        let Some(Drawn {
-            department: d,
-            kind,
-            person,
+        let Some(drawn) = event_for(&mut rng, &population, household, matched, now) else {
+            continue;
+        };
+        send_event(drawn, &keys, &clients).await;
+    }
+}
+
+/// The township of the identity the printed next steps use (许庄街道).
+pub const NEWCOMER_TOWNSHIP: &str = "370811002";
+
+/// Events pushed once at start-up, so that `hub client warnings list` shows warnings in the
+/// newcomer's queue (许庄街道) at once: for each of its monitored households a hospital stay with
+/// out-of-pocket costs above the county threshold (urgent), and for the first one an unemployment
+/// registration as well (a second signal within 90 days: its tier is raised).
+fn opening_events<'a>(
+    population: &'a Population,
+    monitored: &[usize],
+    now: OffsetDateTime,
+) -> Vec<Drawn<'a>> {
+    let mut out = Vec::new();
+    let occurred = now - time::Duration::days(2);
+    let on = occurred
+        .to_offset(time::macros::offset!(+8))
+        .date()
+        .to_string();
+    let mine = monitored
+        .iter()
+        .map(|&i| &population.households()[i])
+        .filter(|h| h.township_code().as_str() == NEWCOMER_TOWNSHIP);
+    for (n, h) in mine.enumerate() {
+        let head = population.person(h.applicant());
+        let total: i64 = 6_000_000 + 1_000_000 * n as i64;
+        let details = json!({
+            "admitted_on": on,
+            "total_fen": total,
+            "out_of_pocket_fen": total * 45 / 100,
+        });
+        out.push(Drawn {
+            department: Department::Health,
+            kind: "health.hospitalisation",
+            person: head,
             occurred,
-            details,
-        }) = event_for(&mut rng, &population, household, matched, now)
-        else {
-            continue;
-        };
-        let (Some(key), Some((http, base))) = (keys.get(&d), clients.get(&d)) else {
-            continue;
-        };
-        let now = now.replace_nanosecond(0).unwrap_or(now);
-        let event = DepartmentEvent {
-            protocol: Default::default(),
-            event_id: uuid::Uuid::new_v4(),
-            department: d.code().to_owned(),
-            kind: kind.to_owned(),
-            occurred_at: occurred.replace_nanosecond(0).unwrap_or(occurred),
-            issued_at: now,
-            subject: EventSubject {
-                resident_id: person.resident_id.clone(),
-            },
-            details,
-        };
-        let Ok(signed) = SignedEvent::sign(event, key) else {
-            continue;
-        };
-        match http
-            .post(format!("{base}{}", schemas::events::EVENTS_PATH))
-            .json(&signed)
-            .send()
-            .await
-        {
-            Ok(r) if r.status().is_success() => {}
-            Ok(r) => {
-                let status = r.status();
-                let body: Value = r.json().await.unwrap_or_default();
-                tracing::warn!(%status, code = %body["error"]["code"], field = %body["error"]["field"], kind, "demo event refused");
-            }
-            Err(e) => tracing::warn!(error = %e, "demo event not sent"),
+            details: details.as_object().cloned().unwrap_or_default(),
+        });
+        if n == 0 {
+            out.push(Drawn {
+                department: Department::Labor,
+                kind: "labor.unemployment_registered",
+                person: head,
+                occurred,
+                details: json!({ "registered_on": on })
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            });
         }
+    }
+    out
+}
+
+/// Sign `drawn` with its department's key and push it with its certificate; a refusal is logged.
+async fn send_event(
+    drawn: Drawn<'_>,
+    keys: &HashMap<Department, ring::signature::Ed25519KeyPair>,
+    clients: &HashMap<Department, (reqwest::Client, String)>,
+) {
+    let Drawn {
+        department: d,
+        kind,
+        person,
+        occurred,
+        details,
+    } = drawn;
+    let (Some(key), Some((http, base))) = (keys.get(&d), clients.get(&d)) else {
+        return;
+    };
+    let now = OffsetDateTime::now_utc();
+    let now = now.replace_nanosecond(0).unwrap_or(now);
+    let event = DepartmentEvent {
+        protocol: Default::default(),
+        event_id: uuid::Uuid::new_v4(),
+        department: d.code().to_owned(),
+        kind: kind.to_owned(),
+        occurred_at: occurred.replace_nanosecond(0).unwrap_or(occurred),
+        issued_at: now,
+        subject: EventSubject {
+            resident_id: person.resident_id.clone(),
+        },
+        details,
+    };
+    let Ok(signed) = SignedEvent::sign(event, key) else {
+        return;
+    };
+    match http
+        .post(format!("{base}{}", schemas::events::EVENTS_PATH))
+        .json(&signed)
+        .send()
+        .await
+    {
+        Ok(r) if r.status().is_success() => {}
+        Ok(r) => {
+            let status = r.status();
+            let body: Value = r.json().await.unwrap_or_default();
+            tracing::warn!(%status, code = %body["error"]["code"], field = %body["error"]["field"], kind, "demo event refused");
+        }
+        Err(e) => tracing::warn!(error = %e, "demo event not sent"),
     }
 }
 

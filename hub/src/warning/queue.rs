@@ -66,7 +66,7 @@ impl WarningState {
             WarningState::Converted => "converted",
         }
     }
-    fn from_code(c: &str) -> Option<Self> {
+    pub fn from_code(c: &str) -> Option<Self> {
         [
             WarningState::Open,
             WarningState::Acknowledged,
@@ -76,7 +76,7 @@ impl WarningState {
         .into_iter()
         .find(|s| s.code() == c)
     }
-    fn name_zh(self) -> &'static str {
+    pub fn name_zh(self) -> &'static str {
         match self {
             WarningState::Open => "待处置",
             WarningState::Acknowledged => "已联系",

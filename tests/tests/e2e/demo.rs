@@ -355,6 +355,9 @@ fn run_printed_next_steps(printed: &str, api: u16, dir: &std::path::Path) -> any
         "client slips show",
         "client slips accept",
         "client slips feedback",
+        "client warnings list",
+        "client warnings show",
+        "client warnings acknowledge",
     ] {
         assert!(
             commands.iter().any(|c| c.contains(needed)),
@@ -368,8 +371,16 @@ fn run_printed_next_steps(printed: &str, api: u16, dir: &std::path::Path) -> any
     let mut emergency_id = None;
     let mut case_id: Option<String> = None;
     let mut slip_id: Option<String> = None;
+    let mut warning_id: Option<String> = None;
     for command in commands {
-        let command = if command.contains("<slip id>") {
+        let command = if command.contains("<warning id>") {
+            command.replace(
+                "<warning id>",
+                warning_id
+                    .as_deref()
+                    .expect("the warnings were listed first"),
+            )
+        } else if command.contains("<slip id>") {
             command.replace(
                 "<slip id>",
                 slip_id.as_deref().expect("the slip was issued first"),
@@ -392,7 +403,18 @@ fn run_printed_next_steps(printed: &str, api: u16, dir: &std::path::Path) -> any
         } else {
             command.to_owned()
         };
-        let out = run(&command)?;
+        let mut out = run(&command)?;
+        if command.contains("client warnings list") {
+            // The demo pushes 许庄's opening events as it starts: wait (bounded) until they are in.
+            let start = std::time::Instant::now();
+            while out.status.success()
+                && !String::from_utf8_lossy(&out.stdout).contains("紧急")
+                && start.elapsed() < std::time::Duration::from_secs(60)
+            {
+                std::thread::sleep(std::time::Duration::from_millis(500));
+                out = run(&command)?;
+            }
+        }
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         anyhow::ensure!(
             out.status.success(),
@@ -420,6 +442,29 @@ fn run_printed_next_steps(printed: &str, api: u16, dir: &std::path::Path) -> any
                 .nth(1)
                 .and_then(|rest| rest.split_whitespace().next())
                 .map(str::to_owned);
+        }
+        if command.contains("client warnings list") {
+            // 许庄's monitored households' hospital stays: urgent (紧急), one raised by a second signal.
+            assert!(stdout.contains("紧急"), "{command}:\n{stdout}");
+            warning_id = stdout
+                .lines()
+                .skip(1)
+                .find(|l| l.contains("紧急"))
+                .and_then(|l| l.split_whitespace().next())
+                .map(str::to_owned);
+        }
+        if command.contains("client warnings show") {
+            assert!(stdout.contains("信号 / signals"), "{command}:\n{stdout}");
+            assert!(
+                stdout.contains("health.hospitalisation"),
+                "{command}:\n{stdout}"
+            );
+        }
+        if command.contains("client warnings acknowledge") {
+            assert!(
+                stdout.contains("已联系 (acknowledged)"),
+                "{command}:\n{stdout}"
+            );
         }
         if command.contains("client slips feedback") {
             assert!(stdout.contains("已反馈 (answered)"), "{command}:\n{stdout}");
