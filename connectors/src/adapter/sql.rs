@@ -27,6 +27,10 @@ use super::source::{BoxFuture, FactSource, SourceError};
 pub enum SqlSetupError {
     #[error("database url: scheme must be postgres://, mysql://, mariadb:// or sqlite://")]
     UnknownScheme,
+    #[error(
+        "database url: this connector was built without MySQL/MariaDB support (build it with the `mysql` feature, the default)"
+    )]
+    MysqlNotBuilt,
     #[error("mapping: {0}")]
     Mapping(#[from] MappingError),
     #[error("database: cannot connect: {0}")]
@@ -43,6 +47,9 @@ impl SqlFactSource {
     /// Connect to `url` and check the mapping's placeholders for that database.
     pub async fn connect(url: &str, mapping: Mapping) -> Result<Self, SqlSetupError> {
         let style = Placeholders::for_url(url).ok_or(SqlSetupError::UnknownScheme)?;
+        if style == Placeholders::Question && !cfg!(feature = "mysql") {
+            return Err(SqlSetupError::MysqlNotBuilt);
+        }
         mapping.check_placeholders(style)?;
         sqlx::any::install_default_drivers();
         let pool = AnyPoolOptions::new()
