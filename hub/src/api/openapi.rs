@@ -369,7 +369,7 @@ const OPS: &[Op] = &[
         tag: "warning",
         method: "post",
         path: "/v1/events",
-        summary: "推送部门事件 / a department pushes one signed event (connector protocol v1; idempotent by event_id)",
+        summary: "推送部门事件 / a department pushes one signed event (connector protocol v1; idempotent by event_id); or a batch as application/x-ndjson, one signed event a line (at most 1000), answered 200 with one application/x-ndjson line per event (its status and receipt or error)",
         request: Some("SignedEvent"),
         responses: &[
             (201, Body::Json("EventReceipt"), "stored; the hub's receipt"),

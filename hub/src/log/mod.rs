@@ -14,6 +14,13 @@
 //! ([`AccessLog::start`]) recomputes the root from stored hashes and refuses to run if it disagrees
 //! with the head.
 //!
+//! Other durable work that belongs with an entry rides in the same commit instead of a second
+//! one: [`AccessLog::append_with`] queues an [`Attached`] write (e.g. a department event's row and
+//! its warnings) that the writer runs inside the batch transaction after the entries, each in its
+//! own savepoint (a failed one rolls back only its own writes; its entry still commits, as an
+//! entry logged before a failed write did before). So a batch of N pushed events costs one
+//! transaction and one fsync, not 2N; the caller is answered only after the commit.
+//!
 //! # Never sign what was not verified
 //! Start-up refuses (and signs nothing) unless the stored checkpoint verifies with the configured
 //! key and origin for exactly the head's size and root, and the stored tree passes the configured
@@ -131,7 +138,29 @@ pub struct Appended {
 struct AppendRequest {
     row: EntryRow,
     leaf: Hash,
+    attached: Option<Box<dyn Attached>>,
     reply: oneshot::Sender<Result<Appended, LogError>>,
+}
+
+/// A connection inside the log writer's batch transaction (for [`Attached`] work).
+pub enum TxConn<'a> {
+    Sqlite(&'a mut sqlx::SqliteConnection),
+    Postgres(&'a mut sqlx::PgConnection),
+}
+
+/// The future an [`Attached`] write returns.
+pub type AttachedFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + 'a>>;
+
+/// Work made durable together with an access-log entry, in the log writer's batch transaction
+/// (one commit, one fsync for the whole batch): e.g. a department event's row and its warnings
+/// ([`AccessLog::append_with`]). It runs after the batch's entries are written, inside its own
+/// savepoint: `false` (the work recorded its own failure) rolls back its writes only, and the
+/// entry and the rest of the batch still commit. Its outcome is for its caller to read once the
+/// append returned `Ok` (durable); when the batch fails, nothing of it is written.
+pub trait Attached: Send {
+    /// Write inside the batch transaction; `index` is the entry's index in the log.
+    fn write<'a>(&'a mut self, conn: TxConn<'a>, index: u64) -> AttachedFuture<'a>;
 }
 
 /// The current head as served (size, root, signed checkpoint note).
@@ -388,7 +417,26 @@ impl AccessLog {
 
     /// Appends one entry; returns once it is durable (committed with a checkpoint covering it).
     /// The entry is normalized and validated first (a bad entry is refused with the field named).
-    pub async fn append(&self, mut entry: AccessLogEntry) -> Result<Appended, LogError> {
+    pub async fn append(&self, entry: AccessLogEntry) -> Result<Appended, LogError> {
+        self.append_inner(entry, None).await
+    }
+
+    /// Appends one entry and makes `attached` durable in the same transaction (the group commit
+    /// shared with every append queued meanwhile); returns once both are durable. The attached
+    /// work's own outcome (it may have rolled back its writes) is for the caller to read then.
+    pub async fn append_with(
+        &self,
+        entry: AccessLogEntry,
+        attached: Box<dyn Attached>,
+    ) -> Result<Appended, LogError> {
+        self.append_inner(entry, Some(attached)).await
+    }
+
+    async fn append_inner(
+        &self,
+        mut entry: AccessLogEntry,
+        attached: Option<Box<dyn Attached>>,
+    ) -> Result<Appended, LogError> {
         entry.normalize();
         let data = entry.encode()?;
         let leaf = tlog::hash::leaf_hash(&data);
@@ -407,7 +455,12 @@ impl AccessLog {
         };
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(AppendRequest { row, leaf, reply })
+            .send(AppendRequest {
+                row,
+                leaf,
+                attached,
+                reply,
+            })
             .await
             .map_err(|_| LogError::Stopped)?;
         rx.await.map_err(|_| LogError::Stopped)?
@@ -627,6 +680,7 @@ impl Writer {
         let mut overlay = self.frontier.clone();
         let mut hashes = Vec::with_capacity(batch.len() * 2);
         let mut rows = Vec::with_capacity(batch.len());
+        let mut attached = Vec::new();
         for (i, r) in batch.iter_mut().enumerate() {
             let n = old + i as u64;
             let new = tlog::stored::stored_hashes_for_record_hash(n, r.leaf, &MapReader(&overlay))?;
@@ -636,6 +690,9 @@ impl Writer {
                 hashes.push((base + k as u64, h));
             }
             r.row.index = n;
+            if let Some(a) = r.attached.take() {
+                attached.push((n, a));
+            }
             rows.push(std::mem::replace(
                 &mut r.row,
                 EntryRow {
@@ -666,6 +723,7 @@ impl Writer {
                 entries: &rows,
                 hashes: &hashes,
             },
+            &mut attached,
         )
         .await?;
         if !ok {

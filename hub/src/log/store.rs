@@ -9,7 +9,19 @@ use tlog::Hash;
 
 use crate::store::{Db, on_db};
 
-use super::LogError;
+use super::{LogError, TxConn};
+
+impl<'a> From<&'a mut sqlx::SqliteConnection> for TxConn<'a> {
+    fn from(c: &'a mut sqlx::SqliteConnection) -> Self {
+        TxConn::Sqlite(c)
+    }
+}
+
+impl<'a> From<&'a mut sqlx::PgConnection> for TxConn<'a> {
+    fn from(c: &'a mut sqlx::PgConnection) -> Self {
+        TxConn::Postgres(c)
+    }
+}
 
 /// Rows per multi-row INSERT (6 parameters each keeps every statement below both backends' limits).
 const CHUNK: usize = 1000;
@@ -215,9 +227,14 @@ pub async fn read_rotations(db: &Db) -> Result<Vec<super::integrity::Rotation>, 
 }
 
 /// Commits one batch in one transaction: compare-and-swap of the head on the previous size (and
-/// the lease), then entries, subjects, stored hashes and the checkpoint. Returns `Ok(false)` when
-/// the CAS failed (another sequencer moved the head or holds the lease); nothing is written then.
-pub async fn commit_batch(db: &Db, b: &BatchWrite<'_>) -> Result<bool, LogError> {
+/// the lease), then entries, subjects, stored hashes, the checkpoint and the attached work (each
+/// in its own savepoint, see [`super::Attached`]). Returns `Ok(false)` when the CAS failed
+/// (another sequencer moved the head or holds the lease); nothing is written then.
+pub async fn commit_batch(
+    db: &Db,
+    b: &BatchWrite<'_>,
+    attached: &mut [(u64, Box<dyn super::Attached>)],
+) -> Result<bool, LogError> {
     on_db!(db, pool, DB => {
         let mut tx = pool.begin().await?;
         let n = sqlx::query(
@@ -280,6 +297,15 @@ pub async fn commit_batch(db: &Db, b: &BatchWrite<'_>) -> Result<bool, LogError>
         .bind(b.now_ms)
         .execute(&mut *tx)
         .await?;
+        for (index, a) in attached.iter_mut() {
+            sqlx::query("SAVEPOINT jsj_attached").execute(&mut *tx).await?;
+            if a.write(TxConn::from(&mut *tx), *index).await {
+                sqlx::query("RELEASE SAVEPOINT jsj_attached").execute(&mut *tx).await?;
+            } else {
+                sqlx::query("ROLLBACK TO SAVEPOINT jsj_attached").execute(&mut *tx).await?;
+                sqlx::query("RELEASE SAVEPOINT jsj_attached").execute(&mut *tx).await?;
+            }
+        }
         tx.commit().await?;
         Ok(true)
     })

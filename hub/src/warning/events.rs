@@ -1,4 +1,5 @@
-//! 部门事件: `POST /v1/events` (one signed event per request) and `GET /v1/events/unmatched`.
+//! 部门事件: `POST /v1/events` (one signed event, `application/json`, or a batch of them,
+//! `application/x-ndjson`) and `GET /v1/events/unmatched`.
 //!
 //! `POST /v1/events` runs these stages, each refusing the whole event:
 //! gate (may the caller push events at all? Cedar `push_event` on its own endpoint) → department
@@ -7,7 +8,18 @@
 //! signature under the department's configured key, freshness, details) → kind (built-in or
 //! `[events] kinds`: else 422 `unknown_kind`) → replay (same `event_id`: 200 with the first
 //! receipt, or 409 `event_id_reused`) → place (monitoring list, then latest case, else
-//! unmatched) → seal, log (`event_received`), store → 201 with the receipt.
+//! unmatched) → seal → **one group commit** of the `event_received` entry, the event's row and
+//! the warning rules' writes ([`crate::log::AccessLog::append_with`]: the log's single writer
+//! makes everything queued meanwhile durable in one transaction, one fsync) → 201 with the
+//! receipt. The answer still comes only after durability, and an event is never stored without
+//! its entry nor its warnings.
+//!
+//! A batch (`application/x-ndjson`, at most [`MAX_BATCH_EVENTS`] events, one a line, blank lines
+//! skipped) runs the gate once, then every event through the same stages concurrently (so they
+//! share group commits), and answers 200 with one `application/x-ndjson` line per event, in order:
+//! `{"line": n, "status": 201|200, "receipt": {...}}` or `{"line": n, "status": 4xx, "error":
+//! {"code", "message", "field"}}` — what a single push of that line would have answered.
+//! Idempotent per event id as single pushes are. Departments push in bulk in practice.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -173,7 +185,7 @@ fn receipt(row: &EventRow) -> EventReceipt {
 
 /// The answer to an event id seen before: the same event gets its receipt again (200, nothing
 /// re-applied); another event under that id is 409.
-fn seen_before(row: &EventRow, hash: &str) -> Result<Response, ApiError> {
+fn seen_before(row: &EventRow, hash: &str) -> Result<(StatusCode, EventReceipt), ApiError> {
     if row.body_hash != hash {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -184,18 +196,43 @@ fn seen_before(row: &EventRow, hash: &str) -> Result<Response, ApiError> {
     }
     metrics::counter!("hub_events_replayed_total", "department" => row.department.clone())
         .increment(1);
-    Ok((StatusCode::OK, Json(receipt(row))).into_response())
+    Ok((StatusCode::OK, receipt(row)))
 }
 
-fn is_json(headers: &HeaderMap) -> bool {
-    headers
+/// The media type of a push: one event (`application/json`), a batch (`application/x-ndjson`),
+/// or neither.
+fn media(headers: &HeaderMap) -> Option<bool> {
+    let v = headers
         .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("application/json")
-        })
+        .and_then(|v| v.to_str().ok())?
+        .trim_start()
+        .to_ascii_lowercase();
+    if v.starts_with("application/json") {
+        Some(false)
+    } else if v.starts_with("application/x-ndjson") {
+        Some(true)
+    } else {
+        None
+    }
+}
+
+/// Most events in one batch push (the body limit, `server.max_body_bytes`, applies too).
+pub const MAX_BATCH_EVENTS: usize = 1000;
+
+/// Events of one batch in flight at once (their log entries and rows share group commits).
+const BATCH_IN_FLIGHT: usize = 256;
+
+/// One line of a batch push's answer: the event's receipt (201 new, 200 seen before) or its
+/// refusal (the same code and field as a single push would get).
+#[derive(Debug, Serialize)]
+struct BatchLine {
+    /// 1-based line number in the request body.
+    line: usize,
+    status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    receipt: Option<EventReceipt>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<crate::api::ErrorDetail>,
 }
 
 async fn push_event(
@@ -209,29 +246,140 @@ async fn push_event(
     // that Cedar names the policy that refuses them (`protocol-departments-only`).
     let own = Department::from_code(&id.organisation).unwrap_or(Department::CivilAffairs);
     may_push(&s, &id, own, &rid).await?;
-    if !is_json(&headers) {
+    let Some(batch) = media(&headers) else {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
-            "content-type: must be application/json",
+            "content-type: must be application/json (one event) or application/x-ndjson (a batch)",
         )
         .with_field("content-type"));
-    }
+    };
     let body =
         body.map_err(|_| ApiError::bad_request("malformed", "body", "body: could not be read"))?;
+    if !batch {
+        let (status, receipt) = ingest(&s, &id, &rid, &body).await?;
+        return Ok((status, Json(receipt)).into_response());
+    }
+    push_batch(&s, &id, &rid, &body).await
+}
+
+/// A batch push: one signed event a line (blank lines skipped), each judged and stored as a
+/// single push would be, concurrently, so that their entries and rows share group commits; the
+/// answer is 200 with one line per event, in order.
+async fn push_batch(
+    s: &AppState,
+    id: &Identity,
+    rid: &str,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    use futures::StreamExt as _;
+    // Owned slices of the body (no copy), so that the stream's items borrow nothing.
+    let mut lines: Vec<(usize, Bytes)> = Vec::new();
+    let mut start = 0;
+    for (n, part) in body.split(|b| *b == b'\n').enumerate() {
+        let end = start + part.len();
+        if !part.trim_ascii().is_empty() {
+            lines.push((n + 1, body.slice(start..end)));
+        }
+        start = end + 1;
+    }
+    if lines.is_empty() || lines.len() > MAX_BATCH_EVENTS {
+        return Err(ApiError::bad_request(
+            "malformed",
+            "body",
+            format!("body: must hold 1-{MAX_BATCH_EVENTS} events, one a line"),
+        ));
+    }
+    let answers: Vec<BatchLine> = futures::stream::iter(lines)
+        .map(|(line, l)| async move {
+            match ingest(s, id, rid, l.trim_ascii()).await {
+                Ok((status, receipt)) => BatchLine {
+                    line,
+                    status: status.as_u16(),
+                    receipt: Some(receipt),
+                    error: None,
+                },
+                Err(e) => BatchLine {
+                    line,
+                    status: e.status.as_u16(),
+                    receipt: None,
+                    error: Some(crate::api::ErrorDetail {
+                        code: e.code.to_owned(),
+                        message: e.message,
+                        field: e.field,
+                    }),
+                },
+            }
+        })
+        .buffered(BATCH_IN_FLIGHT)
+        .collect()
+        .await;
+    let mut out = Vec::with_capacity(answers.len() * 160);
+    for a in &answers {
+        serde_json::to_writer(&mut out, a).map_err(ApiError::internal)?;
+        out.push(b'\n');
+    }
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        out,
+    )
+        .into_response())
+}
+
+/// What the group commit does for one event: its row and the warning rules, in the access log's
+/// batch transaction (see [`crate::log::Attached`]).
+struct EventWrite {
+    row: EventRow,
+    details: serde_json::Map<String, Value>,
+    engine: std::sync::Arc<policies::PolicyEngine>,
+    outcome: WriteOutcome,
+}
+
+/// What an [`EventWrite`] did: `Some(Ok(None))` the id was taken meanwhile; `None` not run.
+type WriteOutcome =
+    std::sync::Arc<std::sync::Mutex<Option<Result<Option<Vec<super::rules::Raised>>, String>>>>;
+
+impl crate::log::Attached for EventWrite {
+    fn write<'a>(
+        &'a mut self,
+        conn: crate::log::TxConn<'a>,
+        index: u64,
+    ) -> crate::log::AttachedFuture<'a> {
+        Box::pin(async move {
+            self.row.log_index = index as i64;
+            let r =
+                super::rules::insert_event_in(conn, &self.engine, &self.row, &self.details).await;
+            let ok = r.is_ok();
+            if let Ok(mut o) = self.outcome.lock() {
+                *o = Some(r.map_err(|e| e.to_string()));
+            }
+            ok
+        })
+    }
+}
+
+/// One signed event after the gate: department, signature, kind, replay, place, seal, then the
+/// `event_received` entry, the row and the warning rules made durable in one group commit.
+async fn ingest(
+    s: &AppState,
+    id: &Identity,
+    rid: &str,
+    body: &[u8],
+) -> Result<(StatusCode, EventReceipt), ApiError> {
     // The department the event names: configured, and the caller's (Cedar).
     let mut checked = None;
     let mut policy_ids = Vec::new();
-    if let Some(code) = claimed_department(&body) {
+    if let Some(code) = claimed_department(body) {
         let department = Department::from_code(&code)
             .filter(|_| !s.verify.department_keys(&code).is_empty())
             .ok_or_else(unknown_department)?;
-        policy_ids = may_push(&s, &id, department, &rid).await?;
+        policy_ids = may_push(s, id, department, rid).await?;
         checked = Some(code);
     }
     let now = OffsetDateTime::now_utc();
     let received = receive_event(
-        &body,
+        body,
         |code| s.verify.department_keys(code),
         now,
         s.warning.freshness,
@@ -251,39 +399,47 @@ async fn push_event(
         .with_field("event.kind"));
     }
     let event_id = event.event_id.to_string();
-    let hash = body_hash(&s, &received)?;
+    let hash = body_hash(s, &received)?;
     let db = s.store.db();
     if let Some(row) = store::get_event(&db, &event_id).await? {
         return seen_before(&row, &hash);
     }
-    let row = build_row(&s, &id, &received, &event_id, hash.clone(), now).await?;
-    // Durable entry first: a failure here stores nothing.
-    let logged = s
-        .log
-        .append(entry(
-            &id,
-            LogAction::EventReceived,
-            true,
-            Outcome::Succeeded,
-            policy_ids,
-            &rid,
-            Some(&event_id),
-            Some(&row.subject),
-        )?)
-        .await?;
+    let row = build_row(s, id, &received, &event_id, hash.clone(), now).await?;
+    let log_entry = entry(
+        id,
+        LogAction::EventReceived,
+        true,
+        Outcome::Succeeded,
+        policy_ids,
+        rid,
+        Some(&event_id),
+        Some(&row.subject),
+    )?;
+    let outcome = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let write = EventWrite {
+        row: row.clone(),
+        details: received.event.details.clone(),
+        engine: s.authz.engine(),
+        outcome: outcome.clone(),
+    };
+    // Durable when this returns: the entry, the row and its warnings, in one commit.
+    let logged = s.log.append_with(log_entry, Box::new(write)).await?;
+    let done = outcome.lock().map(|mut o| o.take()).unwrap_or_default();
+    let raised = match done {
+        Some(Ok(Some(raised))) => raised,
+        Some(Ok(None)) => {
+            // A concurrent push of the same id stored first.
+            let first = store::get_event(&db, &event_id)
+                .await?
+                .ok_or_else(|| ApiError::internal("event id taken but not found"))?;
+            return seen_before(&first, &hash);
+        }
+        Some(Err(e)) => return Err(ApiError::internal(e)),
+        None => return Err(ApiError::internal("event not written")),
+    };
     let row = EventRow {
         log_index: logged.index as i64,
         ..row
-    };
-    let engine = s.authz.engine();
-    let Some(raised) =
-        super::rules::insert_event(&db, &engine, &row, &received.event.details).await?
-    else {
-        // A concurrent push of the same id stored first.
-        let first = store::get_event(&db, &event_id)
-            .await?
-            .ok_or_else(|| ApiError::internal("event id taken but not found"))?;
-        return seen_before(&first, &hash);
     };
     for w in &raised {
         metrics::counter!("hub_warnings_signals_total", "rule" => w.rule.clone(), "tier" => w.tier.clone(), "attached" => if w.attached { "true" } else { "false" }).increment(1);
@@ -293,7 +449,7 @@ async fn push_event(
         metrics::counter!("hub_events_unmatched_total", "department" => row.department.clone(), "kind" => row.kind.clone()).increment(1);
     }
     tracing::info!(event_id = %event_id, department = %row.department, kind = %row.kind, placement = %row.placement, "department event received");
-    Ok((StatusCode::CREATED, Json(receipt(&row))).into_response())
+    Ok((StatusCode::CREATED, receipt(&row)))
 }
 
 /// Place the person and seal the event (the canonical `event` as received, which the signature

@@ -252,6 +252,44 @@ pub async fn insert_event(
     Ok(Some(raised))
 }
 
+/// [`insert_event`] inside a transaction the caller commits (the access log's group commit: the
+/// event's row, its warnings and its `event_received` entry in one commit, see
+/// [`crate::log::Attached`]). `None` when its id is taken (nothing is written).
+pub async fn insert_event_in(
+    conn: crate::log::TxConn<'_>,
+    engine: &policies::PolicyEngine,
+    e: &EventRow,
+    details: &Map<String, Value>,
+) -> Result<Option<Vec<Raised>>, StoreError> {
+    let sql = super::store::insert_event_sql();
+    let facts = EventFacts {
+        event_id: &e.event_id,
+        kind: &e.kind,
+        occurred_ms: e.occurred_ms,
+        household: &e.subject,
+        township: e.township.as_deref(),
+        village: e.village.as_deref(),
+        details,
+    };
+    macro_rules! run {
+        ($tx:ident) => {{
+            let n = super::store::bind_event_row!(sqlx::query(sqlx::AssertSqlSafe(sql)), e)
+                .execute(&mut *$tx)
+                .await?
+                .rows_affected();
+            if n != 1 {
+                return Ok(None);
+            }
+            evaluate_in_tx!($tx, engine, &facts, e.received_ms)
+        }};
+    }
+    let raised = match conn {
+        crate::log::TxConn::Sqlite(tx) => run!(tx),
+        crate::log::TxConn::Postgres(tx) => run!(tx),
+    };
+    Ok(Some(raised))
+}
+
 /// Place one unmatched event in the household's township and village (from the monitoring list)
 /// and evaluate the rules on it, in one transaction. `None` when it was placed meanwhile.
 pub async fn place_event(

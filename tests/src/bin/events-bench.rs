@@ -1,24 +1,29 @@
 //! `events-bench`: department events and the monitoring list (issue 12, item 8), in one run.
 //!
-//! - **baseline**: plain durable inserts of event-sized rows into a SQLite file beside the hub's
-//!   (WAL, `synchronous=FULL`, one transaction per row, the same concurrency): what the disk
-//!   allows without any of the hub's work;
-//! - **events**: signed department events (`health.hospitalisation`, signed beforehand with the
-//!   demo health department's real key) pushed to the hub over mTLS (`POST /v1/events`, connections
-//!   reused), each checked (schema, signature, freshness), placed, sealed, logged and stored
-//!   durably before its 201;
-//! - **placed**: the same number of events about households on the monitoring list (after the
-//!   upload): placed, and the warning rules evaluated in the same transaction (each raises a
-//!   warning), the ingest path the early-warning queue relies on;
+//! - **baselines**: plain durable inserts of event-sized rows into a SQLite file beside the hub's
+//!   (WAL, `synchronous=FULL`): one transaction per row at the same concurrency as the single
+//!   pushes, and the same rows in transactions of `--batch` rows (what the disk allows when
+//!   commits are grouped, with none of the hub's work);
+//! - **unmatched, single**: signed department events (`health.hospitalisation`, signed beforehand
+//!   with the demo health department's real key) pushed to the hub over mTLS, one per request
+//!   (`POST /v1/events`, `--concurrency` in flight, connections reused), each checked (schema,
+//!   Ed25519 signature, freshness), sealed, and its access-log entry + row made durable in a group
+//!   commit before its 201;
+//! - **placed, single / placed, batch**: events about households on the monitoring list (after the
+//!   upload): placed, and the warning rules evaluated in the same commit (each raises a
+//!   `hospital_costs` warning), one per request, then as `application/x-ndjson` batches of
+//!   `--batch` events (`--batch-concurrency` requests in flight). The 201 (or the batch's answer)
+//!   comes after the warning is durable, so a request's latency is its events' event→warning
+//!   latency; p50/p99 are reported under that load;
 //! - **upload**: a monitoring-list upload of `--households` households as one CSV
-//!   (`POST /v1/monitoring/uploads`), with the hub's resident set (`VmRSS`) and peak (`VmHWM`) read
-//!   from `/proc/<pid>/status` before and after: streamed, the peak should not grow with the file.
+//!   (`POST /v1/monitoring/uploads`), with the hub's resident set (`VmRSS`) sampled every 20 ms
+//!   from `/proc/<pid>/status` during the upload, and its peak (`VmHWM`) before and after.
 //!
 //! The hub is a separate process (this binary re-executed as `events-bench serve --config F`) on
 //! SQLite. Every request must succeed; otherwise the benchmark exits non-zero.
 //!
-//! Run: `cargo run --workspace --locked --bin events-bench -- --events 5000 --concurrency 8`
-//! (debug build; add `--release` on a machine of your own for release figures).
+//! Run: `cargo run --release --locked --bin events-bench -- --events 5000`
+//! (`--events 500 --households 2000` for a smoke run).
 #![forbid(unsafe_code)]
 
 use std::sync::Arc;
@@ -39,12 +44,18 @@ use serde_json::{Value, json};
     about = "Department events per second (vs. plain durable inserts) and a monitoring-list upload's memory"
 )]
 struct Args {
-    /// Events pushed (and baseline rows inserted).
+    /// Events pushed per phase (and baseline rows inserted).
     #[arg(long, default_value_t = 5000)]
     events: usize,
-    /// Requests in flight at once.
-    #[arg(long, default_value_t = 8)]
+    /// Single-event requests in flight at once (the hub allows 32 connections per identity).
+    #[arg(long, default_value_t = 24)]
     concurrency: usize,
+    /// Events per batch push (and rows per transaction in the batched baseline).
+    #[arg(long, default_value_t = 500)]
+    batch: usize,
+    /// Batch requests in flight at once.
+    #[arg(long, default_value_t = 4)]
+    batch_concurrency: usize,
     /// Households in the monitoring-list upload.
     #[arg(long, default_value_t = 100_000)]
     households: u32,
@@ -65,8 +76,12 @@ fn main() -> anyhow::Result<()> {
     }
     let args = Args::parse();
     ensure!(
-        args.events > 0 && args.concurrency > 0,
-        "--events and --concurrency must be > 0"
+        args.events > 0 && args.concurrency > 0 && args.batch > 0 && args.batch_concurrency > 0,
+        "--events, --concurrency, --batch and --batch-concurrency must be > 0"
+    );
+    ensure!(
+        args.batch <= 1000,
+        "--batch must be at most 1000 (the hub's batch limit)"
     );
     hub::tls::install_default_provider();
     tokio::runtime::Builder::new_multi_thread()
@@ -87,12 +102,20 @@ fn memory(pid: &str) -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-async fn baseline(dir: &std::path::Path, rows: usize, concurrency: usize) -> anyhow::Result<f64> {
+/// Plain durable inserts of `rows` event-sized rows: `per_tx == 1` with `concurrency` writers, one
+/// transaction a row; else one writer, `per_tx` rows a transaction. Rows per second.
+async fn baseline(
+    dir: &std::path::Path,
+    name: &str,
+    rows: usize,
+    concurrency: usize,
+    per_tx: usize,
+) -> anyhow::Result<f64> {
     use sqlx::sqlite::{
         SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
     };
     let opts = SqliteConnectOptions::new()
-        .filename(dir.join("baseline.db"))
+        .filename(dir.join(name))
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
@@ -105,14 +128,34 @@ async fn baseline(dir: &std::path::Path, rows: usize, concurrency: usize) -> any
         .execute(&pool)
         .await?;
     let sealed = "x".repeat(600);
-    let next = Arc::new(AtomicUsize::new(0));
+    let insert = "INSERT INTO t (id, at, subject, sealed, signature) VALUES ($1, $2, $3, $4, $5)";
     let start = Instant::now();
+    if per_tx > 1 {
+        let mut done = 0;
+        while done < rows {
+            let mut tx = pool.begin().await?;
+            for _ in done..rows.min(done + per_tx) {
+                sqlx::query(insert)
+                    .bind(uuid::Uuid::new_v4().to_string())
+                    .bind(0_i64)
+                    .bind("p".repeat(64))
+                    .bind(&sealed)
+                    .bind("s".repeat(120))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            done += per_tx;
+        }
+        return Ok(rows as f64 / start.elapsed().as_secs_f64());
+    }
+    let next = Arc::new(AtomicUsize::new(0));
     let mut workers = Vec::new();
     for _ in 0..concurrency {
         let (pool, next, sealed) = (pool.clone(), next.clone(), sealed.clone());
         workers.push(tokio::spawn(async move {
             while next.fetch_add(1, Ordering::Relaxed) < rows {
-                sqlx::query("INSERT INTO t (id, at, subject, sealed, signature) VALUES ($1, $2, $3, $4, $5)")
+                sqlx::query(insert)
                     .bind(uuid::Uuid::new_v4().to_string())
                     .bind(0_i64)
                     .bind("p".repeat(64))
@@ -130,13 +173,30 @@ async fn baseline(dir: &std::path::Path, rows: usize, concurrency: usize) -> any
     Ok(rows as f64 / start.elapsed().as_secs_f64())
 }
 
-/// Push signed events with `concurrency` in flight; events per second.
+/// Throughput and per-request latencies of one phase.
+struct Phase {
+    rate: f64,
+    latencies: Vec<Duration>,
+}
+
+impl Phase {
+    fn quantile(&self, q: f64) -> f64 {
+        let mut l = self.latencies.clone();
+        l.sort_unstable();
+        let i = ((l.len() as f64 * q).ceil() as usize).clamp(1, l.len().max(1)) - 1;
+        l.get(i).map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0)
+    }
+}
+
+/// Push signed events, one per request, with `concurrency` in flight; every answer must be 201
+/// with `matched` as expected.
 async fn push_events(
     health: &reqwest::Client,
     base: &str,
     bodies: Vec<Value>,
     concurrency: usize,
-) -> anyhow::Result<f64> {
+    matched: bool,
+) -> anyhow::Result<Phase> {
     let n = bodies.len();
     let bodies = Arc::new(bodies);
     let next = Arc::new(AtomicUsize::new(0));
@@ -150,19 +210,104 @@ async fn push_events(
             format!("{base}/v1/events"),
         );
         workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(body) = bodies.get(i) else { break };
+                let sent = Instant::now();
                 let r = health.post(&url).json(body).send().await?;
-                ensure!(r.status().as_u16() == 201, "event {i}: {}", r.status());
+                let status = r.status().as_u16();
+                let answer: Value = r.json().await?;
+                latencies.push(sent.elapsed());
+                ensure!(status == 201, "event {i}: {status} {answer}");
+                ensure!(answer["matched"] == json!(matched), "event {i}: {answer}");
             }
-            anyhow::Ok(())
+            anyhow::Ok(latencies)
         }));
     }
+    let mut latencies = Vec::with_capacity(n);
     for w in workers {
-        w.await??;
+        latencies.extend(w.await??);
     }
-    Ok(n as f64 / start.elapsed().as_secs_f64())
+    Ok(Phase {
+        rate: n as f64 / start.elapsed().as_secs_f64(),
+        latencies,
+    })
+}
+
+/// Push signed events as `application/x-ndjson` batches of `batch`, `concurrency` requests in
+/// flight; every line must be 201 and matched.
+async fn push_batches(
+    health: &reqwest::Client,
+    base: &str,
+    bodies: Vec<Value>,
+    batch: usize,
+    concurrency: usize,
+) -> anyhow::Result<Phase> {
+    let n = bodies.len();
+    let mut chunks = Vec::new();
+    for c in bodies.chunks(batch) {
+        let mut text = String::new();
+        for b in c {
+            text.push_str(&serde_json::to_string(b)?);
+            text.push('\n');
+        }
+        chunks.push((c.len(), text));
+    }
+    let chunks = Arc::new(chunks);
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let (chunks, next, health, url) = (
+            chunks.clone(),
+            next.clone(),
+            health.clone(),
+            format!("{base}/v1/events"),
+        );
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some((count, text)) = chunks.get(i) else {
+                    break;
+                };
+                let sent = Instant::now();
+                let r = health
+                    .post(&url)
+                    .header("content-type", "application/x-ndjson")
+                    .body(text.clone())
+                    .send()
+                    .await?;
+                let status = r.status().as_u16();
+                let answer = r.text().await?;
+                latencies.push(sent.elapsed());
+                ensure!(status == 200, "batch {i}: {status} {answer}");
+                let mut lines = 0;
+                for l in answer.lines() {
+                    let v: Value = serde_json::from_str(l)?;
+                    ensure!(
+                        v["status"] == json!(201) && v["receipt"]["matched"] == json!(true),
+                        "batch {i}: {v}"
+                    );
+                    lines += 1;
+                }
+                ensure!(
+                    lines == *count,
+                    "batch {i}: {lines} answers for {count} events"
+                );
+            }
+            anyhow::Ok(latencies)
+        }));
+    }
+    let mut latencies = Vec::new();
+    for w in workers {
+        latencies.extend(w.await??);
+    }
+    Ok(Phase {
+        rate: n as f64 / start.elapsed().as_secs_f64(),
+        latencies,
+    })
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
@@ -216,10 +361,24 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
 
-    // Baseline first, in the same run and directory.
-    let base_rate = baseline(env.path(), args.events, args.concurrency).await?;
+    // Baselines first, in the same run and directory.
+    let base_single = baseline(
+        env.path(),
+        "baseline-single.db",
+        args.events,
+        args.concurrency,
+        1,
+    )
+    .await?;
+    let base_batched = baseline(
+        env.path(),
+        "baseline-batched.db",
+        args.events,
+        1,
+        args.batch,
+    )
+    .await?;
 
-    // Events, signed beforehand (the department's work, not the hub's).
     let key_path = env.path().join("departments").join("health.pk8");
     let key = connectors::adapter::signing::key_from_pkcs8(
         &std::fs::read(&key_path)?,
@@ -249,9 +408,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             })
             .collect()
     };
-    let event_rate = push_events(&health, &base, sign_all(0), args.concurrency).await?;
+    let unmatched = push_events(&health, &base, sign_all(0), args.concurrency, false).await?;
 
-    // The monitoring-list upload.
+    // The monitoring-list upload, the hub's RSS sampled meanwhile.
     let mut csv = String::from("category,resident_id,township,village,since,reason\n");
     for i in 0..args.households {
         let category = ["dibao_edge", "expenditure_hardship", "poverty_risk"][(i % 3) as usize];
@@ -263,6 +422,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let size = csv.len();
     let before = memory(&pid);
+    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let (pid, sampling) = (pid.clone(), sampling.clone());
+        tokio::spawn(async move {
+            let mut rss = Vec::new();
+            while sampling.load(Ordering::Relaxed) {
+                rss.push(memory(&pid).0);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            rss
+        })
+    };
     let start = Instant::now();
     let r = civil
         .post(format!("{base}/v1/monitoring/uploads"))
@@ -273,33 +444,102 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let status = r.status().as_u16();
     let answer: Value = r.json().await?;
     let upload_s = start.elapsed().as_secs_f64();
+    sampling.store(false, Ordering::Relaxed);
+    let rss = sampler.await?;
     let after = memory(&pid);
     ensure!(status == 200, "upload: {status} {answer}");
     ensure!(
         answer["inserted"] == json!(args.households),
         "upload: {answer}"
     );
+    // RSS over the upload: its range, and the mean of the first and last quarter of the samples.
+    let quarter = (rss.len() / 4).max(1);
+    let mean = |s: &[u64]| s.iter().sum::<u64>() as f64 / s.len().max(1) as f64 / 1024.0;
+    let (rss_min, rss_max) = (
+        rss.iter().min().copied().unwrap_or(0),
+        rss.iter().max().copied().unwrap_or(0),
+    );
+    let first_q = mean(&rss[..quarter.min(rss.len())]);
+    let last_q = mean(&rss[rss.len().saturating_sub(quarter)..]);
 
     // Events about households now on the monitoring list: placed, and the warning rules evaluated
-    // in the same transaction (each raises a `hospital_costs` warning).
+    // in the same commit (each raises a `hospital_costs` warning).
     ensure!(
-        args.events as u32 <= args.households,
-        "--events must not exceed --households"
+        2 * args.events as u32 <= args.households,
+        "--households must be at least twice --events"
     );
-    let placed_rate = push_events(&health, &base, sign_all(100_000), args.concurrency).await?;
+    let placed = push_events(&health, &base, sign_all(100_000), args.concurrency, true).await?;
+    let batched = push_batches(
+        &health,
+        &base,
+        sign_all(100_000 + args.events as u32),
+        args.batch,
+        args.batch_concurrency,
+    )
+    .await?;
 
+    let build = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
     println!(
-        "events-bench ({} events, concurrency {}; hub on SQLite, debug build unless run with --release)",
-        args.events, args.concurrency
+        "events-bench ({} events a phase; {build} build; hub on SQLite; {} cores, shared)",
+        args.events,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    println!("  baseline durable inserts   {base_rate:>10.0} rows/s");
     println!(
-        "  signed events through hub  {event_rate:>10.0} events/s  ({:.0}% of baseline)",
-        100.0 * event_rate / base_rate
+        "  {:<62} {:>9} {:>9} {:>9} {:>9}",
+        "phase", "per s", "÷ base 1", "÷ base B", "p99 ms"
+    );
+    let row = |name: String, rate: f64, p99: Option<f64>| {
+        println!(
+            "  {name:<62} {rate:>9.0} {:>9.2} {:>9.2} {:>9}",
+            rate / base_single,
+            rate / base_batched,
+            p99.map_or("-".to_owned(), |p| format!("{p:.1}"))
+        );
+    };
+    row(
+        format!(
+            "baseline: plain durable inserts, 1 row/tx, C={}",
+            args.concurrency
+        ),
+        base_single,
+        None,
+    );
+    row(
+        format!("baseline: plain durable inserts, {} rows/tx", args.batch),
+        base_batched,
+        None,
+    );
+    row(
+        format!("unmatched events, single pushes, C={}", args.concurrency),
+        unmatched.rate,
+        Some(unmatched.quantile(0.99)),
+    );
+    row(
+        format!(
+            "placed events + rules (warning), single pushes, C={}",
+            args.concurrency
+        ),
+        placed.rate,
+        Some(placed.quantile(0.99)),
+    );
+    row(
+        format!(
+            "placed events + rules (warning), ndjson batches of {}, C={}",
+            args.batch, args.batch_concurrency
+        ),
+        batched.rate,
+        Some(batched.quantile(0.99)),
     );
     println!(
-        "  placed events + warning rules {placed_rate:>6.0} events/s  ({:.0}% of baseline)",
-        100.0 * placed_rate / base_rate
+        "  event→warning latency (201 after the warning is durable): single p50 {:.1} ms, p99 {:.1} ms; batch p50 {:.1} ms, p99 {:.1} ms",
+        placed.quantile(0.5),
+        placed.quantile(0.99),
+        batched.quantile(0.5),
+        batched.quantile(0.99)
     );
     println!(
         "  upload {} households ({:.1} MiB CSV) in {upload_s:.1} s ({:.0}/s)",
@@ -308,7 +548,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         f64::from(args.households) / upload_s
     );
     println!(
-        "  hub memory: RSS {} → {} MiB, peak (VmHWM) {} → {} MiB",
+        "  hub RSS during the upload ({} samples, 20 ms apart): {:.0}–{:.0} MiB, first quarter mean {first_q:.0} MiB, last quarter mean {last_q:.0} MiB; before {} MiB, after {} MiB; peak (VmHWM) {} → {} MiB",
+        rss.len(),
+        rss_min as f64 / 1024.0,
+        rss_max as f64 / 1024.0,
         before.0 / 1024,
         after.0 / 1024,
         before.1 / 1024,

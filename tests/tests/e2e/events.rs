@@ -566,6 +566,158 @@ async fn uploads_are_streamed_and_idempotent(s: &Setup, db: &Db) -> anyhow::Resu
     Ok(())
 }
 
+/// A batch push (`application/x-ndjson`): one answer line per event, in order, each with the
+/// status, receipt or refusal a single push would get; the events share group commits with their
+/// access-log entries and warnings.
+async fn events_are_pushed_in_batches(s: &Setup, db: &Db) -> anyhow::Result<()> {
+    let dir = s.env.path();
+    let (sick, other, stranger) = (resident(11), resident(12), resident(13));
+    for who in [&sick, &other] {
+        let (status, b) = s
+            .post(
+                CIVIL,
+                "/v1/monitoring/households",
+                &monitored(who, "dibao_edge"),
+            )
+            .await?;
+        assert_eq!(status, 201, "{b}");
+    }
+    // Pushed alone first: in the batch it is answered as seen before.
+    let early = sign(dir, "health", event("health.hospitalisation", &other));
+    let (status, early_receipt) = s.push(&cert("health"), &early).await?;
+    assert_eq!(status, 201, "{early_receipt}");
+
+    let warned = event("health.hospitalisation", &sick);
+    let warned_signed = sign(dir, "health", warned.clone());
+    let kept = sign(dir, "health", event("health.hospitalisation", &stranger));
+    let mut forged = sign(dir, "health", event("health.hospitalisation", &stranger));
+    forged["event"]["details"]["out_of_pocket_fen"] = json!(1);
+    let labor = sign(
+        dir,
+        "labor",
+        event("labor.unemployment_registered", &stranger),
+    );
+    let lines = [
+        warned_signed.to_string(),
+        String::new(),
+        kept.to_string(),
+        early.to_string(),
+        forged.to_string(),
+        labor.to_string(),
+        warned_signed.to_string(),
+        "{not json".to_owned(),
+    ];
+    let body = lines.join("\n").into_bytes();
+    let r = s
+        .env
+        .http(&cert("health"))?
+        .post(s.hub.url("/v1/events"))
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await?;
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(
+        r.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/x-ndjson")
+    );
+    let text = r.text().await?;
+    let answers: Vec<Value> = text
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    let got: Vec<(u64, u64, &str, &str)> = answers
+        .iter()
+        .map(|a| {
+            (
+                a["line"].as_u64().unwrap_or_default(),
+                a["status"].as_u64().unwrap_or_default(),
+                a["error"]["code"].as_str().unwrap_or_default(),
+                // A policy refusal's field is the policy layer's business.
+                if a["status"] == 403 {
+                    ""
+                } else {
+                    a["error"]["field"].as_str().unwrap_or_default()
+                },
+            )
+        })
+        .collect();
+    // Lines 1 and 7 carry the same event, judged concurrently: one stores it (201), the other
+    // is answered with its receipt (200), whichever reaches the log writer first.
+    let mut twins = [got[0].1, got[5].1];
+    twins.sort_unstable();
+    assert_eq!(twins, [200, 201], "{text}");
+    let mut got = got;
+    got[0].1 = 201;
+    got[5].1 = 200;
+    assert_eq!(
+        got,
+        [
+            (1, 201, "", ""),
+            (3, 201, "", ""),
+            (4, 200, "", ""),
+            (5, 422, "bad_signature", "signature.value"),
+            (6, 403, "forbidden", ""),
+            (7, 200, "", ""),
+            (8, 400, "malformed", "body"),
+        ],
+        "{text}"
+    );
+    assert_eq!(answers[0]["receipt"]["matched"], true, "{text}");
+    assert_eq!(answers[1]["receipt"]["matched"], false, "{text}");
+    assert_eq!(answers[2]["receipt"], early_receipt, "{text}");
+    assert_eq!(answers[5]["receipt"], answers[0]["receipt"], "{text}");
+    assert!(!text.contains(&stranger) && !text.contains(&sick));
+    // Stored once each, the warning raised in the same commit as the row and the entry.
+    let id = warned.event_id.to_string();
+    assert_eq!(
+        db.count(&format!(
+            "SELECT COUNT(*) FROM dept_events WHERE event_id = '{id}'"
+        ))
+        .await?,
+        1
+    );
+    assert_eq!(
+        db.count(&format!(
+            "SELECT COUNT(*) FROM warnings WHERE first_event = '{id}' AND state = 'open'"
+        ))
+        .await?,
+        1
+    );
+    let index = answers[0]["receipt"]["log_index"]
+        .as_i64()
+        .unwrap_or_default();
+    assert_eq!(
+        db.count(&format!(
+            "SELECT COUNT(*) FROM log_entries WHERE idx = {index} AND action = 'event_received'"
+        ))
+        .await?,
+        1
+    );
+
+    // Limits: an empty batch, another media type.
+    let (status, b) = s
+        .send_raw(
+            &cert("health"),
+            "/v1/events",
+            "application/x-ndjson",
+            b"\n\n".to_vec(),
+        )
+        .await?;
+    assert_eq!(refusal(status, &b), (400, "malformed", "body"), "{b}");
+    let (status, b) = s
+        .send_raw(&cert("health"), "/v1/events", "text/plain", b"{}".to_vec())
+        .await?;
+    assert_eq!(
+        refusal(status, &b),
+        (415, "unsupported_media_type", "content-type"),
+        "{b}"
+    );
+    Ok(())
+}
+
 async fn on_sqlite<F>(scenario: F) -> anyhow::Result<()>
 where
     F: AsyncFnOnce(&Setup, &Db) -> anyhow::Result<()>,
@@ -588,6 +740,16 @@ where
     s.stop().await;
     pg.drop_db().await?;
     Ok(())
+}
+
+#[tokio::test]
+async fn events_are_pushed_in_batches_on_sqlite() -> anyhow::Result<()> {
+    on_sqlite(events_are_pushed_in_batches).await
+}
+
+#[tokio::test]
+async fn events_are_pushed_in_batches_on_postgres() -> anyhow::Result<()> {
+    on_postgres(events_are_pushed_in_batches).await
 }
 
 #[tokio::test]
