@@ -135,14 +135,15 @@ pub enum PkiCommand {
         /// File stem: writes NAME.pem and NAME.key.
         #[arg(long)]
         name: String,
-        /// caseworker | department | auditor | admin | intake
+        /// caseworker | department | auditor | admin | intake | village_assistant
         #[arg(long)]
         role: String,
         /// Organisation; for departments one of civil_affairs, health, education, housing, labor, justice, disability;
         /// for intake systems their channel (hotline_12345 or qr_help).
         #[arg(long)]
         org: String,
-        /// Administrative division: 6-digit county or 9-digit township code.
+        /// Administrative division: 6-digit county or 9-digit township code (12-digit village for a
+        /// village assistant).
         #[arg(long)]
         division: String,
         /// Stable principal id ([A-Za-z0-9._-]).

@@ -172,6 +172,18 @@ pub fn demo_clients() -> Vec<(String, ClientSpec)> {
                 display_name: "济宁市12345热线平台 (12345 hotline platform)".into(),
             },
         ),
+        (
+            // 村级救助协理员 of 航运新村居委会, a village of 许庄街道: files village reports and sees
+            // that village's warnings and reports only.
+            "village-assistant".to_owned(),
+            ClientSpec {
+                role: Role::VillageAssistant,
+                organisation: "cw-370811002001".into(),
+                division: "370811002001".into(),
+                principal: "va-hangyun-01".into(),
+                display_name: "航运新村居委会救助协理员 (Hangyun village assistant)".into(),
+            },
+        ),
     ];
     for d in Department::ALL {
         out.push((

@@ -158,6 +158,14 @@ pub fn parse_identity_uri(
     let division_code = DivisionCode::parse(division).map_err(|e| {
         IdentityError::BadDivision(division.chars().take(16).collect(), e.to_string())
     })?;
+    // A village division belongs to a village assistant, and a village assistant to a village.
+    let village = division_code.level() == schemas::division::DivisionLevel::Village;
+    if village != (role == Role::VillageAssistant) {
+        return Err(IdentityError::BadDivision(
+            (*division).to_owned(),
+            "a village assistant has a 12-digit village division; no other role has one".into(),
+        ));
+    }
     if !division_code.as_str().starts_with(&rules.division_prefix) {
         return Err(IdentityError::ForeignDivision(
             (*division).to_owned(),
@@ -270,6 +278,18 @@ mod tests {
         check(
             "spiffe://jishijiu.jining/intake/walk_in/370800/x",
             Err("identity_unknown_channel"),
+        );
+        check(
+            "spiffe://jishijiu.jining/village_assistant/cw-370811002001/370811002001/va-1",
+            Ok((Role::VillageAssistant, "cw-370811002001", "370811002001")),
+        );
+        check(
+            "spiffe://jishijiu.jining/village_assistant/o/370811002/va-1",
+            Err("identity_bad_division"),
+        );
+        check(
+            "spiffe://jishijiu.jining/caseworker/o/370811002001/cw-1",
+            Err("identity_bad_division"),
         );
     }
 }

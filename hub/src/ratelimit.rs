@@ -468,6 +468,8 @@ impl RateLimits {
             (Role::Auditor, cfg.auditor),
             (Role::Admin, cfg.admin),
             (Role::Intake, cfg.intake),
+            // A village assistant works at a caseworker's pace.
+            (Role::VillageAssistant, cfg.caseworker),
         ]
         .into_iter()
         .map(|(role, b)| (role, RateLimiter::keyed(quota(b))))

@@ -65,6 +65,10 @@ pub enum Action {
     ReadWarning,
     /// 处置预警: acknowledge, dismiss or convert a warning to a case.
     HandleWarning,
+    /// 提交村级报告: a village assistant reports a household of its village (村级报告).
+    FileVillageReport,
+    /// 村级报告列表: list village reports (no resident ID in the list).
+    ListVillageReports,
 }
 
 /// What kind of resource an action is about; decides which Cedar entity type the engine builds.
@@ -78,10 +82,11 @@ pub(crate) enum ResourceKind {
     Slip,
     MonitoringList,
     Warning,
+    VillageReport,
 }
 
 impl Action {
-    pub const ALL: [Action; 28] = [
+    pub const ALL: [Action; 30] = [
         Action::RequestVerification,
         Action::ViewReport,
         Action::ViewRawValues,
@@ -110,6 +115,8 @@ impl Action {
         Action::ListWarnings,
         Action::ReadWarning,
         Action::HandleWarning,
+        Action::FileVillageReport,
+        Action::ListVillageReports,
     ];
 
     /// The stable code, also the Cedar action id.
@@ -143,6 +150,8 @@ impl Action {
             Action::ListWarnings => "list_warnings",
             Action::ReadWarning => "read_warning",
             Action::HandleWarning => "handle_warning",
+            Action::FileVillageReport => "file_village_report",
+            Action::ListVillageReports => "list_village_reports",
         }
     }
 
@@ -181,6 +190,8 @@ impl Action {
             Action::ListWarnings => "查看预警列表",
             Action::ReadWarning => "查看预警",
             Action::HandleWarning => "处置预警",
+            Action::FileVillageReport => "提交村级报告",
+            Action::ListVillageReports => "查看村级报告列表",
         }
     }
 
@@ -210,6 +221,7 @@ impl Action {
             Action::ListWarnings | Action::ReadWarning | Action::HandleWarning => {
                 ResourceKind::Warning
             }
+            Action::FileVillageReport | Action::ListVillageReports => ResourceKind::VillageReport,
         }
     }
 

@@ -360,6 +360,14 @@ impl PolicyEngine {
                     ("division", division_ref()),
                 ],
             ),
+            Role::VillageAssistant => (
+                "VillageAssistant",
+                vec![
+                    ("uri", string(&identity.uri)),
+                    ("organisation", string(&identity.organisation)),
+                    ("division", division_ref()),
+                ],
+            ),
         };
         let principal = b
             .add(ptype, &identity.principal, pattrs, None)
@@ -443,6 +451,15 @@ impl PolicyEngine {
                     attrs.push(("state", string(state)));
                 }
                 b.add("Warning", "warning", attrs, None)
+            }
+            ResourceKind::VillageReport => {
+                let mut attrs = Vec::new();
+                if let Some(region) = &resource.region {
+                    b.division(region)
+                        .map_err(|e| internal("resource.region", e))?;
+                    attrs.push(("region", b_ref("Division", region.as_str())));
+                }
+                b.add("VillageReport", "village_report", attrs, None)
             }
             ResourceKind::DepartmentEndpoint => {
                 let Some(dept) = resource.department else {
@@ -571,6 +588,7 @@ impl PolicyEngine {
                 Role::Auditor => "审计员",
                 Role::Admin => "管理员",
                 Role::Intake => "受理渠道",
+                Role::VillageAssistant => "村级救助协理员",
             };
             return format!(
                 "{role_zh}无权{} / the {} role may not perform {}",
@@ -585,6 +603,7 @@ impl PolicyEngine {
 
 fn level_code(d: &DivisionCode) -> &'static str {
     match d.level() {
+        DivisionLevel::Village => "village",
         DivisionLevel::Township => "township",
         DivisionLevel::County => "county",
         DivisionLevel::City => "city",
@@ -592,16 +611,9 @@ fn level_code(d: &DivisionCode) -> &'static str {
     }
 }
 
-/// The division directly above `d`: township → county → city → province → none.
+/// The division directly above `d`: village → township → county → city → province → none.
 fn parent_division(d: &DivisionCode) -> Option<DivisionCode> {
-    let s = d.as_str();
-    let up = match d.level() {
-        DivisionLevel::Township => s[..6].to_owned(),
-        DivisionLevel::County => format!("{}00", &s[..4]),
-        DivisionLevel::City => format!("{}0000", &s[..2]),
-        DivisionLevel::Province => return None,
-    };
-    DivisionCode::parse(&up).ok()
+    d.parent()
 }
 
 fn uid(ty: &str, id: &str) -> Result<EntityUid, String> {

@@ -95,6 +95,11 @@ pub enum Action {
     WarningRead,
     /// 处置预警: a warning was acknowledged, dismissed or converted to a case.
     WarningMoved,
+    /// 提交村级报告: a village assistant filed a village report about a household (subject: the
+    /// household head's pseudonym).
+    VillageReportFiled,
+    /// 查看村级报告: village reports were listed.
+    VillageReportRead,
 }
 
 /// The policy decision (策略决定).
@@ -671,6 +676,8 @@ mod tests {
             (Action::MonitoringRead, "monitoring_read"),
             (Action::WarningRead, "warning_read"),
             (Action::WarningMoved, "warning_moved"),
+            (Action::VillageReportFiled, "village_report_filed"),
+            (Action::VillageReportRead, "village_report_read"),
         ] {
             let mut e = sample();
             e.action = action;

@@ -2,20 +2,23 @@
 //!
 //! A county-level code has 6 digits (GB/T 2260, e.g. `370811` 任城区); a township-level code has 9
 //! digits: the county code followed by the 3-digit township part of the statistical division code
-//! (e.g. `370811002` 许庄街道). A [`DivisionCode`] is always one of the two shapes.
+//! (e.g. `370811002` 许庄街道); a village-level code (村民委员会 / 居民委员会) has 12: the township code
+//! followed by its 3-digit village part (e.g. `370811002001` 航运新村居委会). A [`DivisionCode`] is
+//! always one of the three shapes. Containment follows the digits: a county contains its townships
+//! and their villages, a township its villages.
 
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// An administrative-division code, county (6 digits) or township (9 digits).
+/// An administrative-division code: county (6 digits), township (9 digits) or village (12 digits).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DivisionCode(String);
 
 /// Why a string is not a division code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DivisionCodeError {
-    #[error("must be 6 (county) or 9 (township) digits, got {0} characters")]
+    #[error("must be 6 (county), 9 (township) or 12 (village) digits, got {0} characters")]
     Length(usize),
     #[error("must contain digits only")]
     NotDigits,
@@ -35,12 +38,14 @@ pub enum DivisionLevel {
     County,
     /// 乡级 (township, town, street office)
     Township,
+    /// 村级 (村民委员会 village committee, 居民委员会 residents' committee)
+    Village,
 }
 
 impl DivisionCode {
-    /// Parse a 6- or 9-digit code.
+    /// Parse a 6-, 9- or 12-digit code.
     pub fn parse(s: &str) -> Result<Self, DivisionCodeError> {
-        if s.len() != 6 && s.len() != 9 {
+        if s.len() != 6 && s.len() != 9 && s.len() != 12 {
             return Err(DivisionCodeError::Length(s.chars().count()));
         }
         if !s.bytes().all(|b| b.is_ascii_digit()) {
@@ -57,7 +62,9 @@ impl DivisionCode {
     }
 
     pub fn level(&self) -> DivisionLevel {
-        if self.0.len() == 9 {
+        if self.0.len() == 12 {
+            DivisionLevel::Village
+        } else if self.0.len() == 9 {
             DivisionLevel::Township
         } else if self.0.ends_with("0000") {
             DivisionLevel::Province
@@ -73,17 +80,36 @@ impl DivisionCode {
         DivisionCode(self.0[..6].to_owned())
     }
 
+    /// The 9-digit township this code lies in: itself for a township, its township for a village,
+    /// `None` above the township level.
+    pub fn township(&self) -> Option<DivisionCode> {
+        (self.0.len() >= 9).then(|| DivisionCode(self.0[..9].to_owned()))
+    }
+
+    /// The division directly above: village → township → county → city → province; `None` for a
+    /// province.
+    pub fn parent(&self) -> Option<DivisionCode> {
+        let up = match self.level() {
+            DivisionLevel::Village => self.0[..9].to_owned(),
+            DivisionLevel::Township => self.0[..6].to_owned(),
+            DivisionLevel::County => format!("{}00", &self.0[..4]),
+            DivisionLevel::City => format!("{}0000", &self.0[..2]),
+            DivisionLevel::Province => return None,
+        };
+        Some(DivisionCode(up))
+    }
+
     /// The significant prefix: the digits that every division inside this one shares.
     fn prefix(&self) -> &str {
         match self.level() {
             DivisionLevel::Province => &self.0[..2],
             DivisionLevel::City => &self.0[..4],
-            DivisionLevel::County | DivisionLevel::Township => &self.0,
+            DivisionLevel::County | DivisionLevel::Township | DivisionLevel::Village => &self.0,
         }
     }
 
-    /// True when `other` is this division or lies inside it (a township inside its county, a county
-    /// inside its city).
+    /// True when `other` is this division or lies inside it (a village inside its township and
+    /// county, a township inside its county, a county inside its city).
     pub fn contains(&self, other: &DivisionCode) -> bool {
         other.0.starts_with(self.prefix())
     }
@@ -128,8 +154,8 @@ impl schemars::JsonSchema for DivisionCode {
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
             "type": "string",
-            "description": "行政区划代码: 6-digit county or 9-digit township code",
-            "pattern": "^[0-9]{6}([0-9]{3})?$"
+            "description": "行政区划代码: 6-digit county, 9-digit township or 12-digit village code",
+            "pattern": "^[0-9]{6}([0-9]{3}([0-9]{3})?)?$"
         })
     }
 }
@@ -154,6 +180,9 @@ mod tests {
         check("370811002", Ok(DivisionLevel::Township));
         check("37081", Err(DivisionCodeError::Length(5)));
         check("3708110021", Err(DivisionCodeError::Length(10)));
+        check("370811002001", Ok(DivisionLevel::Village));
+        check("3708110020011", Err(DivisionCodeError::Length(13)));
+        check("37081100200a", Err(DivisionCodeError::NotDigits));
         check("37081a", Err(DivisionCodeError::NotDigits));
         check("000811", Err(DivisionCodeError::ZeroPrefix));
     }
@@ -172,5 +201,29 @@ mod tests {
         assert!(city.contains(&county) && city.contains(&other) && city.contains(&town));
         assert!(!county.contains(&city));
         assert!(!city.contains(&DivisionCode::parse("370100").unwrap()));
+    }
+
+    #[test]
+    fn villages_lie_in_their_township_and_county() {
+        let village = DivisionCode::parse("370811002001").unwrap();
+        let town = DivisionCode::parse("370811002").unwrap();
+        let county = DivisionCode::parse("370811").unwrap();
+        let neighbour = DivisionCode::parse("370811002003").unwrap();
+        let elsewhere = DivisionCode::parse("370811003001").unwrap();
+        assert!(town.contains(&village) && county.contains(&village));
+        assert!(village.contains(&village) && !village.contains(&neighbour));
+        assert!(!village.contains(&town) && !town.contains(&elsewhere));
+        assert_eq!(village.parent(), Some(town.clone()));
+        assert_eq!(town.parent(), Some(county.clone()));
+        assert_eq!(village.township(), Some(town.clone()));
+        assert_eq!(county.township(), None);
+        assert_eq!(village.county(), county);
+        assert_eq!(
+            county
+                .parent()
+                .and_then(|c| c.parent())
+                .and_then(|p| p.parent()),
+            None
+        );
     }
 }

@@ -30,7 +30,7 @@ use crate::DivisionCode;
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
-    /// 经办人: township/street window caseworker, village assistant, or county officer
+    /// 经办人: township/street window caseworker, or county (city, province) officer
     Caseworker,
     /// 协作部门: a partner department's system
     Department,
@@ -42,15 +42,22 @@ pub enum Role {
     /// hotline platform, the 一码求助 QR service. Its organisation is its channel code
     /// ([`crate::cases::Channel`]); it is not a caseworker and never moves a case.
     Intake,
+    /// 村级救助协理员: a village assistant. Its division is a 12-digit village code; it files
+    /// village reports (村级报告) about households of its village and sees that village's warnings
+    /// and reports, nothing else. A role of its own (not a caseworker with a village division) so
+    /// that no caseworker permit reaches it by accident: Cedar denies it everything that
+    /// `village.cedar` does not permit.
+    VillageAssistant,
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [
+    pub const ALL: [Role; 6] = [
         Role::Caseworker,
         Role::Department,
         Role::Auditor,
         Role::Admin,
         Role::Intake,
+        Role::VillageAssistant,
     ];
 
     pub fn code(self) -> &'static str {
@@ -60,6 +67,7 @@ impl Role {
             Role::Auditor => "auditor",
             Role::Admin => "admin",
             Role::Intake => "intake",
+            Role::VillageAssistant => "village_assistant",
         }
     }
 
@@ -84,7 +92,8 @@ pub struct Identity {
     pub role: Role,
     /// Organisation: a department code (`civil_affairs`, …) for departments, an office id otherwise.
     pub organisation: String,
-    /// Administrative division the identity acts for: 6-digit county or 9-digit township.
+    /// Administrative division the identity acts for: 6-digit county, 9-digit township, or the
+    /// 12-digit village of a village assistant.
     pub division: DivisionCode,
     /// Display name (subject CN), for display only.
     pub display_name: String,

@@ -20,6 +20,7 @@ pub mod pki;
 pub mod population;
 pub mod rng;
 pub mod server;
+pub mod villages;
 
 pub use faults::{Fault, FaultSwitch};
 pub use population::{

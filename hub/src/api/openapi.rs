@@ -540,6 +540,71 @@ const OPS: &[Op] = &[
         not_found: Some("no warning with this id"),
     },
     Op {
+        id: "fileVillageReport",
+        tag: "warning",
+        method: "post",
+        path: "/v1/village-reports",
+        summary: "村级报告 / a village assistant reports a household of its village (the head's resident ID in the body; the household's registered village wins over the one named); the warning rules read it like an event; logged",
+        request: Some("VillageReportRequest"),
+        responses: &[
+            (
+                201,
+                Body::Json("VillageReportFiled"),
+                "filed; the warnings it raised or joined",
+            ),
+            (
+                503,
+                Body::Json("ErrorBody"),
+                "`data_key_unconfigured`: the hub holds no data-encryption key",
+            ),
+        ],
+        parameters: &[],
+        authorized: true,
+        not_found: None,
+    },
+    Op {
+        id: "listVillageReports",
+        tag: "warning",
+        method: "get",
+        path: "/v1/village-reports",
+        summary: "村级报告列表 / the village reports the caller may see (a village assistant its village's, a township its villages', a county the county's), newest first; no resident ID, no note; the read is logged",
+        request: None,
+        responses: &[(200, Body::Json("VillageReportList"), "one page")],
+        parameters: &[
+            (
+                "township",
+                "query",
+                false,
+                "only reports of this county (6 digits) or township (9 digits)",
+                r#"{"type":"string","pattern":"^(0[1-9]|[1-9][0-9])[0-9]{4}([0-9]{3})?$"}"#,
+            ),
+            (
+                "village",
+                "query",
+                false,
+                "only reports of this village (12 digits)",
+                r#"{"type":"string","pattern":"^[0-9]{12}$"}"#,
+            ),
+            (
+                "observation",
+                "query",
+                false,
+                "only reports of this observation",
+                r#"{"type":"string","enum":["no_income","serious_illness","disability","dangerous_house","living_alone","other"]}"#,
+            ),
+            (
+                "cursor",
+                "query",
+                false,
+                "next_cursor of the previous page",
+                r#"{"type":"string","format":"uuid"}"#,
+            ),
+            LIMIT_PARAM,
+        ],
+        authorized: true,
+        not_found: None,
+    },
+    Op {
         id: "uploadMonitoringList",
         tag: "warning",
         method: "post",
@@ -1467,6 +1532,9 @@ pub fn component_schemas() -> Map<String, Value> {
         crate::warning::queue::AcknowledgeBody,
         crate::warning::queue::DismissBody,
         crate::warning::queue::ConvertBody,
+        crate::warning::village::VillageReportRequest,
+        crate::warning::village::VillageReportFiled,
+        crate::warning::village::VillageReportList,
     );
     let mut out: Map<String, Value> = generator.take_definitions(true).into_iter().collect();
     out.insert(

@@ -143,7 +143,7 @@ fn prefix(d: &DivisionCode) -> &str {
     match d.level() {
         DivisionLevel::Province => &d.as_str()[..2],
         DivisionLevel::City => &d.as_str()[..4],
-        DivisionLevel::County | DivisionLevel::Township => d.as_str(),
+        DivisionLevel::County | DivisionLevel::Township | DivisionLevel::Village => d.as_str(),
     }
 }
 

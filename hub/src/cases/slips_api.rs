@@ -648,7 +648,9 @@ fn addressee(id: &Identity) -> (ResourceCtx, Option<String>, Option<String>) {
             let prefix = match id.division.level() {
                 DivisionLevel::Province => &id.division.as_str()[..2],
                 DivisionLevel::City => &id.division.as_str()[..4],
-                DivisionLevel::County | DivisionLevel::Township => id.division.as_str(),
+                DivisionLevel::County | DivisionLevel::Township | DivisionLevel::Village => {
+                    id.division.as_str()
+                }
             };
             (r, None, Some(prefix.to_owned()))
         }

@@ -77,6 +77,7 @@ pub fn role_zh(r: schemas::Role) -> &'static str {
         schemas::Role::Auditor => "审计员",
         schemas::Role::Admin => "管理员",
         schemas::Role::Intake => "受理渠道",
+        schemas::Role::VillageAssistant => "村级救助协理员",
     }
 }
 

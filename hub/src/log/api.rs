@@ -605,6 +605,8 @@ fn action_zh(a: Action) -> &'static str {
         Action::WarningMoved => {
             "处置预警（确认、排除、转为案件）/ warning acknowledged, dismissed or converted"
         }
+        Action::VillageReportFiled => "提交村级报告 / village report filed",
+        Action::VillageReportRead => "查看村级报告 / village reports read",
     }
 }
 

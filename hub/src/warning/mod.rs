@@ -10,7 +10,9 @@
 //!   stores (or later places) an event: one open warning per household and rule.
 //! - [`queue`]: `GET /v1/warnings`, `GET /v1/warnings/{id}`, `POST /v1/warnings/{id}/acknowledge`,
 //!   `/dismiss`, `/convert` (to a case, channel `warning`).
-//! - [`store`]: the `warnings` and `warning_signals` tables (`0013_warnings.sql`) and the `dept_events`, `monitored_households` and `monitoring_uploads` tables
+//! - [`village`]: `POST /v1/village-reports` (a village assistant reports a household of its
+//!   village; the report feeds the rules like an event) and `GET /v1/village-reports`.
+//! - [`store`]: the `village_reports` table (`0015_village_reports.sql`), the `warnings` and `warning_signals` tables (`0013_warnings.sql`) and the `dept_events`, `monitored_households` and `monitoring_uploads` tables
 //!   (`0011_events_monitoring.sql`, SQLite and PostgreSQL).
 //!
 //! Invariants:
@@ -33,6 +35,7 @@ pub mod monitoring;
 pub mod queue;
 pub mod rules;
 pub mod store;
+pub mod village;
 
 use std::collections::BTreeSet;
 
@@ -54,6 +57,7 @@ pub fn routes() -> Router<AppState> {
     events::routes()
         .merge(monitoring::routes())
         .merge(queue::routes())
+        .merge(village::routes())
 }
 
 /// The body limit of a route of this module that takes more than `server.max_body_bytes` (the

@@ -8,8 +8,9 @@
 //! moves, like cases.
 //!
 //! Invariants: Cedar decides every read and move (`list_warnings`, `read_warning`,
-//! `handle_warning` in `warning.cedar`: a township caseworker its township's warnings, a county
-//! supervisor the county's); every read — the list included — and every move is an access-log
+//! `handle_warning` in `warning.cedar` and `village.cedar`: a township caseworker its township's
+//! warnings, a county supervisor the county's, a village assistant reads its village's and moves
+//! none); every read — the list included — and every move is an access-log
 //! entry, a refusal too. No resident ID in any answer: a warning shows the household's township,
 //! village and the kinds, departments and times of its signals.
 
@@ -289,9 +290,12 @@ fn changed() -> ApiError {
     )
 }
 
+/// A warning's region is its village when known, else its township: a village assistant sees its
+/// village's warnings, a township (county) everything below it (`village.cedar`).
 fn resource(row: &WarningRow) -> Result<ResourceCtx, ApiError> {
+    let at = row.village.as_deref().unwrap_or(&row.township);
     Ok(ResourceCtx {
-        region: Some(DivisionCode::parse(&row.township).map_err(ApiError::internal)?),
+        region: Some(DivisionCode::parse(at).map_err(ApiError::internal)?),
         case_state: Some(row.state.clone()),
         ..Default::default()
     })
@@ -439,8 +443,24 @@ async fn list_warnings(
         })
         .transpose()?;
     let now = ms(OffsetDateTime::now_utc());
+    // A village assistant's queue is its village's part of its township's: the township prefix
+    // and the village (another village asked for lists nothing).
+    let (division, village) = match id.division.township() {
+        Some(t) if id.division.level() == schemas::division::DivisionLevel::Village => {
+            let own = id.division.to_string();
+            let asked_other = village.as_ref().is_some_and(|v| *v != own);
+            (
+                t.to_string(),
+                Some(if asked_other { String::new() } else { own }),
+            )
+        }
+        _ => (
+            crate::cases::api::division_prefix(&id.division).to_owned(),
+            village,
+        ),
+    };
     let filter = wstore::WarningFilter {
-        division: crate::cases::api::division_prefix(&id.division).to_owned(),
+        division,
         township,
         village,
         state: q.state.map(|s| s.code().to_owned()),

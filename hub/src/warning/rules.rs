@@ -290,6 +290,51 @@ pub async fn insert_event_in(
     Ok(Some(raised))
 }
 
+/// Store a village report: its event row (so the rules read it like a department event), the
+/// rule evaluation, and the report row naming the warning it raised or joined, in one
+/// transaction. `None` when its id is taken (nothing is written).
+pub async fn insert_village_report(
+    db: &Db,
+    engine: &policies::PolicyEngine,
+    e: &EventRow,
+    details: &Map<String, Value>,
+    report: &super::store::VillageReportRow,
+) -> Result<Option<Vec<Raised>>, StoreError> {
+    let sql = super::store::insert_event_sql();
+    let facts = EventFacts {
+        event_id: &e.event_id,
+        kind: &e.kind,
+        occurred_ms: e.occurred_ms,
+        household: &e.subject,
+        township: e.township.as_deref(),
+        village: e.village.as_deref(),
+        details,
+    };
+    let raised = on_db!(db, p, _DB => {
+        let mut tx = p.begin().await?;
+        let n = super::store::bind_event_row!(sqlx::query(sqlx::AssertSqlSafe(sql)), e)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n != 1 {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let raised = evaluate_in_tx!(tx, engine, &facts, e.received_ms);
+        let warning_id = raised.first().map(|r| r.warning_id.clone());
+        super::store::bind_village_report!(
+            sqlx::query(super::store::INSERT_VILLAGE_REPORT),
+            report,
+            warning_id
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        raised
+    });
+    Ok(Some(raised))
+}
+
 /// Place one unmatched event in the household's township and village (from the monitoring list)
 /// and evaluate the rules on it, in one transaction. `None` when it was placed meanwhile.
 pub async fn place_event(

@@ -557,3 +557,91 @@ pub async fn move_warning(
     }
     get_warning(db, &row.id).await
 }
+
+// ==== village reports (0015_village_reports.sql) ====
+
+/// A village report as stored (the warning it raised is bound separately).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct VillageReportRow {
+    /// Report id (UUIDv7), also its event's id in `dept_events`.
+    pub id: String,
+    pub created_ms: i64,
+    /// The full identity URI of the assistant who filed it.
+    pub filed_by: String,
+    pub township: String,
+    pub village: String,
+    /// The household head's keyed pseudonym.
+    pub subject: String,
+    pub observation: String,
+    pub observed_ms: i64,
+    /// Sealed `{resident_id, note}` (AAD: the report id).
+    pub sealed: String,
+    pub key_id: String,
+    pub warning_id: Option<String>,
+    pub log_index: i64,
+}
+
+const VILLAGE_REPORT_COLUMNS: &str = "id, created_ms, filed_by, township, village, subject, observation, observed_ms, sealed, key_id, warning_id, log_index";
+
+/// The INSERT of a report row; bind it with [`bind_village_report`].
+pub const INSERT_VILLAGE_REPORT: &str = "INSERT INTO village_reports (id, created_ms, filed_by, township, village, subject, observation, observed_ms, sealed, key_id, warning_id, log_index) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+
+/// Bind a [`VillageReportRow`] and its warning id to [`INSERT_VILLAGE_REPORT`].
+macro_rules! bind_village_report {
+    ($q:expr, $r:expr, $warning_id:expr) => {
+        $q.bind(&$r.id)
+            .bind($r.created_ms)
+            .bind(&$r.filed_by)
+            .bind(&$r.township)
+            .bind(&$r.village)
+            .bind(&$r.subject)
+            .bind(&$r.observation)
+            .bind($r.observed_ms)
+            .bind(&$r.sealed)
+            .bind(&$r.key_id)
+            .bind($warning_id)
+            .bind($r.log_index)
+    };
+}
+pub(crate) use bind_village_report;
+
+/// What `GET /v1/village-reports` asks for.
+#[derive(Debug, Clone)]
+pub struct VillageReportFilter {
+    /// The caller's division prefix (6, 9 or 12 digits): only reports of villages inside it.
+    pub division: String,
+    /// A county or township prefix.
+    pub township: Option<String>,
+    pub village: Option<String>,
+    pub observation: Option<String>,
+    /// Only ids before this (newest first).
+    pub before: Option<String>,
+    pub limit: i64,
+}
+
+pub async fn list_village_reports(
+    db: &Db,
+    f: &VillageReportFilter,
+) -> Result<Vec<VillageReportRow>, StoreError> {
+    let sql = format!(
+        "SELECT {VILLAGE_REPORT_COLUMNS} FROM village_reports \
+         WHERE village LIKE $1 \
+           AND ($2 IS NULL OR village LIKE $2) \
+           AND ($3 IS NULL OR village = $3) \
+           AND ($4 IS NULL OR observation = $4) \
+           AND ($5 IS NULL OR id < $5) \
+         ORDER BY id DESC LIMIT $6"
+    );
+    let rows: Vec<VillageReportRow> = on_db!(db, p, _DB => {
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(format!("{}%", f.division))
+            .bind(f.township.as_ref().map(|t| format!("{t}%")))
+            .bind(&f.village)
+            .bind(&f.observation)
+            .bind(&f.before)
+            .bind(f.limit)
+            .fetch_all(p)
+            .await?
+    });
+    Ok(rows)
+}

@@ -607,6 +607,35 @@ const TABLE: &[Row] = &[
             DeniedLogged,
         ],
     ),
+    // Village reports: only a village assistant files (none of these roles); caseworkers list
+    // their jurisdiction's (the village-level cases are in village.rs). Every read and refusal is
+    // logged.
+    row(
+        "post",
+        "/v1/village-reports",
+        [
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+        ],
+    ),
+    row(
+        "get",
+        "/v1/village-reports",
+        [
+            Allowed,
+            Allowed,
+            Allowed,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+        ],
+    ),
     // 控制台: the pages decide as the API routes they call (GET /v1/cases, GET /v1/cases/{id},
     // POST /v1/cases); the form's post without its CSRF token is refused before any decision.
     row(

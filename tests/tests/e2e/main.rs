@@ -24,5 +24,6 @@ mod store;
 mod supervision;
 mod trawling;
 mod verification;
+mod village;
 mod warnings;
 mod withholding;
