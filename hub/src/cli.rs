@@ -213,6 +213,12 @@ pub fn one_line(e: &anyhow::Error) -> String {
 /// The `hub` command; [`run`] reports its error.
 pub fn main() -> anyhow::Result<()> {
     crate::tls::install_default_provider();
+    // Departments added as data (`policies/departments.toml`) parse in every command, also the
+    // offline ones that read log entries or answers without a config (best effort: the shipped
+    // directory; `serve` and the config checks load the configured one).
+    if let Err(e) = policies::Departments::load_dir(&policies::PolicyEngine::shipped_dir()) {
+        tracing::debug!(error = %e, "shipped departments.toml not loaded");
+    }
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => {

@@ -470,6 +470,11 @@ impl Config {
         if let Err((key, message)) = self.rate_limits.validate() {
             return invalid(key, message);
         }
+        // The department directory first (`policies/departments.toml`): it registers the
+        // departments added as data, so `[departments.<code>]` may name them.
+        if let Err(e) = policies::Departments::load_dir(&self.policies.dir) {
+            return invalid("policies.dir", e.to_string());
+        }
         if let Err(message) = self.departments.validate() {
             return invalid("departments", message);
         }

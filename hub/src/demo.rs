@@ -185,7 +185,7 @@ pub fn demo_clients() -> Vec<(String, ClientSpec)> {
             },
         ),
     ];
-    for d in Department::ALL {
+    for d in demo_departments() {
         out.push((
             format!("dept-{}", d.code().replace('_', "-")),
             ClientSpec {
@@ -198,6 +198,18 @@ pub fn demo_clients() -> Vec<(String, ClientSpec)> {
         ));
     }
     out
+}
+
+/// The demo's departments: the seven built-ins and those the shipped `policies/departments.toml`
+/// adds as data (应急管理 `emergency`), which loading it registers.
+pub fn demo_departments() -> Vec<Department> {
+    match policies::Departments::load_dir(&policies::PolicyEngine::shipped_dir()) {
+        Ok(d) => d.iter().map(|s| s.department).collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "policies/departments.toml refused; the demo has the built-in departments only");
+            Department::ALL.to_vec()
+        }
+    }
 }
 
 /// Create or reuse everything under `dir`; returns the path of the config file.
@@ -369,7 +381,7 @@ pub async fn start_departments(dir: &Path) -> anyhow::Result<DemoDepartments> {
         "# Simulated departments of the demo (connector protocol v1 over mTLS).\n\
          # Client certificate: pki/hub-outbound.pem; server CA: pki/ca.pem.\n",
     );
-    for d in Department::ALL {
+    for d in demo_departments() {
         let server = format!("dept-{}-server", dept_slug(d));
         if !pki.cert_path(&server).exists() {
             pki.issue_server(

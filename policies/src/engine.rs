@@ -183,6 +183,7 @@ struct Inner {
     calendar: WorkingCalendar,
     deadlines: Deadlines,
     warnings: WarningRules,
+    departments: crate::departments::Departments,
     authorizer: Authorizer,
 }
 
@@ -199,7 +200,10 @@ impl PolicyEngine {
     /// the file and line or key of every problem found.
     pub fn load(dir: impl AsRef<Path>) -> Result<PolicyEngine, PolicyError> {
         let dir = dir.as_ref();
+        // First: the other files may name a department it adds.
+        let departments = crate::departments::Departments::load_dir(dir)?;
         let cedar = load_cedar(&dir.join(CEDAR_DIR))?;
+        check_agencies(&dir.join(CEDAR_DIR), &departments)?;
         let profiles = Profiles::load(dir.join(PROFILES_DIR))?;
         let standards = Standards::load(dir.join(STANDARDS_DIR))?;
         let calendar_dir = dir.join(CALENDAR_DIR);
@@ -221,6 +225,7 @@ impl PolicyEngine {
                 calendar,
                 deadlines,
                 warnings,
+                departments,
                 authorizer: Authorizer::new(),
             }),
         })
@@ -270,6 +275,12 @@ impl PolicyEngine {
     /// The early-warning rules loaded with these policies (`warnings.toml`; none without it).
     pub fn warnings(&self) -> &WarningRules {
         &self.inner.warnings
+    }
+
+    /// The department directory loaded with these policies (`departments.toml`; the seven
+    /// built-ins without it).
+    pub fn departments(&self) -> &crate::departments::Departments {
+        &self.inner.departments
     }
 
     /// Decide whether `identity` may perform `action` on `resource` in circumstances `request`.
@@ -707,6 +718,41 @@ pub(crate) fn files_with_ext(dir: &Path, ext: &str) -> Result<Vec<PathBuf>, Poli
 
 pub(crate) fn read(path: &Path) -> Result<String, PolicyError> {
     std::fs::read_to_string(path).map_err(|e| PolicyError::io(path, e))
+}
+
+/// Every department of `departments.toml` must be an `Agency` of the Cedar schema
+/// (`entity Agency enum [...]`), so that a department added as data is decided like the others
+/// and a typo in a policy's `Agency::"…"` stays a validation error.
+fn check_agencies(
+    dir: &Path,
+    departments: &crate::departments::Departments,
+) -> Result<(), PolicyError> {
+    for file in files_with_ext(dir, "cedarschema")? {
+        let src = read(&file)?;
+        let Some(rest) = src.split_once("entity Agency enum [").map(|(_, r)| r) else {
+            continue;
+        };
+        let list = rest.split_once(']').map_or("", |(l, _)| l);
+        let codes: Vec<&str> = list
+            .lines()
+            .map(|l| l.split_once("//").map_or(l, |(a, _)| a))
+            .flat_map(|l| l.split(','))
+            .map(|c| c.trim().trim_matches('"'))
+            .filter(|c| !c.is_empty())
+            .collect();
+        for d in departments.iter() {
+            if !codes.contains(&d.department.code()) {
+                return Err(PolicyError::Missing {
+                    path: file.clone(),
+                    what: format!(
+                        "entity Agency enum: add \"{}\" (a department of departments.toml)",
+                        d.department.code()
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 fn load_cedar(dir: &Path) -> Result<CedarSet, PolicyError> {

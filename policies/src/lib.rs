@@ -17,6 +17,8 @@
 //!   year has no file.
 //! - [`deadlines`]: [`Deadlines`] — the clocks' durations (`clocks.toml`): the case clocks and each
 //!   referral-slip kind's default and longest period.
+//! - [`departments`]: [`Departments`] — the department directory (`departments.toml`): code,
+//!   names, fact kinds and event kinds of each department, the seven built-ins always present.
 //! - [`warnings`]: [`WarningRules`] — the early-warning rules (`warnings.toml`): which events
 //!   raise a warning of which tier for whom, evaluated purely at ingest and by `hub policy check`.
 //! - [`table`]: [`run_decision_table`] — run a decision table against an engine.
@@ -26,6 +28,7 @@
 pub mod action;
 pub mod calendar;
 pub mod deadlines;
+pub mod departments;
 pub mod engine;
 pub mod error;
 pub mod profiles;
@@ -37,6 +40,7 @@ pub mod warnings;
 pub use action::Action;
 pub use calendar::{CalendarError, CalendarYear, Day, DayKind, Deadline, WorkingCalendar};
 pub use deadlines::{CasePeriods, Deadlines, Period, SlipPeriods};
+pub use departments::{DepartmentSpec, Departments};
 pub use engine::{AuthorizationStatus, Decision, PolicyEngine, RequestCtx, ResourceCtx};
 pub use error::{PolicyError, SourceProblem};
 pub use profiles::{IncomeRule, Profiles, PurposeProfile};

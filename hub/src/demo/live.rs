@@ -15,9 +15,10 @@
 //!   published for it in `departments.toml`) about the synthetic population: mostly about heads
 //!   of households civil affairs put on the monitoring list at start-up ([`load_monitoring`]),
 //!   which the hub places, and about one in seven about people it cannot place (kept as
-//!   unmatched, `GET /v1/events/unmatched`). Disaster victims (`emergency.disaster_victim`) are
-//!   not sent: no demo department is emergency management (应急管理), and a department may only
-//!   send its own kinds.
+//!   unmatched, `GET /v1/events/unmatched`). Disaster victims (`emergency.disaster_victim`) come
+//!   from emergency management (应急管理, `dept-emergency`), the department the shipped
+//!   `policies/departments.toml` adds as data; the rule `disaster_victim` makes them emergency-tier
+//!   warnings (急难, 2 hours).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -175,7 +176,12 @@ async fn answer_slips(dir: PathBuf, hub: SocketAddr, d: Department, cfg: LiveCon
     let delay = cfg.slip_answer_delay;
     let poll = (delay / 4).clamp(Duration::from_millis(500), Duration::from_secs(15));
     let mut first_seen: HashMap<String, Instant> = HashMap::new();
-    let mut rng = SimRng::new(super::DEMO_SEED ^ d as u64);
+    // The department's position (its old enum discriminant), so the draws stay as they were.
+    let n = Department::ALL
+        .iter()
+        .position(|x| *x == d)
+        .unwrap_or(Department::ALL.len());
+    let mut rng = SimRng::new(super::DEMO_SEED ^ n as u64);
     loop {
         tokio::time::sleep(poll).await;
         for state in ["issued", "accepted"] {
@@ -321,7 +327,7 @@ fn event_for<'a>(
         .to_offset(time::macros::offset!(+8))
         .date()
         .to_string();
-    let pick = rng.below(if matched { 10 } else { 11 });
+    let pick = rng.below(if matched { 11 } else { 12 });
     let (d, kind, person, details) = match pick {
         0..=2 => {
             let total = rng.range(1_000_000, 20_000_000);
@@ -396,6 +402,20 @@ fn event_for<'a>(
             head,
             json!({ "released_on": on }),
         ),
+        10 => {
+            // A disaster (flood, storm, …) recorded by emergency management, when the policies
+            // have it (departments.toml).
+            let disasters = ["flood", "rainstorm", "hail", "fire"];
+            (
+                Department::from_code("emergency")?,
+                "emergency.disaster_victim",
+                head,
+                json!({
+                    "disaster": disasters[rng.below(disasters.len() as u64) as usize],
+                    "house_damaged": rng.chance(0.5),
+                }),
+            )
+        }
         _ => {
             // A child of school age who left school (about a household member, not its head).
             let child = population
@@ -437,7 +457,7 @@ async fn push_events(
 ) {
     let mut clients = HashMap::new();
     let mut keys = HashMap::new();
-    for d in Department::ALL {
+    for d in Department::registered() {
         let path = dir.join("departments").join(format!("{}.pk8", d.code()));
         let key = std::fs::read(&path).ok().and_then(|b| {
             connectors::adapter::signing::key_from_pkcs8(&b, &path.display().to_string()).ok()

@@ -141,8 +141,12 @@ impl DepartmentsConfig {
         for (code, e) in &self.endpoints {
             if Department::from_code(code).is_none() {
                 return Err(format!(
-                    "departments.{code}: not a department code (expected one of {})",
-                    Department::ALL.map(|d| d.code()).join(", ")
+                    "departments.{code}: not a department of policies/departments.toml (expected one of {})",
+                    Department::registered()
+                        .iter()
+                        .map(|d| d.code())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ));
             }
             if !e.url.starts_with("https://") {
@@ -211,7 +215,7 @@ mod tests {
         check(&ok, Ok(()));
         check(
             &ok.replace("[labor]", "[lab]"),
-            Err("departments.lab: not a department code"),
+            Err("departments.lab: not a department of policies/departments.toml"),
         );
         check(
             &ok.replace("https://", "http://"),

@@ -390,7 +390,14 @@ async fn ingest(
         // Unreachable: a body that passed the schema names its department.
         return Err(ApiError::internal("event department not decided"));
     }
-    if !s.warning.knows_kind(&event.kind) {
+    // The kind: one the department's entry in `policies/departments.toml` lists (the built-ins'
+    // own kinds by default), or one the hub's `[events] kinds` adds.
+    let listed = s
+        .authz
+        .engine()
+        .departments()
+        .may_push(&event.department, &event.kind);
+    if !listed && !s.warning.extra_kinds.contains(&event.kind) {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "unknown_kind",

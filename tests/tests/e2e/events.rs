@@ -271,8 +271,8 @@ async fn events_are_placed_kept_and_refused(s: &Setup, db: &Db) -> anyhow::Resul
     stale.issued_at -= time::Duration::hours(25);
     stale.occurred_at -= time::Duration::hours(25);
     let mut foreign = event("health.hospitalisation", &known);
-    foreign.department = "emergency".into();
-    foreign.kind = "emergency.disaster_victim".into();
+    foreign.department = "forestry".into();
+    foreign.kind = "forestry.fire".into();
     let mut no_subject = sign(dir, "health", event("health.hospitalisation", &known));
     no_subject["event"]
         .as_object_mut()

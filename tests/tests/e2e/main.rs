@@ -9,6 +9,7 @@ mod cases;
 mod connections;
 mod console;
 mod demo;
+mod departments;
 mod escalation;
 mod events;
 mod handshake;
