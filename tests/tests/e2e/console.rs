@@ -150,6 +150,15 @@ async fn shot(c: &Client, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A screenshot of one element (the parts of a page below the fold).
+async fn shot_of(c: &Client, css: &str, name: &str) -> anyhow::Result<()> {
+    let dir = screenshot_dir();
+    std::fs::create_dir_all(&dir)?;
+    let png = c.find(Locator::Css(css)).await?.screenshot().await?;
+    std::fs::write(dir.join(format!("{name}.png")), png)?;
+    Ok(())
+}
+
 async fn text_of(c: &Client, css: &str) -> anyhow::Result<String> {
     Ok(c.wait()
         .for_element(Locator::Css(css))
@@ -339,6 +348,9 @@ async fn a_county_supervisor_sees_the_county_page() -> anyhow::Result<()> {
     let h = &households(&s.deps, XUZHUANG)[1];
     s.file_case("caseworker", &filing(h, "walk_in", "urgent", XUZHUANG))
         .await?;
+    // First help given in time: the chart has a bar for it.
+    s.prepared_case("emergency", &["accept", "first-help"])
+        .await?;
     let (_home, driver, c) = browser_as(&s, "county-officer").await?;
     let walk = async {
         c.goto(&s.hub.url("/console/")).await?;
@@ -367,6 +379,8 @@ async fn a_county_supervisor_sees_the_county_page() -> anyhow::Result<()> {
             .await?
             .unwrap_or_default();
         shot(&c, "10-supervision").await?;
+        shot_of(&c, "#timeliness-chart", "11-supervision-chart").await?;
+        shot_of(&c, "#timeliness", "12-supervision-table").await?;
         anyhow::Ok(csv)
     }
     .await;
@@ -437,7 +451,7 @@ async fn an_auditor_finds_a_check_and_opens_its_verified_entry() -> anyhow::Resu
             !found.contains("verification_requested"),
             "codes are shown in Chinese: {found}"
         );
-        shot(&c, "21-audit-found").await?;
+        shot_of(&c, "#found", "21-audit-found").await?;
         c.find(Locator::XPath(
             "//table[@id='found']//tr[td[contains(., '发起核对')]]//a",
         ))
@@ -580,6 +594,7 @@ async fn an_admin_page_renders() -> anyhow::Result<()> {
         assert!(crls.contains("是 ✓"), "{crls}");
         assert_eq!(text_of(&c, "#outbox-backlog").await?, "0");
         shot(&c, "40-admin").await?;
+        shot_of(&c, "#clients", "41-admin-clients").await?;
         anyhow::Ok(())
     }
     .await;
