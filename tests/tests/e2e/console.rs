@@ -154,7 +154,14 @@ async fn shot(c: &Client, name: &str) -> anyhow::Result<()> {
 async fn shot_of(c: &Client, css: &str, name: &str) -> anyhow::Result<()> {
     let dir = screenshot_dir();
     std::fs::create_dir_all(&dir)?;
-    let png = c.find(Locator::Css(css)).await?.screenshot().await?;
+    let el = c.find(Locator::Css(css)).await?;
+    // Element screenshots are clipped to the viewport: bring the element into it first.
+    c.execute(
+        "arguments[0].scrollIntoView({block: 'start'});",
+        vec![serde_json::to_value(&el)?],
+    )
+    .await?;
+    let png = el.screenshot().await?;
     std::fs::write(dir.join(format!("{name}.png")), png)?;
     Ok(())
 }
