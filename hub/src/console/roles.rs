@@ -801,16 +801,18 @@ fn csrf_guard(
     uri: &Uri,
     headers: &HeaderMap,
     field: &str,
-) -> Result<(), Response> {
+) -> Option<Response> {
     let expected = csrf::token(&s.keys, id);
     let host = csrf::host_of(headers, uri);
-    csrf::check(headers, host.as_deref(), &expected, field).map_err(|e| {
-        error_page(
-            s,
-            id,
-            ApiError::new(StatusCode::FORBIDDEN, "csrf_failed", e.text()),
-        )
-    })
+    csrf::check(headers, host.as_deref(), &expected, field)
+        .err()
+        .map(|e| {
+            error_page(
+                s,
+                id,
+                ApiError::new(StatusCode::FORBIDDEN, "csrf_failed", e.text()),
+            )
+        })
 }
 
 fn bad_form() -> ApiError {
@@ -849,7 +851,7 @@ pub async fn audit_search(
     form: Result<Form<AuditForm>, FormRejection>,
 ) -> Response {
     let field = form.as_ref().map(|f| f.0.csrf.as_str()).unwrap_or("");
-    if let Err(r) = csrf_guard(&s, &id, &uri, &headers, field) {
+    if let Some(r) = csrf_guard(&s, &id, &uri, &headers, field) {
         return r;
     }
     let Ok(Form(f)) = form else {
@@ -1053,7 +1055,7 @@ pub async fn subject_report(
     form: Result<Form<SubjectForm>, FormRejection>,
 ) -> Response {
     let field = form.as_ref().map(|f| f.0.csrf.as_str()).unwrap_or("");
-    if let Err(r) = csrf_guard(&s, &id, &uri, &headers, field) {
+    if let Some(r) = csrf_guard(&s, &id, &uri, &headers, field) {
         return r;
     }
     let Ok(Form(f)) = form else {
@@ -1515,7 +1517,7 @@ pub async fn slip_move(
     form: Result<Form<SlipForm>, FormRejection>,
 ) -> Response {
     let field = form.as_ref().map(|f| f.0.csrf.as_str()).unwrap_or("");
-    if let Err(r) = csrf_guard(&s, &id, &uri, &headers, field) {
+    if let Some(r) = csrf_guard(&s, &id, &uri, &headers, field) {
         return r;
     }
     let Ok(Form(f)) = form else {
@@ -1628,7 +1630,7 @@ pub async fn admin(State(s): State<AppState>, Caller(id): Caller) -> Response {
         Ok(axum::Json(c)) => c,
         Err(e) => return error_page(&s, &id, e),
     };
-    seen.sort_by(|a, b| b.last_seen_ms.cmp(&a.last_seen_ms));
+    seen.sort_by_key(|c| std::cmp::Reverse(c.last_seen_ms));
     let clients = seen
         .iter()
         .take(50)
