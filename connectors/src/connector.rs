@@ -46,4 +46,9 @@ pub trait Connector: Send + Sync {
         query: &'a FactQuery,
         deadline: Instant,
     ) -> BoxFuture<'a, Result<VerifiedAnswer, ConnectorError>>;
+
+    /// The circuit breaker's state, for connectors that have one (the console's department page).
+    fn circuit_state(&self) -> Option<crate::breaker::BreakerState> {
+        None
+    }
 }

@@ -397,6 +397,10 @@ impl Connector for RemoteConnector {
     ) -> BoxFuture<'a, Result<VerifiedAnswer, ConnectorError>> {
         Box::pin(self.run(query, deadline))
     }
+
+    fn circuit_state(&self) -> Option<BreakerState> {
+        Some(self.breaker.state())
+    }
 }
 
 enum ReadError {

@@ -28,6 +28,8 @@ pub struct Authz {
     dir: PathBuf,
     current: ArcSwap<PolicyEngine>,
     fingerprint: Mutex<([u8; 32], Option<[u8; 32]>)>,
+    /// When the set in force was loaded.
+    loaded_at: Mutex<std::time::SystemTime>,
 }
 
 impl Authz {
@@ -39,11 +41,24 @@ impl Authz {
             dir: dir.to_owned(),
             current: ArcSwap::from_pointee(engine),
             fingerprint: Mutex::new((fp, None)),
+            loaded_at: Mutex::new(std::time::SystemTime::now()),
         }))
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The version of the set in force: the first 12 hex digits of the SHA-256 fingerprint of
+    /// its files (as a reload compares them).
+    pub fn version(&self) -> String {
+        let fp = self.fingerprint.lock().unwrap_or_else(|e| e.into_inner()).0;
+        fp[..6].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// When the set in force was loaded (start or last successful reload).
+    pub fn loaded_at(&self) -> std::time::SystemTime {
+        *self.loaded_at.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The engine in force (cheap clone).
@@ -63,6 +78,8 @@ impl Authz {
             Ok(engine) => {
                 self.current.store(Arc::new(engine));
                 *state = (fp, None);
+                *self.loaded_at.lock().unwrap_or_else(|e| e.into_inner()) =
+                    std::time::SystemTime::now();
                 Ok(true)
             }
             Err(e) => {

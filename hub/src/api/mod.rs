@@ -21,7 +21,7 @@
 
 pub mod extract;
 pub mod openapi;
-mod ops;
+pub(crate) mod ops;
 
 pub use extract::{JsonObject, Path, Query};
 

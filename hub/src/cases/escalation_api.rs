@@ -149,7 +149,7 @@ fn prefix(d: &DivisionCode) -> &str {
 
 /// 督办队列: decided for the caller's division (or the township asked for), then listed by
 /// division prefix in SQL, newest first.
-async fn list_escalations(
+pub(crate) async fn list_escalations(
     State(s): State<AppState>,
     Caller(id): Caller,
     q: Result<Query<EscalationQuery>, ApiError>,

@@ -586,7 +586,7 @@ fn case_stage(state: &str) -> ApiError {
 
 // ==== reading and listing ====
 
-async fn read_slip(
+pub(crate) async fn read_slip(
     State(s): State<AppState>,
     Caller(id): Caller,
     headers: HeaderMap,
@@ -633,7 +633,7 @@ async fn read_slip(
 }
 
 /// Whom the caller receives slips as: a department code, or a township prefix.
-fn addressee(id: &Identity) -> (ResourceCtx, Option<String>, Option<String>) {
+pub(crate) fn addressee(id: &Identity) -> (ResourceCtx, Option<String>, Option<String>) {
     let mut r = ResourceCtx {
         region: Some(id.division.clone()),
         ..Default::default()
@@ -842,7 +842,7 @@ async fn run_slip_move(
 }
 
 /// 签收: the receiving party accepts the slip.
-async fn accept_slip(
+pub(crate) async fn accept_slip(
     State(s): State<AppState>,
     Caller(id): Caller,
     headers: HeaderMap,
@@ -853,7 +853,7 @@ async fn accept_slip(
 }
 
 /// 反馈: the receiving party records the result (from `issued` too: it implies 签收).
-async fn answer_slip(
+pub(crate) async fn answer_slip(
     State(s): State<AppState>,
     Caller(id): Caller,
     headers: HeaderMap,

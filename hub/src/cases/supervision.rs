@@ -483,7 +483,7 @@ pub(super) fn csv_download(body: String, name: &str) -> Response {
     r
 }
 
-async fn timeliness(
+pub(crate) async fn timeliness(
     State(s): State<AppState>,
     Caller(id): Caller,
     q: Result<Query<TimelinessQuery>, ApiError>,

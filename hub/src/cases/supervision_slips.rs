@@ -325,7 +325,7 @@ pub fn csv(r: &SlipSupervision) -> String {
     out
 }
 
-pub(super) async fn slips(
+pub(crate) async fn slips(
     State(s): State<AppState>,
     Caller(id): Caller,
     q: Result<Query<SlipSupervisionQuery>, ApiError>,

@@ -10,6 +10,10 @@
 //!   divisions by name — shared with the printed documents.
 //! - [`pages`]: the queue (`GET /console/`), the case page (`GET /console/cases/{id}`) and the
 //!   open-case form (`GET /console/cases/new`, `POST /console/cases`).
+//! - [`roles`]: the supervisor's page (`/console/supervision`), the auditor's
+//!   (`/console/audit`, entries with their inclusion proof verified, the subject-access report),
+//!   the department operator's slips and connection figures (`/console/slips`) and the admin's
+//!   status page (`/console/admin`); the navigation shows the pages Cedar lets the caller open.
 //! - [`csrf`]: the per-session form token (HMAC-SHA256 of the certificate's identity under a key
 //!   derived from the hub's signing key), its SameSite=Strict cookie and the Origin/Referer check.
 //!
@@ -27,6 +31,7 @@ pub mod assets;
 pub mod csrf;
 pub mod format;
 mod pages;
+mod roles;
 
 use axum::Router;
 use axum::extract::Request;
@@ -46,6 +51,23 @@ pub fn routes() -> Router<AppState> {
         .route("/console/cases", axum::routing::post(pages::open_case))
         .route("/console/cases/new", get(pages::new_case))
         .route("/console/cases/{id}", get(pages::case_page))
+        .route("/console/supervision", get(roles::supervision))
+        .route(
+            "/console/audit",
+            get(roles::audit).post(roles::audit_search),
+        )
+        .route("/console/audit/entries/{index}", get(roles::audit_entry))
+        .route(
+            "/console/audit/subject-report",
+            axum::routing::post(roles::subject_report),
+        )
+        .route("/console/slips", get(roles::slips))
+        .route("/console/slips/{id}", get(roles::slip))
+        .route(
+            "/console/slips/{id}/{step}",
+            axum::routing::post(roles::slip_move),
+        )
+        .route("/console/admin", get(roles::admin))
         .route("/console/static/{name}", get(assets::serve))
         .layer(axum::middleware::from_fn(security_headers))
 }

@@ -32,11 +32,14 @@ pub struct Layout {
     pub me_role: &'static str,
     pub me_division: String,
     pub me_principal: String,
+    /// The pages the caller may open (each decided by Cedar).
+    pub nav: Vec<super::roles::NavLink>,
 }
 
 impl Layout {
-    fn new(title: impl Into<String>, who: &Identity) -> Layout {
+    pub(crate) fn new(s: &AppState, title: impl Into<String>, who: &Identity) -> Layout {
         Layout {
+            nav: super::roles::nav(s, who),
             title: title.into(),
             css: assets::url("console.css"),
             me_name: who.display_name.clone(),
@@ -47,7 +50,7 @@ impl Layout {
     }
 }
 
-fn html(status: StatusCode, page: Result<String, askama::Error>) -> Response {
+pub(crate) fn html(status: StatusCode, page: Result<String, askama::Error>) -> Response {
     match page {
         Ok(body) => (
             status,
@@ -72,7 +75,7 @@ struct ErrorPage {
     code: &'static str,
 }
 
-fn error_page(who: &Identity, e: ApiError) -> Response {
+pub(crate) fn error_page(s: &AppState, who: &Identity, e: ApiError) -> Response {
     let heading = match e.status {
         StatusCode::FORBIDDEN => "无权访问 / Not permitted",
         StatusCode::NOT_FOUND => "未找到 / Not found",
@@ -80,7 +83,7 @@ fn error_page(who: &Identity, e: ApiError) -> Response {
         _ => "系统错误 / Internal error",
     };
     let page = ErrorPage {
-        layout: Layout::new(heading, who),
+        layout: Layout::new(s, heading, who),
         heading,
         message: e.message,
         code: e.code,
@@ -149,7 +152,7 @@ struct QueuePage {
     slips_refused: Option<String>,
 }
 
-fn short(id: &str) -> String {
+pub(crate) fn short(id: &str) -> String {
     id.chars()
         .rev()
         .take(8)
@@ -159,7 +162,7 @@ fn short(id: &str) -> String {
         .collect()
 }
 
-fn parse_ms(rfc3339: &str) -> Option<i64> {
+pub(crate) fn parse_ms(rfc3339: &str) -> Option<i64> {
     OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
         .ok()
         .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
@@ -244,7 +247,7 @@ pub async fn queue(
             .await
         {
             Ok(axum::Json(l)) => l,
-            Err(e) => return error_page(&id, e),
+            Err(e) => return error_page(&s, &id, e),
         };
     let now = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
     let mut cases: Vec<CaseLine> = list
@@ -313,7 +316,7 @@ pub async fn queue(
         })
         .collect();
     let page = QueuePage {
-        layout: Layout::new("我的待办 / My queue", &id),
+        layout: Layout::new(&s, "我的待办 / My queue", &id),
         states,
         tiers,
         cases,
@@ -324,7 +327,7 @@ pub async fn queue(
 }
 
 /// Every page sets the form token's cookie, so that the first form posted already has it.
-fn with_cookie(mut res: Response, s: &AppState, who: &Identity) -> Response {
+pub(crate) fn with_cookie(mut res: Response, s: &AppState, who: &Identity) -> Response {
     if let Ok(v) = HeaderValue::from_str(&csrf::cookie(&csrf::token(&s.keys, who))) {
         res.headers_mut().insert(header::SET_COOKIE, v);
     }
@@ -513,10 +516,10 @@ pub async fn case_page(
     {
         Ok(axum::Json(view)) => {
             let title = format!("救助案件 {} / Case", short(&view.summary.id));
-            let page = case_view(Layout::new(title, &id), view);
+            let page = case_view(Layout::new(&s, title, &id), view);
             with_cookie(html(StatusCode::OK, page.render()), &s, &id)
         }
-        Err(e) => error_page(&id, e),
+        Err(e) => error_page(&s, &id, e),
     }
 }
 
@@ -573,7 +576,7 @@ fn new_case_page(
         selected: code == current,
     };
     let page = NewCasePage {
-        layout: Layout::new("登记救助申请 / Open a case", who),
+        layout: Layout::new(s, "登记救助申请 / Open a case", who),
         csrf: csrf::token(&s.keys, who),
         error_field: error
             .as_ref()
@@ -627,12 +630,14 @@ pub async fn open_case(
     let host = csrf::host_of(&headers, &uri);
     if let Err(e) = csrf::check(&headers, host.as_deref(), &expected, field) {
         return error_page(
+            &s,
             &id,
             ApiError::new(StatusCode::FORBIDDEN, "csrf_failed", e.text()),
         );
     }
     let Ok(Form(f)) = form else {
         return error_page(
+            &s,
             &id,
             ApiError::bad_request(
                 "validation_failed",
@@ -680,11 +685,15 @@ pub async fn open_case(
                 .and_then(|v| v["id"].as_str().map(str::to_owned));
             match case_id {
                 Some(cid) => Redirect::to(&format!("/console/cases/{cid}")).into_response(),
-                None => error_page(&id, ApiError::internal("open_case answered without an id")),
+                None => error_page(
+                    &s,
+                    &id,
+                    ApiError::internal("open_case answered without an id"),
+                ),
             }
         }
-        Err(e) if e.status == StatusCode::FORBIDDEN => error_page(&id, e),
+        Err(e) if e.status == StatusCode::FORBIDDEN => error_page(&s, &id, e),
         Err(e) if e.status.is_client_error() => new_case_page(&s, &id, f, Some(e)),
-        Err(e) => error_page(&id, e),
+        Err(e) => error_page(&s, &id, e),
     }
 }

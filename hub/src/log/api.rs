@@ -82,7 +82,7 @@ fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
 
 /// `read_log` for the routes that carry hashes and signatures only (no entries): a denial is
 /// answered 403 without an access-log entry, as nothing personal was asked for.
-fn may_read_log(s: &AppState, id: &Identity) -> Result<(), ApiError> {
+pub(crate) fn may_read_log(s: &AppState, id: &Identity) -> Result<(), ApiError> {
     s.authz
         .require(
             id,
@@ -317,7 +317,7 @@ fn pseudonym_of(s: &AppState, field: &'static str, rid: &str) -> Result<String, 
         .to_owned())
 }
 
-fn entry_for(
+pub(crate) fn entry_for(
     id: &Identity,
     action: Action,
     allowed: bool,
@@ -363,7 +363,7 @@ fn entry_for(
 
 /// Decides `action` with Cedar; a denial is recorded (one entry naming the deciding policies)
 /// before the 403 is returned. Returns the allowing policy ids.
-async fn gate(
+pub(crate) async fn gate(
     s: &AppState,
     id: &Identity,
     action: PolicyAction,
@@ -411,7 +411,7 @@ fn subject_if_valid(s: &AppState, body: &Result<Json<Value>, JsonRejection>) -> 
     pseudonym_of(s, "resident_id", rid).ok()
 }
 
-async fn search(
+pub(crate) async fn search(
     State(s): State<AppState>,
     Caller(id): Caller,
     headers: HeaderMap,
@@ -500,7 +500,7 @@ pub struct SubjectReport {
     pub accesses: Vec<Found>,
 }
 
-async fn subject_report(
+pub(crate) async fn subject_report(
     State(s): State<AppState>,
     Caller(id): Caller,
     headers: HeaderMap,

@@ -534,7 +534,7 @@ pub(super) async fn may_monitor(
 
 const MAX_PAGE: u32 = 200;
 
-async fn list_unmatched(
+pub(crate) async fn list_unmatched(
     State(s): State<AppState>,
     Caller(id): Caller,
     headers: HeaderMap,

@@ -673,6 +673,74 @@ const TABLE: &[Row] = &[
             Allowed,
         ],
     ),
+    // 督导: decided as GET /v1/supervision/timeliness (county and city caseworkers).
+    row(
+        "get",
+        "/console/supervision",
+        [Denied, Denied, Allowed, Denied, Denied, Denied, Denied],
+    ),
+    // 审计: `read_log` as GET /log/checkpoint (not logged); the search and the subject report are
+    // form posts, refused without their CSRF token before any decision; an entry is decided like
+    // an entry bundle (a denial logged as `log_searched`).
+    row(
+        "get",
+        "/console/audit",
+        [Denied, Denied, Denied, Allowed, Denied, Denied, Denied],
+    ),
+    row(
+        "post",
+        "/console/audit",
+        [Denied, Denied, Denied, Denied, Denied, Denied, Denied],
+    ),
+    row(
+        "get",
+        "/console/audit/entries/{index}",
+        [
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+            Allowed,
+            DeniedLogged,
+            DeniedLogged,
+            DeniedLogged,
+        ],
+    ),
+    row(
+        "post",
+        "/console/audit/subject-report",
+        [Denied, Denied, Denied, Denied, Denied, Denied, Denied],
+    ),
+    // 转办单办理: decided as GET /v1/slips (caseworkers and departments); the slip page as
+    // GET /v1/slips/{id} (logged); the moves are form posts (CSRF first).
+    row(
+        "get",
+        "/console/slips",
+        [Allowed, Allowed, Allowed, Denied, Denied, Allowed, Denied],
+    ),
+    row(
+        "get",
+        "/console/slips/{id}",
+        [
+            Allowed,
+            DeniedLogged,
+            Allowed,
+            DeniedLogged,
+            DeniedLogged,
+            Allowed,
+            DeniedLogged,
+        ],
+    ),
+    row(
+        "post",
+        "/console/slips/{id}/{step}",
+        [Denied, Denied, Denied, Denied, Denied, Denied, Denied],
+    ),
+    // 系统管理: `administer` as GET /v1/admin/clients.
+    row(
+        "get",
+        "/console/admin",
+        [Denied, Denied, Denied, Denied, Allowed, Denied, Denied],
+    ),
     row(
         "get",
         "/console/static/{name}",
@@ -843,6 +911,9 @@ fn request(
             );
         }
         ("get", "/v1/slips/{id}") => return (format!("/v1/slips/{}", f.slips[0]), None),
+        ("get", "/console/slips/{id}") => {
+            return (format!("/console/slips/{}", f.slips[0]), None);
+        }
         ("post", "/v1/slips/{id}/accept") => {
             return (format!("/v1/slips/{}/accept", f.slips[1]), Some(json!({})));
         }
@@ -879,6 +950,11 @@ fn request(
         ("get", "/v1/cases/{id}") => (format!("/v1/cases/{}", f.case_id), None),
         ("get", "/console/cases/{id}") => (format!("/console/cases/{}", f.case_id), None),
         ("get", "/console/static/{name}") => ("/console/static/console.css".into(), None),
+        ("get", "/console/audit/entries/{index}") => ("/console/audit/entries/0".into(), None),
+        ("post", "/console/slips/{id}/{step}") => (
+            format!("/console/slips/{}/accept", uuid::Uuid::new_v4()),
+            None,
+        ),
         ("post", "/v1/cases/search") => (
             "/v1/cases/search".into(),
             Some(json!({ "resident_id": ids(h)[0] })),
