@@ -426,7 +426,11 @@ pub(super) fn scope(
         None => id.division.clone(),
         Some(d) => DivisionCode::parse(d.trim()).map_err(|e| invalid("division", e))?,
     };
-    if division.level() == DivisionLevel::Province {
+    // Cases are kept per township: a province is too wide and a village (12 digits) too narrow.
+    if matches!(
+        division.level(),
+        DivisionLevel::Province | DivisionLevel::Village
+    ) {
         return Err(invalid(
             "division",
             "must be a city or county (6 digits) or a township (9 digits)",

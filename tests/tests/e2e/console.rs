@@ -166,6 +166,25 @@ async fn shot_of(c: &Client, css: &str, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The text of `css` once it contains `needle`: after a click that posts a form, the old page's
+/// element may still be found (or go stale under the reader) until the new page has loaded.
+async fn text_once(c: &Client, css: &str, needle: &str) -> anyhow::Result<String> {
+    let start = std::time::Instant::now();
+    loop {
+        let last = match c.find(Locator::Css(css)).await {
+            Ok(el) => el.text().await.map_err(anyhow::Error::from),
+            Err(e) => Err(e.into()),
+        };
+        match last {
+            Ok(t) if t.contains(needle) => return Ok(t),
+            last if start.elapsed() > std::time::Duration::from_secs(20) => {
+                anyhow::bail!("{css} never contained {needle}: {last:?}")
+            }
+            _ => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+        }
+    }
+}
+
 async fn text_of(c: &Client, css: &str) -> anyhow::Result<String> {
     Ok(c.wait()
         .for_element(Locator::Css(css))
@@ -536,7 +555,7 @@ async fn a_department_operator_answers_a_slip_through_the_console() -> anyhow::R
         let title = text_of(&c, "#slip-title").await?;
         assert!(title.contains("就业救助"), "{title}");
         c.find(Locator::Id("accept")).await?.click().await?;
-        let state = text_of(&c, "#slip-state").await?;
+        let state = text_once(&c, "#slip-state", "已签收").await?;
         assert!(state.contains("已签收"), "{state}");
         let form = c.wait().for_element(Locator::Id("feedback-form")).await?;
         form.find(Locator::Css("select[name=result]"))
@@ -553,7 +572,7 @@ async fn a_department_operator_answers_a_slip_through_the_console() -> anyhow::R
             .await?;
         shot(&c, "31-dept-feedback-form").await?;
         c.find(Locator::Id("send-feedback")).await?.click().await?;
-        let state = text_of(&c, "#slip-state").await?;
+        let state = text_once(&c, "#slip-state", "已反馈").await?;
         assert!(
             state.contains("已反馈") && state.contains("已办结"),
             "{state}"
