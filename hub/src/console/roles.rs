@@ -1002,7 +1002,7 @@ pub async fn audit_entry(
         purpose: e
             .purpose
             .as_ref()
-            .map(|p| p.code().to_owned())
+            .map(|p| format!("{} ({})", p.name_zh(), p.code()))
             .unwrap_or_else(|| "—".into()),
         case_ref: e.case_ref.clone().unwrap_or_else(|| "—".into()),
         effect: if code_of(&e.decision.effect) == "allow" {
@@ -1021,7 +1021,7 @@ pub async fn audit_entry(
         fact_kinds: e
             .fact_kinds
             .iter()
-            .map(code_of)
+            .map(|k| k.spec().name_zh)
             .collect::<Vec<_>>()
             .join("、"),
         request_id: e.request_id.clone(),
