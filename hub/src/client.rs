@@ -353,3 +353,60 @@ async fn report(args: ReportArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+// ==== helpers shared by `case`, `slips` and `warnings` ====
+
+/// Send `req`; a status outside `ok` becomes the one-line refusal `error_line` makes of it.
+pub(crate) async fn send_json(
+    req: reqwest::RequestBuilder,
+    ok: &[u16],
+    error_line: fn(u16, &str) -> String,
+) -> anyhow::Result<Value> {
+    let r = req.send().await?;
+    let status = r.status().as_u16();
+    let body = r.text().await?;
+    anyhow::ensure!(ok.contains(&status), "{}", error_line(status, &body));
+    serde_json::from_str(&body).context("the hub's answer is not JSON")
+}
+
+/// The hub's answer as pretty JSON with `--json`, else as `text` makes it.
+pub(crate) fn print_answer(
+    v: &Value,
+    json: bool,
+    text: impl FnOnce(&Value) -> String,
+) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(v)?);
+    } else {
+        print!("{}", text(v));
+    }
+    Ok(())
+}
+
+/// `{base}{path}?k=v&…` for a list command: the filters given, and the cursor printed under the
+/// previous page (checked, since it goes into the URL as typed).
+pub(crate) fn list_url(
+    base: &str,
+    path: &str,
+    filters: &[(&str, Option<String>)],
+    cursor: Option<&str>,
+) -> anyhow::Result<String> {
+    let mut query: Vec<String> = filters
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+        .collect();
+    if let Some(c) = cursor {
+        anyhow::ensure!(
+            !c.is_empty()
+                && c.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)),
+            "--cursor: the cursor printed under the previous page"
+        );
+        query.push(format!("cursor={c}"));
+    }
+    Ok(if query.is_empty() {
+        format!("{base}{path}")
+    } else {
+        format!("{base}{path}?{}", query.join("&"))
+    })
+}

@@ -19,7 +19,9 @@ ADMIN_PORT=$((PORT + 1))
 MAX_EXAMPLES="${CONTRACT_MAX_EXAMPLES:-10}"
 VENV="${CONTRACT_VENV:-target/contract-venv}"
 
-if [ ! -x "$VENV/bin/schemathesis" ]; then
+# A venv moved with its target directory keeps the old interpreter path: make it again.
+if [ ! -x "$VENV/bin/schemathesis" ] || ! "$VENV/bin/schemathesis" --version >/dev/null 2>&1; then
+  rm -rf "$VENV"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q 'schemathesis>=4,<5'
 fi

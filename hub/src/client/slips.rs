@@ -358,20 +358,11 @@ pub fn slip_summary(s: &Value) -> String {
 // ==== calls ====
 
 async fn send(req: reqwest::RequestBuilder, ok: &[u16]) -> anyhow::Result<Value> {
-    let r = req.send().await?;
-    let status = r.status().as_u16();
-    let body = r.text().await?;
-    anyhow::ensure!(ok.contains(&status), "{}", slip_error_line(status, &body));
-    serde_json::from_str(&body).context("the hub's answer is not JSON")
+    super::send_json(req, ok, slip_error_line).await
 }
 
 fn print(v: &Value, json: bool, text: impl FnOnce(&Value) -> String) -> anyhow::Result<()> {
-    if json {
-        println!("{}", serde_json::to_string_pretty(v)?);
-    } else {
-        print!("{}", text(v));
-    }
-    Ok(())
+    super::print_answer(v, json, text)
 }
 
 /// `hub client case refer`: issue a slip from a case.
@@ -411,30 +402,16 @@ pub async fn main(cmd: SlipsCommand) -> anyhow::Result<()> {
     match cmd {
         SlipsCommand::List(a) => {
             let (http, base) = client(&a.remote)?;
-            let mut query = Vec::new();
-            if let Some(s) = &a.state {
-                query.push(format!("state={s}"));
-            }
-            if a.overdue {
-                query.push("overdue=true".to_owned());
-            }
-            if let Some(l) = a.limit {
-                query.push(format!("limit={l}"));
-            }
-            if let Some(c) = &a.cursor {
-                anyhow::ensure!(
-                    !c.is_empty()
-                        && c.bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)),
-                    "--cursor: the cursor printed under the previous page"
-                );
-                query.push(format!("cursor={c}"));
-            }
-            let url = if query.is_empty() {
-                format!("{base}/v1/slips")
-            } else {
-                format!("{base}/v1/slips?{}", query.join("&"))
-            };
+            let url = super::list_url(
+                &base,
+                "/v1/slips",
+                &[
+                    ("state", a.state.clone()),
+                    ("overdue", a.overdue.then(|| "true".to_owned())),
+                    ("limit", a.limit.map(|l| l.to_string())),
+                ],
+                a.cursor.as_deref(),
+            )?;
             let v = send(http.get(url), &[200]).await?;
             print(&v, a.json, slip_list_lines)
         }

@@ -6,7 +6,6 @@
 //! with `--json`. A refusal is one line; a 409 `illegal_transition` names the warning's state and
 //! the allowed moves, like `hub client case` and `hub client slips`.
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
 use schemas::Urgency;
 use schemas::cases::Hardship;
@@ -282,24 +281,11 @@ pub fn warning_summary(w: &Value) -> String {
 // ==== calls ====
 
 async fn send(req: reqwest::RequestBuilder, ok: &[u16]) -> anyhow::Result<Value> {
-    let r = req.send().await?;
-    let status = r.status().as_u16();
-    let body = r.text().await?;
-    anyhow::ensure!(
-        ok.contains(&status),
-        "{}",
-        warning_error_line(status, &body)
-    );
-    serde_json::from_str(&body).context("the hub's answer is not JSON")
+    super::send_json(req, ok, warning_error_line).await
 }
 
 fn print(v: &Value, json: bool, text: impl FnOnce(&Value) -> String) -> anyhow::Result<()> {
-    if json {
-        println!("{}", serde_json::to_string_pretty(v)?);
-    } else {
-        print!("{}", text(v));
-    }
-    Ok(())
+    super::print_answer(v, json, text)
 }
 
 fn moved(v: &Value) -> String {
@@ -314,33 +300,17 @@ pub async fn main(cmd: WarningsCommand) -> anyhow::Result<()> {
     match cmd {
         WarningsCommand::List(a) => {
             let (http, base) = client(&a.remote)?;
-            let mut query = Vec::new();
-            if let Some(s) = &a.state {
-                query.push(format!("state={s}"));
-            }
-            if let Some(t) = &a.tier {
-                query.push(format!("tier={t}"));
-            }
-            if a.overdue {
-                query.push("overdue=true".to_owned());
-            }
-            if let Some(l) = a.limit {
-                query.push(format!("limit={l}"));
-            }
-            if let Some(c) = &a.cursor {
-                anyhow::ensure!(
-                    !c.is_empty()
-                        && c.bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)),
-                    "--cursor: the cursor printed under the previous page"
-                );
-                query.push(format!("cursor={c}"));
-            }
-            let url = if query.is_empty() {
-                format!("{base}/v1/warnings")
-            } else {
-                format!("{base}/v1/warnings?{}", query.join("&"))
-            };
+            let url = super::list_url(
+                &base,
+                "/v1/warnings",
+                &[
+                    ("state", a.state.clone()),
+                    ("tier", a.tier.clone()),
+                    ("overdue", a.overdue.then(|| "true".to_owned())),
+                    ("limit", a.limit.map(|l| l.to_string())),
+                ],
+                a.cursor.as_deref(),
+            )?;
             let v = send(http.get(url), &[200]).await?;
             print(&v, a.json, warning_list_lines)
         }
