@@ -52,17 +52,26 @@ async fn post_rid(
 }
 
 /// The Cedar policies named by the `deny` entry of request `rid` (read by the auditor).
+/// The search answers the entries under the served checkpoint, which may not cover an entry made
+/// durable a moment ago: ask again (bounded) until it does.
 async fn denied_by(s: &Setup, rid: &str) -> anyhow::Result<Vec<String>> {
-    let (status, body) = s.post("auditor", "/v1/log/search", &json!({})).await?;
-    anyhow::ensure!(status == 200, "search: {status} {body}");
-    let denies: Vec<Value> = body["entries"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|f| f["entry"].clone())
-        .filter(|e| e["request_id"] == rid && e["decision"]["effect"] == "deny")
-        .collect();
+    let start = std::time::Instant::now();
+    let denies = loop {
+        let (status, body) = s.post("auditor", "/v1/log/search", &json!({})).await?;
+        anyhow::ensure!(status == 200, "search: {status} {body}");
+        let denies: Vec<Value> = body["entries"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|f| f["entry"].clone())
+            .filter(|e| e["request_id"] == rid && e["decision"]["effect"] == "deny")
+            .collect();
+        if !denies.is_empty() || start.elapsed() > std::time::Duration::from_secs(15) {
+            break denies;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
     anyhow::ensure!(denies.len() == 1, "deny entries of {rid}: {denies:?}");
     Ok(denies[0]["decision"]["policy_ids"]
         .as_array()
