@@ -282,6 +282,34 @@ fn entry(
     Ok(e)
 }
 
+/// 400 `validation_failed` naming `field`: "`field`: `rule`".
+pub(crate) fn invalid(field: &str, rule: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_request("validation_failed", field, format!("{field}: {rule}"))
+}
+
+/// A list's `village` filter: 12 digits, else 400 naming `village`.
+pub(crate) fn village_filter(v: Option<&str>) -> Result<Option<String>, ApiError> {
+    v.map(str::trim)
+        .map(|v| {
+            if v.len() == 12 && v.bytes().all(|b| b.is_ascii_digit()) {
+                Ok(v.to_owned())
+            } else {
+                Err(invalid("village", "must be a village code (12 digits)"))
+            }
+        })
+        .transpose()
+}
+
+/// A list's `cursor`: the UUID of the last item of the previous page, else 400 naming `cursor`.
+pub(crate) fn cursor_filter(c: Option<&str>) -> Result<Option<String>, ApiError> {
+    c.map(|c| {
+        uuid::Uuid::parse_str(c)
+            .map(|u| u.to_string())
+            .map_err(|_| invalid("cursor", "must be a cursor from a previous page"))
+    })
+    .transpose()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

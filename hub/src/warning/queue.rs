@@ -29,7 +29,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::store::{self as wstore, WarningRow};
-use super::{entry, ms, seal_error};
+use super::{entry, invalid, ms, seal_error};
 use crate::api::{ApiError, AppState, Path, Query, json_object, request_id};
 use crate::cases::api::{Applicant, OpenCaseRequest, Opened};
 use crate::cases::clocks::beijing;
@@ -255,10 +255,6 @@ pub struct WarningChanged {
     pub log_index: u64,
 }
 
-fn invalid(field: &str, rule: impl std::fmt::Display) -> ApiError {
-    ApiError::bad_request("validation_failed", field, format!("{field}: {rule}"))
-}
-
 fn not_found() -> ApiError {
     ApiError::not_found("no warning with this id")
 }
@@ -421,27 +417,8 @@ async fn list_warnings(
                 .map(|d| crate::cases::api::division_prefix(&d).to_owned())
         })
         .transpose()?;
-    let village = q
-        .village
-        .as_deref()
-        .map(str::trim)
-        .map(|v| {
-            if v.len() == 12 && v.bytes().all(|b| b.is_ascii_digit()) {
-                Ok(v.to_owned())
-            } else {
-                Err(invalid("village", "must be a village code (12 digits)"))
-            }
-        })
-        .transpose()?;
-    let before = q
-        .cursor
-        .as_deref()
-        .map(|c| {
-            uuid::Uuid::parse_str(c)
-                .map(|u| u.to_string())
-                .map_err(|_| invalid("cursor", "must be a cursor from a previous page"))
-        })
-        .transpose()?;
+    let village = super::village_filter(q.village.as_deref())?;
+    let before = super::cursor_filter(q.cursor.as_deref())?;
     let now = ms(OffsetDateTime::now_utc());
     // A village assistant's queue is its village's part of its township's: the township prefix
     // and the village (another village asked for lists nothing).

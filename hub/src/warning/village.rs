@@ -36,7 +36,7 @@ use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use super::store::{self as wstore, EventRow, VillageReportRow};
-use super::{entry, ms, seal_error};
+use super::{entry, invalid, ms, seal_error};
 use crate::api::{ApiError, AppState, Query, json_object, request_id};
 use crate::cases::clocks::beijing;
 use crate::identity::Caller;
@@ -184,10 +184,6 @@ pub struct VillageReportQuery {
     pub cursor: Option<String>,
     #[serde(default)]
     pub limit: Option<u32>,
-}
-
-fn invalid(field: &str, rule: impl std::fmt::Display) -> ApiError {
-    ApiError::bad_request("validation_failed", field, format!("{field}: {rule}"))
 }
 
 /// The name of a known village of Jining.
@@ -491,27 +487,8 @@ async fn list_reports(
             )),
         })
         .transpose()?;
-    let village = q
-        .village
-        .as_deref()
-        .map(str::trim)
-        .map(|v| {
-            if v.len() == 12 && v.bytes().all(|b| b.is_ascii_digit()) {
-                Ok(v.to_owned())
-            } else {
-                Err(invalid("village", "must be a village code (12 digits)"))
-            }
-        })
-        .transpose()?;
-    let before = q
-        .cursor
-        .as_deref()
-        .map(|c| {
-            uuid::Uuid::parse_str(c)
-                .map(|u| u.to_string())
-                .map_err(|_| invalid("cursor", "must be a cursor from a previous page"))
-        })
-        .transpose()?;
+    let village = super::village_filter(q.village.as_deref())?;
+    let before = super::cursor_filter(q.cursor.as_deref())?;
     let filter = wstore::VillageReportFilter {
         division: crate::cases::api::division_prefix(&id.division).to_owned(),
         township,
