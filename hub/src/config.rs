@@ -192,7 +192,9 @@ pub struct TelemetryConfig {
     /// An `EnvFilter` directive; `RUST_LOG` overrides it.
     #[serde(default = "default_log_filter")]
     pub log_filter: String,
-    /// OTLP/gRPC endpoint (e.g. `http://127.0.0.1:4317`); traces are exported only when set.
+    /// OTLP/HTTP (protobuf) base URL of a collector (e.g. `http://127.0.0.1:4318`; `/v1/traces` is
+    /// added); traces are exported only when set. Plain HTTP to a local collector or sidecar, which
+    /// forwards over TLS.
     #[serde(default)]
     pub otlp_endpoint: Option<String>,
     #[serde(default = "default_service_name")]
@@ -554,11 +556,12 @@ impl Config {
             return invalid("identity.division_prefix", "must be 1 to 6 digits".into());
         }
         if let Some(ep) = &self.telemetry.otlp_endpoint
-            && !(ep.starts_with("http://") || ep.starts_with("https://"))
+            && !ep.starts_with("http://")
         {
             return invalid(
                 "telemetry.otlp_endpoint",
-                "must be an http:// or https:// URL".into(),
+                "must be an http:// URL of a local OpenTelemetry collector (it forwards over TLS)"
+                    .into(),
             );
         }
         if self

@@ -1,5 +1,5 @@
-//! Telemetry: structured logs (JSON by default), OpenTelemetry trace export over OTLP/gRPC when
-//! configured, and the Prometheus recorder behind the admin listener.
+//! Telemetry: structured logs (JSON by default), OpenTelemetry trace export over OTLP/HTTP
+//! (protobuf) when configured, and the Prometheus recorder behind the admin listener.
 //!
 //! Invariant: nothing here ever records a resident ID. Spans carry the request id, the route template
 //! (`MatchedPath`, never the raw URI with ids in it) and the caller's principal.
@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -23,8 +23,8 @@ pub struct TelemetryGuard {
 impl Drop for TelemetryGuard {
     fn drop(&mut self) {
         if let Some(p) = self.provider.take() {
-            // Why a thread: the tonic exporter's shutdown must not run on a runtime worker
-            // (rust-stack.md §3.3).
+            // Why a thread: the exporter's shutdown blocks on its last export and must not run
+            // on a runtime worker (rust-stack.md §3.3).
             let _ = std::thread::spawn(move || p.shutdown()).join();
         }
     }
@@ -50,11 +50,26 @@ pub fn init(cfg: &TelemetryConfig) -> anyhow::Result<TelemetryGuard> {
     let (otel, provider) = match &cfg.otlp_endpoint {
         Some(endpoint) => {
             let exporter = opentelemetry_otlp::SpanExporter::builder()
-                .with_tonic()
-                .with_endpoint(endpoint.clone())
+                .with_http()
+                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                .with_http_client(
+                    reqwest::Client::builder()
+                        .no_proxy()
+                        .connect_timeout(std::time::Duration::from_secs(5))
+                        .build()?,
+                )
+                .with_endpoint(traces_url(endpoint))
                 .build()?;
+            // The batch processor runs on the tokio runtime: the HTTP client needs its reactor
+            // (the SDK's default processor thread has none).
+            let processor =
+                opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor::builder(
+                    exporter,
+                    opentelemetry_sdk::runtime::Tokio,
+                )
+                .build();
             let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
-                .with_batch_exporter(exporter)
+                .with_span_processor(processor)
                 .with_resource(
                     opentelemetry_sdk::Resource::builder()
                         .with_service_name(cfg.service_name.clone())
@@ -77,6 +92,18 @@ pub fn init(cfg: &TelemetryConfig) -> anyhow::Result<TelemetryGuard> {
     Ok(TelemetryGuard { provider })
 }
 
+/// The collector's trace URL: `telemetry.otlp_endpoint` is the OTLP/HTTP base URL (as in
+/// `OTEL_EXPORTER_OTLP_ENDPOINT`, e.g. `http://127.0.0.1:4318`); the signal path is added unless
+/// the URL already names it.
+fn traces_url(endpoint: &str) -> String {
+    let base = endpoint.trim_end_matches('/');
+    if base.ends_with("/v1/traces") {
+        base.to_owned()
+    } else {
+        format!("{base}/v1/traces")
+    }
+}
+
 /// The process-wide Prometheus recorder (installed on first use).
 pub fn prometheus() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -88,4 +115,25 @@ pub fn prometheus() -> &'static PrometheusHandle {
         let _ = metrics::set_global_recorder(recorder);
         handle
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::traces_url;
+
+    #[test]
+    fn the_trace_path_is_added_once() {
+        assert_eq!(
+            traces_url("http://127.0.0.1:4318"),
+            "http://127.0.0.1:4318/v1/traces"
+        );
+        assert_eq!(
+            traces_url("http://collector:4318/"),
+            "http://collector:4318/v1/traces"
+        );
+        assert_eq!(
+            traces_url("http://collector:4318/v1/traces"),
+            "http://collector:4318/v1/traces"
+        );
+    }
 }

@@ -28,46 +28,122 @@ pub struct SchemaViolation {
 /// How many violations are reported at most.
 const MAX_REPORTED: usize = 5;
 
-struct Compiled(Result<jsonschema::Validator, String>);
+/// One committed schema, compiled by [`boon`] (JSON Schema 2020-12, formats asserted). The
+/// schemas are registered as in-memory resources under a placeholder URL, so nothing is ever
+/// loaded from the network or the file system.
+struct Compiled(Result<(boon::Schemas, boon::SchemaIndex), String>);
 
-fn compile(src: &str) -> Compiled {
+fn compile(name: &str, src: &str) -> Compiled {
+    let url = format!("https://schemas.jishijiu.invalid/{name}");
     let result = serde_json::from_str::<Value>(src)
         .map_err(|e| format!("committed schema is not JSON: {e}"))
         .and_then(|schema| {
-            jsonschema::options()
-                .should_validate_formats(true)
-                .build(&schema)
-                .map_err(|e| format!("committed schema does not compile: {e}"))
+            let mut compiler = boon::Compiler::new();
+            compiler.enable_format_assertions();
+            compiler
+                .add_resource(&url, schema)
+                .map_err(|e| format!("committed schema does not load: {e}"))?;
+            let mut schemas = boon::Schemas::new();
+            let index = compiler
+                .compile(&url, &mut schemas)
+                .map_err(|e| format!("committed schema does not compile: {e}"))?;
+            Ok((schemas, index))
         });
     Compiled(result)
 }
 
-static FACT_QUERY: LazyLock<Compiled> = LazyLock::new(|| compile(FACT_QUERY_SCHEMA));
-static SIGNED_ANSWER: LazyLock<Compiled> = LazyLock::new(|| compile(SIGNED_ANSWER_SCHEMA));
-static SIGNED_EVENT: LazyLock<Compiled> = LazyLock::new(|| compile(SIGNED_EVENT_SCHEMA));
-static PROTOCOL_ERROR: LazyLock<Compiled> = LazyLock::new(|| compile(PROTOCOL_ERROR_SCHEMA));
+static FACT_QUERY: LazyLock<Compiled> =
+    LazyLock::new(|| compile("fact-query.schema.json", FACT_QUERY_SCHEMA));
+static SIGNED_ANSWER: LazyLock<Compiled> =
+    LazyLock::new(|| compile("signed-answer.schema.json", SIGNED_ANSWER_SCHEMA));
+static SIGNED_EVENT: LazyLock<Compiled> =
+    LazyLock::new(|| compile("signed-event.schema.json", SIGNED_EVENT_SCHEMA));
+static PROTOCOL_ERROR: LazyLock<Compiled> =
+    LazyLock::new(|| compile("protocol-error.schema.json", PROTOCOL_ERROR_SCHEMA));
 
 fn run(compiled: &Compiled, instance: &Value) -> Result<(), SchemaViolation> {
-    let validator = compiled.0.as_ref().map_err(|e| SchemaViolation {
+    let (schemas, index) = compiled.0.as_ref().map_err(|e| SchemaViolation {
         violations: vec![e.clone()],
     })?;
-    let violations: Vec<String> = validator
-        .iter_errors(instance)
-        .take(MAX_REPORTED)
-        .map(|e| {
-            let path = e.instance_path().to_string();
-            let path = if path.is_empty() {
-                "/".to_owned()
+    let Err(error) = schemas.validate(instance, *index) else {
+        return Ok(());
+    };
+    let mut violations = Vec::new();
+    leaves(&error, &mut violations);
+    Err(SchemaViolation { violations })
+}
+
+/// The innermost errors (the rules that failed), each `path: rule`, at most [`MAX_REPORTED`].
+fn leaves(e: &boon::ValidationError<'_, '_>, out: &mut Vec<String>) {
+    if out.len() >= MAX_REPORTED {
+        return;
+    }
+    // An alternative that matched nothing is one failed rule: its branches' own failures
+    // (each constant of an enumeration, say) would only bury the field at fault.
+    let alternatives = matches!(e.kind, boon::ErrorKind::OneOf(_) | boon::ErrorKind::AnyOf);
+    if e.causes.is_empty() || alternatives {
+        let path = e.instance_location.to_string();
+        let path = if path.is_empty() {
+            "/".to_owned()
+        } else {
+            path
+        };
+        out.push(format!("{path}: {}", masked(&e.kind)));
+        return;
+    }
+    for cause in &e.causes {
+        leaves(cause, out);
+    }
+}
+
+/// A failed rule in words that never quote the instance's value (a resident ID number must not
+/// reach an error message): the schema's side of the rule only.
+fn masked(kind: &boon::ErrorKind<'_, '_>) -> String {
+    use boon::ErrorKind as K;
+    match kind {
+        K::Type { want, .. } => {
+            let want: Vec<String> = want.iter().map(|t| t.to_string()).collect();
+            format!("value is not of type {}", want.join(" or "))
+        }
+        K::Enum { .. } => "value is not one of the allowed values".to_owned(),
+        K::Const { .. } => "value is not the expected constant".to_owned(),
+        K::Format { want, .. } => format!("value is not a valid {want:?}"),
+        K::AdditionalProperties { got } => {
+            // Property names are the sender's: name them only when they look like field names.
+            let names: Vec<&str> = got
+                .iter()
+                .map(|p| p.as_ref())
+                .filter(|p| p.len() <= 40 && p.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+                .collect();
+            if names.len() == got.len() {
+                format!(
+                    "additional properties are not allowed ({})",
+                    names.join(", ")
+                )
             } else {
-                path
-            };
-            format!("{path}: {}", e.masked())
-        })
-        .collect();
-    if violations.is_empty() {
-        Ok(())
-    } else {
-        Err(SchemaViolation { violations })
+                format!("{} additional properties are not allowed", got.len())
+            }
+        }
+        K::Required { want } => format!("required properties are missing: {}", want.join(", ")),
+        K::MinProperties { want, .. } => format!("has fewer than {want} properties"),
+        K::MaxProperties { want, .. } => format!("has more than {want} properties"),
+        K::MinItems { want, .. } => format!("has fewer than {want} items"),
+        K::MaxItems { want, .. } => format!("has more than {want} items"),
+        K::UniqueItems { .. } => "items are not unique".to_owned(),
+        K::MinLength { want, .. } => format!("is shorter than {want} characters"),
+        K::MaxLength { want, .. } => format!("is longer than {want} characters"),
+        K::Pattern { want, .. } => format!("value does not match {want:?}"),
+        K::Minimum { want, .. } => format!("value is less than the minimum of {want}"),
+        K::Maximum { want, .. } => format!("value is greater than the maximum of {want}"),
+        K::ExclusiveMinimum { want, .. } => format!("value is not greater than {want}"),
+        K::ExclusiveMaximum { want, .. } => format!("value is not less than {want}"),
+        K::MultipleOf { want, .. } => format!("value is not a multiple of {want}"),
+        K::FalseSchema => "no value is allowed here".to_owned(),
+        K::OneOf(_) | K::AnyOf | K::AllOf | K::Not => {
+            "value does not match the allowed shapes".to_owned()
+        }
+        K::PropertyName { .. } => "a property name is not allowed".to_owned(),
+        _ => "value does not satisfy the schema".to_owned(),
     }
 }
 

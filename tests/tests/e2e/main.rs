@@ -16,6 +16,7 @@ mod handshake;
 mod household_check;
 mod jurisdiction;
 mod log_integrity;
+mod otlp;
 mod policy;
 mod process;
 mod reload;

@@ -17,10 +17,20 @@ pub(crate) struct HubProcess {
 
 impl HubProcess {
     pub(crate) fn start(config: &Path, log: &Path) -> anyhow::Result<HubProcess> {
+        Self::start_with_env(config, log, &[])
+    }
+
+    /// [`HubProcess::start`] with extra environment variables.
+    pub(crate) fn start_with_env(
+        config: &Path,
+        log: &Path,
+        vars: &[(&str, &str)],
+    ) -> anyhow::Result<HubProcess> {
         let child = Command::new(env!("CARGO_BIN_EXE_hub-e2e"))
             .args(["serve", "--config"])
             .arg(config)
             .env_remove("RUST_LOG")
+            .envs(vars.iter().copied())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(log)?)
             .spawn()?;
