@@ -28,3 +28,4 @@ mod verification;
 mod village;
 mod warnings;
 mod withholding;
+mod witness;
