@@ -833,6 +833,43 @@ mod tests {
     }
 
     #[test]
+    fn witness_endpoints_are_checked() {
+        let wkey = tlog::cosig::CosignatureSigner::from_seed("w.example", [1; 32])
+            .unwrap()
+            .verifier_key()
+            .to_string();
+        let log_key = tlog::Signer::from_seed("log.example", [1; 32])
+            .unwrap()
+            .verifier_key()
+            .to_string();
+        let ep = |vkey: &str, url: &str| {
+            format!(
+                "\n[[log.witness_endpoints]]\nurl = \"{url}\"\nvkey = \"{vkey}\"\nca = \"pki/ca.pem\"\n"
+            )
+        };
+        let out = "\n[departments]\noutbound_cert = \"pki/server.pem\"\noutbound_key = \"pki/server.key\"\n";
+        let good = ep(&wkey, "https://w.example:9480");
+        check(|t| format!("{t}{out}{good}"), Ok(()));
+        check(|t| format!("{t}{good}"), Err("departments.outbound_cert"));
+        check(
+            |t| format!("{t}{out}{}", ep(&log_key, "https://w.example")),
+            Err("not a cosignature/v1"),
+        );
+        check(
+            |t| format!("{t}{out}{}", ep(&wkey, "http://w.example")),
+            Err("must be https://"),
+        );
+        check(
+            |t| format!("{t}{out}[log]\nwitness_publish_quorum = 2\n{good}"),
+            Err("between 1 and 1"),
+        );
+        check(
+            |t| format!("{t}[log]\nwitness_publish_quorum = 1\n"),
+            Err("needs [[log.witness_endpoints]]"),
+        );
+    }
+
+    #[test]
     fn secrets_are_not_printed() {
         let dir = dir_with_files();
         let text = sample_toml(

@@ -321,10 +321,18 @@ impl Witness {
                 size: latest.size,
             });
         }
-        if let Err(e) =
+        let consistent = if new.size == 0 && new.root != tlog::hash::empty_root() {
+            Err("a size-0 checkpoint must carry the empty tree's root".to_owned())
+        } else if new.size == latest.size && new.root != latest.root {
+            Err(format!(
+                "size {} was cosigned with another root (a fork)",
+                new.size
+            ))
+        } else {
             tlog::proof::check_tree(&req.proof, new.size, new.root, latest.size, latest.root)
-        {
-            let reason = e.to_string();
+                .map_err(|e| e.to_string())
+        };
+        if let Err(reason) = consistent {
             tracing::warn!(
                 origin = %origin,
                 witnessed = latest.size,
