@@ -37,6 +37,8 @@ use tlog::checkpoint::{Checkpoint, WitnessPolicy, open_checkpoint, parse_witness
 use tlog::cosig::CosignatureSigner;
 use tlog::{Hash, VerifierKey};
 
+use crate::log::store::to_i64;
+
 /// Why a submission was not cosigned. The message names the field or the rule; it never carries
 /// entry data (a checkpoint holds none anyway).
 #[derive(Debug, thiserror::Error)]
@@ -110,10 +112,6 @@ const SCHEMA: [&str; 2] = [
         id INTEGER PRIMARY KEY AUTOINCREMENT, origin TEXT NOT NULL, received_ms INTEGER NOT NULL, \
         old_size INTEGER NOT NULL, size INTEGER NOT NULL, note TEXT NOT NULL, reason TEXT NOT NULL)",
 ];
-
-fn to_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
 
 impl State {
     /// Opens (creating if missing) the state file: WAL journal, `synchronous=FULL`.
@@ -372,9 +370,7 @@ impl Witness {
         metrics::counter!("witness_cosigned_total").increment(1);
         Ok(self.signer.cosign(&text, timestamp.max(1)))
     }
-}
 
-impl Witness {
     /// The monitoring view (`GET /<hex SHA-256 of the origin>/checkpoint`): the latest checkpoint
     /// this witness cosigned for that log, with a fresh cosignature at `timestamp` ("as of now,
     /// this is the largest consistent tree I have seen"). `None` for an unknown log or one never
