@@ -75,8 +75,8 @@ impl Cosigner {
             .as_deref()
             .zip(config.departments.outbound_key.as_deref())
             .context("log.witness_endpoints: needs departments.outbound_cert and outbound_key")?;
-        let cert = std::fs::read(cert).with_context(|| format!("{}", cert.display()))?;
-        let key = std::fs::read(key).with_context(|| format!("{}", key.display()))?;
+        let cert = std::fs::read(cert).with_context(|| cert.display().to_string())?;
+        let key = std::fs::read(key).with_context(|| key.display().to_string())?;
         let mut endpoints = Vec::with_capacity(eps.len());
         for (i, ep) in eps.iter().enumerate() {
             let vkey = VerifierKey::parse(&ep.vkey)
@@ -243,7 +243,7 @@ async fn submit(log: &AccessLog, e: &mut Endpoint, head: &Served) -> Result<Stri
             .body(body)
             .send()
             .await
-            .map_err(|err| SubmitError::Other(format!("{err}")))?;
+            .map_err(|err| SubmitError::Other(err.to_string()))?;
         let status = resp.status().as_u16();
         let text = resp
             .text()
