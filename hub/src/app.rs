@@ -28,6 +28,8 @@ pub struct Application {
     reload_poll: Option<Duration>,
     /// The escalation scan and the webhook sender (runs on the lease holder only).
     worker: crate::notify::worker::Worker,
+    /// Asks the configured witnesses to cosign each new checkpoint (none configured: `None`).
+    cosigner: Option<crate::log::witnessing::Cosigner>,
 }
 
 impl Application {
@@ -68,6 +70,8 @@ impl Application {
         let log = crate::log::AccessLog::start_from_config(&config, store.db())
             .await
             .context("opening the access log")?;
+        let cosigner = crate::log::witnessing::Cosigner::from_config(&config, log.clone())
+            .context("building the witness clients")?;
         let verify = crate::verify::VerifyService::build(&config.departments)
             .context("building the department connectors")?;
         let sender = crate::notify::deliver::Sender::build(
@@ -125,6 +129,7 @@ impl Application {
             reload_poll: (config.tls.reload_poll_ms > 0)
                 .then(|| Duration::from_millis(config.tls.reload_poll_ms)),
             worker,
+            cosigner,
         })
     }
 
@@ -165,6 +170,7 @@ impl Application {
         let admin = tokio::spawn(serve_admin(self.admin_listener));
         let holder = self.worker.holder.clone();
         let worker = tokio::spawn(self.worker.run());
+        let cosigner = self.cosigner.map(|c| tokio::spawn(c.run()));
         let app = api::router(self.state.clone(), &self.router_opts);
         tracing::info!(addr = %self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "hub listening (mTLS)");
         server::run(
@@ -180,6 +186,9 @@ impl Application {
         cleanup.abort();
         admin.abort();
         worker.abort();
+        if let Some(c) = cosigner {
+            c.abort();
+        }
         let _ = worker.await;
         crate::notify::worker::Worker::release(&self.state.store.db(), &holder).await;
         tracing::info!("hub stopped");

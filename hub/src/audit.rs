@@ -91,11 +91,13 @@ pub struct VerifyArgs {
     /// before a key/origin rotation, see GET /v1/log/rotations); its origin is that key's name.
     #[arg(long)]
     pub trusted_vkey: Option<PathBuf>,
-    /// Witness verifier key files (cosignature/v1); present cosignatures must verify.
+    /// Witness verifier key files (cosignature/v1, as `hub witness keygen` writes witness.vkey);
+    /// present cosignatures must verify.
     #[arg(long = "witness")]
     pub witnesses: Vec<PathBuf>,
-    /// Cosignatures required from the witnesses.
-    #[arg(long, default_value_t = 0)]
+    /// Cosignatures required from the named witnesses (k of the n `--witness` keys); the
+    /// verification fails, naming the witnesses whose cosignature is missing, below it.
+    #[arg(long, visible_alias = "quorum", default_value_t = 0)]
     pub witness_quorum: usize,
     /// Write the verified checkpoint here (to pass as --trusted-checkpoint next time).
     #[arg(long)]
@@ -171,6 +173,10 @@ pub fn main(cmd: AuditCommand) -> anyhow::Result<()> {
                     Verdict::Bad(f) => {
                         println!("{f}");
                         anyhow::bail!("{f}")
+                    }
+                    Verdict::Unwitnessed(why) => {
+                        println!("{why}");
+                        anyhow::bail!("{why}")
                     }
                 }
             }
@@ -264,8 +270,15 @@ async fn post_json(
 /// The outcome of a full verification.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    Ok { size: u64, root: Hash },
+    Ok {
+        size: u64,
+        root: Hash,
+    },
     Bad(Failure),
+    /// The checkpoint verifies but too few of the named witnesses cosigned it (the message names
+    /// the missing ones). Nothing says the log was tampered with; it is not independently
+    /// witnessed, so the auditor may not rely on it.
+    Unwitnessed(String),
 }
 
 /// What was wrong. `first_bad_index` is `None` when the fault is not tied to one entry (a bad
@@ -513,8 +526,17 @@ pub async fn verify(
         (None, None) => anyhow::bail!("give --url (with --cacert/--cert/--key) or --db"),
     };
     let note = source.checkpoint().await?;
+    anyhow::ensure!(
+        policy.quorum <= policy.witnesses.len(),
+        "--quorum {} is more than the {} --witness key(s) given",
+        policy.quorum,
+        policy.witnesses.len()
+    );
     let signed = match open_checkpoint(note.as_bytes(), &origin, &vkey, &policy) {
         Ok(s) => s,
+        Err(e @ tlog::Error::QuorumNotMet { .. }) => {
+            return Ok(Verdict::Unwitnessed(format!("见证人联署不足 / {e}")));
+        }
         Err(e) => {
             return Ok(Verdict::Bad(Failure {
                 first_bad_index: None,

@@ -1,5 +1,5 @@
 //! The `hub` command line: `serve`, `demo`, `pki`, `keygen`, `check-config`, `audit`, `client`,
-//! `policy`, `log rotate`.
+//! `policy`, `log rotate`, `witness`.
 //!
 //! `main` only calls [`run`]; the subcommands call library functions that the tests call too.
 //!
@@ -55,6 +55,10 @@ pub enum Command {
     /// Access-log operations on the hub's own database (every hub replica stopped).
     #[command(subcommand)]
     Log(LogCommand),
+    /// 见证人: run a C2SP tlog-witness that cosigns the access log's checkpoints (for the audit
+    /// office or a partner department: its own key and state), or create its key.
+    #[command(subcommand)]
+    Witness(crate::witness::serve::WitnessCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -257,6 +261,7 @@ pub fn main() -> anyhow::Result<()> {
         Command::Pki(cmd) => pki(cmd),
         Command::Audit(cmd) => crate::audit::main(cmd),
         Command::Client(cmd) => crate::client::main(cmd),
+        Command::Witness(cmd) => crate::witness::serve::main(cmd),
         Command::Log(LogCommand::Rotate(args)) => runtime()?.block_on(async move {
             // The rotation's warning goes where the hub's own logs go.
             let config = Config::load(&args.config)?;

@@ -266,6 +266,96 @@ pub struct LogConfig {
     /// Entries the `sample` start-up audit checks.
     #[serde(default = "default_log_startup_audit_samples")]
     pub startup_audit_samples: usize,
+    /// 见证人: witnesses the hub asks to cosign each new checkpoint (C2SP tlog-witness
+    /// `add-checkpoint` over mTLS with `departments.outbound_cert`); their keys count as
+    /// `witnesses` too. See [`crate::log::witnessing`].
+    #[serde(default)]
+    pub witness_endpoints: Vec<WitnessEndpoint>,
+    /// Cosignatures a checkpoint needs before GET /log/checkpoint serves it (1 ..= the number of
+    /// endpoints; default: all of them).
+    #[serde(default)]
+    pub witness_publish_quorum: Option<usize>,
+    /// Longest wait between retries to a witness that failed (the wait doubles from 1 s).
+    #[serde(default = "default_witness_retry_cap_ms")]
+    pub witness_retry_cap_ms: u64,
+}
+
+/// One `[[log.witness_endpoints]]`: a witness the hub submits its checkpoints to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessEndpoint {
+    /// Submission prefix, e.g. `https://witness.audit.jining:9480` (`/add-checkpoint` is appended).
+    pub url: String,
+    /// The witness's verifier key (cosignature/v1, `<name>+<hex id>+<base64>`).
+    pub vkey: String,
+    /// PEM file with the CA that signs the witness's server certificate.
+    pub ca: PathBuf,
+    /// Per-request timeout.
+    #[serde(default = "default_witness_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+impl LogConfig {
+    /// The checks on `[log]`'s witness keys; `has_outbound` says whether the hub has a client
+    /// certificate to present.
+    fn validate_witnesses(&self, has_outbound: bool) -> Result<(), (&'static str, String)> {
+        let n = self.witness_endpoints.len();
+        if n == 0 {
+            return match self.witness_publish_quorum {
+                Some(_) => Err((
+                    "log.witness_publish_quorum",
+                    "needs [[log.witness_endpoints]]".into(),
+                )),
+                None => Ok(()),
+            };
+        }
+        if !has_outbound {
+            return Err((
+                "log.witness_endpoints",
+                "the hub calls witnesses with departments.outbound_cert and outbound_key: set both"
+                    .into(),
+            ));
+        }
+        for (i, w) in self.witness_endpoints.iter().enumerate() {
+            if !w.url.starts_with("https://") {
+                return Err((
+                    "log.witness_endpoints",
+                    format!("[{i}].url: must be https://"),
+                ));
+            }
+            match tlog::VerifierKey::parse(&w.vkey) {
+                Ok(k) if k.kind() == tlog::note::KeyKind::CosignatureV1 => {}
+                Ok(_) => {
+                    return Err((
+                        "log.witness_endpoints",
+                        format!("[{i}].vkey: not a cosignature/v1 (0x04) witness key"),
+                    ));
+                }
+                Err(e) => return Err(("log.witness_endpoints", format!("[{i}].vkey: {e}"))),
+            }
+            if !w.ca.is_file() {
+                return Err((
+                    "log.witness_endpoints",
+                    format!("[{i}].ca: file not found: {}", w.ca.display()),
+                ));
+            }
+            if w.timeout_ms == 0 {
+                return Err((
+                    "log.witness_endpoints",
+                    format!("[{i}].timeout_ms: must be greater than 0"),
+                ));
+            }
+        }
+        if let Some(q) = self.witness_publish_quorum
+            && !(1..=n).contains(&q)
+        {
+            return Err((
+                "log.witness_publish_quorum",
+                format!("must be between 1 and {n} (the number of witness endpoints)"),
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for LogConfig {
@@ -278,6 +368,9 @@ impl Default for LogConfig {
             lease_ms: default_log_lease_ms(),
             startup_audit: crate::log::StartupAudit::default(),
             startup_audit_samples: default_log_startup_audit_samples(),
+            witness_endpoints: Vec::new(),
+            witness_publish_quorum: None,
+            witness_retry_cap_ms: default_witness_retry_cap_ms(),
         }
     }
 }
@@ -296,6 +389,12 @@ fn default_log_lease_ms() -> u64 {
 }
 fn default_log_startup_audit_samples() -> usize {
     256
+}
+fn default_witness_retry_cap_ms() -> u64 {
+    60_000
+}
+fn default_witness_timeout_ms() -> u64 {
+    10_000
 }
 
 fn default_listen() -> SocketAddr {
@@ -413,6 +512,10 @@ impl Config {
         self.keys.retired_data_keys.iter_mut().for_each(fix);
         fix(&mut self.policies.dir);
         self.departments.resolve_paths(base);
+        self.log
+            .witness_endpoints
+            .iter_mut()
+            .for_each(|w| fix(&mut w.ca));
         self.notifications.resolve_paths(base);
         // A relative SQLite path resolves against the config directory too.
         let url = self.database.url.expose_secret();
@@ -484,6 +587,11 @@ impl Config {
             return invalid("escalation.interval_secs", "must be greater than 0".into());
         }
         if let Err((key, message)) = self.notifications.validate(
+            self.departments.outbound_cert.is_some() && self.departments.outbound_key.is_some(),
+        ) {
+            return invalid(key, message);
+        }
+        if let Err((key, message)) = self.log.validate_witnesses(
             self.departments.outbound_cert.is_some() && self.departments.outbound_key.is_some(),
         ) {
             return invalid(key, message);
@@ -724,6 +832,43 @@ mod tests {
         check(
             |t| t.replace("log_filter = \"info\"", "log_filter = \"info,[=\""),
             Err("telemetry.log_filter"),
+        );
+    }
+
+    #[test]
+    fn witness_endpoints_are_checked() {
+        let wkey = tlog::cosig::CosignatureSigner::from_seed("w.example", [1; 32])
+            .unwrap()
+            .verifier_key()
+            .to_string();
+        let log_key = tlog::Signer::from_seed("log.example", [1; 32])
+            .unwrap()
+            .verifier_key()
+            .to_string();
+        let ep = |vkey: &str, url: &str| {
+            format!(
+                "\n[[log.witness_endpoints]]\nurl = \"{url}\"\nvkey = \"{vkey}\"\nca = \"pki/ca.pem\"\n"
+            )
+        };
+        let out = "\n[departments]\noutbound_cert = \"pki/server.pem\"\noutbound_key = \"pki/server.key\"\n";
+        let good = ep(&wkey, "https://w.example:9480");
+        check(|t| format!("{t}{out}{good}"), Ok(()));
+        check(|t| format!("{t}{good}"), Err("departments.outbound_cert"));
+        check(
+            |t| format!("{t}{out}{}", ep(&log_key, "https://w.example")),
+            Err("not a cosignature/v1"),
+        );
+        check(
+            |t| format!("{t}{out}{}", ep(&wkey, "http://w.example")),
+            Err("must be https://"),
+        );
+        check(
+            |t| format!("{t}{out}[log]\nwitness_publish_quorum = 2\n{good}"),
+            Err("between 1 and 1"),
+        );
+        check(
+            |t| format!("{t}[log]\nwitness_publish_quorum = 1\n"),
+            Err("needs [[log.witness_endpoints]]"),
         );
     }
 

@@ -22,6 +22,8 @@
 //! - [`verify`]: authorization letters, verifications, planning and the department fan-out.
 //! - [`client`]: `hub client verify|report`, the caseworker's command line.
 //! - [`cli`], [`demo`]: the `hub` command line and the demo.
+//! - [`witness`]: `hub witness`, a C2SP tlog-witness that cosigns the access log's checkpoints
+//!   (run by the audit office or a partner department; the hub's side is [`log::witnessing`]).
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -46,3 +48,4 @@ pub mod telemetry;
 pub mod tls;
 pub mod verify;
 pub mod warning;
+pub mod witness;

@@ -96,7 +96,7 @@ pub(crate) fn may_read_log(s: &AppState, id: &Identity) -> Result<(), ApiError> 
 
 async fn checkpoint(State(s): State<AppState>, Caller(id): Caller) -> Result<Response, ApiError> {
     may_read_log(&s, &id)?;
-    let mut r = text("text/plain; charset=utf-8", s.log.head().note);
+    let mut r = text("text/plain; charset=utf-8", s.log.served_checkpoint());
     r.headers_mut().insert(
         header::CACHE_CONTROL,
         header::HeaderValue::from_static("no-cache"),

@@ -44,6 +44,7 @@ pub mod api;
 mod cache;
 pub mod integrity;
 pub mod store;
+pub mod witnessing;
 
 pub use integrity::StartupAudit;
 
@@ -59,7 +60,7 @@ use schemas::access_log::AccessLogEntry;
 use tlog::checkpoint::{Checkpoint, WitnessPolicy};
 use tlog::stored::{stored_hash_count, stored_hash_index};
 use tlog::{Hash, HashReader, Signer, StoredHashIndex, VerifierKey};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::store::Db;
 use cache::{CacheReader, HashCache};
@@ -107,6 +108,9 @@ pub struct LogOptions {
     pub lease: Duration,
     /// Witness keys (cosignature/v1) whose cosignatures are checked when present.
     pub witnesses: Vec<VerifierKey>,
+    /// Witnesses are asked to cosign ([`witnessing`]): GET /log/checkpoint serves the newest
+    /// checkpoint that has enough cosignatures instead of the head.
+    pub serve_cosigned: bool,
     /// How much of the stored tree start-up checks against the signed checkpoint.
     pub startup_audit: StartupAudit,
     /// Entries the `sample` start-up audit checks by inclusion proof.
@@ -120,6 +124,7 @@ impl Default for LogOptions {
             replica_id: "primary".into(),
             lease: Duration::from_secs(30),
             witnesses: Vec::new(),
+            serve_cosigned: false,
             startup_audit: StartupAudit::Recent,
             startup_audit_samples: 256,
         }
@@ -181,6 +186,13 @@ pub struct AccessLog {
     vkey: VerifierKey,
     origin: String,
     witnesses: WitnessPolicy,
+    /// Why a watch: the witnessing task wakes on every new head without polling, and a task that
+    /// was busy sees only the newest size (intermediate heads need no cosignature).
+    size_rx: watch::Receiver<u64>,
+    /// Whether GET /log/checkpoint serves `cosigned` instead of the head.
+    serve_cosigned: bool,
+    /// The newest checkpoint with enough witness cosignatures (set by [`witnessing`]).
+    cosigned: RwLock<Option<Served>>,
 }
 
 impl std::fmt::Debug for AccessLog {
@@ -344,6 +356,8 @@ impl AccessLog {
         let cache = Arc::new(Mutex::new(HashCache::default()));
         lock(&cache).remember(&frontier);
         let (tx, rx) = mpsc::channel(opts.max_batch.max(1) * 4);
+        let (size_tx, size_rx) = watch::channel(head.size);
+        let serve_cosigned = opts.serve_cosigned;
         let writer = Writer {
             db: db.clone(),
             signer,
@@ -351,6 +365,7 @@ impl AccessLog {
             size: head.size,
             frontier,
             served: served.clone(),
+            size_tx,
             cache: cache.clone(),
         };
         tokio::spawn(writer.run(rx));
@@ -363,6 +378,9 @@ impl AccessLog {
             vkey,
             origin,
             witnesses,
+            size_rx,
+            serve_cosigned,
+            cosigned: RwLock::new(None),
         }))
     }
 
@@ -484,6 +502,41 @@ impl AccessLog {
     /// The configured witness policy.
     pub fn witness_policy(&self) -> &WitnessPolicy {
         &self.witnesses
+    }
+
+    /// Wakes on every new head (its value is the head's size).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.size_rx.clone()
+    }
+
+    /// The checkpoint GET /log/checkpoint serves: with witnesses asked to cosign, the newest
+    /// checkpoint that has enough cosignatures (the log note with their lines appended), or the
+    /// head until the first one has them; otherwise the head.
+    pub fn served_checkpoint(&self) -> String {
+        if self.serve_cosigned
+            && let Some(c) = self.cosigned()
+        {
+            return c.note;
+        }
+        self.head().note
+    }
+
+    /// Publishes a cosigned checkpoint (the witnessing task); an older one than the published one
+    /// is ignored.
+    pub fn publish_cosigned(&self, cosigned: Served) {
+        let mut slot = self.cosigned.write().unwrap_or_else(|p| p.into_inner());
+        if slot.as_ref().is_none_or(|s| s.size <= cosigned.size) {
+            metrics::gauge!("hub_log_cosigned_size").set(cosigned.size as f64);
+            *slot = Some(cosigned);
+        }
+    }
+
+    /// The newest published cosigned checkpoint, if any.
+    pub fn cosigned(&self) -> Option<Served> {
+        self.cosigned
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The current head (size, root, signed checkpoint).
@@ -616,6 +669,8 @@ struct Writer {
     /// Stored hashes of the maximal complete subtrees at `size`.
     frontier: HashMap<u64, Hash>,
     served: Arc<RwLock<Served>>,
+    /// Tells the witnessing task (and anyone subscribed) about each new head.
+    size_tx: watch::Sender<u64>,
     cache: Arc<Mutex<HashCache>>,
 }
 
@@ -671,6 +726,7 @@ impl Writer {
                 note: head.note,
             };
         }
+        self.size_tx.send_replace(head.size);
         Ok(())
     }
 
@@ -743,6 +799,7 @@ impl Writer {
                 note,
             };
         }
+        self.size_tx.send_replace(new_size);
         metrics::counter!("hub_log_entries_total").increment(batch.len() as u64);
         metrics::histogram!("hub_log_batch_size").record(batch.len() as f64);
         for (i, r) in batch.drain(..).enumerate() {
@@ -772,11 +829,19 @@ impl AccessLog {
                 VerifierKey::parse(w).map_err(|e| anyhow::anyhow!("log.witnesses[{i}]: {e}"))?;
             witnesses.push(k);
         }
+        for (i, w) in config.log.witness_endpoints.iter().enumerate() {
+            let k = VerifierKey::parse(&w.vkey)
+                .map_err(|e| anyhow::anyhow!("log.witness_endpoints[{i}].vkey: {e}"))?;
+            if !witnesses.contains(&k) {
+                witnesses.push(k);
+            }
+        }
         let opts = LogOptions {
             max_batch: config.log.max_batch.max(1),
             replica_id: config.log.replica_id.clone(),
             lease: Duration::from_millis(config.log.lease_ms.max(1000)),
             witnesses,
+            serve_cosigned: !config.log.witness_endpoints.is_empty(),
             startup_audit: config.log.startup_audit,
             startup_audit_samples: config.log.startup_audit_samples,
         };

@@ -65,7 +65,8 @@ fn hash_from(field: &'static str, bytes: &[u8]) -> Result<Hash, LogError> {
     Hash::from_slice(field, bytes).map_err(|e| LogError::Corrupt(e.to_string()))
 }
 
-fn to_i64(v: u64) -> i64 {
+/// A size or index as the databases' signed 64-bit integer (saturating).
+pub(crate) fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 

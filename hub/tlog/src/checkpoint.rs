@@ -83,16 +83,7 @@ impl Checkpoint {
             return Err(Error::malformed("checkpoint.origin", "must not be empty"));
         }
         let size_str = lines[1];
-        let size: u64 = size_str
-            .parse()
-            .ok()
-            .filter(|s: &u64| s.to_string() == size_str)
-            .ok_or_else(|| {
-                Error::malformed(
-                    "checkpoint.size",
-                    "must be a decimal number without sign or leading zeros",
-                )
-            })?;
+        let size = parse_size("checkpoint.size", size_str)?;
         let root = Hash::from_base64("checkpoint.root", lines[2])?;
         let extensions: Vec<String> = lines[3..].iter().map(|s| (*s).to_owned()).collect();
         if extensions.iter().any(String::is_empty) {
@@ -187,11 +178,21 @@ pub fn open_checkpoint(
         }
     }
     if cosignatures.len() < policy.quorum {
-        return Err(Error::ProofFailed(format!(
-            "{} witness cosignature(s), policy requires {}",
-            cosignatures.len(),
-            policy.quorum
-        )));
+        return Err(Error::QuorumNotMet {
+            cosigned: cosignatures.len(),
+            required: policy.quorum,
+            missing: policy
+                .witnesses
+                .iter()
+                .filter(|w| {
+                    !note
+                        .verified
+                        .iter()
+                        .any(|s| s.name == w.name() && s.key_id == w.key_id())
+                })
+                .map(|w| format!("{}+{:08x}", w.name(), w.key_id()))
+                .collect(),
+        });
     }
     Ok(SignedCheckpoint {
         checkpoint,
@@ -224,6 +225,67 @@ pub fn witness_request_body(old_size: u64, proof: &[Hash], signed_checkpoint: &s
     out.push('\n');
     out.push_str(signed_checkpoint);
     out
+}
+
+/// A parsed C2SP tlog-witness `add-checkpoint` request body (see [`witness_request_body`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WitnessRequest {
+    /// The size of the checkpoint the client believes the witness last cosigned.
+    pub old_size: u64,
+    /// Consistency proof from `old_size` to the checkpoint's size.
+    pub proof: Vec<Hash>,
+    /// The signed checkpoint note, verbatim.
+    pub signed_checkpoint: String,
+}
+
+/// Most consistency-proof lines a request may carry (tlog-witness: at most 63).
+pub const MAX_WITNESS_PROOF_LINES: usize = 63;
+
+/// Parses an `add-checkpoint` body: `old <size>\n` (decimal, no leading zeros), at most 63 base64
+/// hash lines, an empty line, then the signed checkpoint (which is not verified here).
+pub fn parse_witness_request(body: &str) -> Result<WitnessRequest> {
+    let (first, mut rest) = body
+        .split_once('\n')
+        .ok_or_else(|| Error::malformed("old", "the body must start with `old <size>\\n`"))?;
+    let size_text = first
+        .strip_prefix("old ")
+        .ok_or_else(|| Error::malformed("old", "the first line must be `old <size>`"))?;
+    let old_size = parse_size("old", size_text)?;
+    let mut proof = Vec::new();
+    loop {
+        let (line, after) = rest.split_once('\n').ok_or_else(|| {
+            Error::malformed("proof", "an empty line must end the consistency proof")
+        })?;
+        rest = after;
+        if line.is_empty() {
+            break;
+        }
+        if proof.len() == MAX_WITNESS_PROOF_LINES {
+            return Err(Error::malformed(
+                "proof",
+                format!("more than {MAX_WITNESS_PROOF_LINES} lines"),
+            ));
+        }
+        proof.push(Hash::from_base64("proof", line)?);
+    }
+    Ok(WitnessRequest {
+        old_size,
+        proof,
+        signed_checkpoint: rest.to_owned(),
+    })
+}
+
+/// A tree size in decimal without sign or leading zeros (`0` for zero).
+fn parse_size(field: &'static str, text: &str) -> Result<u64> {
+    text.parse()
+        .ok()
+        .filter(|s: &u64| s.to_string() == text)
+        .ok_or_else(|| {
+            Error::malformed(
+                field,
+                "must be a decimal number without sign or leading zeros",
+            )
+        })
 }
 
 #[cfg(test)]
@@ -304,7 +366,24 @@ mod tests {
             witnesses: vec![w1.verifier_key(), w2.verifier_key()],
             quorum: 2,
         };
-        assert!(open_checkpoint(one.as_bytes(), "hub.example/audit-log", &vk, &policy).is_err());
+        match open_checkpoint(one.as_bytes(), "hub.example/audit-log", &vk, &policy) {
+            Err(e @ Error::QuorumNotMet { .. }) => {
+                let w2_id = format!("w2.example+{:08x}", w2.verifier_key().key_id());
+                assert_eq!(
+                    e,
+                    Error::QuorumNotMet {
+                        cosigned: 1,
+                        required: 2,
+                        missing: vec![w2_id.clone()],
+                    }
+                );
+                assert!(
+                    e.to_string()
+                        .contains(&format!("1 of 2 required cosignatures; missing: {w2_id}"))
+                );
+            }
+            other => panic!("expected a missed quorum, got {other:?}"),
+        }
         let ok = open_checkpoint(two.as_bytes(), "hub.example/audit-log", &vk, &policy).unwrap();
         assert_eq!(
             ok.cosignatures,
@@ -324,8 +403,41 @@ mod tests {
             )
             .is_err()
         );
-        // Witness request body framing.
+        // Witness request body framing, and its parser.
         let body = witness_request_body(7, &[root], &signed);
         assert!(body.starts_with(&format!("old 7\n{ROOT}\n\nhub.example/audit-log\n")));
+        assert_eq!(
+            parse_witness_request(&body).unwrap(),
+            WitnessRequest {
+                old_size: 7,
+                proof: vec![root],
+                signed_checkpoint: signed.clone(),
+            }
+        );
+    }
+
+    #[test]
+    fn witness_request_parsing_rules() {
+        let cp = "o\n1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n\n\u{2014} o x\n";
+        let ok = parse_witness_request(&format!("old 0\n\n{cp}")).unwrap();
+        assert_eq!((ok.old_size, ok.proof.len()), (0, 0));
+        assert_eq!(ok.signed_checkpoint, cp);
+        for (body, field) in [
+            (format!("old 01\n\n{cp}"), "old"),
+            (format!("old -1\n\n{cp}"), "old"),
+            (format!("olds 1\n\n{cp}"), "old"),
+            ("old 1".to_owned(), "old"),
+            (format!("old 1\nAAAA\n\n{cp}"), "proof"),
+            (format!("old 1\n{ROOT}\n"), "proof"),
+            (
+                format!("old 1\n{}\n{cp}", format!("{ROOT}\n").repeat(64)),
+                "proof",
+            ),
+        ] {
+            let e = parse_witness_request(&body).unwrap_err();
+            assert!(e.to_string().starts_with(field), "{body:?}: {e}");
+        }
+        let max = format!("old 1\n{}\n{cp}", format!("{ROOT}\n").repeat(63));
+        assert_eq!(parse_witness_request(&max).unwrap().proof.len(), 63);
     }
 }

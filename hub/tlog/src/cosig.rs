@@ -20,6 +20,7 @@ use ring::signature::{Ed25519KeyPair, KeyPair as _};
 
 use crate::note::{
     ALG_COSIGNATURE_V1, KeyKind, Signature, Verifier as _, VerifierKey, is_valid_key_name, key_id,
+    parse_skey_text, random_seed, skey_text,
 };
 use crate::{Error, Result};
 
@@ -73,11 +74,11 @@ pub fn cosignature_timestamp(sig: &Signature) -> Option<u64> {
     (sig.sig.len() == 72).then(|| u64::from_be_bytes(ts))
 }
 
-/// A witness's cosigning key. The hub does not witness itself; this exists so tests (and a future
-/// witness) can produce cosignatures. Its `Debug` never shows the key.
+/// A witness's cosigning key (`hub witness`). Its `Debug` never shows the key.
 pub struct CosignatureSigner {
     name: String,
     key_id: u32,
+    seed: [u8; 32],
     pair: Ed25519KeyPair,
 }
 
@@ -95,8 +96,38 @@ impl CosignatureSigner {
         Ok(CosignatureSigner {
             name: name.to_owned(),
             key_id: key_id(name, ALG_COSIGNATURE_V1, pair.public_key().as_ref()),
+            seed,
             pair,
         })
+    }
+
+    /// A fresh random cosigning key (ring's system RNG).
+    pub fn generate(name: &str) -> Result<Self> {
+        Self::from_seed(name, random_seed()?)
+    }
+
+    /// Parses `PRIVATE+KEY+<name>+<hex8 key ID>+<base64(0x04 || seed)>` (the signer-key form of
+    /// [`crate::note::Signer`] with the cosignature/v1 type byte).
+    pub fn from_skey_text(skey: &str) -> Result<Self> {
+        let (name, id, seed) = parse_skey_text(skey, ALG_COSIGNATURE_V1)?;
+        let signer = Self::from_seed(&name, seed)?;
+        if id != signer.key_id {
+            return Err(Error::malformed(
+                "signer key.key_id",
+                "does not match the key",
+            ));
+        }
+        Ok(signer)
+    }
+
+    /// The secret key text. Treat it as a secret: never log it.
+    pub fn to_skey_text(&self) -> String {
+        skey_text(&self.name, self.key_id, ALG_COSIGNATURE_V1, &self.seed)
+    }
+
+    /// The witness's key name.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// The witness's public key (type 0x04) in vkey form.
@@ -165,5 +196,13 @@ mod tests {
         // An Ed25519 (0x01) key with the witness's name and seed has a different key ID.
         let same_seed = Signer::from_seed("witness.example/w1", [9; 32]).unwrap();
         assert_ne!(same_seed.key_id(), wk.key_id());
+        // The secret key text round-trips, and is not taken for a 0x01 note key or vice versa.
+        let again = CosignatureSigner::from_skey_text(&w.to_skey_text()).unwrap();
+        assert_eq!(again.verifier_key(), wk);
+        assert!(Signer::from_skey_text(&w.to_skey_text()).is_err());
+        assert!(CosignatureSigner::from_skey_text(&same_seed.to_skey_text()).is_err());
+        assert!(!format!("{w:?}").contains(&w.to_skey_text()));
+        let fresh = CosignatureSigner::generate("witness.example/w2").unwrap();
+        assert_ne!(fresh.verifier_key(), wk);
     }
 }

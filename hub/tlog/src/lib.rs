@@ -62,6 +62,17 @@ pub enum Error {
     /// No signature from a known key was present.
     #[error("note has no signature from a known key")]
     UnverifiedNote,
+    /// Fewer witnesses cosigned a checkpoint than a policy requires; `missing` names (as
+    /// `<name>+<hex key id>`) the required witnesses whose cosignature is absent.
+    #[error(
+        "witness quorum not met: {cosigned} of {required} required cosignatures; missing: {}",
+        missing.join(", ")
+    )]
+    QuorumNotMet {
+        cosigned: usize,
+        required: usize,
+        missing: Vec<String>,
+    },
     /// A hash reader (storage) failed or returned the wrong number of hashes.
     #[error("hash reader: {0}")]
     Reader(String),

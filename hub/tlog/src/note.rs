@@ -243,6 +243,57 @@ impl Verifier for VerifierKey {
     }
 }
 
+/// A fresh random 32-byte seed (ring's system RNG).
+pub(crate) fn random_seed() -> Result<[u8; 32]> {
+    use ring::rand::SecureRandom as _;
+    let mut seed = [0u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut seed)
+        .map_err(|_| Error::InvalidInput("system random generator failed".into()))?;
+    Ok(seed)
+}
+
+/// `PRIVATE+KEY+<name>+<hex8 key ID>+<base64(alg || seed)>`: the secret key text (Go's form).
+pub(crate) fn skey_text(name: &str, key_id: u32, alg: u8, seed: &[u8; 32]) -> String {
+    let mut key = Vec::with_capacity(33);
+    key.push(alg);
+    key.extend_from_slice(seed);
+    format!("PRIVATE+KEY+{name}+{key_id:08x}+{}", B64.encode(key))
+}
+
+/// Parses [`skey_text`] for signature type `alg`: (name, key ID as written, seed). The caller checks
+/// the key ID against the key it derives.
+pub(crate) fn parse_skey_text(skey: &str, alg: u8) -> Result<(String, u32, [u8; 32])> {
+    let skey = skey.trim_end_matches(['\n', '\r']);
+    let rest = skey
+        .strip_prefix("PRIVATE+KEY+")
+        .ok_or_else(|| Error::malformed("signer key", "must start with PRIVATE+KEY+"))?;
+    let mut parts = rest.splitn(3, '+');
+    let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(Error::malformed(
+            "signer key",
+            "expected PRIVATE+KEY+<name>+<hex key id>+<base64 key>",
+        ));
+    };
+    let key = B64
+        .decode(key_b64)
+        .map_err(|_| Error::malformed("signer key.key", "not standard padded base64"))?;
+    if key.len() != 33 || key[0] != alg {
+        return Err(Error::malformed(
+            "signer key.key",
+            format!("must be 0x{alg:02x} followed by a 32-byte Ed25519 seed"),
+        ));
+    }
+    let mut seed = [0u8; 32];
+    seed.copy_from_slice(&key[1..]);
+    let id = (id_hex.len() == 8)
+        .then(|| u32::from_str_radix(id_hex, 16).ok())
+        .flatten()
+        .ok_or_else(|| Error::malformed("signer key.key_id", "must be 8 hex digits"))?;
+    Ok((name.to_owned(), id, seed))
+}
+
 /// An Ed25519 note signer (the log's private key). Its `Debug` never shows the key.
 pub struct Signer {
     name: String,
@@ -273,41 +324,14 @@ impl Signer {
 
     /// A fresh random signer (ring's system RNG).
     pub fn generate(name: &str) -> Result<Signer> {
-        use ring::rand::SecureRandom as _;
-        let mut seed = [0u8; 32];
-        ring::rand::SystemRandom::new()
-            .fill(&mut seed)
-            .map_err(|_| Error::InvalidInput("system random generator failed".into()))?;
-        Self::from_seed(name, seed)
+        Self::from_seed(name, random_seed()?)
     }
 
     /// Parses `PRIVATE+KEY+<name>+<hex8 key ID>+<base64(0x01 || seed)>` (Go's signer key form).
     pub fn from_skey_text(skey: &str) -> Result<Signer> {
-        let skey = skey.trim_end_matches(['\n', '\r']);
-        let rest = skey
-            .strip_prefix("PRIVATE+KEY+")
-            .ok_or_else(|| Error::malformed("signer key", "must start with PRIVATE+KEY+"))?;
-        let mut parts = rest.splitn(3, '+');
-        let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(Error::malformed(
-                "signer key",
-                "expected PRIVATE+KEY+<name>+<hex key id>+<base64 key>",
-            ));
-        };
-        let key = B64
-            .decode(key_b64)
-            .map_err(|_| Error::malformed("signer key.key", "not standard padded base64"))?;
-        if key.len() != 33 || key[0] != ALG_ED25519 {
-            return Err(Error::malformed(
-                "signer key.key",
-                "must be 0x01 followed by a 32-byte Ed25519 seed",
-            ));
-        }
-        let mut seed = [0u8; 32];
-        seed.copy_from_slice(&key[1..]);
-        let signer = Self::from_seed(name, seed)?;
-        if id_hex.len() != 8 || u32::from_str_radix(id_hex, 16).ok() != Some(signer.key_id) {
+        let (name, id, seed) = parse_skey_text(skey, ALG_ED25519)?;
+        let signer = Self::from_seed(&name, seed)?;
+        if id != signer.key_id {
             return Err(Error::malformed(
                 "signer key.key_id",
                 "does not match the key",
@@ -318,15 +342,7 @@ impl Signer {
 
     /// The secret signer-key text. Treat it as a secret: never log it.
     pub fn to_skey_text(&self) -> String {
-        let mut key = Vec::with_capacity(33);
-        key.push(ALG_ED25519);
-        key.extend_from_slice(&self.seed);
-        format!(
-            "PRIVATE+KEY+{}+{:08x}+{}",
-            self.name,
-            self.key_id,
-            B64.encode(key)
-        )
+        skey_text(&self.name, self.key_id, ALG_ED25519, &self.seed)
     }
 
     /// The key name.

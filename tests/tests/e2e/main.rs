@@ -29,3 +29,4 @@ mod verification;
 mod village;
 mod warnings;
 mod withholding;
+mod witness;
