@@ -10,9 +10,12 @@
 //!   URI SAN as the principal's `uri`, and ownership as the household's `requester` URI), and the
 //!   policy ids of the decision are the ones the access-log entry records. Held by
 //!   `e2e::authz_table`.
-//! - [`Authz::require`] is the one place a denial becomes HTTP 403 with the stable code `forbidden`
+//! - [`Authz::verdict`] is the one place a denial becomes HTTP 403 with the stable code `forbidden`
 //!   and the policy's caseworker-readable reason; the decision and its policy ids are returned so
 //!   the caller can put them into the access-log entry.
+//! - [`enforce_logged`] (and [`Authz::require_logged`], which decides first) is the one place a
+//!   refusal is written to the access log before the 403 leaves; no route appends its own denied
+//!   entry after a Cedar decision.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -20,6 +23,7 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 use policies::{Action, Decision, PolicyEngine, PolicyError, RequestCtx, ResourceCtx};
 use schemas::Identity;
+use schemas::access_log::AccessLogEntry;
 
 use crate::api::ApiError;
 
@@ -106,9 +110,9 @@ impl Authz {
         decision
     }
 
-    /// Evaluate and turn a denial into 403. The decision comes back in both cases so that the
-    /// caller can log it. (The error is large but short-lived: it is built once per denial and
-    /// turned into a response right away, so boxing would only add an allocation.)
+    /// Evaluate and turn a denial into 403 ([`Authz::verdict`]). The decision comes back in both
+    /// cases so that the caller can log it. (The error is large but short-lived: it is built once
+    /// per denial and turned into a response right away, so boxing would only add an allocation.)
     #[allow(clippy::result_large_err)]
     pub fn require(
         &self,
@@ -117,24 +121,25 @@ impl Authz {
         resource: &ResourceCtx,
         ctx: &RequestCtx,
     ) -> Result<Decision, (Decision, ApiError)> {
-        let decision = self.decide(who, action, resource, ctx);
-        if decision.allowed {
-            Ok(decision)
-        } else {
-            let reason = decision
-                .reason
-                .clone()
-                .unwrap_or_else(|| "无权执行此操作 / not permitted".to_owned());
-            Err((decision, ApiError::forbidden(reason)))
-        }
+        Self::verdict(self.decide(who, action, resource, ctx))
     }
-}
 
-impl Authz {
+    /// A decision taken as an answer: allowed, or the 403 with the stable code `forbidden` and the
+    /// policy's caseworker-readable reason, next to the decision (for its policy ids).
+    #[allow(clippy::result_large_err)]
+    pub fn verdict(decision: Decision) -> Result<Decision, (Decision, ApiError)> {
+        if decision.allowed {
+            return Ok(decision);
+        }
+        let reason = decision
+            .reason
+            .clone()
+            .unwrap_or_else(|| "无权执行此操作 / not permitted".to_owned());
+        Err((decision, ApiError::forbidden(reason)))
+    }
+
     /// Decide before anything is read or touched, and on a refusal make the refusal durable
-    /// first: the entry `deny_entry` builds from the deciding policy ids is appended to the access
-    /// log, then the 403 of [`Authz::require`] goes back. The one "decide, log the denial, refuse"
-    /// of the hub's routes (log reads, cases).
+    /// first ([`enforce_logged`]). The one "decide, log the denial, refuse" of the hub's routes.
     pub async fn require_logged(
         &self,
         log: &crate::log::AccessLog,
@@ -142,14 +147,27 @@ impl Authz {
         action: Action,
         resource: &ResourceCtx,
         ctx: &RequestCtx,
-        deny_entry: impl FnOnce(Vec<String>) -> Result<schemas::access_log::AccessLogEntry, ApiError>,
+        deny_entry: impl FnOnce(Vec<String>) -> Result<AccessLogEntry, ApiError>,
     ) -> Result<Decision, ApiError> {
-        match self.require(who, action, resource, ctx) {
-            Ok(d) => Ok(d),
-            Err((d, e)) => {
-                log.append(deny_entry(d.policy_ids)?).await?;
-                Err(e)
-            }
+        enforce_logged(log, self.require(who, action, resource, ctx), deny_entry).await
+    }
+}
+
+/// The one place a refusal is logged and answered: on `Err` the entry `deny_entry` builds from the
+/// deciding policy ids is appended to the access log (durable) and then the 403 goes back; on `Ok`
+/// the decision is returned so that the caller logs its own entry with its policy ids. Takes a
+/// verdict already made ([`Authz::require`], [`Authz::verdict`]) so that a caller may first word
+/// the refusal more precisely (the verification gate adds the letter's problem).
+pub async fn enforce_logged(
+    log: &crate::log::AccessLog,
+    verdict: Result<Decision, (Decision, ApiError)>,
+    deny_entry: impl FnOnce(Vec<String>) -> Result<AccessLogEntry, ApiError>,
+) -> Result<Decision, ApiError> {
+    match verdict {
+        Ok(d) => Ok(d),
+        Err((d, e)) => {
+            log.append(deny_entry(d.policy_ids)?).await?;
+            Err(e)
         }
     }
 }

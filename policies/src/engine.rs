@@ -11,11 +11,16 @@
 //! - [`PolicyEngine::authorize`] never fails open: a request the engine cannot express in Cedar is
 //!   denied with a reason and the error kept in [`Decision::errors`].
 //! - No I/O after load: entities are built per request from the identity and the request context.
+//!   What does not change between a principal's requests — its entity, its divisions and the
+//!   schema's action entities, checked against the schema with their transitive closure — is built
+//!   on the principal's first request and kept in the engine ([`PrincipalEntities`]); a reload
+//!   builds a new engine, so nothing cached outlives the policy set it was checked against. Only
+//!   the resource's entities and the context are built per request.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use cedar_policy::{
     Authorizer, Context, Effect, Entities, Entity, EntityId, EntityTypeName, EntityUid, PolicyId,
@@ -185,6 +190,51 @@ struct Inner {
     warnings: WarningRules,
     departments: crate::departments::Departments,
     authorizer: Authorizer,
+    /// Per-principal entities, keyed by every identity attribute they are built from. Bounded:
+    /// cleared when it reaches [`MAX_CACHED_PRINCIPALS`] (a burst of new certificates costs one
+    /// rebuild each, never unbounded memory).
+    principals: Mutex<HashMap<PrincipalKey, Arc<PrincipalEntities>>>,
+    /// Per action, the policies that can apply to it ([`policies_by_action`]); an action missing
+    /// here is evaluated against the whole set.
+    by_action: HashMap<Action, PolicySet>,
+}
+
+/// How many principals' entities an engine keeps.
+const MAX_CACHED_PRINCIPALS: usize = 4096;
+
+/// The identity attributes a principal's entities are built from (display name and serial are
+/// not among them).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct PrincipalKey {
+    role: Role,
+    principal: String,
+    uri: String,
+    organisation: String,
+    division: DivisionCode,
+}
+
+impl PrincipalKey {
+    fn of(identity: &Identity) -> PrincipalKey {
+        PrincipalKey {
+            role: identity.role,
+            principal: identity.principal.clone(),
+            uri: identity.uri.clone(),
+            organisation: identity.organisation.clone(),
+            division: identity.division.clone(),
+        }
+    }
+}
+
+/// The part of every request's entities that depends on the principal only: its entity and its
+/// divisions up to the province, with the schema's action entities, validated against the schema
+/// and transitively closed. A request adds its resource's entities to a clone (cheap: shared
+/// `Arc`s).
+#[derive(Debug)]
+struct PrincipalEntities {
+    uid: EntityUid,
+    entities: Entities,
+    /// The divisions already in `entities` (a resource in one of them adds none).
+    divisions: Vec<DivisionCode>,
 }
 
 /// 策略引擎: a validated policy set with its profiles and standards. Cloning is cheap (an `Arc`);
@@ -203,6 +253,7 @@ impl PolicyEngine {
         // First: the other files may name a department it adds.
         let departments = crate::departments::Departments::load_dir(dir)?;
         let cedar = load_cedar(&dir.join(CEDAR_DIR))?;
+        let by_action = policies_by_action(&cedar.schema, &cedar.policies);
         check_agencies(&dir.join(CEDAR_DIR), &departments)?;
         let profiles = Profiles::load(dir.join(PROFILES_DIR))?;
         let standards = Standards::load(dir.join(STANDARDS_DIR))?;
@@ -227,6 +278,8 @@ impl PolicyEngine {
                 warnings,
                 departments,
                 authorizer: Authorizer::new(),
+                principals: Mutex::new(HashMap::new()),
+                by_action,
             }),
         })
     }
@@ -297,13 +350,35 @@ impl PolicyEngine {
         }
     }
 
-    fn build_request(
-        &self,
-        identity: &Identity,
-        action: Action,
-        resource: &ResourceCtx,
-        request: &RequestCtx,
-    ) -> Result<(Request, Entities), Decision> {
+    /// The principal's entities, from the cache or built (and cached) now.
+    fn principal_entities(&self, identity: &Identity) -> Result<Arc<PrincipalEntities>, Decision> {
+        let key = PrincipalKey::of(identity);
+        let cached = self
+            .inner
+            .principals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .cloned();
+        if let Some(p) = cached {
+            return Ok(p);
+        }
+        let built = Arc::new(self.build_principal(identity)?);
+        let mut cache = self
+            .inner
+            .principals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= MAX_CACHED_PRINCIPALS {
+            cache.clear();
+        }
+        cache.insert(key, built.clone());
+        Ok(built)
+    }
+
+    /// Build a principal's entities: its entity (attributes from the identity), its divisions, and
+    /// the schema's actions, checked against the schema.
+    fn build_principal(&self, identity: &Identity) -> Result<PrincipalEntities, Decision> {
         let internal = |what: &str, e: String| {
             Decision::deny(
                 "策略评估出错，请求已拒绝",
@@ -311,11 +386,9 @@ impl PolicyEngine {
                 format!("{what}: {e}"),
             )
         };
-        let schema = &self.inner.schema;
         let mut b = EntityBuilder::default();
         b.division(&identity.division)
             .map_err(|e| internal("principal.division", e))?;
-
         let division_ref = || b_ref("Division", identity.division.as_str());
         let (ptype, pattrs) = match identity.role {
             Role::Caseworker => (
@@ -383,6 +456,37 @@ impl PolicyEngine {
         let principal = b
             .add(ptype, &identity.principal, pattrs, None)
             .map_err(|e| internal("principal", e))?;
+        // Checked against the schema (an engine/schema mismatch fails closed here); the schema's
+        // action entities are added.
+        let entities = Entities::from_entities(b.entities, Some(&self.inner.schema))
+            .map_err(|e| internal("entities", e.to_string()))?;
+        Ok(PrincipalEntities {
+            uid: principal,
+            entities,
+            divisions: b.divisions,
+        })
+    }
+
+    fn build_request(
+        &self,
+        identity: &Identity,
+        action: Action,
+        resource: &ResourceCtx,
+        request: &RequestCtx,
+    ) -> Result<(Request, Entities), Decision> {
+        let internal = |what: &str, e: String| {
+            Decision::deny(
+                "策略评估出错，请求已拒绝",
+                "policy evaluation failed; the request is refused",
+                format!("{what}: {e}"),
+            )
+        };
+        let schema = &self.inner.schema;
+        let principal = self.principal_entities(identity)?;
+        let mut b = EntityBuilder {
+            entities: Vec::new(),
+            divisions: principal.divisions.clone(),
+        };
 
         let resource_uid = match action.resource_kind() {
             ResourceKind::Household => {
@@ -539,13 +643,27 @@ impl PolicyEngine {
             ctx.push(("move".into(), string(&step)));
         }
 
-        // Entities are checked against the schema, so an engine/schema mismatch fails closed here.
-        let entities = Entities::from_entities(b.entities, Some(schema))
-            .map_err(|e| internal("entities", e.to_string()))?;
+        // The resource's entities are checked against the schema too, so an engine/schema mismatch
+        // fails closed here.
+        let entities = if b.entities.is_empty() {
+            principal.entities.clone()
+        } else {
+            principal
+                .entities
+                .clone()
+                .add_entities(b.entities, Some(schema))
+                .map_err(|e| internal("entities", e.to_string()))?
+        };
         let action_uid = uid("Action", action.code()).map_err(|e| internal("action", e))?;
         let context = Context::from_pairs(ctx).map_err(|e| internal("context", e.to_string()))?;
-        let req = Request::new(principal, action_uid, resource_uid, context, Some(schema))
-            .map_err(|e| internal("request", e.to_string()))?;
+        let req = Request::new(
+            principal.uid.clone(),
+            action_uid,
+            resource_uid,
+            context,
+            Some(schema),
+        )
+        .map_err(|e| internal("request", e.to_string()))?;
         Ok((req, entities))
     }
 
@@ -556,10 +674,23 @@ impl PolicyEngine {
         req: &Request,
         entities: &Entities,
     ) -> Decision {
-        let resp = self
+        let policies = self
             .inner
-            .authorizer
-            .is_authorized(req, &self.inner.policies, entities);
+            .by_action
+            .get(&action)
+            .unwrap_or(&self.inner.policies);
+        self.evaluate_against(identity, action, req, entities, policies)
+    }
+
+    fn evaluate_against(
+        &self,
+        identity: &Identity,
+        action: Action,
+        req: &Request,
+        entities: &Entities,
+        policies: &PolicySet,
+    ) -> Decision {
+        let resp = self.inner.authorizer.is_authorized(req, policies, entities);
         // Sorted: Cedar reports them in no fixed order, and the log and the reason need one.
         let mut policy_ids: Vec<String> = resp
             .diagnostics()
@@ -610,6 +741,44 @@ impl PolicyEngine {
         }
         format!("{} / {}", zh.join("；"), en.join("; "))
     }
+}
+
+/// Per action, the policies whose action scope can match it: unconstrained, naming the action, or
+/// naming a group the action belongs to in the schema's action hierarchy. A policy whose action
+/// scope does not match is never satisfied and never errs, so evaluating only these gives the same
+/// decision, deciding policies and errors as the whole set, with a fraction of the policies. An
+/// action whose subset cannot be built is left out (and evaluated against the whole set).
+fn policies_by_action(schema: &Schema, policies: &PolicySet) -> HashMap<Action, PolicySet> {
+    let Ok(actions) = schema.action_entities() else {
+        return HashMap::new();
+    };
+    let mut out = HashMap::new();
+    for action in Action::ALL {
+        let Ok(action_uid) = uid("Action", action.code()) else {
+            continue;
+        };
+        let mut scope: HashSet<EntityUid> = actions
+            .ancestors(&action_uid)
+            .map(|a| a.cloned().collect())
+            .unwrap_or_default();
+        scope.insert(action_uid);
+        let mut set = PolicySet::new();
+        let mut complete = true;
+        for p in policies.policies() {
+            let applies = match p.action_constraint() {
+                cedar_policy::ActionConstraint::Any => true,
+                cedar_policy::ActionConstraint::Eq(u) => scope.contains(&u),
+                cedar_policy::ActionConstraint::In(us) => us.iter().any(|u| scope.contains(u)),
+            };
+            if applies && set.add(p.clone()).is_err() {
+                complete = false;
+            }
+        }
+        if complete {
+            out.insert(action, set);
+        }
+    }
+    out
 }
 
 fn level_code(d: &DivisionCode) -> &'static str {
@@ -917,4 +1086,113 @@ fn plain(file: &Path, src: &str, off: Option<usize>, message: String) -> Vec<Sou
         column,
         message,
     }]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity(role: Role, organisation: &str, division: &str) -> Identity {
+        Identity {
+            uri: format!("spiffe://jishijiu.jining/{role}/{organisation}/{division}/p-1"),
+            principal: "p-1".into(),
+            role,
+            organisation: organisation.into(),
+            division: DivisionCode::parse(division).expect("division"),
+            display_name: "测试".into(),
+            serial: "01".into(),
+        }
+    }
+
+    /// Evaluating an action against its subset of the policies decides exactly as the whole set
+    /// (allowed, deciding policies, reason, errors), for every action, role and a spread of
+    /// resources and contexts; and the subsets are smaller than the set.
+    #[test]
+    fn per_action_policy_subsets_decide_as_the_whole_set() {
+        let engine = PolicyEngine::load(PolicyEngine::shipped_dir()).expect("shipped policies");
+        let mut people = Vec::new();
+        for division in ["370811002", "370811", "370811005"] {
+            for (role, organisation) in [
+                (Role::Caseworker, "mz-370811002"),
+                (Role::Auditor, "sj-370811"),
+                (Role::Admin, "ops"),
+                (Role::Intake, "12345"),
+                (Role::VillageAssistant, "cun-370811002001"),
+                (Role::Department, Department::Labor.code()),
+            ] {
+                people.push(identity(role, organisation, division));
+            }
+        }
+        let own = DivisionCode::parse("370811002").expect("division");
+        let mut resources = vec![ResourceCtx::default()];
+        for region in [
+            Some(own.clone()),
+            Some(DivisionCode::parse("370811005").expect("d")),
+        ] {
+            resources.push(ResourceCtx {
+                region: region.clone(),
+                member_count: 3,
+                ..Default::default()
+            });
+            resources.push(ResourceCtx {
+                region: region.clone(),
+                requester: Some(people[0].uri.clone()),
+                department: Some(Department::Labor),
+                member_count: 13,
+                unrelated_count: 3,
+                case_state: Some("received".into()),
+                to_township: region,
+                ..Default::default()
+            });
+        }
+        let contexts = [
+            RequestCtx::default(),
+            RequestCtx {
+                purpose: Some(Purpose::DibaoApplication),
+                urgency: Urgency::Normal,
+                authorization: AuthorizationStatus::VALID,
+                raw_fact_kinds: vec![FactKind::MonthlyWages],
+                channel: Some("walk_in".into()),
+                case_move: Some("accept".into()),
+            },
+            RequestCtx {
+                purpose: Some(Purpose::TemporaryAssistance),
+                urgency: Urgency::Emergency,
+                ..Default::default()
+            },
+        ];
+        let mut compared = 0;
+        for action in Action::ALL {
+            let subset = engine
+                .inner
+                .by_action
+                .get(&action)
+                .expect("a subset per action");
+            assert!(
+                subset.policies().count() < engine.inner.policies.policies().count(),
+                "{action}"
+            );
+            for who in &people {
+                for resource in &resources {
+                    for ctx in &contexts {
+                        let Ok((req, entities)) = engine.build_request(who, action, resource, ctx)
+                        else {
+                            continue;
+                        };
+                        let fast = engine.evaluate(who, action, &req, &entities);
+                        let whole = engine.evaluate_against(
+                            who,
+                            action,
+                            &req,
+                            &entities,
+                            &engine.inner.policies,
+                        );
+                        assert_eq!(fast, whole, "{action} {} {resource:?} {ctx:?}", who.uri);
+                        compared += 1;
+                    }
+                }
+            }
+        }
+        assert!(compared > 1000, "{compared}");
+    }
 }

@@ -511,27 +511,28 @@ pub(crate) async fn subject_report(
     // the household has no region: Cedar lets auditors read and refuses caseworkers
     // (`subject-access-report-needs-registration`) and admins.
     let subject = subject_if_valid(&s, &body);
-    let policy_ids = match s.authz.require(
-        &id,
-        PolicyAction::ReadSubjectAccessReport,
-        &ResourceCtx::default(),
-        &RequestCtx::default(),
-    ) {
-        Ok(d) => d.policy_ids,
-        Err((d, e)) => {
-            let entry = entry_for(
-                &id,
-                Action::SubjectAccessReport,
-                false,
-                d.policy_ids,
-                rid,
-                None,
-                subject.as_deref(),
-            )?;
-            s.log.append(entry).await?;
-            return Err(e);
-        }
-    };
+    let policy_ids = s
+        .authz
+        .require_logged(
+            &s.log,
+            &id,
+            PolicyAction::ReadSubjectAccessReport,
+            &ResourceCtx::default(),
+            &RequestCtx::default(),
+            |policy_ids| {
+                entry_for(
+                    &id,
+                    Action::SubjectAccessReport,
+                    false,
+                    policy_ids,
+                    rid.clone(),
+                    None,
+                    subject.as_deref(),
+                )
+            },
+        )
+        .await?
+        .policy_ids;
     let req: SubjectReportRequest = typed(json_object(body)?)?;
     let html = match req.format.as_deref() {
         None | Some("json") => false,

@@ -7,23 +7,21 @@
 //! Request bodies are parsed field by field so that every error names the member and the field
 //! (`members[2].resident_id: check digit is 3, expected 7`) and never echoes a resident ID.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use futures::future::join_all;
 use policies::{Action, AuthorizationStatus, RequestCtx, ResourceCtx};
 use schemas::access_log::{
     AccessLogEntry, Action as LogAction, Actor, Decision as LogDecision, Effect, FORMAT_V1,
     Outcome, SubjectPseudonym,
 };
-use schemas::protocol::{ProtocolVersion, QuerySubject};
 use schemas::{
-    Department, DivisionCode, FactKind, FactQuery, Household, Identity, Member, Purpose, Relation,
-    ResidentId, Urgency,
+    Department, DivisionCode, FactKind, Household, Identity, Member, Purpose, Relation, ResidentId,
+    Urgency,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -31,10 +29,10 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::aggregate::Declared;
-use super::report::{DepartmentReport, DepartmentStatus, MemberReport, Report, merge_answer};
-use super::reuse::Reusable;
+use super::report::Report;
 use super::store::{self, AuthorizationRow, FollowUpRow, VerificationRow};
 use crate::api::{ApiError, AppState, JsonObject, Path, Query, json_object, request_id};
+use crate::authz::Authz;
 use crate::identity::Caller;
 
 /// The routes of this module, merged into the main router.
@@ -70,9 +68,6 @@ async fn report_key(State(s): State<AppState>, Caller(_): Caller) -> Json<Report
     })
 }
 
-/// Policy id recorded when the applicant's registered division cannot be established.
-const REGISTRATION_POLICY: &str = "hub-registration-unknown";
-
 fn invalid(field: impl Into<String>, rule: impl std::fmt::Display) -> ApiError {
     let field = field.into();
     ApiError::bad_request(
@@ -90,30 +85,30 @@ fn parse_division(field: &str, s: &str) -> Result<DivisionCode, ApiError> {
     DivisionCode::parse(s.trim()).map_err(|e| invalid(field, e))
 }
 
-fn now_rfc3339(t: OffsetDateTime) -> String {
+pub(super) fn now_rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
 }
 
-fn unix_ms(t: OffsetDateTime) -> i64 {
+pub(super) fn unix_ms(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 /// Everything an access-log entry of this module needs.
-struct EntryParts<'a> {
-    id: &'a Identity,
-    action: LogAction,
-    allowed: bool,
-    policy_ids: Vec<String>,
-    purpose: Option<Purpose>,
-    case_ref: Option<String>,
-    departments: Vec<Department>,
-    fact_kinds: Vec<FactKind>,
-    outcome: Outcome,
-    request_id: String,
-    subjects: &'a [String],
+pub(super) struct EntryParts<'a> {
+    pub(super) id: &'a Identity,
+    pub(super) action: LogAction,
+    pub(super) allowed: bool,
+    pub(super) policy_ids: Vec<String>,
+    pub(super) purpose: Option<Purpose>,
+    pub(super) case_ref: Option<String>,
+    pub(super) departments: Vec<Department>,
+    pub(super) fact_kinds: Vec<FactKind>,
+    pub(super) outcome: Outcome,
+    pub(super) request_id: String,
+    pub(super) subjects: &'a [String],
 }
 
-fn entry(p: EntryParts<'_>) -> Result<AccessLogEntry, ApiError> {
+pub(super) fn entry(p: EntryParts<'_>) -> Result<AccessLogEntry, ApiError> {
     let subjects = p
         .subjects
         .iter()
@@ -149,18 +144,6 @@ fn entry(p: EntryParts<'_>) -> Result<AccessLogEntry, ApiError> {
     };
     e.normalize();
     Ok(e)
-}
-
-/// The 403 of a denied decision, with the policy's caseworker-readable reason (the same text as
-/// `Authz::require`); `None` when allowed.
-fn denial(d: &policies::Decision) -> Option<ApiError> {
-    (!d.allowed).then(|| {
-        ApiError::forbidden(
-            d.reason
-                .clone()
-                .unwrap_or_else(|| "无权执行此操作 / not permitted".to_owned()),
-        )
-    })
 }
 
 // === Authorizations ===
@@ -254,13 +237,12 @@ async fn may_record_letters(s: &AppState, id: &Identity, rid: &str) -> Result<()
         first.get_or_insert(d);
     }
     let Some(d) = first else { return Ok(()) };
-    let err = denial(&d).unwrap_or_else(|| ApiError::forbidden("not permitted"));
-    s.log
-        .append(entry(EntryParts {
+    crate::authz::enforce_logged(&s.log, Authz::verdict(d), |policy_ids| {
+        entry(EntryParts {
             id,
             action: LogAction::AuthorizationRecorded,
             allowed: false,
-            policy_ids: d.policy_ids,
+            policy_ids,
             purpose: None,
             case_ref: None,
             departments: Vec::new(),
@@ -268,9 +250,10 @@ async fn may_record_letters(s: &AppState, id: &Identity, rid: &str) -> Result<()
             outcome: Outcome::Denied,
             request_id: rid.to_owned(),
             subjects: &[],
-        })?)
-        .await?;
-    Err(err)
+        })
+    })
+    .await
+    .map(|_| ())
 }
 
 /// A JSON object body judged after the decision (see `crate::api::json_object`), with the same
@@ -362,27 +345,30 @@ async fn record_authorization(
         };
         let d = s
             .authz
-            .decide(&id, Action::RecordAuthorization, &resource, &ctx);
-        match denial(&d) {
-            None => policy_ids.extend(d.policy_ids),
-            Some(err) => {
-                let e = entry(EntryParts {
-                    id: &id,
-                    action: LogAction::AuthorizationRecorded,
-                    allowed: false,
-                    policy_ids: d.policy_ids,
-                    purpose: Some(*purpose),
-                    case_ref: None,
-                    departments: Vec::new(),
-                    fact_kinds: Vec::new(),
-                    outcome: Outcome::Denied,
-                    request_id: rid,
-                    subjects: &subjects,
-                })?;
-                s.log.append(e).await?;
-                return Err(err);
-            }
-        }
+            .require_logged(
+                &s.log,
+                &id,
+                Action::RecordAuthorization,
+                &resource,
+                &ctx,
+                |policy_ids| {
+                    entry(EntryParts {
+                        id: &id,
+                        action: LogAction::AuthorizationRecorded,
+                        allowed: false,
+                        policy_ids,
+                        purpose: Some(*purpose),
+                        case_ref: None,
+                        departments: Vec::new(),
+                        fact_kinds: Vec::new(),
+                        outcome: Outcome::Denied,
+                        request_id: rid.clone(),
+                        subjects: &subjects,
+                    })
+                },
+            )
+            .await?;
+        policy_ids.extend(d.policy_ids);
     }
     let mut row = AuthorizationRow {
         id: uuid::Uuid::new_v4().to_string(),
@@ -569,7 +555,7 @@ fn parse_household(h: &HouseholdInput) -> Result<Household, ApiError> {
 
 /// What the letter on record says about this request, and why it does not cover it. A letter
 /// covers only when the household's applicant is among its signers (`applicant` is a pseudonym).
-async fn authorization_status(
+pub(super) async fn authorization_status(
     s: &AppState,
     auth_id: Option<&str>,
     division: &DivisionCode,
@@ -639,70 +625,6 @@ async fn authorization_status(
         },
         problem,
     ))
-}
-
-/// 户籍核验 stage: ask civil affairs where every member is registered (one query, before any other
-/// department), log it as one `registration_checked` entry, and fail closed when civil affairs
-/// cannot answer. See [`super::registration`].
-#[allow(clippy::too_many_arguments)]
-async fn check_registration(
-    s: &AppState,
-    id: &Identity,
-    rid: &str,
-    req: &VerificationRequest,
-    household: &Household,
-    subjects: &[String],
-    authorization_ref: &str,
-    policy_ids: Vec<String>,
-    deadline: tokio::time::Instant,
-) -> Result<super::registration::Registration, ApiError> {
-    let query = super::registration::query(
-        household,
-        req.purpose,
-        authorization_ref,
-        OffsetDateTime::now_utc(),
-    );
-    let result = match s.verify.connector(Department::CivilAffairs) {
-        Some(c) => c.query(&query, deadline).await,
-        None => Err(connectors::ConnectorError::Unavailable {
-            department: Department::CivilAffairs,
-            detail: "not configured in [departments]".into(),
-        }),
-    };
-    let outcome = match &result {
-        Ok(_) => Outcome::Succeeded,
-        Err(e) => DepartmentStatus::of_error(e).outcome(),
-    };
-    s.log
-        .append(entry(EntryParts {
-            id,
-            action: LogAction::RegistrationChecked,
-            allowed: true,
-            policy_ids,
-            purpose: Some(req.purpose),
-            case_ref: Some(req.case_ref.clone()),
-            departments: vec![Department::CivilAffairs],
-            fact_kinds: vec![FactKind::RegisteredDivision],
-            outcome,
-            request_id: rid.to_owned(),
-            subjects,
-        })?)
-        .await?;
-    match result {
-        Ok(answer) => Ok(super::registration::from_answer(household, &answer)),
-        Err(e) => {
-            tracing::warn!(error = %e, "registration check with civil affairs failed");
-            Err(super::registration::unavailable())
-        }
-    }
-}
-
-/// One department's query and how it ended.
-struct QueryOutcome {
-    department: Department,
-    kinds: Vec<FactKind>,
-    result: Result<connectors::VerifiedAnswer, connectors::ConnectorError>,
-    elapsed_ms: u64,
 }
 
 /// The hash that an `Idempotency-Key` binds: of the request as parsed, not as sent. The typed
@@ -781,8 +703,7 @@ async fn request_verification(
     let household = parse_household(&req.household)?;
     let request_sha = canonical_request_sha(&req, &household, |r| s.keys.pseudonym(r))?;
     validate_case_ref(&req.case_ref)?;
-    let declared = req.declared.clone();
-    if let Some((field, rule)) = declared.as_ref().and_then(Declared::invalid_field) {
+    if let Some((field, rule)) = req.declared.as_ref().and_then(Declared::invalid_field) {
         return Err(invalid(field, rule));
     }
     if let Some(a) = &req.authorization_id
@@ -830,8 +751,7 @@ async fn request_verification(
     let task = {
         let (s, id, rid, vid) = (s.clone(), id.clone(), rid.clone(), verification_id.clone());
         async move {
-            let result =
-                verify_household(&s, &id, &rid, req, household, declared, vid.clone()).await;
+            let result = super::pipeline::run(&s, &id, &rid, req, household, vid.clone()).await;
             if let Some(key) = &idem
                 && !matches!(&result, Ok(r) if r.status() == StatusCode::OK)
             {
@@ -937,513 +857,17 @@ fn in_progress() -> ApiError {
     )
 }
 
-/// Run one verification (the key, if any, is already reserved for `verification_id`).
-async fn verify_household(
-    s: &AppState,
-    id: &Identity,
-    rid: &str,
-    req: VerificationRequest,
-    mut household: Household,
-    declared: Option<Declared>,
-    verification_id: String,
-) -> Result<Response, ApiError> {
-    let (s, id, rid) = (s.clone(), id.clone(), rid.to_owned());
-    let subjects: Vec<String> = household
-        .members
-        .iter()
-        .map(|m| s.keys.pseudonym(m.resident_id.as_str()))
-        .collect();
-    let applicant = household
-        .applicant()
-        .map(|a| s.keys.pseudonym(a.resident_id.as_str()))
-        .unwrap_or_else(|| subjects[0].clone());
-    let engine = s.authz.engine();
-    let plan = engine.profiles().plan(req.purpose);
-    let planned: BTreeSet<FactKind> = plan.values().flatten().copied().collect();
-    let deny_entry = |policy_ids: Vec<String>| {
-        entry(EntryParts {
-            id: &id,
-            action: LogAction::VerificationRequested,
-            allowed: false,
-            policy_ids,
-            purpose: Some(req.purpose),
-            case_ref: Some(req.case_ref.clone()),
-            departments: Vec::new(),
-            fact_kinds: Vec::new(),
-            outcome: Outcome::Denied,
-            request_id: rid.clone(),
-            subjects: &subjects,
-        })
-    };
-
-    let (auth_status, problem) = authorization_status(
-        &s,
-        req.authorization_id.as_deref(),
-        &household.registered_division,
-        &subjects,
-        &applicant,
-        req.purpose,
-        &planned,
-    )
-    .await?;
-    // Household size (the rules of trawling.cedar) in both decisions: the first one refuses an
-    // oversized or padded household before anyone, civil affairs included, is asked.
-    let member_count = household.members.len() as u32;
-    let unrelated_count = household
-        .members
-        .iter()
-        .filter(|m| m.relation == Relation::Other)
-        .count() as u32;
-    let resource = ResourceCtx {
-        region: Some(household.registered_division.clone()),
-        department: None,
-        member_count,
-        unrelated_count,
-        ..Default::default()
-    };
-    let ctx = RequestCtx {
-        purpose: Some(req.purpose),
-        urgency: req.urgency,
-        authorization: auth_status,
-        raw_fact_kinds: Vec::new(),
-        ..Default::default()
-    };
-    let decision = s
-        .authz
-        .decide(&id, Action::RequestVerification, &resource, &ctx);
-    if let Some(mut err) = denial(&decision) {
-        crate::ratelimit::alert_on_trawling_rules(&engine, &id.uri, &decision);
-        s.log.append(deny_entry(decision.policy_ids)?).await?;
-        if let Some(p) = problem {
-            err.message = format!("{}（{p}）", err.message);
-        }
-        return Err(err);
-    }
-
-    // Anti-trawling caps (crate::ratelimit), per identity URI and counted in the database: distinct
-    // households and distinct people (every member) per hour, letterless emergency or urgent checks
-    // per day.
-    // Counted before civil affairs is asked about anyone.
-    let lookup = crate::ratelimit::Lookup {
-        principal_uri: &id.uri,
-        verification_id: &verification_id,
-        household: &applicant,
-        people: &subjects,
-        // Letterless checks of either tier that may run before the letter (emergency, urgent).
-        emergency_without_letter: matches!(req.urgency, Urgency::Emergency | Urgency::Urgent)
-            && !auth_status.covers,
-    };
-    if let Err(limit) = s.limits.note_lookup(&s.store.db(), &lookup).await? {
-        s.log
-            .append(deny_entry(vec![limit.policy_id().into()])?)
-            .await?;
-        return Ok(limit.response());
-    }
-
-    // The urgency's deadline bounds the whole check: the registration query and the fan-out.
-    let deadline_dur = s.verify.deadline(req.urgency);
-    let deadline = tokio::time::Instant::now() + deadline_dur;
-    let authorization_ref = req
-        .authorization_id
-        .clone()
-        .unwrap_or_else(|| format!("emergency:{verification_id}"));
-
-    // Jurisdiction from authoritative data: where civil affairs says the members are registered.
-    // The declared division above was only a first filter; the decision that counts is this one.
-    let registration = check_registration(
-        &s,
-        &id,
-        &rid,
-        &req,
-        &household,
-        &subjects,
-        &authorization_ref,
-        decision.policy_ids.clone(),
-        deadline,
-    )
-    .await?;
-    let region = registration.region(&household);
-    let (auth_status, problem) = match &region {
-        Some(r) => {
-            authorization_status(
-                &s,
-                req.authorization_id.as_deref(),
-                r,
-                &subjects,
-                &applicant,
-                req.purpose,
-                &planned,
-            )
-            .await?
-        }
-        None => (auth_status, problem),
-    };
-    let resource = ResourceCtx {
-        region: region.clone(),
-        department: None,
-        members_elsewhere: registration.members_elsewhere(&household),
-        requester: None,
-        member_count,
-        unrelated_count,
-        case_state: None,
-        to_township: None,
-    };
-    let ctx = RequestCtx {
-        authorization: auth_status,
-        ..ctx
-    };
-    let decision = s
-        .authz
-        .decide(&id, Action::RequestVerification, &resource, &ctx);
-    if let Some(mut err) = denial(&decision) {
-        s.log.append(deny_entry(decision.policy_ids)?).await?;
-        if let Some(p) = problem {
-            err.message = format!("{}（{p}）", err.message);
-        }
-        return Err(err);
-    }
-    let Some(region) = region else {
-        // Cedar refuses a household without a region; never run one even if a policy changed.
-        s.log
-            .append(deny_entry(vec![REGISTRATION_POLICY.into()])?)
-            .await?;
-        return Err(ApiError::forbidden(
-            "无法确认申请人的户籍登记地 / the applicant's registered division cannot be established",
-        ));
-    };
-    household.registered_division = region;
-
-    let created = OffsetDateTime::now_utc();
-    let request_logged = s
-        .log
-        .append(entry(EntryParts {
-            id: &id,
-            action: LogAction::VerificationRequested,
-            allowed: true,
-            policy_ids: decision.policy_ids.clone(),
-            purpose: Some(req.purpose),
-            case_ref: Some(req.case_ref.clone()),
-            departments: plan.keys().copied().collect(),
-            fact_kinds: planned.iter().copied().collect(),
-            outcome: Outcome::Succeeded,
-            request_id: rid.clone(),
-            subjects: &subjects,
-        })?)
-        .await?;
-
-    // Fan-out: one query per department, all members, all departments at once.
-    let as_of = created.to_offset(time::macros::offset!(+8)).date();
-    let query_subjects: Vec<QuerySubject> = household
-        .members
-        .iter()
-        .enumerate()
-        .map(|(i, m)| QuerySubject {
-            subject_ref: format!("m{}", i + 1),
-            resident_id: m.resident_id.clone(),
-        })
-        .collect();
-    // Once-only: departments whose valid answer to an earlier verification of this household can be
-    // reused are not asked again (only under a letter that covers this verification).
-    let mut reused: BTreeMap<Department, Reusable> = BTreeMap::new();
-    if auth_status.covers && !req.force_fresh {
-        let longest = planned
-            .iter()
-            .map(|k| k.spec().validity_days)
-            .max()
-            .unwrap_or(0);
-        let since = unix_ms(created) - i64::from(longest) * 86_400_000;
-        // Newest first; parse only as many earlier reports as it takes.
-        let earlier = store::recent_reports(
-            &s.store.db(),
-            &applicant,
-            household.registered_division.as_str(),
-            since,
-        )
-        .await?;
-        let wanted = plan.values().filter(|k| !k.is_empty()).count();
-        for json in &earlier {
-            let Ok(report) = serde_json::from_str::<Report>(json) else {
-                continue;
-            };
-            for (d, kinds) in &plan {
-                if kinds.is_empty() || reused.contains_key(d) {
-                    continue;
-                }
-                if let Some(r) = super::reuse::from_report(&report, *d, kinds, &subjects, created) {
-                    reused.insert(*d, r);
-                }
-            }
-            if reused.len() == wanted {
-                break;
-            }
-        }
-    }
-    let queries: Vec<(Department, FactQuery)> = plan
-        .iter()
-        .filter(|(d, kinds)| !kinds.is_empty() && !reused.contains_key(d))
-        .map(|(d, kinds)| {
-            (
-                *d,
-                FactQuery {
-                    protocol: ProtocolVersion,
-                    request_id: uuid::Uuid::new_v4(),
-                    department: *d,
-                    purpose: req.purpose,
-                    authorization_ref: authorization_ref.clone(),
-                    as_of,
-                    issued_at: created,
-                    subjects: query_subjects.clone(),
-                    fact_kinds: kinds.clone(),
-                },
-            )
-        })
-        .collect();
-    let outcomes: Vec<(QueryOutcome, Option<u64>)> =
-        join_all(queries.iter().map(|(department, query)| {
-            let s = &s;
-            let id = &id;
-            let rid = &rid;
-            let subjects = &subjects;
-            let case_ref = &req.case_ref;
-            let policy_ids = decision.policy_ids.clone();
-            async move {
-                let started = std::time::Instant::now();
-                let result = match s.verify.connector(*department) {
-                    Some(c) => c.query(query, deadline).await,
-                    None => Err(connectors::ConnectorError::Unavailable {
-                        department: *department,
-                        detail: "not configured in [departments]".into(),
-                    }),
-                };
-                let elapsed_ms = started.elapsed().as_millis() as u64;
-                let status = match &result {
-                    Ok(_) => DepartmentStatus::Answered,
-                    Err(e) => DepartmentStatus::of_error(e),
-                };
-                let logged = match entry(EntryParts {
-                    id,
-                    action: LogAction::DepartmentQueried,
-                    allowed: true,
-                    policy_ids,
-                    purpose: Some(query.purpose),
-                    case_ref: Some(case_ref.clone()),
-                    departments: vec![*department],
-                    fact_kinds: query.fact_kinds.clone(),
-                    outcome: status.outcome(),
-                    request_id: rid.clone(),
-                    subjects,
-                }) {
-                    Ok(e) => match s.log.append(e).await {
-                        Ok(a) => Some(a.index),
-                        Err(e) => {
-                            tracing::error!(error = %e, department = %department, "access log append failed");
-                            None
-                        }
-                    },
-                    Err(_) => None,
-                };
-                (
-                    QueryOutcome {
-                        department: *department,
-                        kinds: query.fact_kinds.clone(),
-                        result,
-                        elapsed_ms,
-                    },
-                    logged,
-                )
-            }
-        }))
-        .await;
-    if outcomes.iter().any(|(_, logged)| logged.is_none()) {
-        return Err(ApiError::internal(
-            "a department query could not be recorded in the access log",
-        ));
-    }
-
-    let mut members: Vec<MemberReport> = household
-        .members
-        .iter()
-        .enumerate()
-        .map(|(i, m)| MemberReport {
-            subject_ref: format!("m{}", i + 1),
-            name: m.name.clone(),
-            relation: m.relation.code().to_owned(),
-            pseudonym: subjects[i].clone(),
-            facts: Vec::new(),
-            notes: Vec::new(),
-        })
-        .collect();
-    let mut departments = Vec::new();
-    // The reuse entries are appended concurrently (one group commit), like the queries'.
-    let mut reuse_entries = Vec::with_capacity(reused.len());
-    for department in reused.keys() {
-        reuse_entries.push(entry(EntryParts {
-            id: &id,
-            action: LogAction::EvidenceReused,
-            allowed: true,
-            policy_ids: decision.policy_ids.clone(),
-            purpose: Some(req.purpose),
-            case_ref: Some(req.case_ref.clone()),
-            departments: vec![*department],
-            fact_kinds: plan.get(department).cloned().unwrap_or_default(),
-            outcome: Outcome::Succeeded,
-            request_id: rid.clone(),
-            subjects: &subjects,
-        })?);
-    }
-    let reuse_logged = join_all(reuse_entries.into_iter().map(|e| s.log.append(e)))
-        .await
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()?;
-    for ((department, r), logged) in reused.iter().zip(reuse_logged) {
-        let kinds = plan.get(department).cloned().unwrap_or_default();
-        for (m, (facts, notes)) in members.iter_mut().zip(&r.members) {
-            m.facts.extend(facts.iter().cloned());
-            m.notes.extend(notes.iter().cloned());
-        }
-        departments.push(DepartmentReport {
-            department: *department,
-            name_zh: department.name_zh().to_owned(),
-            status: DepartmentStatus::Reused,
-            status_text: super::report::reused_text(&r.source, &r.answered_at),
-            fact_kinds: kinds,
-            answered_at: Some(r.answered_at.clone()),
-            key_id: r.key_id.clone(),
-            signature: r.signature.clone(),
-            detail: None,
-            reused_from: Some(r.source.clone()),
-            elapsed_ms: 0,
-            log_index: Some(logged.index),
-            log_receipt: None,
-        });
-    }
-    for (o, logged) in outcomes {
-        let mut d = DepartmentReport {
-            department: o.department,
-            name_zh: o.department.name_zh().to_owned(),
-            status: DepartmentStatus::Answered,
-            status_text: String::new(),
-            fact_kinds: o.kinds,
-            answered_at: None,
-            key_id: None,
-            signature: None,
-            detail: None,
-            reused_from: None,
-            elapsed_ms: o.elapsed_ms,
-            log_index: logged,
-            log_receipt: None,
-        };
-        match &o.result {
-            Ok(a) => {
-                let at = now_rfc3339(a.answer.answered_at);
-                merge_answer(&mut members, o.department, a, &at);
-                d.answered_at = Some(at);
-                d.key_id = Some(a.signature.key_id.clone());
-                d.signature = Some(a.signature.value.clone());
-            }
-            Err(e) => {
-                d.status = DepartmentStatus::of_error(e);
-                d.detail = Some(format!("{}: {e}", e.code()));
-            }
-        }
-        d.status_text = d.status.text().to_owned();
-        departments.push(d);
-    }
-    departments.sort_by_key(|d| d.department);
-    let standard = engine
-        .standards()
-        .in_force(&household.registered_division, as_of.year());
-    let county = household.registered_division.county();
-    let aggregation = super::aggregate::aggregate(&super::aggregate::Inputs {
-        members: &members,
-        departments: &departments,
-        income: engine.profiles().income(req.purpose),
-        standard,
-        county: county.as_str(),
-        as_of,
-        declared: declared.as_ref(),
-    });
-    let due_by =
-        (!auth_status.covers).then(|| super::report::letter_due_by(engine.calendar(), as_of));
-    let mut report = Report {
-        id: verification_id.clone(),
-        created_at: now_rfc3339(created),
-        requested_by: id.principal.clone(),
-        registered_division: household.registered_division.as_str().to_owned(),
-        purpose: req.purpose,
-        case_ref: req.case_ref.clone(),
-        urgency: req.urgency,
-        authorization_id: req.authorization_id.clone(),
-        emergency_without_letter: !auth_status.covers,
-        letter_due_by: due_by.map(|d| d.date.to_string()),
-        deadline_ms: deadline_dur.as_millis() as u64,
-        complete: departments.iter().all(|d| d.status.has_facts()),
-        departments,
-        members,
-        log_index: request_logged.index,
-        log_receipt: None,
-        letter_follow_up: due_by.map(|d| super::report::follow_up(d, None, as_of)),
-        aggregation: Some(aggregation),
-        signature: None,
-    };
-    // Every receipt against one checkpoint, in one pass.
-    let mut indexes = vec![request_logged.index];
-    indexes.extend(report.departments.iter().filter_map(|d| d.log_index));
-    let mut receipts = s.log.receipts(&indexes).await?.into_iter();
-    report.log_receipt = receipts.next().map(|r| r.to_text());
-    for d in &mut report.departments {
-        if d.log_index.is_some() {
-            d.log_receipt = receipts.next().map(|r| r.to_text());
-        }
-    }
-    super::report::sign(&mut report, &s.keys.signing).map_err(ApiError::internal)?;
-    let json = serde_json::to_string(&report).map_err(ApiError::internal)?;
-    // Rows name the requester by full identity URI: ownership is decided in Cedar against the
-    // caller's URI (`requester-only`), never by principal id alone.
-    let follow_up = due_by.map(|d| FollowUpRow {
-        verification_id: verification_id.clone(),
-        requested_by: id.uri.clone(),
-        registered_division: report.registered_division.clone(),
-        case_ref: req.case_ref.clone(),
-        created_ms: unix_ms(created),
-        due_by: d.date.to_string(),
-        authorization_id: None,
-        attached_ms: None,
-    });
-    store::insert_verification(
-        &s.store.db(),
-        &VerificationRow {
-            id: verification_id,
-            created_ms: unix_ms(created),
-            requested_by: id.uri.clone(),
-            registered_division: report.registered_division.clone(),
-            household: applicant,
-            purpose: req.purpose.code().to_owned(),
-            case_ref: req.case_ref.clone(),
-            urgency: req.urgency.code().to_owned(),
-            authorization_id: req.authorization_id.clone(),
-            report: json,
-            case_id: req.case_id.clone(),
-        },
-        follow_up.as_ref(),
-    )
-    .await?;
-    let region = DivisionCode::parse(&report.registered_division).map_err(ApiError::internal)?;
-    let view = raw_value_view(&s, &id, &region, report)?;
-    Ok((StatusCode::OK, Json(view)).into_response())
-}
-
-/// The view of a stored (complete, signed) report that `who` may see: raw figures only for the fact
-/// kinds the purpose's profile marks raw-visible and only when `view_raw_values` allows them; every
-/// other raw figure is withheld (categorical indications stay). The view is signed by the hub.
-fn raw_value_view(
+/// Withhold from `report` the raw figures `who` may not see: raw figures stay only for the fact
+/// kinds the purpose's profile marks raw-visible and only when Cedar's `view_raw_values` allows
+/// them; categorical indications stay. True when anything was withheld.
+pub(super) fn withhold_raw_values(
     s: &AppState,
     who: &Identity,
     region: &DivisionCode,
-    mut report: Report,
-) -> Result<Report, ApiError> {
+    report: &mut Report,
+) -> bool {
     let engine = s.authz.engine();
-    let candidates: std::collections::BTreeSet<FactKind> = report
+    let candidates: BTreeSet<FactKind> = report
         .members
         .iter()
         .flat_map(|m| m.facts.iter().map(|f| f.kind))
@@ -1466,9 +890,18 @@ fn raw_value_view(
                 },
             )
             .allowed;
-    let withheld =
-        super::report::apply_raw_visibility(&mut report, |k| allowed && candidates.contains(&k));
-    // A view identical to the signed stored report keeps its signature; any change is re-signed.
+    super::report::apply_raw_visibility(report, |k| allowed && candidates.contains(&k))
+}
+
+/// The view of a stored report that `who` may see ([`withhold_raw_values`]), signed by the hub
+/// once: a view identical to a signed stored report keeps its signature; any other is signed.
+fn raw_value_view(
+    s: &AppState,
+    who: &Identity,
+    region: &DivisionCode,
+    mut report: Report,
+) -> Result<Report, ApiError> {
+    let withheld = withhold_raw_values(s, who, region, &mut report);
     if withheld || report.signature.is_none() {
         super::report::sign(&mut report, &s.keys.signing).map_err(ApiError::internal)?;
     }
@@ -1495,20 +928,19 @@ async fn stored(
         requester: Some(running.requester.clone()),
         ..Default::default()
     };
-    match s.authz.require(
-        id,
-        Action::PollVerification,
-        &resource,
-        &RequestCtx::default(),
-    ) {
-        Ok(_) => Ok(Err(self::running(vid))),
-        Err((d, e)) => {
-            s.log
-                .append(entry(EntryParts {
+    s.authz
+        .require_logged(
+            &s.log,
+            id,
+            Action::PollVerification,
+            &resource,
+            &RequestCtx::default(),
+            |policy_ids| {
+                entry(EntryParts {
                     id,
                     action: LogAction::ReportViewed,
                     allowed: false,
-                    policy_ids: d.policy_ids,
+                    policy_ids,
                     purpose: Some(running.purpose),
                     case_ref: Some(running.case_ref.clone()),
                     departments: Vec::new(),
@@ -1516,11 +948,11 @@ async fn stored(
                     outcome: Outcome::Denied,
                     request_id: rid.to_owned(),
                     subjects: &running.subjects,
-                })?)
-                .await?;
-            Err(e)
-        }
-    }
+                })
+            },
+        )
+        .await?;
+    Ok(Err(self::running(vid)))
 }
 
 async fn get_verification(
@@ -1576,9 +1008,12 @@ async fn view_report(
         ..RequestCtx::default()
     };
     let subjects: Vec<String> = report.members.iter().map(|m| m.pseudonym.clone()).collect();
-    let d = s.authz.decide(id, Action::ViewReport, &resource, &ctx);
-    let err = denial(&d);
-    let (allowed, policy_ids) = (d.allowed, d.policy_ids);
+    // Logged either way (a view is an access): one entry, allowed or denied, then the answer.
+    let (allowed, policy_ids, err) =
+        match Authz::verdict(s.authz.decide(id, Action::ViewReport, &resource, &ctx)) {
+            Ok(d) => (true, d.policy_ids, None),
+            Err((d, e)) => (false, d.policy_ids, Some(e)),
+        };
     s.log
         .append(entry(EntryParts {
             id,
@@ -1687,25 +1122,12 @@ async fn attach_letter(
     let division = DivisionCode::parse(&row.registered_division).map_err(ApiError::internal)?;
     let subjects: Vec<String> = report.members.iter().map(|m| m.pseudonym.clone()).collect();
     let rid = request_id(&headers);
-    let d = s.authz.decide(
-        &id,
-        Action::RecordAuthorization,
-        &ResourceCtx {
-            region: Some(division.clone()),
-            requester: Some(row.requested_by.clone()),
-            ..Default::default()
-        },
-        &RequestCtx {
-            purpose: Some(report.purpose),
-            ..RequestCtx::default()
-        },
-    );
-    let log_entry = |allowed: bool, outcome: Outcome| {
+    let log_entry = |allowed: bool, policy_ids: Vec<String>, outcome: Outcome| {
         entry(EntryParts {
             id: &id,
             action: LogAction::LetterAttached,
             allowed,
-            policy_ids: d.policy_ids.clone(),
+            policy_ids,
             purpose: Some(report.purpose),
             case_ref: Some(row.case_ref.clone()),
             departments: Vec::new(),
@@ -1715,20 +1137,39 @@ async fn attach_letter(
             subjects: &subjects,
         })
     };
-    if let Some(e) = denial(&d) {
-        s.log.append(log_entry(false, Outcome::Denied)?).await?;
-        return Err(e);
-    }
+    let d = s
+        .authz
+        .require_logged(
+            &s.log,
+            &id,
+            Action::RecordAuthorization,
+            &ResourceCtx {
+                region: Some(division.clone()),
+                requester: Some(row.requested_by.clone()),
+                ..Default::default()
+            },
+            &RequestCtx {
+                purpose: Some(report.purpose),
+                ..RequestCtx::default()
+            },
+            |policy_ids| log_entry(false, policy_ids, Outcome::Denied),
+        )
+        .await?;
     let checked = check_letter(&s, &vid, body, &report, &division, &subjects).await;
     let auth_id = match checked {
         Ok(auth_id) => auth_id,
         Err(e) => {
-            s.log.append(log_entry(true, Outcome::Failed)?).await?;
+            s.log
+                .append(log_entry(true, d.policy_ids, Outcome::Failed)?)
+                .await?;
             return Err(e);
         }
     };
     // Durable entry first: a failure here attaches nothing.
-    let logged = s.log.append(log_entry(true, Outcome::Succeeded)?).await?;
+    let logged = s
+        .log
+        .append(log_entry(true, d.policy_ids, Outcome::Succeeded)?)
+        .await?;
     let now = OffsetDateTime::now_utc();
     if !store::attach_letter(&db, &vid, &auth_id, unix_ms(now)).await? {
         // Lost a race with a concurrent attach of the same verification (checked just above);

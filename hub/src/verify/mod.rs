@@ -17,7 +17,12 @@
 //!   whose request produced no verification is released.
 //!
 //! - Reports are signed by the hub (Ed25519 over `jsj-hub/1 verification-report\n` + canonical
-//!   JSON without the `signature` member); the key is published at `GET /v1/report-key`.
+//!   JSON without the `signature` member); the key is published at `GET /v1/report-key`. Every
+//!   view is signed once: a stored report keeps the signature of its first view when that view
+//!   showed it whole, and a view that differs from what is stored is signed as it is shown.
+//!
+//! - The verification path is [`pipeline`]: gate → plan → fan-out → assemble → seal, one
+//!   function per stage.
 //!
 //! - The report carries the access-log receipt (C2SP `.tlog-proof`) of the request entry and of
 //!   each department query's entry, under the hub's signature.
@@ -46,6 +51,7 @@
 pub mod aggregate;
 pub mod api;
 pub mod config;
+mod pipeline;
 pub mod print;
 pub mod registration;
 pub mod report;

@@ -104,7 +104,7 @@ pub fn from_report(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::verify::report::{DepartmentReport, MemberReport};
     use schemas::{FactValue, Purpose, Urgency};
@@ -124,7 +124,8 @@ mod tests {
         }
     }
 
-    fn report(id: &str, at: &str, status: DepartmentStatus, people: &[&str]) -> Report {
+    /// An earlier report in which labour answered (pension and unemployment benefit) for `people`.
+    pub(crate) fn report(id: &str, at: &str, status: DepartmentStatus, people: &[&str]) -> Report {
         let kinds = vec![FactKind::Pension, FactKind::UnemploymentBenefit];
         Report {
             id: id.into(),
