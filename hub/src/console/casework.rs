@@ -682,7 +682,7 @@ mod tests {
         let e = body_of(Step::Move(Move::Decide), &f).expect_err("refused");
         assert_eq!(e.field.as_deref(), Some("amount_fen"));
         assert!(
-            message_zh(&e).starts_with("填写有误（金额）"),
+            message_zh(&e).starts_with("填写有误，请修改后重新提交（金额）"),
             "{}",
             message_zh(&e)
         );
