@@ -374,7 +374,7 @@ fn body_of(step: Step, f: &CaseForm) -> Result<Value, ApiError> {
 fn field_zh(field: &str) -> &'static str {
     match field {
         "note" => "备注",
-        "kind" => "救助方式／转办单类型",
+        "kind" => "救助方式",
         "amount_fen" => "金额",
         "given_at" => "救助时间",
         "given_by" => "救助人",
@@ -393,6 +393,39 @@ fn field_zh(field: &str) -> &'static str {
         "to_township" => "转入乡镇",
         "expected_version" => "案件版本",
         _ => "",
+    }
+}
+
+/// The label of a move's detail on the timeline: its field in Chinese, else the key as stored.
+pub(super) fn detail_label(path: &str) -> String {
+    match field_zh(path) {
+        "" => path.to_owned(),
+        zh => zh.to_owned(),
+    }
+}
+
+/// A move's detail value as a caseworker reads it: codes named, times in Beijing time.
+pub(super) fn detail_value(key: &str, v: &str) -> String {
+    let named = match key {
+        "kind" => FirstHelpKind::from_code(v).map(FirstHelpKind::name_zh),
+        "assistance_type" => AssistanceType::from_code(v).map(AssistanceType::name_zh),
+        "decision" => match v {
+            "approved" => Some("批准"),
+            "refused" => Some("不予批准"),
+            _ => None,
+        },
+        "recommendation" => match v {
+            "approve" => Some("建议批准"),
+            "refuse" => Some("建议不予批准"),
+            _ => None,
+        },
+        _ => None,
+    };
+    match named {
+        Some(zh) => zh.to_owned(),
+        None if key.ends_with("_at") => rfc3339_zh(v),
+        None if key == "to_township" => division_zh(v),
+        None => v.to_owned(),
     }
 }
 
@@ -736,6 +769,24 @@ mod tests {
             b,
             json!({"reason": "金额超出乡镇审批权限", "expected_version": 3})
         );
+    }
+
+    #[test]
+    fn timeline_details_read_in_chinese() {
+        assert_eq!(detail_label("home_visit.findings"), "调查情况");
+        assert_eq!(detail_label("amount_fen"), "金额");
+        assert_eq!(detail_label("something_new"), "something_new");
+        assert_eq!(detail_value("kind", "cash"), "现金");
+        assert_eq!(
+            detail_value("assistance_type", "temporary_assistance"),
+            "临时救助"
+        );
+        assert_eq!(detail_value("recommendation", "approve"), "建议批准");
+        assert_eq!(
+            detail_value("given_at", "2026-11-30T09:05:00+08:00"),
+            "2026年11月30日 09:05"
+        );
+        assert_eq!(detail_value("note", "cash"), "cash");
     }
 
     #[test]

@@ -523,24 +523,48 @@ pub(super) fn masked(rid: &str) -> String {
     format!("{head}********{tail}")
 }
 
-/// One level of a move's details as label/value pairs (records, reasons, amounts).
+/// A move's details (records, reasons, amounts) as label/value pairs in Chinese: nested records
+/// flattened (`home_visit.findings` → 调查情况), codes named, times and money the Chinese way.
 fn details(v: &Option<serde_json::Value>) -> Vec<(String, String)> {
-    let Some(serde_json::Value::Object(m)) = v else {
-        return Vec::new();
-    };
-    m.iter()
-        .map(|(k, v)| {
-            let text = match (k.as_str(), v) {
-                (k, serde_json::Value::Number(n)) if k.ends_with("_fen") => n
-                    .as_i64()
-                    .map(super::format::money_zh)
-                    .unwrap_or_else(|| n.to_string()),
-                (_, serde_json::Value::String(s)) => s.clone(),
-                (_, other) => other.to_string(),
-            };
-            (k.clone(), text)
-        })
-        .collect()
+    let mut out = Vec::new();
+    if let Some(serde_json::Value::Object(m)) = v {
+        flatten("", m, &mut out);
+    }
+    out
+}
+
+fn flatten(
+    prefix: &str,
+    m: &serde_json::Map<String, serde_json::Value>,
+    out: &mut Vec<(String, String)>,
+) {
+    use serde_json::Value;
+    for (k, v) in m {
+        let path = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        let text = match v {
+            Value::Object(inner) => {
+                flatten(&path, inner, out);
+                continue;
+            }
+            Value::Array(a) if a.is_empty() => continue,
+            Value::Array(a) => a
+                .iter()
+                .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned))
+                .collect::<Vec<_>>()
+                .join("、"),
+            Value::Number(n) if k.ends_with("_fen") => n
+                .as_i64()
+                .map(super::format::money_zh)
+                .unwrap_or_else(|| n.to_string()),
+            Value::String(s) => super::casework::detail_value(k, s),
+            other => other.to_string(),
+        };
+        out.push((super::casework::detail_label(&path), text));
+    }
 }
 
 fn case_view(layout: Layout, v: CaseView, actions: super::casework::Actions) -> CasePage {

@@ -253,6 +253,17 @@ async fn walk(s: &Setup, c: &Client) -> anyhow::Result<String> {
     text_once(c, "#case-state", "已办结").await?;
     assert!(forms(c).await?.is_empty(), "nothing to do on a closed case");
     let timeline = text_of(c, "#timeline").await?;
+    // The steps' records read in Chinese (codes named, nested records flattened).
+    for detail in [
+        "现金",
+        "调查情况",
+        "王芳、李强",
+        "建议批准",
+        "临时救助",
+        "批准",
+    ] {
+        assert!(timeline.contains(detail), "{detail}: {timeline}");
+    }
     for step in [
         "登记申请",
         "受理",
