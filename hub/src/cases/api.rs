@@ -175,12 +175,37 @@ pub(super) fn case_entry(
 
 /// What Cedar knows of a stored case: its township, who filed it, its stage. No personal data.
 fn resource(row: &CaseRow) -> Result<ResourceCtx, ApiError> {
+    case_resource(&row.township, &row.filed_by, &row.state)
+}
+
+fn case_resource(township: &str, filed_by: &str, state: &str) -> Result<ResourceCtx, ApiError> {
     Ok(ResourceCtx {
-        region: Some(DivisionCode::parse(&row.township).map_err(ApiError::internal)?),
-        requester: Some(row.filed_by.clone()),
-        case_state: Some(row.state.clone()),
+        region: Some(DivisionCode::parse(township).map_err(ApiError::internal)?),
+        requester: Some(filed_by.to_owned()),
+        case_state: Some(state.to_owned()),
         ..Default::default()
     })
+}
+
+/// The moves `who` may make on the case as read: those its stage allows (the state machine's
+/// `allowed`) that Cedar permits too, decided exactly as [`run_move`] decides them. For showing
+/// the console's forms only: nothing is logged, and the move itself is decided again.
+pub(crate) fn permitted_moves(s: &AppState, who: &Identity, v: &CaseView) -> Vec<Move> {
+    let Ok(r) = case_resource(&v.summary.township, &v.filed_by, v.summary.state.code()) else {
+        return Vec::new();
+    };
+    v.summary
+        .allowed
+        .iter()
+        .copied()
+        .filter(|mv| {
+            let ctx = RequestCtx {
+                case_move: Some(mv.code().to_owned()),
+                ..Default::default()
+            };
+            s.authz.decide(who, Action::MoveCase, &r, &ctx).allowed
+        })
+        .collect()
 }
 
 // ==== shapes ====
@@ -1398,7 +1423,7 @@ async fn check_move(
 
 /// One move: decided (`move_case` with the case's stage) before the body is read, a refusal
 /// logged; then the body, the version, the state machine; then the entry, then the write.
-async fn run_move(
+pub(crate) async fn run_move(
     s: AppState,
     id: Identity,
     headers: HeaderMap,

@@ -463,7 +463,33 @@ fn check_issue(
     })
 }
 
-async fn issue_slip(
+/// Whether `who` may issue a slip from the case as read: its stage is open for slips and Cedar
+/// permits `issue_slip` in its township, decided as [`issue_slip`] decides it. For showing the
+/// console's form only: nothing is logged, and issuing is decided again.
+pub(crate) fn may_issue_slip(
+    s: &AppState,
+    who: &Identity,
+    township: &str,
+    state: CaseState,
+) -> bool {
+    let Ok(region) = DivisionCode::parse(township) else {
+        return false;
+    };
+    OPEN_FOR_SLIPS.contains(&state)
+        && s.authz
+            .decide(
+                who,
+                Action::IssueSlip,
+                &ResourceCtx {
+                    region: Some(region),
+                    ..Default::default()
+                },
+                &RequestCtx::default(),
+            )
+            .allowed
+}
+
+pub(crate) async fn issue_slip(
     State(s): State<AppState>,
     Caller(id): Caller,
     headers: HeaderMap,

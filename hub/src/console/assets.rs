@@ -1,4 +1,5 @@
-//! The console's static assets, embedded in the binary: served with a strong ETag (SHA-256 of the
+//! The console's static assets (the stylesheet; the outcome notice's print stylesheet and print
+//! button), embedded in the binary: served with a strong ETag (SHA-256 of the
 //! bytes) and, under their content-hashed URL (`?v=<hash>`), cached for a year as immutable.
 
 use std::sync::OnceLock;
@@ -15,11 +16,25 @@ struct Asset {
     bytes: &'static [u8],
 }
 
-const ASSETS: &[Asset] = &[Asset {
-    name: "console.css",
-    content_type: "text/css; charset=utf-8",
-    bytes: include_bytes!("../../static/console.css"),
-}];
+const ASSETS: &[Asset] = &[
+    Asset {
+        name: "console.css",
+        content_type: "text/css; charset=utf-8",
+        bytes: include_bytes!("../../static/console.css"),
+    },
+    // The outcome notice's page: A4 on screen and on paper (`@media print`).
+    Asset {
+        name: "notice.css",
+        content_type: "text/css; charset=utf-8",
+        bytes: include_bytes!("../../static/notice.css"),
+    },
+    // The notice's print button (CSP allows no inline script).
+    Asset {
+        name: "notice.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../../static/notice.js"),
+    },
+];
 
 /// The first 16 hex digits of the SHA-256 of each asset, in [`ASSETS`] order.
 fn hashes() -> &'static [String] {

@@ -8,8 +8,12 @@
 //!
 //! - [`format`]: Beijing time the Chinese way (2026年11月29日 14:05), money (¥1,234.56),
 //!   divisions by name — shared with the printed documents.
-//! - [`pages`]: the queue (`GET /console/`), the case page (`GET /console/cases/{id}`) and the
-//!   open-case form (`GET /console/cases/new`, `POST /console/cases`).
+//! - [`pages`]: the queue (`GET /console/`, sorted by `?sort=clock|opened|state`), the case page
+//!   (`GET /console/cases/{id}`) and the open-case form (`GET /console/cases/new`,
+//!   `POST /console/cases`).
+//! - [`casework`]: the case page's action forms (`POST /console/cases/{id}/{step}`: accept,
+//!   first-help, investigation, hand-to-county, decision, close, slips) and the outcome notice
+//!   to print (`GET /console/cases/{id}/notice`).
 //! - [`roles`]: the supervisor's page (`/console/supervision`), the auditor's
 //!   (`/console/audit`, entries with their inclusion proof verified, the subject-access report),
 //!   the department operator's slips and connection figures (`/console/slips`) and the admin's
@@ -19,7 +23,8 @@
 //!
 //! Invariants:
 //! - The console is a client of the API's own handlers: a page calls the very function the route
-//!   calls (`cases::api::list_cases`, `read_case`, `open_case`, `slips_api::list_slips`), so Cedar
+//!   calls (`cases::api::list_cases`, `read_case`, `open_case`, `run_move`,
+//!   `slips_api::list_slips`, `issue_slip`), so Cedar
 //!   decides exactly as for the API and every read of personal data is the same access-log entry.
 //!   There is no second rule set here: no role check, no comparison of divisions.
 //! - A refusal is HTTP 403 with the policy's Chinese reason on a page, never a blank answer.
@@ -28,6 +33,7 @@
 //! - No HTML is built by string concatenation: templates escape every value.
 
 pub mod assets;
+mod casework;
 pub mod csrf;
 pub mod format;
 mod pages;
@@ -51,6 +57,12 @@ pub fn routes() -> Router<AppState> {
         .route("/console/cases", axum::routing::post(pages::open_case))
         .route("/console/cases/new", get(pages::new_case))
         .route("/console/cases/{id}", get(pages::case_page))
+        // The case page's actions and the outcome notice (`casework`).
+        .route("/console/cases/{id}/notice", get(casework::notice))
+        .route(
+            "/console/cases/{id}/{step}",
+            axum::routing::post(casework::case_step),
+        )
         .route("/console/supervision", get(roles::supervision))
         .route(
             "/console/audit",

@@ -98,19 +98,107 @@ pub async fn to_console() -> Redirect {
 
 // ==== the queue ====
 
-/// `GET /console/?state=…&tier=…`: the filters as typed (empty means all).
+/// `GET /console/?state=…&tier=…&sort=…`: the filters as typed (empty means all) and the order.
 #[derive(Debug, Default, Deserialize)]
 pub struct QueueFilter {
     #[serde(default)]
     state: String,
     #[serde(default)]
     tier: String,
+    #[serde(default)]
+    sort: String,
+}
+
+/// The queue's orders (`?sort=`), by query string so that no script is needed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum QueueSort {
+    /// 按时限: overdue first, then under a quarter of the time left, then the nearest deadline
+    /// (the default).
+    Clock,
+    /// 按登记时间: the longest waiting first.
+    Opened,
+    /// 按阶段: in the order of the stages, the most pressing first within one.
+    State,
+}
+
+impl QueueSort {
+    const ALL: [QueueSort; 3] = [QueueSort::Clock, QueueSort::Opened, QueueSort::State];
+
+    fn code(self) -> &'static str {
+        match self {
+            QueueSort::Clock => "clock",
+            QueueSort::Opened => "opened",
+            QueueSort::State => "state",
+        }
+    }
+
+    fn parse(code: &str) -> QueueSort {
+        QueueSort::ALL
+            .into_iter()
+            .find(|s| s.code() == code)
+            .unwrap_or(QueueSort::Clock)
+    }
+}
+
+/// The sort links of the queue's column heads, keeping the filters.
+pub struct SortLinks {
+    current: &'static str,
+    clock: String,
+    opened: String,
+    state: String,
+}
+
+fn sort_links(current: QueueSort, state: Option<CaseState>, tier: Option<Urgency>) -> SortLinks {
+    let href = |by: QueueSort| {
+        let mut q = format!("/console/?sort={}", by.code());
+        if let Some(st) = state {
+            q.push_str(&format!("&state={}", st.code()));
+        }
+        if let Some(t) = tier {
+            q.push_str(&format!("&tier={}", t.code()));
+        }
+        q
+    };
+    SortLinks {
+        current: current.code(),
+        clock: href(QueueSort::Clock),
+        opened: href(QueueSort::Opened),
+        state: href(QueueSort::State),
+    }
+}
+
+/// Order the queue's lines by `by`.
+fn sort_cases(cases: &mut [CaseLine], by: QueueSort) {
+    let rank = |c: &CaseLine| match c.clock {
+        "overdue" => 0,
+        "soon" => 1,
+        _ => 2,
+    };
+    // No deadline sorts after every deadline.
+    let due = |c: &CaseLine| c.due_ms.unwrap_or(i64::MAX);
+    let pressing = |a: &CaseLine, b: &CaseLine| {
+        rank(a)
+            .cmp(&rank(b))
+            .then_with(|| due(a).cmp(&due(b)))
+            .then_with(|| a.created_ms.cmp(&b.created_ms))
+    };
+    match by {
+        QueueSort::Clock => cases.sort_by(pressing),
+        QueueSort::Opened => {
+            cases.sort_by(|a, b| a.created_ms.cmp(&b.created_ms).then_with(|| pressing(a, b)))
+        }
+        QueueSort::State => cases.sort_by(|a, b| {
+            a.state_order
+                .cmp(&b.state_order)
+                .then_with(|| pressing(a, b))
+        }),
+    }
 }
 
 pub struct Choice {
-    code: &'static str,
-    name: &'static str,
-    selected: bool,
+    pub(super) code: &'static str,
+    pub(super) name: &'static str,
+    pub(super) selected: bool,
 }
 
 pub struct CaseLine {
@@ -127,6 +215,10 @@ pub struct CaseLine {
     /// `overdue`, `soon` or empty.
     clock: &'static str,
     clock_text: &'static str,
+    /// For sorting: the nearest deadline and the filing (ms), the stage's place in the flow.
+    due_ms: Option<i64>,
+    created_ms: i64,
+    state_order: CaseState,
 }
 
 pub struct SlipLine {
@@ -148,6 +240,7 @@ struct QueuePage {
     states: Vec<Choice>,
     tiers: Vec<Choice>,
     cases: Vec<CaseLine>,
+    sort: SortLinks,
     slips: Vec<SlipLine>,
     slips_refused: Option<String>,
 }
@@ -255,8 +348,8 @@ pub async fn queue(
         .iter()
         .map(|c| {
             let due = c.next_due_at.as_deref().and_then(parse_ms);
-            let (clock, clock_text) =
-                clock_class(c.overdue, parse_ms(&c.summary.created_at), due, now);
+            let created = parse_ms(&c.summary.created_at);
+            let (clock, clock_text) = clock_class(c.overdue, created, due, now);
             CaseLine {
                 id: c.summary.id.clone(),
                 short_id: short(&c.summary.id),
@@ -274,16 +367,14 @@ pub async fn queue(
                     .unwrap_or_else(|| "—".into()),
                 clock,
                 clock_text,
+                due_ms: due,
+                created_ms: created.unwrap_or_default(),
+                state_order: c.summary.state,
             }
         })
         .collect();
-    // Most pressing first: overdue, then due soon, then by deadline.
-    let rank = |c: &CaseLine| match c.clock {
-        "overdue" => 0,
-        "soon" => 1,
-        _ => 2,
-    };
-    cases.sort_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| a.due.cmp(&b.due)));
+    let by = QueueSort::parse(&f.sort);
+    sort_cases(&mut cases, by);
     let (slips, slips_refused) = match crate::cases::slips_api::list_slips(
         State(s.clone()),
         Caller(id.clone()),
@@ -320,6 +411,7 @@ pub async fn queue(
         states,
         tiers,
         cases,
+        sort: sort_links(by, state, tier),
         slips,
         slips_refused,
     };
@@ -378,6 +470,7 @@ struct CasePage {
     clocks: Vec<ClockLine>,
     events: Vec<EventLine>,
     slips: Vec<SlipLine>,
+    actions: super::casework::Actions,
 }
 
 fn clock_kind_zh(k: ClockKind) -> &'static str {
@@ -420,7 +513,7 @@ fn move_zh(code: &str) -> &'static str {
 }
 
 /// A resident ID as the page shows it: region and last four digits only.
-fn masked(rid: &str) -> String {
+pub(super) fn masked(rid: &str) -> String {
     let n = rid.chars().count();
     if n < 10 {
         return "*".repeat(n);
@@ -430,27 +523,51 @@ fn masked(rid: &str) -> String {
     format!("{head}********{tail}")
 }
 
-/// One level of a move's details as label/value pairs (records, reasons, amounts).
+/// A move's details (records, reasons, amounts) as label/value pairs in Chinese: nested records
+/// flattened (`home_visit.findings` → 调查情况), codes named, times and money the Chinese way.
 fn details(v: &Option<serde_json::Value>) -> Vec<(String, String)> {
-    let Some(serde_json::Value::Object(m)) = v else {
-        return Vec::new();
-    };
-    m.iter()
-        .map(|(k, v)| {
-            let text = match (k.as_str(), v) {
-                (k, serde_json::Value::Number(n)) if k.ends_with("_fen") => n
-                    .as_i64()
-                    .map(super::format::money_zh)
-                    .unwrap_or_else(|| n.to_string()),
-                (_, serde_json::Value::String(s)) => s.clone(),
-                (_, other) => other.to_string(),
-            };
-            (k.clone(), text)
-        })
-        .collect()
+    let mut out = Vec::new();
+    if let Some(serde_json::Value::Object(m)) = v {
+        flatten("", m, &mut out);
+    }
+    out
 }
 
-fn case_view(layout: Layout, v: CaseView) -> CasePage {
+fn flatten(
+    prefix: &str,
+    m: &serde_json::Map<String, serde_json::Value>,
+    out: &mut Vec<(String, String)>,
+) {
+    use serde_json::Value;
+    for (k, v) in m {
+        let path = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        let text = match v {
+            Value::Object(inner) => {
+                flatten(&path, inner, out);
+                continue;
+            }
+            Value::Array(a) if a.is_empty() => continue,
+            Value::Array(a) => a
+                .iter()
+                .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_owned))
+                .collect::<Vec<_>>()
+                .join("、"),
+            Value::Number(n) if k.ends_with("_fen") => n
+                .as_i64()
+                .map(super::format::money_zh)
+                .unwrap_or_else(|| n.to_string()),
+            Value::String(s) => super::casework::detail_value(k, s),
+            other => other.to_string(),
+        };
+        out.push((super::casework::detail_label(&path), text));
+    }
+}
+
+fn case_view(layout: Layout, v: CaseView, actions: super::casework::Actions) -> CasePage {
     let now = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
     let sm = &v.summary;
     CasePage {
@@ -500,26 +617,41 @@ fn case_view(layout: Layout, v: CaseView) -> CasePage {
             })
             .collect(),
         slips: v.slips.iter().map(|c| slip_line(&c.summary, now)).collect(),
+        actions,
     }
 }
 
 /// `GET /console/cases/{id}`: the case through `GET /v1/cases/{id}`'s handler — the same Cedar
-/// decision, the same `case_read` access-log entry (allowed or refused).
+/// decision, the same `case_read` access-log entry (allowed or refused) — with the forms of the
+/// moves the caller may make ([`super::casework`]).
 pub async fn case_page(
     State(s): State<AppState>,
     Caller(id): Caller,
     headers: HeaderMap,
     Path(case_id): Path<String>,
 ) -> Response {
+    render_case(&s, &id, headers, case_id, None).await
+}
+
+/// The case page, with a refused form's message next to that form (its status the refusal's).
+pub(super) async fn render_case(
+    s: &AppState,
+    id: &Identity,
+    headers: HeaderMap,
+    case_id: String,
+    failed: Option<super::casework::Failed>,
+) -> Response {
     match crate::cases::api::read_case(State(s.clone()), Caller(id.clone()), headers, Path(case_id))
         .await
     {
         Ok(axum::Json(view)) => {
+            let status = failed.as_ref().map_or(StatusCode::OK, |f| f.status);
             let title = format!("救助案件 {} / Case", short(&view.summary.id));
-            let page = case_view(Layout::new(&s, title, &id), view);
-            with_cookie(html(StatusCode::OK, page.render()), &s, &id)
+            let actions = super::casework::actions(s, id, &view, failed);
+            let page = case_view(Layout::new(s, title, id), view, actions);
+            with_cookie(html(status, page.render()), s, id)
         }
-        Err(e) => error_page(&s, &id, e),
+        Err(e) => error_page(s, id, e),
     }
 }
 
@@ -695,5 +827,106 @@ pub async fn open_case(
         Err(e) if e.status == StatusCode::FORBIDDEN => error_page(&s, &id, e),
         Err(e) if e.status.is_client_error() => new_case_page(&s, &id, f, Some(e)),
         Err(e) => error_page(&s, &id, e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(
+        name: &str,
+        clock: &'static str,
+        due: Option<i64>,
+        created: i64,
+        st: CaseState,
+    ) -> CaseLine {
+        CaseLine {
+            id: name.into(),
+            short_id: name.into(),
+            state: st.name_zh(),
+            tier: "",
+            tier_class: "",
+            hardship: "",
+            channel: "",
+            township: String::new(),
+            created: String::new(),
+            due: String::new(),
+            clock,
+            clock_text: "",
+            due_ms: due,
+            created_ms: created,
+            state_order: st,
+        }
+    }
+
+    fn order(by: QueueSort) -> Vec<String> {
+        let mut cases = vec![
+            line("late-no-clock", "", None, 1, CaseState::Decided),
+            line("running", "", Some(5_000), 2, CaseState::Received),
+            line("soon", "soon", Some(9_000), 3, CaseState::Helped),
+            line("overdue", "overdue", Some(8_000), 4, CaseState::Accepted),
+            line("running-earlier", "", Some(4_000), 5, CaseState::Received),
+        ];
+        sort_cases(&mut cases, by);
+        cases.into_iter().map(|c| c.id).collect()
+    }
+
+    #[test]
+    fn the_queue_sorts_by_clock_opened_or_state() {
+        assert_eq!(
+            order(QueueSort::Clock),
+            [
+                "overdue",
+                "soon",
+                "running-earlier",
+                "running",
+                "late-no-clock"
+            ]
+        );
+        assert_eq!(
+            order(QueueSort::Opened),
+            [
+                "late-no-clock",
+                "running",
+                "soon",
+                "overdue",
+                "running-earlier"
+            ]
+        );
+        assert_eq!(
+            order(QueueSort::State),
+            [
+                "running-earlier",
+                "running",
+                "overdue",
+                "soon",
+                "late-no-clock"
+            ]
+        );
+        assert_eq!(QueueSort::parse("nonsense"), QueueSort::Clock);
+    }
+
+    #[test]
+    fn sort_links_keep_the_filters() {
+        let l = sort_links(
+            QueueSort::Opened,
+            Some(CaseState::Helped),
+            Some(Urgency::Emergency),
+        );
+        assert_eq!(l.current, "opened");
+        assert_eq!(l.state, "/console/?sort=state&state=helped&tier=emergency");
+        assert_eq!(
+            sort_links(QueueSort::Clock, None, None).clock,
+            "/console/?sort=clock"
+        );
+    }
+
+    #[test]
+    fn a_clock_is_red_when_overdue_and_amber_in_its_last_quarter() {
+        assert_eq!(clock_class(true, Some(0), Some(100), 50).0, "overdue");
+        assert_eq!(clock_class(false, Some(0), Some(100), 80).0, "soon");
+        assert_eq!(clock_class(false, Some(0), Some(100), 70).0, "");
+        assert_eq!(clock_class(false, None, None, 70).1, "—");
     }
 }

@@ -116,7 +116,7 @@ pub fn nav(s: &AppState, who: &Identity) -> Vec<NavLink> {
 }
 
 /// A JSON answer of an API handler (a `Response`) read back into its type.
-async fn read_json<T: serde::de::DeserializeOwned>(r: Response) -> Result<T, ApiError> {
+pub(super) async fn read_json<T: serde::de::DeserializeOwned>(r: Response) -> Result<T, ApiError> {
     let bytes = axum::body::to_bytes(r.into_body(), 64 << 20)
         .await
         .map_err(ApiError::internal)?;
@@ -378,7 +378,7 @@ fn clock_what(c: EscalatedClock) -> &'static str {
     }
 }
 
-fn opt(v: &str) -> Option<String> {
+pub(super) fn opt(v: &str) -> Option<String> {
     let v = v.trim();
     (!v.is_empty()).then(|| v.to_owned())
 }
@@ -795,7 +795,7 @@ pub async fn audit(State(s): State<AppState>, Caller(id): Caller) -> Response {
     audit_page(&s, &id, AuditForm::default(), None)
 }
 
-fn csrf_guard(
+pub(super) fn csrf_guard(
     s: &AppState,
     id: &Identity,
     uri: &Uri,
@@ -815,7 +815,7 @@ fn csrf_guard(
         })
 }
 
-fn bad_form() -> ApiError {
+pub(super) fn bad_form() -> ApiError {
     ApiError::bad_request(
         "validation_failed",
         "body",
@@ -1482,7 +1482,7 @@ pub struct SlipForm {
 }
 
 /// Yuan as typed into fen; `None` when empty.
-fn fen_of(v: &str) -> Result<Option<i64>, ApiError> {
+pub(super) fn fen_of(v: &str) -> Result<Option<i64>, ApiError> {
     let v = v.trim().trim_start_matches('¥').replace(',', "");
     if v.is_empty() {
         return Ok(None);

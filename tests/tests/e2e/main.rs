@@ -4,10 +4,12 @@
 mod access_log;
 mod authz_table;
 mod bad_input;
+mod browser;
 mod case_cli;
 mod cases;
 mod connections;
 mod console;
+mod console_case;
 mod demo;
 mod departments;
 mod escalation;
