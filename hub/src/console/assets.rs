@@ -1,4 +1,4 @@
-//! The console's static assets, embedded in the binary: served with a strong ETag (SHA-256 of the
+//! The console's static assets (the stylesheet, the check page's script), embedded in the binary: served with a strong ETag (SHA-256 of the
 //! bytes) and, under their content-hashed URL (`?v=<hash>`), cached for a year as immutable.
 
 use std::sync::OnceLock;
@@ -15,11 +15,19 @@ struct Asset {
     bytes: &'static [u8],
 }
 
-const ASSETS: &[Asset] = &[Asset {
-    name: "console.css",
-    content_type: "text/css; charset=utf-8",
-    bytes: include_bytes!("../../static/console.css"),
-}];
+const ASSETS: &[Asset] = &[
+    Asset {
+        name: "console.css",
+        content_type: "text/css; charset=utf-8",
+        bytes: include_bytes!("../../static/console.css"),
+    },
+    // The check page's progress poller (`console::checks`).
+    Asset {
+        name: "check.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../../static/check.js"),
+    },
+];
 
 /// The first 16 hex digits of the SHA-256 of each asset, in [`ASSETS`] order.
 fn hashes() -> &'static [String] {

@@ -48,6 +48,10 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/verifications/{id}", get(get_verification))
         .route("/v1/verifications/{id}/print", get(print_verification))
         .route("/v1/verifications/{id}/letter", post(attach_letter))
+        .route(
+            "/v1/verifications/{id}/progress",
+            get(super::progress::read_progress),
+        )
         .route("/v1/follow-ups", get(list_follow_ups))
         .route("/v1/report-key", get(report_key))
 }
@@ -282,7 +286,7 @@ fn parse_body<T: serde::de::DeserializeOwned + schemars::JsonSchema + 'static>(
     crate::api::extract::parse_object(&bytes)
 }
 
-async fn record_authorization(
+pub(crate) async fn record_authorization(
     State(s): State<AppState>,
     Caller(id): Caller,
     headers: HeaderMap,
@@ -764,7 +768,7 @@ pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Api
     Ok(Some(k.to_owned()))
 }
 
-async fn request_verification(
+pub(crate) async fn request_verification(
     State(s): State<AppState>,
     Caller(id): Caller,
     headers: HeaderMap,
@@ -799,6 +803,7 @@ async fn request_verification(
         .map(|m| s.keys.pseudonym(m.resident_id.as_str()))
         .collect();
     let wait = req.wait_ms.map(std::time::Duration::from_millis);
+    let respond_async = super::progress::prefers_async(&headers);
     if let Some(case_id) = &req.case_id {
         may_link_case(&s, &id, &rid, case_id, &req, &running_subjects).await?;
     }
@@ -832,6 +837,8 @@ async fn request_verification(
         async move {
             let result =
                 verify_household(&s, &id, &rid, req, household, declared, vid.clone()).await;
+            let (result, error) = super::progress::ended(result).await;
+            s.progress.finish(&vid, error);
             if let Some(key) = &idem
                 && !matches!(&result, Ok(r) if r.status() == StatusCode::OK)
             {
@@ -844,6 +851,8 @@ async fn request_verification(
             result
         }
     };
+    s.progress
+        .start(&verification_id, &id.uri, req_purpose, &req_case_ref);
     s.verify.started(
         &verification_id,
         super::Running {
@@ -854,6 +863,10 @@ async fn request_verification(
         },
     );
     let mut handle = tokio::spawn(task);
+    if respond_async {
+        // The task goes on and stores the report (or records its error on the progress board).
+        return Ok(running(&verification_id));
+    }
     let joined = match wait {
         None => (&mut handle).await,
         Some(w) => match tokio::time::timeout(w, &mut handle).await {
@@ -924,6 +937,7 @@ fn running(id: &str) -> Response {
             "id": id,
             "status": "running",
             "location": format!("/v1/verifications/{id}"),
+            "progress": format!("/v1/verifications/{id}/progress"),
         })),
     )
         .into_response()
@@ -1198,11 +1212,17 @@ async fn verify_household(
             )
         })
         .collect();
+    s.progress.asked(
+        &verification_id,
+        queries.iter().map(|(d, _)| *d),
+        reused.keys().copied(),
+    );
     let outcomes: Vec<(QueryOutcome, Option<u64>)> =
         join_all(queries.iter().map(|(department, query)| {
             let s = &s;
             let id = &id;
             let rid = &rid;
+            let vid = &verification_id;
             let subjects = &subjects;
             let case_ref = &req.case_ref;
             let policy_ids = decision.policy_ids.clone();
@@ -1220,6 +1240,8 @@ async fn verify_household(
                     Ok(_) => DepartmentStatus::Answered,
                     Err(e) => DepartmentStatus::of_error(e),
                 };
+                s.progress
+                    .department_done(vid, *department, status, elapsed_ms);
                 let logged = match entry(EntryParts {
                     id,
                     action: LogAction::DepartmentQueried,
@@ -1523,7 +1545,7 @@ async fn stored(
     }
 }
 
-async fn get_verification(
+pub(crate) async fn get_verification(
     State(s): State<AppState>,
     Caller(id): Caller,
     headers: HeaderMap,
@@ -1846,7 +1868,7 @@ pub struct FollowUps {
 
 /// 待补交授权书: the caller's own emergency cases and where their letters stand (overdue first by
 /// due date). Lists case references only, never members.
-async fn list_follow_ups(
+pub(crate) async fn list_follow_ups(
     State(s): State<AppState>,
     Caller(id): Caller,
     Query(q): Query<FollowUpQuery>,

@@ -54,9 +54,9 @@ pub fn value_text(v: &FactValue) -> String {
 
 /// One label/value row of the page (label Chinese first, English second).
 pub struct Row {
-    label: String,
-    value: String,
-    note: String,
+    pub label: String,
+    pub value: String,
+    pub note: String,
 }
 
 fn row(label: impl Into<String>, value: impl Into<String>) -> Row {
@@ -68,42 +68,42 @@ fn row(label: impl Into<String>, value: impl Into<String>) -> Row {
 }
 
 pub struct DepartmentLine {
-    name: String,
-    code: &'static str,
-    status: String,
-    warn: bool,
-    answered: String,
-    key_id: String,
-    log_index: String,
+    pub name: String,
+    pub code: &'static str,
+    pub status: String,
+    pub warn: bool,
+    pub answered: String,
+    pub key_id: String,
+    pub log_index: String,
 }
 
 pub struct FactLine {
-    name: String,
-    value: String,
-    period: String,
-    source: String,
+    pub name: String,
+    pub value: String,
+    pub period: String,
+    pub source: String,
 }
 
 pub struct MemberBlock {
-    heading: String,
-    facts: Vec<FactLine>,
-    notes: Vec<String>,
+    pub heading: String,
+    pub facts: Vec<FactLine>,
+    pub notes: Vec<String>,
 }
 
 pub struct Figures {
-    as_of: String,
-    rows: Vec<Row>,
-    indications: Vec<String>,
-    discrepancies: Vec<String>,
-    gaps: Vec<String>,
-    disclaimer: String,
+    pub as_of: String,
+    pub rows: Vec<Row>,
+    pub indications: Vec<String>,
+    pub discrepancies: Vec<String>,
+    pub gaps: Vec<String>,
+    pub disclaimer: String,
 }
 
 pub struct SignatureLine {
-    alg: String,
-    key_id: String,
-    value: String,
-    check_code: String,
+    pub alg: String,
+    pub key_id: String,
+    pub value: String,
+    pub check_code: String,
 }
 
 /// 核对报告打印页 (`hub/templates/print/report.html`).
@@ -173,9 +173,36 @@ fn fact_text(v: &FactValue) -> (String, String) {
     }
 }
 
+/// The report's parts as a caseworker reads them: shared by the printed page and the console's
+/// report page (`console::checks`).
+pub struct Sections {
+    pub header: Vec<Row>,
+    pub warnings: Vec<String>,
+    pub departments: Vec<DepartmentLine>,
+    pub members: Vec<MemberBlock>,
+    pub figures: Option<Figures>,
+    pub signature: Option<SignatureLine>,
+}
+
 /// Render the page.
 pub fn render(report: &Report) -> Result<String, askama::Error> {
     use askama::Template;
+    let s = sections(report);
+    ReportPage {
+        case_ref: report.case_ref.clone(),
+        header: s.header,
+        warnings: s.warnings,
+        departments: s.departments,
+        members: s.members,
+        figures: s.figures,
+        signature: s.signature,
+        printed_at: datetime_zh(time::OffsetDateTime::now_utc()),
+    }
+    .render()
+}
+
+/// The report's parts, Chinese first.
+pub fn sections(report: &Report) -> Sections {
     let (by, by_principal) = person_zh(&report.requested_by);
     let mut header = vec![
         row("案件编号 / case", report.case_ref.clone()),
@@ -282,8 +309,7 @@ pub fn render(report: &Report) -> Result<String, askama::Error> {
                 .collect(),
         })
         .collect();
-    let page = ReportPage {
-        case_ref: report.case_ref.clone(),
+    Sections {
         header,
         warnings,
         departments,
@@ -295,9 +321,7 @@ pub fn render(report: &Report) -> Result<String, askama::Error> {
             value: sig.value.clone(),
             check_code: check_code(&sig.value),
         }),
-        printed_at: datetime_zh(time::OffsetDateTime::now_utc()),
-    };
-    page.render()
+    }
 }
 
 /// A figure of the aggregation as a caseworker reads it: the value, the withheld reason, or "not

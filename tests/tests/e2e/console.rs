@@ -20,7 +20,7 @@ use crate::cases::{LIYING, filing};
 use crate::verification::{Setup, XUZHUANG, households, ids, setup};
 
 /// Where the screenshots go: `<target>/console-screenshots/`.
-fn screenshot_dir() -> PathBuf {
+pub(crate) fn screenshot_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
@@ -39,7 +39,7 @@ fn run(cmd: &mut Command) -> anyhow::Result<()> {
 
 /// A HOME whose NSS database holds `who`'s certificate and key and trusts the demo CA, and the
 /// policy that lets Chromium present it without asking (read from /etc only; tests run as root).
-fn browser_home(pki: &Path, who: &str, home: &Path) -> anyhow::Result<()> {
+pub(crate) fn browser_home(pki: &Path, who: &str, home: &Path) -> anyhow::Result<()> {
     let nss = home.join(".pki/nssdb");
     std::fs::create_dir_all(&nss)?;
     let db = format!("sql:{}", nss.display());
@@ -85,7 +85,7 @@ fn browser_home(pki: &Path, who: &str, home: &Path) -> anyhow::Result<()> {
 }
 
 /// chromedriver on a free loopback port, with `home` as HOME; killed on drop.
-struct Driver {
+pub(crate) struct Driver {
     child: Child,
     port: u16,
 }
@@ -97,7 +97,7 @@ impl Drop for Driver {
     }
 }
 
-async fn start_driver(home: &Path) -> anyhow::Result<Driver> {
+pub(crate) async fn start_driver(home: &Path) -> anyhow::Result<Driver> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -126,7 +126,7 @@ async fn start_driver(home: &Path) -> anyhow::Result<Driver> {
     anyhow::bail!("chromedriver did not start listening on port {port}")
 }
 
-async fn browser(driver: &Driver) -> anyhow::Result<Client> {
+pub(crate) async fn browser(driver: &Driver) -> anyhow::Result<Client> {
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
@@ -143,7 +143,7 @@ async fn browser(driver: &Driver) -> anyhow::Result<Client> {
         .await?)
 }
 
-async fn shot(c: &Client, name: &str) -> anyhow::Result<()> {
+pub(crate) async fn shot(c: &Client, name: &str) -> anyhow::Result<()> {
     let dir = screenshot_dir();
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join(format!("{name}.png")), c.screenshot().await?)?;
@@ -151,7 +151,7 @@ async fn shot(c: &Client, name: &str) -> anyhow::Result<()> {
 }
 
 /// A screenshot of one element (the parts of a page below the fold).
-async fn shot_of(c: &Client, css: &str, name: &str) -> anyhow::Result<()> {
+pub(crate) async fn shot_of(c: &Client, css: &str, name: &str) -> anyhow::Result<()> {
     let dir = screenshot_dir();
     std::fs::create_dir_all(&dir)?;
     let el = c.find(Locator::Css(css)).await?;
@@ -168,7 +168,7 @@ async fn shot_of(c: &Client, css: &str, name: &str) -> anyhow::Result<()> {
 
 /// The text of `css` once it contains `needle`: after a click that posts a form, the old page's
 /// element may still be found (or go stale under the reader) until the new page has loaded.
-async fn text_once(c: &Client, css: &str, needle: &str) -> anyhow::Result<String> {
+pub(crate) async fn text_once(c: &Client, css: &str, needle: &str) -> anyhow::Result<String> {
     let start = std::time::Instant::now();
     loop {
         let last = match c.find(Locator::Css(css)).await {
@@ -185,7 +185,7 @@ async fn text_once(c: &Client, css: &str, needle: &str) -> anyhow::Result<String
     }
 }
 
-async fn text_of(c: &Client, css: &str) -> anyhow::Result<String> {
+pub(crate) async fn text_of(c: &Client, css: &str) -> anyhow::Result<String> {
     Ok(c.wait()
         .for_element(Locator::Css(css))
         .await?
@@ -358,7 +358,10 @@ async fn a_caseworker_works_the_console_in_a_real_browser() -> anyhow::Result<()
 }
 
 /// A browser logged in as `who` (its HOME and chromedriver live as long as the returned values).
-async fn browser_as(s: &Setup, who: &str) -> anyhow::Result<(tempfile::TempDir, Driver, Client)> {
+pub(crate) async fn browser_as(
+    s: &Setup,
+    who: &str,
+) -> anyhow::Result<(tempfile::TempDir, Driver, Client)> {
     let home = tempfile::tempdir()?;
     browser_home(&s.env.path().join("pki"), who, home.path())?;
     let driver = start_driver(home.path()).await?;

@@ -8,6 +8,7 @@ mod case_cli;
 mod cases;
 mod connections;
 mod console;
+mod console_check;
 mod demo;
 mod departments;
 mod escalation;
