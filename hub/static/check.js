@@ -12,6 +12,7 @@
   var STATUS = { running: '核对中 / running', done: '已完成 / done', failed: '未完成 / ended without a report' };
 
   function seconds(ms) {
+    if (ms < 1000) { return ms + ' 毫秒'; }
     return Math.floor(ms / 1000) + '.' + Math.floor((ms % 1000) / 100) + ' 秒';
   }
 

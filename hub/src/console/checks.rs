@@ -596,8 +596,11 @@ pub struct DeptLine {
     elapsed: String,
 }
 
-/// `1.2 秒`.
+/// `35 毫秒` under a second, `1.2 秒` from one.
 fn seconds(ms: u64) -> String {
+    if ms < 1000 {
+        return format!("{ms} 毫秒");
+    }
     format!("{}.{} 秒", ms / 1000, (ms % 1000) / 100)
 }
 
@@ -901,7 +904,8 @@ mod tests {
 
     #[test]
     fn elapsed_times_are_seconds() {
-        assert_eq!(seconds(0), "0.0 秒");
+        assert_eq!(seconds(0), "0 毫秒");
+        assert_eq!(seconds(35), "35 毫秒");
         assert_eq!(seconds(1234), "1.2 秒");
         assert_eq!(seconds(30_050), "30.0 秒");
     }
