@@ -110,6 +110,7 @@ impl Application {
                 authz,
                 limits,
                 verify,
+                progress: Arc::default(),
                 warning: Arc::new(crate::warning::WarningSettings::from_config(&config)),
                 started: Instant::now(),
             },

@@ -59,6 +59,8 @@ pub struct AppState {
     pub limits: Arc<crate::ratelimit::RateLimits>,
     /// Department connectors and verification settings (核对).
     pub verify: Arc<crate::verify::VerifyService>,
+    /// 核对进度: the departments' states of the verifications running in this process.
+    pub progress: Arc<crate::verify::progress::ProgressBoard>,
     /// Department events and the monitoring list (监测预警): freshness, kinds, categories.
     pub warning: Arc<crate::warning::WarningSettings>,
     pub started: Instant,

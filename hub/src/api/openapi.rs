@@ -70,6 +70,14 @@ const IDEMPOTENCY_KEY: Param = (
     r#"{"type":"string","pattern":"^[A-Za-z0-9._:-]{1,128}$"}"#,
 );
 
+const PREFER_ASYNC: Param = (
+    "Prefer",
+    "header",
+    false,
+    "respond-async (RFC 7240): answer 202 at once and run the check in the background; its progress is at /v1/verifications/{id}/progress",
+    r#"{"type":"string","maxLength":256}"#,
+);
+
 const CASE_ID_PARAM: Param = (
     "id",
     "path",
@@ -259,7 +267,11 @@ const OPS: &[Op] = &[
                 Body::Json("Report"),
                 "the signed report (the caller's view)",
             ),
-            (202, Body::Json("Running"), "still running past wait_ms"),
+            (
+                202,
+                Body::Json("Running"),
+                "still running past wait_ms, or at once with Prefer: respond-async",
+            ),
             (
                 409,
                 Body::Json("ErrorBody"),
@@ -276,9 +288,21 @@ const OPS: &[Op] = &[
                 "`registration_unavailable`: civil affairs could not establish the members' registration",
             ),
         ],
-        parameters: &[IDEMPOTENCY_KEY],
+        parameters: &[IDEMPOTENCY_KEY, PREFER_ASYNC],
         authorized: true,
         not_found: None,
+    },
+    Op {
+        id: "getVerificationProgress",
+        tag: "verification",
+        method: "get",
+        path: "/v1/verifications/{id}/progress",
+        summary: "核对进度 / each department's state while a verification runs (the requester only; no personal data)",
+        request: None,
+        responses: &[(200, Body::Json("Progress"), "the progress")],
+        parameters: &[ID_PARAM],
+        authorized: false,
+        not_found: Some("no verification with this id, or not one the caller requested"),
     },
     Op {
         id: "getVerification",
@@ -1642,6 +1666,97 @@ const OPS: &[Op] = &[
         not_found: None,
     },
     Op {
+        id: "consoleChecks",
+        tag: "console",
+        method: "get",
+        path: "/console/checks",
+        summary: "我的核对 / the caller's checks (as GET /v1/verifications decides), those still running, and their letter follow-ups (GET /v1/follow-ups)",
+        request: None,
+        responses: &[
+            (200, Body::Html, "the page"),
+            (
+                403,
+                Body::Html,
+                "refused, with the policy's reason in Chinese",
+            ),
+        ],
+        parameters: &[],
+        authorized: false,
+        not_found: None,
+    },
+    Op {
+        id: "consoleNewCheck",
+        tag: "console",
+        method: "get",
+        path: "/console/checks/new",
+        summary: "家庭核对表单 / the household check form (with its CSRF token)",
+        request: None,
+        responses: &[(200, Body::Html, "the form")],
+        parameters: &[(
+            "rows",
+            "query",
+            false,
+            "member rows to show (1-30; default 4; any other value: the default or the nearest bound)",
+            r#"{"type":"string"}"#,
+        )],
+        authorized: false,
+        not_found: None,
+    },
+    Op {
+        id: "consoleSubmitCheck",
+        tag: "console",
+        method: "post",
+        path: "/console/checks/new",
+        summary: "发起家庭核对（表单提交）/ start a check from the form (multipart/form-data: members, purpose, urgency, declaration, the letter file with its dates and signers; csrf token, SameSite cookie and Origin required): the letter as POST /v1/authorizations, the check as POST /v1/verifications with Prefer: respond-async",
+        request: None,
+        responses: &[
+            (303, Body::Empty, "started: to the check page"),
+            (
+                400,
+                Body::Html,
+                "the form again, naming the field at fault in Chinese",
+            ),
+            (
+                403,
+                Body::Html,
+                "`csrf_failed` or refused by policy, in Chinese",
+            ),
+            (
+                409,
+                Body::Html,
+                "the form again: this letter's document is on record as another letter",
+            ),
+            (422, Body::Html, "the form again, naming the field at fault"),
+        ],
+        parameters: &[],
+        authorized: false,
+        not_found: None,
+    },
+    Op {
+        id: "consoleCheck",
+        tag: "console",
+        method: "get",
+        path: "/console/checks/{id}",
+        summary: "家庭核对页 / each department's state while the check runs (as GET /v1/verifications/{id}/progress decides), then the report (as GET /v1/verifications/{id} decides and logs) with a link to its print view",
+        request: None,
+        responses: &[
+            (200, Body::Html, "the page"),
+            (
+                403,
+                Body::Html,
+                "refused, with the policy's reason in Chinese (logged)",
+            ),
+            (
+                404,
+                Body::Html,
+                "no verification with this id, or not one the caller requested",
+            ),
+        ],
+        parameters: &[ID_PARAM],
+        authorized: false,
+        not_found: None,
+    },
+    Op {
         id: "consoleAdmin",
         tag: "console",
         method: "get",
@@ -1713,6 +1828,7 @@ pub fn component_schemas() -> Map<String, Value> {
         AttachLetter,
         LetterAttached,
         FollowUps,
+        crate::verify::progress::Progress,
         ReportKey,
         Declared,
         SearchRequest,
@@ -1825,12 +1941,13 @@ pub fn component_schemas() -> Map<String, Value> {
         "Running".into(),
         json!({
             "type": "object",
-            "description": "202: the verification is still running; GET the location for the report",
-            "required": ["id", "status", "location"],
+            "description": "202: the verification is still running; GET the location for the report, the progress for each department's state",
+            "required": ["id", "status", "location", "progress"],
             "properties": {
                 "id": { "type": "string" },
                 "status": { "const": "running" },
                 "location": { "type": "string" },
+                "progress": { "type": "string" },
             },
         }),
     );

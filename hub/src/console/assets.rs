@@ -1,5 +1,5 @@
 //! The console's static assets (the stylesheet; the outcome notice's print stylesheet and print
-//! button), embedded in the binary: served with a strong ETag (SHA-256 of the
+//! button; the check page's script), embedded in the binary: served with a strong ETag (SHA-256 of the
 //! bytes) and, under their content-hashed URL (`?v=<hash>`), cached for a year as immutable.
 
 use std::sync::OnceLock;
@@ -33,6 +33,12 @@ const ASSETS: &[Asset] = &[
         name: "notice.js",
         content_type: "text/javascript; charset=utf-8",
         bytes: include_bytes!("../../static/notice.js"),
+    },
+    // The check page's progress poller (`console::checks`).
+    Asset {
+        name: "check.js",
+        content_type: "text/javascript; charset=utf-8",
+        bytes: include_bytes!("../../static/check.js"),
     },
 ];
 

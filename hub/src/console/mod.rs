@@ -18,6 +18,9 @@
 //!   (`/console/audit`, entries with their inclusion proof verified, the subject-access report),
 //!   the department operator's slips and connection figures (`/console/slips`) and the admin's
 //!   status page (`/console/admin`); the navigation shows the pages Cedar lets the caller open.
+//! - [`checks`]: the household check form (`/console/checks/new`), the check page with each
+//!   department's status as it arrives and then the report (`/console/checks/{id}`, polled by
+//!   the static `check.js`), and 我的核对 (`/console/checks`).
 //! - [`csrf`]: the per-session form token (HMAC-SHA256 of the certificate's identity under a key
 //!   derived from the hub's signing key), its SameSite=Strict cookie and the Origin/Referer check.
 //!
@@ -34,6 +37,7 @@
 
 pub mod assets;
 mod casework;
+mod checks;
 pub mod csrf;
 pub mod format;
 mod pages;
@@ -80,14 +84,21 @@ pub fn routes() -> Router<AppState> {
             axum::routing::post(roles::slip_move),
         )
         .route("/console/admin", get(roles::admin))
+        // 家庭核对 (console::checks)
+        .route("/console/checks", get(checks::my_checks))
+        .route(
+            "/console/checks/new",
+            get(checks::new_check).post(checks::submit_check),
+        )
+        .route("/console/checks/{id}", get(checks::check_page))
         .route("/console/static/{name}", get(assets::serve))
         .layer(axum::middleware::from_fn(security_headers))
 }
 
 /// The strict policy: our own stylesheet and script only, no inline anything, no framing, forms
-/// post back to the hub only.
+/// post back to the hub only, scripts fetch from the hub only (the check page's progress).
 pub const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; \
-form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// CSP, no sniffing, no framing, no referrer beyond the hub; pages are never cached (they carry
 /// personal data), assets set their own cache headers.

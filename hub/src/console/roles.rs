@@ -81,6 +81,13 @@ pub fn nav(s: &AppState, who: &Identity) -> Vec<NavLink> {
             en: "Open a case",
         });
     }
+    if may(Action::ListVerifications, &list_cases) {
+        out.push(NavLink {
+            href: "/console/checks",
+            zh: "我的核对",
+            en: "Checks",
+        });
+    }
     if may(Action::Supervise, &own) {
         out.push(NavLink {
             href: "/console/supervision",

@@ -46,6 +46,10 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/verifications/{id}", get(get_verification))
         .route("/v1/verifications/{id}/print", get(print_verification))
         .route("/v1/verifications/{id}/letter", post(attach_letter))
+        .route(
+            "/v1/verifications/{id}/progress",
+            get(super::progress::read_progress),
+        )
         .route("/v1/follow-ups", get(list_follow_ups))
         .route("/v1/report-key", get(report_key))
 }
@@ -265,7 +269,7 @@ fn parse_body<T: serde::de::DeserializeOwned + schemars::JsonSchema + 'static>(
     crate::api::extract::parse_object(&bytes)
 }
 
-async fn record_authorization(
+pub(crate) async fn record_authorization(
     State(s): State<AppState>,
     Caller(id): Caller,
     headers: HeaderMap,
@@ -686,7 +690,7 @@ pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Api
     Ok(Some(k.to_owned()))
 }
 
-async fn request_verification(
+pub(crate) async fn request_verification(
     State(s): State<AppState>,
     Caller(id): Caller,
     headers: HeaderMap,
@@ -720,6 +724,7 @@ async fn request_verification(
         .map(|m| s.keys.pseudonym(m.resident_id.as_str()))
         .collect();
     let wait = req.wait_ms.map(std::time::Duration::from_millis);
+    let respond_async = super::progress::prefers_async(&headers);
     if let Some(case_id) = &req.case_id {
         may_link_case(&s, &id, &rid, case_id, &req, &running_subjects).await?;
     }
@@ -752,6 +757,8 @@ async fn request_verification(
         let (s, id, rid, vid) = (s.clone(), id.clone(), rid.clone(), verification_id.clone());
         async move {
             let result = super::pipeline::run(&s, &id, &rid, req, household, vid.clone()).await;
+            let (result, error) = super::progress::ended(result).await;
+            s.progress.finish(&vid, error);
             if let Some(key) = &idem
                 && !matches!(&result, Ok(r) if r.status() == StatusCode::OK)
             {
@@ -764,6 +771,8 @@ async fn request_verification(
             result
         }
     };
+    s.progress
+        .start(&verification_id, &id.uri, req_purpose, &req_case_ref);
     s.verify.started(
         &verification_id,
         super::Running {
@@ -774,6 +783,10 @@ async fn request_verification(
         },
     );
     let mut handle = tokio::spawn(task);
+    if respond_async {
+        // The task goes on and stores the report (or records its error on the progress board).
+        return Ok(running(&verification_id));
+    }
     let joined = match wait {
         None => (&mut handle).await,
         Some(w) => match tokio::time::timeout(w, &mut handle).await {
@@ -844,6 +857,7 @@ fn running(id: &str) -> Response {
             "id": id,
             "status": "running",
             "location": format!("/v1/verifications/{id}"),
+            "progress": format!("/v1/verifications/{id}/progress"),
         })),
     )
         .into_response()
@@ -955,7 +969,7 @@ async fn stored(
     Ok(Err(self::running(vid)))
 }
 
-async fn get_verification(
+pub(crate) async fn get_verification(
     State(s): State<AppState>,
     Caller(id): Caller,
     headers: HeaderMap,
@@ -1287,7 +1301,7 @@ pub struct FollowUps {
 
 /// 待补交授权书: the caller's own emergency cases and where their letters stand (overdue first by
 /// due date). Lists case references only, never members.
-async fn list_follow_ups(
+pub(crate) async fn list_follow_ups(
     State(s): State<AppState>,
     Caller(id): Caller,
     Query(q): Query<FollowUpQuery>,

@@ -30,6 +30,10 @@
 //! - A verification runs in its own task: with `wait_ms` the caller gets 202 and the id when the
 //!   wait runs out, the verification completes and is stored, and `GET /v1/verifications/{id}`
 //!   answers 202 while it runs (tracked per process).
+//!   With `Prefer: respond-async` the answer is 202 at once (`{id, status, location, progress}`);
+//!   the check runs in the background and [`progress`] shows each department's state while it
+//!   does (`GET /v1/verifications/{id}/progress`, the requester only), and its error if it ends
+//!   without a report.
 //!
 //! - 一次采集 (once-only, [`reuse`]): under a letter that covers the verification, a department whose
 //!   answer to an earlier verification of the same household is still inside every asked kind's
@@ -53,6 +57,7 @@ pub mod api;
 pub mod config;
 mod pipeline;
 pub mod print;
+pub mod progress;
 pub mod registration;
 pub mod report;
 pub mod reuse;

@@ -54,9 +54,9 @@ pub fn value_text(v: &FactValue) -> String {
 
 /// One label/value row of the page (label Chinese first, English second).
 pub struct Row {
-    label: String,
-    value: String,
-    note: String,
+    pub label: String,
+    pub value: String,
+    pub note: String,
 }
 
 fn row(label: impl Into<String>, value: impl Into<String>) -> Row {
@@ -68,42 +68,51 @@ fn row(label: impl Into<String>, value: impl Into<String>) -> Row {
 }
 
 pub struct DepartmentLine {
-    name: String,
-    code: &'static str,
-    status: String,
-    warn: bool,
-    answered: String,
-    key_id: String,
-    log_index: String,
+    pub name: String,
+    pub code: &'static str,
+    pub status: String,
+    pub warn: bool,
+    pub answered: String,
+    pub key_id: String,
+    pub log_index: String,
 }
 
 pub struct FactLine {
-    name: String,
-    value: String,
-    period: String,
-    source: String,
+    pub name: String,
+    pub value: String,
+    pub period: String,
+    pub source: String,
 }
 
 pub struct MemberBlock {
-    heading: String,
-    facts: Vec<FactLine>,
-    notes: Vec<String>,
+    pub heading: String,
+    pub facts: Vec<FactLine>,
+    pub notes: Vec<String>,
+}
+
+/// One fact kind across the household (the printed page's compact table: one column per member).
+pub struct MatrixRow {
+    pub name: String,
+    /// One value per member, in the members' order (`—` when the member has none).
+    pub values: Vec<String>,
+    /// The department, the period and when it answered (or the reuse).
+    pub source: String,
 }
 
 pub struct Figures {
-    as_of: String,
-    rows: Vec<Row>,
-    indications: Vec<String>,
-    discrepancies: Vec<String>,
-    gaps: Vec<String>,
-    disclaimer: String,
+    pub as_of: String,
+    pub rows: Vec<Row>,
+    pub indications: Vec<String>,
+    pub discrepancies: Vec<String>,
+    pub gaps: Vec<String>,
+    pub disclaimer: String,
 }
 
 pub struct SignatureLine {
-    alg: String,
-    key_id: String,
-    value: String,
-    check_code: String,
+    pub alg: String,
+    pub key_id: String,
+    pub value: String,
+    pub check_code: String,
 }
 
 /// 核对报告打印页 (`hub/templates/print/report.html`).
@@ -114,7 +123,10 @@ struct ReportPage {
     header: Vec<Row>,
     warnings: Vec<String>,
     departments: Vec<DepartmentLine>,
-    members: Vec<MemberBlock>,
+    member_heads: Vec<String>,
+    matrix: Vec<MatrixRow>,
+    member_notes: Vec<String>,
+    withheld_note: Option<String>,
     figures: Option<Figures>,
     signature: Option<SignatureLine>,
     printed_at: String,
@@ -173,9 +185,132 @@ fn fact_text(v: &FactValue) -> (String, String) {
     }
 }
 
+/// The report's parts as a caseworker reads them: shared by the printed page and the console's
+/// report page (`console::checks`).
+pub struct Sections {
+    pub header: Vec<Row>,
+    pub warnings: Vec<String>,
+    pub departments: Vec<DepartmentLine>,
+    pub members: Vec<MemberBlock>,
+    pub figures: Option<Figures>,
+    pub signature: Option<SignatureLine>,
+}
+
+/// Shown in a cell of the compact table for a withheld value (the reason once, as a note).
+const WITHHELD_CELL: &str = "不显示*";
+
+/// The members' facts as one table, a row per fact kind and a column per member, so that a
+/// household of three prints on two A4 pages; the withheld reason once, the members' notes after.
+fn matrix(report: &Report) -> (Vec<String>, Vec<MatrixRow>, Vec<String>, Option<String>) {
+    let heads = report
+        .members
+        .iter()
+        .map(|m| {
+            let rel = schemas::Relation::from_code(&m.relation)
+                .map(|r| r.name_zh())
+                .unwrap_or(m.relation.as_str());
+            format!("{}（{}）", m.name, rel)
+        })
+        .collect();
+    let mut kinds = Vec::new();
+    for f in report.members.iter().flat_map(|m| &m.facts) {
+        if !kinds.contains(&f.kind) {
+            kinds.push(f.kind);
+        }
+    }
+    let mut withheld = None;
+    let rows = kinds
+        .into_iter()
+        .map(|k| {
+            let mut source = String::new();
+            let values = report
+                .members
+                .iter()
+                .map(|m| match m.facts.iter().find(|f| f.kind == k) {
+                    None => "—".to_owned(),
+                    Some(f) => {
+                        // The department (its answer time is in the departments' table), the
+                        // period when it spans more than the day, the reuse when reused.
+                        if source.is_empty() {
+                            source = f.department.name_zh().to_owned();
+                            if f.period_from != f.period_to {
+                                source.push_str(&format!(
+                                    " · {}–{}",
+                                    when_zh(&f.period_from),
+                                    when_zh(&f.period_to)
+                                ));
+                            }
+                            if let Some(v) = &f.reused_from {
+                                source.push_str(" · ");
+                                source.push_str(&super::report::reused_text(v, &f.answered_at));
+                            }
+                        }
+                        match &f.value {
+                            Some(v) => {
+                                let (value, code) = fact_text(v);
+                                if code.is_empty() {
+                                    value
+                                } else {
+                                    format!("{value}（{code}）")
+                                }
+                            }
+                            None => {
+                                withheld = withheld.take().or_else(|| f.withheld.clone());
+                                WITHHELD_CELL.to_owned()
+                            }
+                        }
+                    }
+                })
+                .collect();
+            let spec = k.spec();
+            MatrixRow {
+                name: spec.name_zh.to_owned(),
+                values,
+                source,
+            }
+        })
+        .collect();
+    let notes = report
+        .members
+        .iter()
+        .flat_map(|m| {
+            m.notes.iter().map(move |n| {
+                format!(
+                    "{}：{}：{} — {}",
+                    m.name,
+                    n.department.name_zh(),
+                    n.status,
+                    n.reason
+                )
+            })
+        })
+        .collect();
+    (heads, rows, notes, withheld)
+}
+
 /// Render the page.
 pub fn render(report: &Report) -> Result<String, askama::Error> {
     use askama::Template;
+    let s = sections(report);
+    let (member_heads, matrix, member_notes, withheld_note) = matrix(report);
+    ReportPage {
+        case_ref: report.case_ref.clone(),
+        header: s.header,
+        warnings: s.warnings,
+        departments: s.departments,
+        member_heads,
+        matrix,
+        member_notes,
+        withheld_note,
+        figures: s.figures,
+        signature: s.signature,
+        printed_at: datetime_zh(time::OffsetDateTime::now_utc()),
+    }
+    .render()
+}
+
+/// The report's parts, Chinese first.
+pub fn sections(report: &Report) -> Sections {
     let (by, by_principal) = person_zh(&report.requested_by);
     let mut header = vec![
         row("案件编号 / case", report.case_ref.clone()),
@@ -282,8 +417,7 @@ pub fn render(report: &Report) -> Result<String, askama::Error> {
                 .collect(),
         })
         .collect();
-    let page = ReportPage {
-        case_ref: report.case_ref.clone(),
+    Sections {
         header,
         warnings,
         departments,
@@ -295,9 +429,7 @@ pub fn render(report: &Report) -> Result<String, askama::Error> {
             value: sig.value.clone(),
             check_code: check_code(&sig.value),
         }),
-        printed_at: datetime_zh(time::OffsetDateTime::now_utc()),
-    };
-    page.render()
+    }
 }
 
 /// A figure of the aggregation as a caseworker reads it: the value, the withheld reason, or "not

@@ -34,8 +34,11 @@ enum Expect {
     DeniedLogged,
     /// 403 and no entry (the route carries no personal data).
     Denied,
+    /// 404 as for an unknown id, and no entry: the requester's own only, so ids do not leak
+    /// (a verification's progress).
+    Hidden,
 }
-use Expect::{Allowed, Denied, DeniedLogged};
+use Expect::{Allowed, Denied, DeniedLogged, Hidden};
 
 /// One row of the table: a route of the description, how to call it, and what each role gets
 /// (in the order of [`ROLES`]).
@@ -153,6 +156,11 @@ const TABLE: &[Row] = &[
         "get",
         "/v1/verifications",
         [Allowed, Allowed, Allowed, Denied, Denied, Denied, Denied],
+    ),
+    row(
+        "get",
+        "/v1/verifications/{id}/progress",
+        [Allowed, Hidden, Hidden, Hidden, Hidden, Hidden, Hidden],
     ),
     // Cases (救助案件). Filing: the caseworker at the window and the hotline through its own
     // channel, for a 许庄 household; 李营 is refused after the body names 许庄, the others before.
@@ -673,6 +681,30 @@ const TABLE: &[Row] = &[
             Allowed,
         ],
     ),
+    // 家庭核对: my checks as GET /v1/verifications; the form for anyone (the post decides); the
+    // post refused without its CSRF token; a check's page as its progress (requester only, 404).
+    row(
+        "get",
+        "/console/checks",
+        [Allowed, Allowed, Allowed, Denied, Denied, Denied, Denied],
+    ),
+    row(
+        "get",
+        "/console/checks/new",
+        [
+            Allowed, Allowed, Allowed, Allowed, Allowed, Allowed, Allowed,
+        ],
+    ),
+    row(
+        "post",
+        "/console/checks/new",
+        [Denied, Denied, Denied, Denied, Denied, Denied, Denied],
+    ),
+    row(
+        "get",
+        "/console/checks/{id}",
+        [Allowed, Hidden, Hidden, Hidden, Hidden, Hidden, Hidden],
+    ),
     // 督导: decided as GET /v1/supervision/timeliness (county and city caseworkers).
     row(
         "get",
@@ -971,6 +1003,10 @@ fn request(
             )
         }
         ("get", "/v1/verifications/{id}") => (format!("/v1/verifications/{}", f.report_id), None),
+        ("get", "/v1/verifications/{id}/progress") => {
+            (format!("/v1/verifications/{}/progress", f.report_id), None)
+        }
+        ("get", "/console/checks/{id}") => (format!("/console/checks/{}", f.report_id), None),
         ("get", "/v1/verifications/{id}/print") => {
             (format!("/v1/verifications/{}/print", f.report_id), None)
         }
@@ -1061,6 +1097,7 @@ async fn check(
     assert!(!used.is_empty(), "{what}: no x-request-id in the response");
     match expected {
         Allowed => assert!((200..300).contains(&status), "{what}: {status} {text}"),
+        Hidden => assert_eq!(status, 404, "{what}: {text}"),
         Denied | DeniedLogged => {
             assert_eq!(status, 403, "{what}: {text}");
             if row.path.starts_with("/console") {

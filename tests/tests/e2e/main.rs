@@ -10,6 +10,7 @@ mod cases;
 mod connections;
 mod console;
 mod console_case;
+mod console_check;
 mod demo;
 mod departments;
 mod escalation;

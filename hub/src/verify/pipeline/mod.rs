@@ -147,12 +147,26 @@ pub(crate) async fn run(
         earlier: &earlier,
     });
 
+    // The progress board (`verify::progress`): who is asked, who is reused, each outcome as it
+    // becomes known.
+    s.progress.asked(
+        &verification_id,
+        plan.queries.iter().map(|(d, _)| *d),
+        plan.reused.keys().copied(),
+    );
     let asked = fan_out::fan_out(
         &asker,
         &admitted.policy_ids,
         &plan.queries,
         admitted.deadline,
-        |_| (),
+        |asked| {
+            s.progress.department_done(
+                &verification_id,
+                asked.department,
+                asked.status(),
+                asked.elapsed_ms,
+            )
+        },
     )
     .await?;
     let reused = fan_out::record_reuse(&asker, &admitted.policy_ids, plan).await?;
