@@ -396,7 +396,7 @@ fn api_headers(headers: &HeaderMap, extra: &[(&'static str, &'static str)]) -> H
         h.insert("x-request-id", v.clone());
     }
     for (k, v) in extra {
-        h.insert(*k, HeaderValue::from_static(*v));
+        h.insert(*k, HeaderValue::from_static(v));
     }
     h
 }

@@ -322,7 +322,7 @@ impl ProgressBoard {
                 )
             })
             .collect();
-        mine.sort_by(|a, b| b.0.cmp(&a.0));
+        mine.sort_by_key(|(started, _)| std::cmp::Reverse(*started));
         mine.into_iter().map(|(_, p)| p).collect()
     }
 
