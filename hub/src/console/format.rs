@@ -36,19 +36,10 @@ pub fn rfc3339_zh(s: &str) -> String {
         .unwrap_or_else(|_| s.to_owned())
 }
 
-/// `¥1,234.56` (fen in, thousands separated; negative as `-¥…`).
+/// `¥1,234.56` (fen in, thousands separated; negative as `-¥…`): the same text as the printed
+/// report and the CLI ([`crate::verify::aggregate::yuan`]).
 pub fn money_zh(fen: i64) -> String {
-    let sign = if fen < 0 { "-" } else { "" };
-    let fen = fen.unsigned_abs();
-    let digits = (fen / 100).to_string();
-    let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            grouped.push(',');
-        }
-        grouped.push(c);
-    }
-    format!("{sign}¥{grouped}.{:02}", fen % 100)
+    crate::verify::aggregate::yuan(fen)
 }
 
 /// A division by name (许庄街道, 任城区), with the code when the name is not known.

@@ -270,7 +270,7 @@ async fn referral_slip_round_trip(s: &Setup, id: &str, resident_id: &str) -> any
         "转办单 / referral slips:",
         "医疗救助 → 卫健/医保",
         "已反馈 (answered)",
-        "已办结，已纳入医疗救助，报销自付费用，¥3200.00",
+        "已办结，已纳入医疗救助，报销自付费用，¥3,200.00",
     ] {
         assert!(shown.contains(needed), "{needed}:\n{shown}");
     }
