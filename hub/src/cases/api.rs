@@ -365,6 +365,11 @@ pub struct CaseListQuery {
     /// A county (6 digits) or township (9 digits).
     #[serde(default)]
     pub township: Option<String>,
+    /// `newest` (the default), `oldest` (the longest waiting first) or `due` (the nearest open
+    /// deadline first, overdue ones first of all; cases without an open clock last).
+    #[serde(default)]
+    pub order: Option<store::CaseOrder>,
+    /// From `next_cursor` of the previous page, with the same `order`.
     #[serde(default)]
     pub cursor: Option<String>,
     #[serde(default)]
@@ -1110,6 +1115,32 @@ pub(crate) fn division_prefix(d: &DivisionCode) -> &str {
     }
 }
 
+/// A case list's cursor: the last case's id, prefixed by its deadline key in `due` order.
+fn case_cursor(pos: &store::CasePos, order: store::CaseOrder) -> String {
+    match order {
+        store::CaseOrder::Due => format!("{}_{}", pos.due_ms, pos.id),
+        _ => pos.id.clone(),
+    }
+}
+
+fn parse_case_cursor(c: &str, order: store::CaseOrder) -> Result<store::CasePos, ApiError> {
+    let bad = || {
+        invalid(
+            "cursor",
+            "must be a cursor from a previous page in the same order",
+        )
+    };
+    let (due_ms, id) = match order {
+        store::CaseOrder::Due => {
+            let (due, id) = c.split_once('_').ok_or_else(bad)?;
+            (due.parse::<i64>().map_err(|_| bad())?, id)
+        }
+        _ => (0, c),
+    };
+    let id = uuid::Uuid::parse_str(id).map_err(|_| bad())?.to_string();
+    Ok(store::CasePos { id, due_ms })
+}
+
 pub(crate) fn page_limit(limit: Option<u32>) -> Result<i64, ApiError> {
     match limit.unwrap_or(50) {
         n @ 1..=MAX_PAGE => Ok(i64::from(n)),
@@ -1143,14 +1174,11 @@ pub(crate) async fn list_cases(
         .as_deref()
         .map(|t| DivisionCode::parse(t.trim()).map_err(|e| invalid("township", e)))
         .transpose()?;
-    let before = q
+    let order = q.order.unwrap_or_default();
+    let after = q
         .cursor
         .as_deref()
-        .map(|c| {
-            uuid::Uuid::parse_str(c)
-                .map(|u| u.to_string())
-                .map_err(|_| invalid("cursor", "must be a cursor from a previous page"))
-        })
+        .map(|c| parse_case_cursor(c, order))
         .transpose()?;
     let filter = store::CaseFilter {
         division: division_prefix(&id.division).to_owned(),
@@ -1158,17 +1186,18 @@ pub(crate) async fn list_cases(
         state: q.state.map(|s| s.code().to_owned()),
         tier: q.tier.map(|t| t.code().to_owned()),
         township: township.map(|t| division_prefix(&t).to_owned()),
-        before,
+        order,
+        after,
         limit,
         overdue: q.overdue.map(|o| (o, ms(OffsetDateTime::now_utc()))),
     };
     let rows = store::list_cases(&s.store.db(), &filter).await?;
     let next_cursor = (rows.len() as i64 == limit)
-        .then(|| rows.last().map(|r| r.id.clone()))
+        .then(|| rows.last().map(|(_, pos)| case_cursor(pos, order)))
         .flatten();
     let now = OffsetDateTime::now_utc();
     let mut cases = Vec::new();
-    for row in &rows {
+    for (row, _) in &rows {
         let seen = s
             .authz
             .decide(

@@ -3,6 +3,8 @@
 //! is a keyed pseudonym. A move is one transaction: the case row is updated only at the version
 //! the move was decided on (optimistic concurrency), and its event is inserted with it.
 
+use serde::{Deserialize, Serialize};
+
 use super::escalation::{Due, RESOLVE_SQL, SET_DUE_SQL};
 use crate::notify::{self, Notice};
 use crate::store::{Db, StoreError, on_db};
@@ -333,43 +335,112 @@ pub struct CaseFilter {
     pub state: Option<String>,
     pub tier: Option<String>,
     pub township: Option<String>,
-    /// Only ids below this (ids are UUIDv7, so newest first is id order).
-    pub before: Option<String>,
+    /// The order of the list, and where the previous page ended.
+    pub order: CaseOrder,
+    pub after: Option<CasePos>,
     pub limit: i64,
     /// `Some((true, now))`: only cases whose stored nearest open deadline is before `now`;
     /// `Some((false, now))`: only the others.
     pub overdue: Option<(bool, i64)>,
 }
 
-/// Candidate cases for a list, newest first (the caller decides each with Cedar).
-pub async fn list_cases(db: &Db, f: &CaseFilter) -> Result<Vec<CaseRow>, StoreError> {
+/// The orders a case list comes in (ids are UUIDv7, so id order is filing order).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseOrder {
+    /// 最新登记在前: the newest first (the default).
+    #[default]
+    Newest,
+    /// 等待最久在前: the longest waiting first.
+    Oldest,
+    /// 按时限: the nearest stored open deadline first (overdue ones first of all), cases without
+    /// an open clock last; ties by filing order.
+    Due,
+}
+
+/// Where a page ended: the last case's id and its deadline sort key (used by [`CaseOrder::Due`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CasePos {
+    pub id: String,
+    /// `next_due_ms`, or `i64::MAX` for a case without an open clock.
+    pub due_ms: i64,
+}
+
+/// One row of a case list with its position (to resume after it).
+type ListTuple = (
+    String,
+    i64,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    String,
+    Option<String>,
+    i64,
+    i64,
+);
+
+/// Candidate cases for a list in `f.order` (the caller decides each with Cedar), each with the
+/// position to resume after it.
+pub async fn list_cases(db: &Db, f: &CaseFilter) -> Result<Vec<(CaseRow, CasePos)>, StoreError> {
+    let (resume, order_by) = match f.order {
+        CaseOrder::Newest => ("($6 IS NULL OR id < $6)", "id DESC"),
+        CaseOrder::Oldest => ("($6 IS NULL OR id > $6)", "id ASC"),
+        CaseOrder::Due => (
+            "($6 IS NULL OR COALESCE(next_due_ms, 9223372036854775807) > $10 \
+              OR (COALESCE(next_due_ms, 9223372036854775807) = $10 AND id > $6))",
+            "COALESCE(next_due_ms, 9223372036854775807) ASC, id ASC",
+        ),
+    };
     let sql = format!(
-        "SELECT {CASE_COLUMNS} FROM cases \
+        "SELECT {CASE_COLUMNS}, COALESCE(next_due_ms, 9223372036854775807) FROM cases \
          WHERE (township LIKE $1 OR filed_by = $2) \
            AND ($3 IS NULL OR state = $3) \
            AND ($4 IS NULL OR tier = $4) \
            AND ($5 IS NULL OR township LIKE $5) \
-           AND ($6 IS NULL OR id < $6) \
+           AND {resume} \
            AND ($8 IS NULL OR ($8 = 1 AND next_due_ms IS NOT NULL AND next_due_ms < $9) \
                 OR ($8 = 0 AND (next_due_ms IS NULL OR next_due_ms >= $9))) \
-         ORDER BY id DESC LIMIT $7"
+         ORDER BY {order_by} LIMIT $7"
     );
     let like = |d: &str| format!("{d}%");
-    let rows: Vec<CaseTuple> = on_db!(db, p, _DB => {
+    let rows: Vec<ListTuple> = on_db!(db, p, _DB => {
         sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(like(&f.division))
             .bind(&f.filed_by)
             .bind(&f.state)
             .bind(&f.tier)
             .bind(f.township.as_deref().map(like))
-            .bind(&f.before)
+            .bind(f.after.as_ref().map(|a| a.id.as_str()))
             .bind(f.limit)
             .bind(f.overdue.map(|(o, _)| i64::from(o)))
             .bind(f.overdue.map_or(0, |(_, now)| now))
+            .bind(f.after.as_ref().map_or(0, |a| a.due_ms))
             .fetch_all(p)
             .await?
     });
-    Ok(rows.into_iter().map(case).collect())
+    Ok(rows
+        .into_iter()
+        .map(|t| {
+            let due_ms = t.15;
+            let row = case((
+                t.0, t.1, t.2, t.3, t.4, t.5, t.6, t.7, t.8, t.9, t.10, t.11, t.12, t.13, t.14,
+            ));
+            let pos = CasePos {
+                id: row.id.clone(),
+                due_ms,
+            };
+            (row, pos)
+        })
+        .collect())
 }
 
 /// The cases of an applicant (by keyed pseudonym), newest first.

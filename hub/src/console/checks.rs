@@ -63,6 +63,10 @@ impl MemberRow {
 #[derive(Debug, Default)]
 pub struct CheckForm {
     csrf: String,
+    /// The form's own `Idempotency-Key` (made when the empty form is shown, kept when it is shown
+    /// again with an error): sending the same form twice (a double click, the back button and
+    /// send again) starts one check, and the second answer leads to the same check page.
+    idem: String,
     purpose: String,
     urgency: String,
     case_ref: String,
@@ -211,6 +215,7 @@ pub async fn new_check(
             String::new()
         },
         rows,
+        idem: uuid::Uuid::new_v4().to_string(),
         ..Default::default()
     };
     new_check_page(&s, &id, f, None)
@@ -237,6 +242,7 @@ async fn read_form(mut mp: Multipart) -> Result<CheckForm, FormError> {
         let text = field.text().await.map_err(|_| unreadable())?;
         match name.as_str() {
             "csrf" => f.csrf = text,
+            "idem" => f.idem = text,
             "purpose" => f.purpose = text,
             "urgency" => f.urgency = text,
             "case_ref" => f.case_ref = text,
@@ -390,13 +396,30 @@ fn parse_date(s: &str) -> Option<time::Date> {
 }
 
 /// The API handlers' headers for a console post: the request id, and whatever `extra` adds.
-fn api_headers(headers: &HeaderMap, extra: &[(&'static str, &'static str)]) -> HeaderMap {
+fn api_headers(headers: &HeaderMap, extra: &[(&'static str, &str)]) -> HeaderMap {
     let mut h = HeaderMap::new();
     if let Some(v) = headers.get("x-request-id") {
         h.insert("x-request-id", v.clone());
     }
     for (k, v) in extra {
-        h.insert(*k, HeaderValue::from_static(v));
+        if let Ok(v) = HeaderValue::from_str(v) {
+            h.insert(*k, v);
+        }
+    }
+    h
+}
+
+/// `extra` headers and, when the form carries a well-formed key of its own, `Idempotency-Key`
+/// (a form without one, or with a mangled one, still runs: as a check without a key).
+fn idempotent<'a>(key: &'a str, extra: &[(&'static str, &'a str)]) -> Vec<(&'static str, &'a str)> {
+    let mut h = extra.to_vec();
+    let key = key.trim();
+    if (1..=128).contains(&key.len())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+    {
+        h.push(("idempotency-key", key));
     }
     h
 }
@@ -435,6 +458,7 @@ pub async fn submit_check(
                 &id,
                 CheckForm {
                     rows: vec![MemberRow::default(); DEFAULT_ROWS],
+                    idem: uuid::Uuid::new_v4().to_string(),
                     ..Default::default()
                 },
                 Some((StatusCode::BAD_REQUEST, e)),
@@ -561,7 +585,10 @@ async fn start_check(
     let res = crate::verify::api::request_verification(
         State(s.clone()),
         Caller(id.clone()),
-        api_headers(headers, &[("prefer", "respond-async")]),
+        api_headers(
+            headers,
+            &idempotent(&f.idem, &[("prefer", "respond-async")]),
+        ),
         JsonObject(req),
     )
     .await

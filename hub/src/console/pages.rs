@@ -22,6 +22,7 @@ use crate::cases::api::{CaseListQuery, CaseView};
 use crate::cases::clocks::{Clock, ClockKind, ClockStatus};
 use crate::cases::model::{CaseState, Move};
 use crate::cases::slips_api::{SlipListQuery, SlipSummary};
+use crate::cases::store::CaseOrder;
 use crate::identity::Caller;
 
 /// What every page shows at the top: who you are, and the stylesheet.
@@ -98,6 +99,9 @@ pub async fn to_console() -> Redirect {
 
 // ==== the queue ====
 
+/// Cases on one page of the queue.
+const QUEUE_PAGE: u32 = 100;
+
 /// `GET /console/?state=…&tier=…&sort=…`: the filters as typed (empty means all) and the order.
 #[derive(Debug, Default, Deserialize)]
 pub struct QueueFilter {
@@ -107,6 +111,9 @@ pub struct QueueFilter {
     tier: String,
     #[serde(default)]
     sort: String,
+    /// The page to show: `next_cursor` of the previous one (in the same order).
+    #[serde(default)]
+    cursor: String,
 }
 
 /// The queue's orders (`?sort=`), by query string so that no script is needed.
@@ -132,6 +139,15 @@ impl QueueSort {
         }
     }
 
+    /// The order the store lists cases in for this sort, so that a page holds the first cases
+    /// of the whole queue in that order (the page is then sorted finely by [`sort_cases`]).
+    fn order(self) -> CaseOrder {
+        match self {
+            QueueSort::Clock | QueueSort::State => CaseOrder::Due,
+            QueueSort::Opened => CaseOrder::Oldest,
+        }
+    }
+
     fn parse(code: &str) -> QueueSort {
         QueueSort::ALL
             .into_iter()
@@ -148,17 +164,20 @@ pub struct SortLinks {
     state: String,
 }
 
+/// The queue's address in order `by`, keeping the filters.
+fn queue_href(by: QueueSort, state: Option<CaseState>, tier: Option<Urgency>) -> String {
+    let mut q = format!("/console/?sort={}", by.code());
+    if let Some(st) = state {
+        q.push_str(&format!("&state={}", st.code()));
+    }
+    if let Some(t) = tier {
+        q.push_str(&format!("&tier={}", t.code()));
+    }
+    q
+}
+
 fn sort_links(current: QueueSort, state: Option<CaseState>, tier: Option<Urgency>) -> SortLinks {
-    let href = |by: QueueSort| {
-        let mut q = format!("/console/?sort={}", by.code());
-        if let Some(st) = state {
-            q.push_str(&format!("&state={}", st.code()));
-        }
-        if let Some(t) = tier {
-            q.push_str(&format!("&tier={}", t.code()));
-        }
-        q
-    };
+    let href = |by: QueueSort| queue_href(by, state, tier);
     SortLinks {
         current: current.code(),
         clock: href(QueueSort::Clock),
@@ -241,6 +260,9 @@ struct QueuePage {
     tiers: Vec<Choice>,
     cases: Vec<CaseLine>,
     sort: SortLinks,
+    /// 下一页 / 第一页 links when the queue has more cases than one page.
+    next_page: Option<String>,
+    first_page: Option<String>,
     slips: Vec<SlipLine>,
     slips_refused: Option<String>,
 }
@@ -327,12 +349,14 @@ pub async fn queue(
     let tier = [Urgency::Emergency, Urgency::Urgent, Urgency::Normal]
         .into_iter()
         .find(|t| t.code() == f.tier);
+    let by = QueueSort::parse(&f.sort);
     let query = CaseListQuery {
         state,
         tier,
         township: None,
-        cursor: None,
-        limit: Some(100),
+        order: Some(by.order()),
+        cursor: (!f.cursor.is_empty()).then(|| f.cursor.clone()),
+        limit: Some(QUEUE_PAGE),
         overdue: None,
     };
     let list =
@@ -373,8 +397,13 @@ pub async fn queue(
             }
         })
         .collect();
-    let by = QueueSort::parse(&f.sort);
     sort_cases(&mut cases, by);
+    // Cursors are digits, '_', '-' and hex: nothing to escape in a query string.
+    let next_page = list
+        .next_cursor
+        .as_deref()
+        .map(|c| format!("{}&cursor={c}", queue_href(by, state, tier)));
+    let first_page = (!f.cursor.is_empty()).then(|| queue_href(by, state, tier));
     let (slips, slips_refused) = match crate::cases::slips_api::list_slips(
         State(s.clone()),
         Caller(id.clone()),
@@ -412,6 +441,8 @@ pub async fn queue(
         tiers,
         cases,
         sort: sort_links(by, state, tier),
+        next_page,
+        first_page,
         slips,
         slips_refused,
     };

@@ -458,6 +458,7 @@ pub async fn supervision(
             state: None,
             tier: None,
             township: None,
+            order: Some(crate::cases::store::CaseOrder::Due),
             cursor: None,
             limit: Some(100),
             overdue: Some(true),
@@ -687,9 +688,14 @@ fn trawling_alerts() -> Vec<AlertLine> {
             let count = l.rsplit(' ').next()?.to_owned();
             Some(AlertLine {
                 pattern: match pattern.as_str() {
-                    "distinct_households" => "短时间内查询过多不同家庭 / many households".into(),
-                    "distinct_persons" => "查询过多不同人员 / many persons".into(),
-                    "same_resident" => "反复查询同一人 / one person repeatedly".into(),
+                    "distinct_households" => "一小时内查询过多不同家庭 / many households in an hour".into(),
+                    "distinct_people" => "一小时内查询过多不同人员 / many people in an hour".into(),
+                    "emergency_without_letter" => {
+                        "无授权书的急难、紧急核对过多 / many emergency checks without a letter".into()
+                    }
+                    "household_members" => {
+                        "单次核对成员过多或与申请人无关 / too many or unrelated members in one check".into()
+                    }
                     other => other.to_owned(),
                 },
                 count,

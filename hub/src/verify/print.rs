@@ -128,6 +128,8 @@ struct ReportPage {
     member_notes: Vec<String>,
     withheld_note: Option<String>,
     figures: Option<Figures>,
+    /// Why figures print as withheld, said once under them.
+    figures_withheld: Option<String>,
     signature: Option<SignatureLine>,
     printed_at: String,
 }
@@ -202,14 +204,16 @@ const WITHHELD_CELL: &str = "不显示*";
 /// The members' facts as one table, a row per fact kind and a column per member, so that a
 /// household of three prints on two A4 pages; the withheld reason once, the members' notes after.
 fn matrix(report: &Report) -> (Vec<String>, Vec<MatrixRow>, Vec<String>, Option<String>) {
+    // Labelled as the indications and figures name them (m1, m2, …), with name and relation.
     let heads = report
         .members
         .iter()
-        .map(|m| {
+        .enumerate()
+        .map(|(i, m)| {
             let rel = schemas::Relation::from_code(&m.relation)
                 .map(|r| r.name_zh())
                 .unwrap_or(m.relation.as_str());
-            format!("{}（{}）", m.name, rel)
+            format!("m{} {}（{}）", i + 1, m.name, rel)
         })
         .collect();
     let mut kinds = Vec::new();
@@ -246,14 +250,8 @@ fn matrix(report: &Report) -> (Vec<String>, Vec<MatrixRow>, Vec<String>, Option<
                             }
                         }
                         match &f.value {
-                            Some(v) => {
-                                let (value, code) = fact_text(v);
-                                if code.is_empty() {
-                                    value
-                                } else {
-                                    format!("{value}（{code}）")
-                                }
-                            }
+                            // Chinese only: a code or the English would not fit the cell.
+                            Some(v) => zh_part(&fact_text(v).0),
                             None => {
                                 withheld = withheld.take().or_else(|| f.withheld.clone());
                                 WITHHELD_CELL.to_owned()
@@ -288,11 +286,42 @@ fn matrix(report: &Report) -> (Vec<String>, Vec<MatrixRow>, Vec<String>, Option<
     (heads, rows, notes, withheld)
 }
 
+/// A declared figure's name for the printed page (the request's field path is for programs).
+fn declared_zh(f: crate::verify::aggregate::DeclaredField) -> &'static str {
+    use crate::verify::aggregate::DeclaredField as F;
+    match f {
+        F::HouseholdMonthlyIncomeFen => "申报家庭月收入",
+        F::PropertiesOwned => "申报房产套数",
+        F::FloorAreaDm2 => "申报住房建筑面积",
+        F::FinancialAssetsFen => "申报金融资产",
+    }
+}
+
+/// The Chinese part of a `中文 / English` text (a cell of the printed table has no room for both;
+/// the headings keep the English).
+fn zh_part(text: &str) -> String {
+    text.split(" / ").next().unwrap_or(text).trim().to_owned()
+}
+
 /// Render the page.
 pub fn render(report: &Report) -> Result<String, askama::Error> {
     use askama::Template;
-    let s = sections(report);
+    let mut s = sections(report);
     let (member_heads, matrix, member_notes, withheld_note) = matrix(report);
+    // A withheld figure prints as the withheld cell does, its reason once under the table.
+    let mut figures_withheld = false;
+    if let Some(f) = &mut s.figures {
+        for r in &mut f.rows {
+            if r.value == WITHHELD_FIGURE_TEXT {
+                r.value = WITHHELD_CELL.to_owned();
+                figures_withheld = true;
+            }
+            if r.note.contains(WITHHELD_FIGURE_TEXT) {
+                r.note = r.note.replace(WITHHELD_FIGURE_TEXT, WITHHELD_CELL);
+                figures_withheld = true;
+            }
+        }
+    }
     ReportPage {
         case_ref: report.case_ref.clone(),
         header: s.header,
@@ -303,6 +332,7 @@ pub fn render(report: &Report) -> Result<String, askama::Error> {
         member_notes,
         withheld_note,
         figures: s.figures,
+        figures_withheld: figures_withheld.then(|| WITHHELD_FIGURE_TEXT.to_owned()),
         signature: s.signature,
         printed_at: datetime_zh(time::OffsetDateTime::now_utc()),
     }
@@ -549,7 +579,7 @@ fn figures(a: &Aggregation) -> Figures {
         discrepancies: a
             .discrepancies
             .iter()
-            .map(|d| format!("{}：{}", d.field.code(), d.text))
+            .map(|d| format!("{}：{}", declared_zh(d.field), d.text))
             .collect(),
         gaps: a.gaps.clone(),
         disclaimer: a.disclaimer.clone(),

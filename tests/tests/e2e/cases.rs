@@ -939,5 +939,48 @@ async fn clocks_show_first_help_met_or_overdue_and_the_list_filters_overdue() ->
     assert_eq!(ids(&l).len(), 2, "{l}");
     let (status, b) = s.get_json("caseworker", "/v1/cases?overdue=maybe").await?;
     assert_eq!(status, 400, "{b}");
+
+    // Orders and pages: by deadline the overdue case comes first although it was filed last;
+    // the longest waiting first is filing order. One case a page, resumed by the cursor.
+    let pages = |order: &'static str| {
+        let s = &s;
+        async move {
+            let (mut seen, mut cursor) = (Vec::new(), None::<String>);
+            loop {
+                let url = match &cursor {
+                    Some(c) => format!("/v1/cases?order={order}&limit=1&cursor={c}"),
+                    None => format!("/v1/cases?order={order}&limit=1"),
+                };
+                let (status, l) = s.get_json("caseworker", &url).await?;
+                assert_eq!(status, 200, "{url}: {l}");
+                seen.extend(ids(&l));
+                match l["next_cursor"].as_str() {
+                    Some(c) => cursor = Some(c.to_owned()),
+                    None => break,
+                }
+                assert!(seen.len() < 10, "the pages of {order} never end: {seen:?}");
+            }
+            anyhow::Ok((seen, cursor))
+        }
+    };
+    let (due, _) = pages("due").await?;
+    assert_eq!(due, vec![late.clone(), helped.clone()], "order=due");
+    let (oldest, _) = pages("oldest").await?;
+    assert_eq!(oldest, vec![helped.clone(), late.clone()], "order=oldest");
+    let (newest, _) = pages("newest").await?;
+    assert_eq!(newest, vec![late.clone(), helped.clone()], "order=newest");
+    // A cursor of one order is refused in another, by field.
+    let (_, l) = s.get_json("caseworker", "/v1/cases?limit=1").await?;
+    let newest_cursor = l["next_cursor"].as_str().expect("a next page").to_owned();
+    let (status, b) = s
+        .get_json(
+            "caseworker",
+            &format!("/v1/cases?order=due&cursor={newest_cursor}"),
+        )
+        .await?;
+    assert_eq!(status, 400, "{b}");
+    assert_eq!(b["error"]["field"], "cursor", "{b}");
+    let (status, b) = s.get_json("caseworker", "/v1/cases?order=sideways").await?;
+    assert_eq!(status, 400, "{b}");
     Ok(())
 }
