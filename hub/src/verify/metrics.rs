@@ -75,12 +75,10 @@ pub(crate) fn record(
         Err(e) => e.code(),
     };
     metrics::counter!(DEPARTMENT_REQUESTS, "department" => d, "outcome" => outcome).increment(1);
-    match result {
-        Err(e) if e.fault() == Fault::Department => {
-            metrics::counter!(DEPARTMENT_ERRORS, "department" => d, "code" => e.code())
-                .increment(1);
-        }
-        _ => {}
+    if let Err(e) = result
+        && e.fault() == Fault::Department
+    {
+        metrics::counter!(DEPARTMENT_ERRORS, "department" => d, "code" => e.code()).increment(1);
     }
     if let Err(ConnectorError::Timeout { .. }) = result {
         metrics::counter!(DEPARTMENT_TIMEOUTS, "department" => d).increment(1);
