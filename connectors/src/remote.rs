@@ -20,6 +20,11 @@
 //! inside `min(caller deadline, start + per-department timeout)`; when it passes the query fails
 //! with `timeout`, whichever step it was in.
 //!
+//! # Trace context
+//!
+//! Every query runs in a `department_query` span (department code and request id, nothing else)
+//! and carries that span's W3C `traceparent` (see [`crate::trace`]).
+//!
 //! Invariant: an answer is accepted only through [`schemas::protocol::receive_answer`] (JSON Schema,
 //! Ed25519 signature under a configured department key, binding to the query); otherwise the whole
 //! answer is rejected.
@@ -34,6 +39,7 @@ use schemas::{Department, DepartmentKey, FactKind, FactQuery, ProtocolError, Pro
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
 use crate::breaker::{BreakerConfig, BreakerState, CircuitBreaker};
 use crate::{Connector, ConnectorError, VerifiedAnswer};
@@ -278,6 +284,9 @@ impl RemoteConnector {
                 format!("does not serialize: {e}"),
             ),
         })?;
+        // W3C trace context of this query's span (the same on every attempt): the department
+        // continues the hub's trace (see crate::trace).
+        let trace = crate::trace::headers_of(&tracing::Span::current());
         let max_attempts = self.config.retry.max_attempts.max(1);
         let mut attempt = 0u32;
         loop {
@@ -287,6 +296,7 @@ impl RemoteConnector {
                 .post(self.url.clone())
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .header(reqwest::header::ACCEPT, "application/json")
+                .headers(trace.clone())
                 .body(body.clone())
                 .send()
                 .await;
@@ -395,7 +405,13 @@ impl Connector for RemoteConnector {
         query: &'a FactQuery,
         deadline: Instant,
     ) -> BoxFuture<'a, Result<VerifiedAnswer, ConnectorError>> {
-        Box::pin(self.run(query, deadline))
+        // The span whose context goes to the department (`traceparent`): a child of the caller's.
+        let span = tracing::info_span!(
+            "department_query",
+            department = self.config.department.code(),
+            request_id = %query.request_id,
+        );
+        Box::pin(self.run(query, deadline).instrument(span))
     }
 
     fn circuit_state(&self) -> Option<BreakerState> {

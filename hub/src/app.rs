@@ -168,7 +168,7 @@ impl Application {
                 .clone()
                 .cleanup_loop(self.state.store.db()),
         );
-        let admin = tokio::spawn(serve_admin(self.admin_listener));
+        let admin = tokio::spawn(serve_admin(self.admin_listener, self.state.clone()));
         let holder = self.worker.holder.clone();
         let worker = tokio::spawn(self.worker.run());
         let cosigner = self.cosigner.map(|c| tokio::spawn(c.run()));
@@ -254,13 +254,53 @@ async fn reload_loop(tls: Arc<TlsState>, authz: Arc<crate::authz::Authz>, poll: 
 }
 
 /// The admin listener: Prometheus metrics over plain HTTP (bind it to loopback).
-async fn serve_admin(listener: TcpListener) {
+async fn serve_admin(listener: TcpListener, state: AppState) {
     let handle = crate::telemetry::prometheus();
     let app = axum::Router::new().route(
         "/metrics",
-        axum::routing::get(move || async move { handle.render() }),
+        axum::routing::get(move || {
+            let state = state.clone();
+            async move {
+                scrape_gauges(&state).await;
+                handle.render()
+            }
+        }),
     );
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!(error = %e, "admin listener failed");
+    }
+}
+
+/// Gauges read at scrape time (documented in README.md, 指标 / Metrics):
+/// - `hub_department_circuit_state{department}`: see [`crate::verify::metrics`];
+/// - `hub_crl_next_update_timestamp_seconds{file}`: each loaded CRL's nextUpdate (Unix seconds;
+///   absent for a CRL without one);
+/// - `hub_escalations_open`: open escalations (overdue, unresolved), counted in the database, so
+///   every replica reports the same figure; left as it was when the count fails or takes over 2 s.
+async fn scrape_gauges(state: &AppState) {
+    crate::verify::metrics::refresh_circuit_gauges(&state.verify);
+    for crl in state.tls.crls() {
+        if let Some(next) = crl.next_update {
+            let secs = next
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0);
+            let file = crl
+                .path
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            metrics::gauge!("hub_crl_next_update_timestamp_seconds", "file" => file).set(secs);
+        }
+    }
+    match tokio::time::timeout(
+        Duration::from_secs(2),
+        crate::cases::escalation::open_count(&state.store.db()),
+    )
+    .await
+    {
+        Ok(Ok(n)) => metrics::gauge!("hub_escalations_open").set(n as f64),
+        Ok(Err(e)) => tracing::warn!(error = %e, "metrics: counting open escalations failed"),
+        Err(_) => tracing::warn!("metrics: counting open escalations timed out"),
     }
 }

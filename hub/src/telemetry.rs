@@ -47,6 +47,10 @@ pub fn init(cfg: &TelemetryConfig) -> anyhow::Result<TelemetryGuard> {
             .with_writer(std::io::stderr)
             .boxed(),
     };
+    // Always an OpenTelemetry layer, so that every span has a trace context and every department
+    // query carries a W3C `traceparent` (connectors::trace). Without an endpoint the provider has
+    // no exporter and samples nothing it starts itself (ids only, no span data kept); a span whose
+    // parent came sampled from elsewhere keeps that decision.
     let (otel, provider) = match &cfg.otlp_endpoint {
         Some(endpoint) => {
             let exporter = opentelemetry_otlp::SpanExporter::builder()
@@ -82,7 +86,18 @@ pub fn init(cfg: &TelemetryConfig) -> anyhow::Result<TelemetryGuard> {
                 Some(provider),
             )
         }
-        None => (None, None),
+        None => {
+            let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+                .with_sampler(opentelemetry_sdk::trace::Sampler::ParentBased(Box::new(
+                    opentelemetry_sdk::trace::Sampler::AlwaysOff,
+                )))
+                .build();
+            let tracer = provider.tracer("jishijiu-hub");
+            (
+                Some(tracing_opentelemetry::layer().with_tracer(tracer)),
+                Some(provider),
+            )
+        }
     };
     tracing_subscriber::registry()
         .with(filter)
@@ -108,7 +123,17 @@ fn traces_url(endpoint: &str) -> String {
 pub fn prometheus() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
-        let recorder = PrometheusBuilder::new().build_recorder();
+        // Department latencies as a real histogram (`_bucket` series, for the dashboard's
+        // quantiles across replicas); other timings stay summaries.
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                metrics_exporter_prometheus::Matcher::Full(
+                    crate::verify::metrics::DEPARTMENT_DURATION.to_owned(),
+                ),
+                crate::verify::metrics::DEPARTMENT_DURATION_BUCKETS,
+            )
+            .expect("non-empty bucket list")
+            .build_recorder();
         let handle = recorder.handle();
         // In tests several hubs share a process; only the first install wins, which is fine: all
         // of them then record into the same registry.

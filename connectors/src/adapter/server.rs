@@ -7,6 +7,10 @@
 //!   the status of its code (400/403/422/429/500).
 //! - `GET /healthz`: `{"status":"ok","department":…,"protocol":"jsj-connector/1"}`.
 //!
+//! Trace context: a query's W3C `traceparent` (sent by the hub) is continued — the query is
+//! handled in a `department_answer` span whose parent is the hub's `department_query` span — and
+//! recorded in the [`QueryLog`] (see [`crate::trace`]).
+//!
 //! Invariants:
 //! - A query asking for a fact kind the source does not serve is refused whole with
 //!   `fact_kind_not_served` (HTTP 422) and the field `fact_kinds[i]`; nothing is looked up.
@@ -25,7 +29,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
@@ -44,6 +48,7 @@ use time::OffsetDateTime;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use super::source::FactSource;
@@ -85,6 +90,8 @@ pub struct QueryRecord {
     pub refused: usize,
     /// `None` when answered; the protocol error code when the whole query was refused.
     pub refusal: Option<ProtocolErrorCode>,
+    /// The W3C `traceparent` the query came with, when valid (trace and span ids only).
+    pub traceparent: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub received_at: OffsetDateTime,
 }
@@ -159,6 +166,15 @@ impl Service {
 
     /// Handle one query body: validate, refuse or look up, sign. Logs and records the query.
     pub async fn answer(&self, body: &[u8]) -> Result<SignedAnswer, ProtocolError> {
+        self.answer_traced(body, None).await
+    }
+
+    /// As [`Service::answer`], recording the query's valid `traceparent`.
+    pub async fn answer_traced(
+        &self,
+        body: &[u8],
+        traceparent: Option<String>,
+    ) -> Result<SignedAnswer, ProtocolError> {
         self.log.received.fetch_add(1, Ordering::SeqCst);
         let (query, raw) = parse_query(body).inspect_err(|e| {
             // Protocol error messages never contain resident ID numbers (schemas masks them).
@@ -186,6 +202,7 @@ impl Service {
             unknown: 0,
             refused: 0,
             refusal: None,
+            traceparent,
             received_at: OffsetDateTime::now_utc(),
         };
         let result = self.answer_parsed(&query, &raw, &mut record).await;
@@ -384,6 +401,30 @@ fn error_response(e: ProtocolError) -> Response {
 async fn query_handler(
     State(service): State<Arc<Service>>,
     Extension(conn): Extension<ConnHandle>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    // The hub's trace continues here (W3C `traceparent`, see crate::trace): this span is a child
+    // of the hub's `department_query` span when the header is valid.
+    let span = tracing::info_span!(
+        "department_answer",
+        department = service.source.department().code()
+    );
+    let traced = crate::trace::continue_trace(&span, &headers);
+    let traceparent = traced
+        .then(|| headers.get(crate::trace::TRACEPARENT))
+        .flatten()
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    query_inner(service, conn, traceparent, body)
+        .instrument(span)
+        .await
+}
+
+async fn query_inner(
+    service: Arc<Service>,
+    conn: ConnHandle,
+    traceparent: Option<String>,
     body: Bytes,
 ) -> Response {
     let fault = service.faults.get();
@@ -418,7 +459,7 @@ async fn query_handler(
             return error_response(e);
         }
     }
-    match service.answer(&body).await {
+    match service.answer_traced(&body, traceparent).await {
         Ok(mut signed) => match fault {
             Fault::MalformedJson => {
                 let text = serde_json::to_string(&signed).unwrap_or_default();

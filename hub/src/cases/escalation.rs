@@ -680,6 +680,17 @@ pub struct EscalationFilter {
     pub limit: i64,
 }
 
+/// 超期未办结: how many escalations are open (an overdue stage or slip not yet resolved), the
+/// `hub_escalations_open` gauge.
+pub async fn open_count(db: &Db) -> Result<i64, StoreError> {
+    let (n,): (i64,) = on_db!(db, p, _DB => {
+        sqlx::query_as("SELECT COUNT(*) FROM escalations WHERE resolved_ms IS NULL")
+            .fetch_one(p)
+            .await?
+    });
+    Ok(n)
+}
+
 /// The queue, newest first.
 pub async fn list(db: &Db, f: &EscalationFilter) -> Result<Vec<EscalationRow>, StoreError> {
     #[derive(sqlx::FromRow)]

@@ -782,7 +782,10 @@ pub(crate) async fn request_verification(
             subjects: running_subjects,
         },
     );
-    let mut handle = tokio::spawn(task);
+    // The task keeps the request's trace (a child span), so the departments' `traceparent` and
+    // the exported spans share one trace id even when the answer is sent before the task ends.
+    let span = tracing::info_span!("verification", verification_id = %verification_id);
+    let mut handle = tokio::spawn(tracing::Instrument::instrument(task, span));
     if respond_async {
         // The task goes on and stores the report (or records its error on the progress board).
         return Ok(running(&verification_id));

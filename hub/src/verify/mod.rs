@@ -55,6 +55,7 @@
 pub mod aggregate;
 pub mod api;
 pub mod config;
+pub mod metrics;
 mod pipeline;
 pub mod print;
 pub mod progress;

@@ -97,13 +97,13 @@ async fn ask(
     deadline: tokio::time::Instant,
 ) -> Option<Asked> {
     let started = std::time::Instant::now();
-    let result = match a.s.verify.connector(department) {
-        Some(c) => c.query(query, deadline).await,
-        None => Err(connectors::ConnectorError::Unavailable {
-            department,
-            detail: "not configured in [departments]".into(),
-        }),
-    };
+    let result = crate::verify::metrics::ask(
+        a.s.verify.connector(department),
+        department,
+        query,
+        deadline,
+    )
+    .await;
     let elapsed_ms = started.elapsed().as_millis() as u64;
     let mut asked = Asked {
         department,

@@ -276,13 +276,13 @@ async fn check_registration(
         authorization_ref,
         OffsetDateTime::now_utc(),
     );
-    let result = match a.s.verify.connector(Department::CivilAffairs) {
-        Some(c) => c.query(&query, deadline).await,
-        None => Err(connectors::ConnectorError::Unavailable {
-            department: Department::CivilAffairs,
-            detail: "not configured in [departments]".into(),
-        }),
-    };
+    let result = crate::verify::metrics::ask(
+        a.s.verify.connector(Department::CivilAffairs),
+        Department::CivilAffairs,
+        &query,
+        deadline,
+    )
+    .await;
     let outcome = match &result {
         Ok(_) => Outcome::Succeeded,
         Err(e) => DepartmentStatus::of_error(e).outcome(),
