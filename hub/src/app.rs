@@ -168,12 +168,8 @@ impl Application {
                 .clone()
                 .cleanup_loop(self.state.store.db()),
         );
-        let shared_budget = tokio::spawn(
-            self.state
-                .limits
-                .clone()
-                .shared_loop(self.state.store.db()),
-        );
+        let shared_budget =
+            tokio::spawn(self.state.limits.clone().shared_loop(self.state.store.db()));
         let admin = tokio::spawn(serve_admin(self.admin_listener));
         let holder = self.worker.holder.clone();
         let worker = tokio::spawn(self.worker.run());

@@ -241,7 +241,12 @@ impl SharedBudget {
         };
         let key = (identity.to_owned(), start);
         let pending = st.pending.get(&key).copied().unwrap_or(0);
-        let verdict = match judge(known, pending, self.budget(role), self.unflushed_limit(role)) {
+        let verdict = match judge(
+            known,
+            pending,
+            self.budget(role),
+            self.unflushed_limit(role),
+        ) {
             Verdict::Flush if force => Verdict::Admit,
             v => v,
         };
@@ -272,7 +277,8 @@ impl SharedBudget {
                     self.wake.notify_one();
                     // A slow database delays a request by a bounded wait at most; then the
                     // in-process budget decides for it.
-                    let bound = Duration::from_millis(self.cfg.flush_ms.saturating_mul(5).max(1000));
+                    let bound =
+                        Duration::from_millis(self.cfg.flush_ms.saturating_mul(5).max(1000));
                     force = match tokio::time::timeout(bound, rx.changed()).await {
                         Ok(Ok(())) => !rx.borrow_and_update().ok,
                         Ok(Err(_)) | Err(_) => true,
@@ -437,7 +443,11 @@ mod tests {
     fn judge_refuses_at_the_budget_and_flushes_at_max_unflushed() {
         assert_eq!(judge(0, 0, 10, 4), Verdict::Admit);
         assert_eq!(judge(6, 3, 10, 4), Verdict::Admit);
-        assert_eq!(judge(6, 4, 10, 4), Verdict::Refuse, "known + pending = budget");
+        assert_eq!(
+            judge(6, 4, 10, 4),
+            Verdict::Refuse,
+            "known + pending = budget"
+        );
         assert_eq!(judge(2, 4, 10, 4), Verdict::Flush);
         assert_eq!(judge(12, 0, 10, 4), Verdict::Refuse);
         assert_eq!(judge(u64::MAX, u32::MAX, 10, 4), Verdict::Refuse);
