@@ -63,10 +63,10 @@ impl Application {
         );
         let authz = crate::authz::Authz::load(&config.policies.dir)
             .with_context(|| format!("loading policies from {}", config.policies.dir.display()))?;
-        let limits = crate::ratelimit::RateLimits::new(&config.rate_limits);
         let store = store::connect(&config.database.url, config.database.max_connections)
             .await
             .context("opening the database")?;
+        let limits = crate::ratelimit::RateLimits::for_db(&config.rate_limits, &store.db());
         let log = crate::log::AccessLog::start_from_config(&config, store.db())
             .await
             .context("opening the access log")?;
@@ -169,6 +169,8 @@ impl Application {
                 .cleanup_loop(self.state.store.db()),
         );
         let admin = tokio::spawn(serve_admin(self.admin_listener, self.state.clone()));
+        let shared_budget =
+            tokio::spawn(self.state.limits.clone().shared_loop(self.state.store.db()));
         let holder = self.worker.holder.clone();
         let worker = tokio::spawn(self.worker.run());
         let cosigner = self.cosigner.map(|c| tokio::spawn(c.run()));
@@ -185,6 +187,7 @@ impl Application {
         .await;
         reloader.abort();
         cleanup.abort();
+        shared_budget.abort();
         admin.abort();
         worker.abort();
         if let Some(c) = cosigner {

@@ -41,10 +41,18 @@
 //!   the edge moves by the replicas' clock skew plus the lock wait (milliseconds). A request that
 //!   passes the caps and is refused later (jurisdiction from civil affairs, a department failing)
 //!   still counts: civil affairs was asked about those people.
-//! - The request budget (governor) is per process: with N replicas the effective budget is N times
-//!   the configured one. Its keys are authenticated principals only (the TLS layer refused everyone
-//!   else) and a cleanup task drops idle keys (`retain_recent` + `shrink_to_fit`) and exports the
-//!   key count, so memory stays bounded even when many identities churn through.
+//! - The request budget (governor) is per process. On PostgreSQL a shared layer ([`shared`]) holds
+//!   it across replicas: each replica counts what it admitted per identity URI and fixed window and
+//!   adds it to the database in one statement per flush (every `rate_limits.shared.flush_ms`),
+//!   learning the deployment-wide count; an identity that spent its window budget (`burst +
+//!   per_second × window`) is refused on every replica until the window ends. No database round
+//!   trip per request; the tolerance is at most `(replicas − 1) × max_unflushed` requests over the
+//!   window budget (see [`shared`]). On SQLite (one process) governor alone decides, as before.
+//!   Governor's keys are authenticated principals only (the TLS layer refused everyone else) and a
+//!   cleanup task drops idle keys (`retain_recent` + `shrink_to_fit`) and exports the key count, so
+//!   memory stays bounded even when many identities churn through.
+
+pub mod shared;
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -102,6 +110,9 @@ pub struct RateLimitConfig {
     /// How often idle keys are dropped and lookups outside their windows pruned.
     #[serde(default = "default_cleanup_ms")]
     pub cleanup_interval_ms: u64,
+    /// The request budget shared by the replicas on PostgreSQL.
+    #[serde(default)]
+    pub shared: shared::SharedConfig,
 }
 
 fn default_caseworker() -> Budget {
@@ -151,6 +162,7 @@ impl Default for RateLimitConfig {
             people_per_hour: default_people_per_hour(),
             emergency_without_letter_per_day: default_emergency_without_letter_per_day(),
             cleanup_interval_ms: default_cleanup_ms(),
+            shared: shared::SharedConfig::default(),
         }
     }
 }
@@ -196,7 +208,7 @@ impl RateLimitConfig {
                 "must be greater than 0".into(),
             ));
         }
-        Ok(())
+        self.shared.validate()
     }
 }
 
@@ -450,6 +462,8 @@ pub(crate) fn judge(
 /// The limiters of one process and the anti-trawling caps of the deployment.
 pub struct RateLimits {
     by_role: HashMap<Role, DefaultKeyedRateLimiter<String>>,
+    /// The budget shared by the replicas (PostgreSQL only).
+    shared: Option<Arc<shared::SharedBudget>>,
     caps: TrawlingCaps,
     cleanup_interval: Duration,
 }
@@ -461,8 +475,19 @@ fn quota(b: Budget) -> Quota {
 }
 
 impl RateLimits {
+    /// The limiters of one process alone (SQLite: the hub is one process).
     pub fn new(cfg: &RateLimitConfig) -> Arc<RateLimits> {
-        let by_role = [
+        Arc::new(Self::build(cfg, false))
+    }
+
+    /// The limiters for the database the hub runs on: with the shared budget on PostgreSQL, where
+    /// several replicas may share it. Start [`RateLimits::shared_loop`] beside the server.
+    pub fn for_db(cfg: &RateLimitConfig, db: &Db) -> Arc<RateLimits> {
+        Arc::new(Self::build(cfg, matches!(db, Db::Postgres(_))))
+    }
+
+    fn build(cfg: &RateLimitConfig, shared: bool) -> RateLimits {
+        let budgets: HashMap<Role, Budget> = [
             (Role::Caseworker, cfg.caseworker),
             (Role::Department, cfg.department),
             (Role::Auditor, cfg.auditor),
@@ -472,24 +497,40 @@ impl RateLimits {
             (Role::VillageAssistant, cfg.caseworker),
         ]
         .into_iter()
-        .map(|(role, b)| (role, RateLimiter::keyed(quota(b))))
         .collect();
-        Arc::new(RateLimits {
+        let by_role = budgets
+            .iter()
+            .map(|(role, b)| (*role, RateLimiter::keyed(quota(*b))))
+            .collect();
+        RateLimits {
             by_role,
+            shared: shared.then(|| shared::SharedBudget::new(cfg.shared, &budgets)),
             caps: TrawlingCaps {
                 households_per_hour: cfg.households_per_hour,
                 people_per_hour: cfg.people_per_hour,
                 emergency_without_letter_per_day: cfg.emergency_without_letter_per_day,
             },
             cleanup_interval: Duration::from_millis(cfg.cleanup_interval_ms),
-        })
+        }
+    }
+
+    /// The shared budget, when the hub runs on PostgreSQL.
+    pub fn shared(&self) -> Option<&Arc<shared::SharedBudget>> {
+        self.shared.as_ref()
+    }
+
+    /// Flush the shared budget forever (returns at once without one).
+    pub async fn shared_loop(self: Arc<Self>, db: Db) {
+        if let Some(shared) = self.shared.clone() {
+            shared.flush_loop(db).await;
+        }
     }
 
     pub fn caps(&self) -> TrawlingCaps {
         self.caps
     }
 
-    /// Spend one request of `principal`'s budget; `Err(wait)` when exhausted.
+    /// Spend one request of `principal`'s in-process budget; `Err(wait)` when exhausted.
     pub fn check(&self, role: Role, principal: &str) -> Result<(), Duration> {
         let limiter = &self.by_role[&role];
         limiter
@@ -576,8 +617,15 @@ impl RateLimits {
         loop {
             tick.tick().await;
             self.cleanup();
-            if let Err(e) = Self::prune_lookups(&db, crate::store::now_ms()).await {
+            let now = crate::store::now_ms();
+            if let Err(e) = Self::prune_lookups(&db, now).await {
                 tracing::warn!(error = %e, "pruning the anti-trawling lookups failed");
+            }
+            if let Some(shared) = &self.shared {
+                shared.forget_ended(now);
+                if let Err(e) = shared.prune(&db, now).await {
+                    tracing::warn!(error = %e, "pruning the shared request budget's windows failed");
+                }
             }
         }
     }
@@ -599,15 +647,23 @@ pub async fn limit_requests(
     req: Request,
     next: Next,
 ) -> Response {
-    if let Some(Caller(id)) = req.extensions().get::<Caller>()
-        && let Err(wait) = limits.check(id.role, &id.principal)
-    {
-        metrics::counter!("hub_rate_limited_total", "role" => id.role.code()).increment(1);
-        return too_many(
-            "rate_limited",
-            "请求过于频繁，请稍后再试 / too many requests; retry later".into(),
-            wait,
-        );
+    if let Some(Caller(id)) = req.extensions().get::<Caller>() {
+        let spent = match limits.check(id.role, &id.principal) {
+            Err(wait) => Err(wait),
+            // The deployment-wide budget, after the local one (which refuses without counting).
+            Ok(()) => match &limits.shared {
+                Some(shared) => shared.check(id.role, &id.uri).await,
+                None => Ok(()),
+            },
+        };
+        if let Err(wait) = spent {
+            metrics::counter!("hub_rate_limited_total", "role" => id.role.code()).increment(1);
+            return too_many(
+                "rate_limited",
+                "请求过于频繁，请稍后再试 / too many requests; retry later".into(),
+                wait,
+            );
+        }
     }
     next.run(req).await
 }

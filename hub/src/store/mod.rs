@@ -12,6 +12,7 @@
 
 pub mod lookups;
 pub mod postgres;
+pub mod rate_windows;
 mod shared;
 pub mod sqlite;
 

@@ -23,6 +23,7 @@ mod otlp;
 mod policy;
 mod process;
 mod reload;
+mod shared_limits;
 mod slips;
 mod slowloris;
 mod store;
