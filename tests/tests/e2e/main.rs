@@ -23,6 +23,7 @@ mod otlp;
 mod policy;
 mod process;
 mod reload;
+mod replicas;
 mod slips;
 mod slowloris;
 mod store;
