@@ -454,11 +454,9 @@ async fn stall(
                 let mut k = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     k += 1;
-                    let call = post(
-                        &auditor,
-                        &format!("{}/v1/log/search", bases[n]),
-                        &json!({"case_ref": format!("BENCH-handover-{n}-{k}"), "limit": 1}),
-                    );
+                    let url = format!("{}/v1/log/search", bases[n]);
+                    let body = json!({"case_ref": format!("BENCH-handover-{n}-{k}"), "limit": 1});
+                    let call = post(&auditor, &url, &body);
                     let r = tokio::time::timeout(Duration::from_secs(2), call).await;
                     match r {
                         Ok(Ok((200, _))) if n != 2 => acks.lock().unwrap().push(Instant::now()),

@@ -370,8 +370,16 @@ async fn three_replicas(pg_url: &str) -> anyhow::Result<()> {
     indexes.dedup();
     assert_eq!(indexes.len(), acks.len(), "an index acknowledged twice");
 
-    // `hub audit verify` over mTLS (replica 0) and offline from the database.
+    // `hub audit verify` over mTLS (replica 0) and offline from the database. Replica 0 serves
+    // the newest head once asked about the last acknowledged entry (it may have been appended by
+    // another replica after replica 0's last refresh).
     let base0 = bases.lock().unwrap()[0].clone();
+    let last = acks.iter().map(|a| a.index).max().expect("acks");
+    let r = c
+        .get(format!("{base0}/v1/log/receipt?index={last}"))
+        .send()
+        .await?;
+    assert!(r.status().is_success(), "receipt {last}: {}", r.status());
     let args = verify_args(&env, remote(&env, Some(base0.clone()), "auditor"), None);
     let Verdict::Ok { size, root } = hub::audit::verify(&args, |_, _| {}).await? else {
         panic!("the log does not verify over mTLS");
