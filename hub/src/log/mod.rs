@@ -871,7 +871,12 @@ impl Writer {
         };
         let gate = store::Gate {
             holder,
-            lease_expires_ms: now + self.opts.lease.as_millis() as i64,
+            // PostgreSQL: no lease, `lease_holder` only records the last sequencer.
+            lease_expires_ms: if shared {
+                now
+            } else {
+                now + self.opts.lease.as_millis() as i64
+            },
             now_ms: now,
             sequencer_timeout_ms: self.opts.sequencer_timeout.as_millis() as u64,
             known_size: self.size,
