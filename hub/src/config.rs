@@ -252,12 +252,22 @@ pub struct LogConfig {
     /// Most appends per transaction (group commit).
     #[serde(default = "default_log_max_batch")]
     pub max_batch: usize,
-    /// This replica's name as holder of the sequencer lease.
+    /// This replica's name. Default from the environment: `HUB_REPLICA_ID`, else `POD_NAME`, else
+    /// `HOSTNAME`, else the host name. The process is `<replica_id>#<pid>` (shown by /readyz and
+    /// recorded as the last sequencer on PostgreSQL). On SQLite it keys the sequencer lease.
     #[serde(default = "default_log_replica_id")]
     pub replica_id: String,
-    /// Sequencer lease duration.
+    /// Sequencer lease duration (SQLite).
     #[serde(default = "default_log_lease_ms")]
     pub lease_ms: u64,
+    /// PostgreSQL: the longest a replica's batch transaction may sit idle holding the log head
+    /// (`idle_in_transaction_session_timeout`): a hung replica is cut off after this, so it bounds
+    /// how long the other replicas' appends stall; they wait for the head lock up to three times it.
+    #[serde(default = "default_log_sequencer_timeout_ms")]
+    pub sequencer_timeout_ms: u64,
+    /// PostgreSQL: how often each replica re-reads the log head that other replicas advance.
+    #[serde(default = "default_log_head_refresh_ms")]
+    pub head_refresh_ms: u64,
     /// How much of the stored tree start-up checks against the signed checkpoint: `recent` (the
     /// newest 256 entries and their path to the root; the default, fast at any size), `sample`
     /// (also `startup_audit_samples` random entries by inclusion proof) or `full` (every entry).
@@ -366,6 +376,8 @@ impl Default for LogConfig {
             max_batch: default_log_max_batch(),
             replica_id: default_log_replica_id(),
             lease_ms: default_log_lease_ms(),
+            sequencer_timeout_ms: default_log_sequencer_timeout_ms(),
+            head_refresh_ms: default_log_head_refresh_ms(),
             startup_audit: crate::log::StartupAudit::default(),
             startup_audit_samples: default_log_startup_audit_samples(),
             witness_endpoints: Vec::new(),
@@ -381,8 +393,22 @@ fn default_log_origin() -> String {
 fn default_log_max_batch() -> usize {
     4096
 }
-fn default_log_replica_id() -> String {
-    "primary".into()
+/// The replica's name from the environment: `HUB_REPLICA_ID`, `POD_NAME` (Kubernetes, via the
+/// downward API), `HOSTNAME`, then the kernel's host name; "primary" if none is set.
+pub fn default_log_replica_id() -> String {
+    ["HUB_REPLICA_ID", "POD_NAME", "HOSTNAME"]
+        .iter()
+        .filter_map(|v| std::env::var(v).ok())
+        .chain(std::fs::read_to_string("/proc/sys/kernel/hostname"))
+        .map(|v| v.trim().to_owned())
+        .find(|v| !v.is_empty())
+        .unwrap_or_else(|| "primary".into())
+}
+fn default_log_sequencer_timeout_ms() -> u64 {
+    5_000
+}
+fn default_log_head_refresh_ms() -> u64 {
+    1_000
 }
 fn default_log_lease_ms() -> u64 {
     30_000

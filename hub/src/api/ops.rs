@@ -45,6 +45,9 @@ pub struct CrlStatus {
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Readiness {
     pub ready: bool,
+    /// This process, `<replica_id>#<pid>` (`[log] replica_id`, by default from `HUB_REPLICA_ID`,
+    /// `POD_NAME` or the host name): which replica behind the load balancer answered.
+    pub replica: String,
     pub database: Check,
     pub crls: Vec<CrlStatus>,
     pub signing_key: Check,
@@ -153,6 +156,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
         status,
         Json(Readiness {
             ready,
+            replica: state.log.instance().to_owned(),
             database,
             crls,
             signing_key,

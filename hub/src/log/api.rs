@@ -123,14 +123,24 @@ async fn tile(
     .await?;
     let parsed = parse_tile_path(&path)
         .map_err(|e| ApiError::bad_request("validation_failed", "path", e.to_string()))?;
-    let size = s.log.head().size;
     let (t, is_entries) = match parsed {
         TilePath::Hashes(t) => (t, false),
         TilePath::Entries(t) => (t, true),
     };
     let shift = 8 * u32::from(t.level);
-    let available = if shift >= 64 { 0 } else { size >> shift };
     let end = t.n.saturating_mul(256).saturating_add(u64::from(t.width));
+    // The tile's entries at level 0, for a head another replica may have moved past ours.
+    let needed = if shift >= 64 {
+        u64::MAX
+    } else {
+        end.checked_mul(1 << shift).unwrap_or(u64::MAX)
+    };
+    let size = if needed == u64::MAX {
+        s.log.head().size
+    } else {
+        s.log.head_at_least(needed).await?.size
+    };
+    let available = if shift >= 64 { 0 } else { size >> shift };
     if end > available {
         return Err(ApiError::not_found("tile not in the log yet"));
     }
@@ -195,7 +205,10 @@ async fn inclusion(
 ) -> Result<Json<ProofBody>, ApiError> {
     may_read_log(&s, &id)?;
     let q = query(q)?;
-    let head = s.log.head();
+    let head = s
+        .log
+        .head_at_least(q.size.unwrap_or(0).max(q.index.saturating_add(1)))
+        .await?;
     let proof = s
         .log
         .inclusion_proof(q.index, q.size.unwrap_or(head.size))
@@ -219,7 +232,7 @@ async fn consistency(
 ) -> Result<Json<ProofBody>, ApiError> {
     may_read_log(&s, &id)?;
     let q = query(q)?;
-    let head = s.log.head();
+    let head = s.log.head_at_least(q.new.unwrap_or(0)).await?;
     let proof = s
         .log
         .consistency_proof(q.old, q.new.unwrap_or(head.size))

@@ -28,17 +28,30 @@
 //! another key or origin is only the explicit, recorded rotation (`hub log rotate`). See
 //! [`integrity`].
 //!
-//! # One sequencer across replicas
-//! The single-row `log_head` holds the size, root, signed note and a sequencer lease
-//! (`lease_holder`, `lease_expires_ms`). A batch commits only through
-//! `UPDATE log_head … WHERE size = <previous size> AND (lease is ours OR free OR expired)`,
-//! executed first in the transaction (on PostgreSQL it also row-locks the head). If it matches no
-//! row, nothing of the batch is written, the writer reloads the head and frontier, and the callers
-//! get [`LogError::NotSequencer`]. So even with several replicas on one PostgreSQL, at most one
-//! sequences at a time and no two checkpoints can be inconsistent. Replicas that do not hold the
-//! lease can serve reads; forwarding their appends to the lease holder is left to the multi-replica
-//! work (the schema and CAS need no change for it). `[log] replica_id` names the holder; a restarted
-//! process with the same id re-takes its own lease at once.
+//! # One sequence across replicas
+//! The single-row `log_head` holds the size, root and signed note of the one sequence. Every batch
+//! transaction first takes the head ([`store::commit_batch`]):
+//! - **PostgreSQL (several replicas):** `SELECT … FROM log_head FOR UPDATE`. Every replica's writer
+//!   sequences; PostgreSQL serializes their batches on the head row. If the locked head is not the
+//!   one this writer last committed (another replica appended), the frontier at the locked size is
+//!   read inside the same transaction and the locked checkpoint is verified with our key and origin
+//!   before anything is integrated on top of it; then the batch is integrated, the checkpoint for
+//!   the new size signed, and everything committed together. So the tree never forks, no replica
+//!   answers 503 for not being "the sequencer", and nothing is forwarded. A replica killed
+//!   mid-transaction loses its connection and PostgreSQL aborts its transaction (its callers were
+//!   never answered); a hung one is cut off by the transaction's
+//!   `idle_in_transaction_session_timeout` (`[log] sequencer_timeout_ms`), which bounds how long
+//!   the others wait. `lease_holder` records which replica (`name#pid`) sequenced the last batch.
+//! - **SQLite (one process):** the sequencer lease (`lease_holder`, `lease_expires_ms`, keyed by
+//!   `[log] replica_id`) is taken by a compare-and-swap as the transaction's first, writing
+//!   statement; another holder's unexpired lease refuses the batch with
+//!   [`LogError::NotSequencer`]. A restarted process with the same id re-takes its lease at once.
+//!
+//! Each replica keeps a served head, a hash cache and watchers ([`AccessLog::subscribe`], the
+//! witness cosigner) that only its own writer advances; on PostgreSQL a task re-reads the head every
+//! `[log] head_refresh_ms` and any read asking beyond the local head re-reads it first
+//! ([`AccessLog::head_at_least`]). A head read from the database is published only after its
+//! checkpoint verifies with our key and origin, and only when it is larger than the one served.
 
 pub mod api;
 mod cache;
@@ -64,7 +77,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::store::Db;
 use cache::{CacheReader, HashCache};
-use store::{BatchWrite, EntryRow, Head};
+use store::{EntryRow, Head};
 
 /// Access-log failures. Messages never contain entry contents.
 #[derive(Debug, thiserror::Error)]
@@ -102,8 +115,16 @@ pub enum LogError {
 pub struct LogOptions {
     /// Most appends per transaction (1 = one transaction per append, the benchmark baseline).
     pub max_batch: usize,
-    /// Name of this replica as lease holder.
+    /// Name of this replica (the SQLite lease key).
     pub replica_id: String,
+    /// This process: `<replica_id>#<pid>` (recorded as the last sequencer on PostgreSQL, shown by
+    /// /readyz).
+    pub instance: String,
+    /// PostgreSQL: how long a batch transaction may sit idle holding the head lock
+    /// (`idle_in_transaction_session_timeout`); waiting for the lock gives up after three times it.
+    pub sequencer_timeout: Duration,
+    /// PostgreSQL: how often the served head is re-read from the database.
+    pub head_refresh: Duration,
     /// How long a lease lasts after the last batch.
     pub lease: Duration,
     /// Witness keys (cosignature/v1) whose cosignatures are checked when present.
@@ -122,6 +143,9 @@ impl Default for LogOptions {
         LogOptions {
             max_batch: 4096,
             replica_id: "primary".into(),
+            instance: format!("primary#{}", std::process::id()),
+            sequencer_timeout: Duration::from_secs(5),
+            head_refresh: Duration::from_secs(1),
             lease: Duration::from_secs(30),
             witnesses: Vec::new(),
             serve_cosigned: false,
@@ -189,6 +213,10 @@ pub struct AccessLog {
     /// Why a watch: the witnessing task wakes on every new head without polling, and a task that
     /// was busy sees only the newest size (intermediate heads need no cosignature).
     size_rx: watch::Receiver<u64>,
+    /// Shared with the writer: a head read from the database (another replica's) is published too.
+    size_tx: Arc<watch::Sender<u64>>,
+    /// `<replica_id>#<pid>`.
+    instance: String,
     /// Whether GET /log/checkpoint serves `cosigned` instead of the head.
     serve_cosigned: bool,
     /// The newest checkpoint with enough witness cosignatures (set by [`witnessing`]).
@@ -335,19 +363,26 @@ impl AccessLog {
         let vkey = signer.verifier_key();
         let empty = Checkpoint::new(&origin, 0, tlog::hash::empty_root())?.sign(&signer)?;
         store::init_head(&db, &empty).await?;
-        let head = store::read_head(&db).await?;
-        let frontier = Self::verify_head(&db, &head, &origin, &vkey).await?;
+        // One statement reads the head and where entries and hashes end: a consistent view even
+        // while other replicas append.
+        let (head, max_idx, max_hash) = store::read_head_with_max(&db).await?;
+        integrity::verify_note(&head.note, &origin, &vkey, head.size, head.root)
+            .map_err(|why| integrity::unverified(&head, &vkey, &origin, why))?;
+        let frontier = Self::check_head_at(&db, &head, max_idx, max_hash).await?;
         integrity::audit(&db, &head, opts.startup_audit, opts.startup_audit_samples).await?;
-        let now = now_ms();
-        let lease_until = now + opts.lease.as_millis() as i64;
-        let have_lease = store::acquire_lease(&db, &opts.replica_id, lease_until, now).await?;
+        let shared = matches!(db, Db::Postgres(_));
+        if !shared {
+            let now = now_ms();
+            let lease_until = now + opts.lease.as_millis() as i64;
+            let have_lease = store::acquire_lease(&db, &opts.replica_id, lease_until, now).await?;
+            if !have_lease {
+                tracing::warn!(holder = %head.lease_holder, "access log: another replica holds the sequencer lease");
+            }
+        }
         let witnesses = WitnessPolicy {
             witnesses: opts.witnesses.clone(),
             quorum: 0,
         };
-        if !have_lease {
-            tracing::warn!(holder = %head.lease_holder, "access log: another replica holds the sequencer lease");
-        }
         let served = Arc::new(RwLock::new(Served {
             size: head.size,
             root: head.root,
@@ -357,20 +392,24 @@ impl AccessLog {
         lock(&cache).remember(&frontier);
         let (tx, rx) = mpsc::channel(opts.max_batch.max(1) * 4);
         let (size_tx, size_rx) = watch::channel(head.size);
+        let size_tx = Arc::new(size_tx);
         let serve_cosigned = opts.serve_cosigned;
+        let instance = opts.instance.clone();
+        let refresh = opts.head_refresh;
         let writer = Writer {
             db: db.clone(),
             signer,
             opts,
             size: head.size,
+            note: head.note.clone(),
             frontier,
             served: served.clone(),
-            size_tx,
+            size_tx: size_tx.clone(),
             cache: cache.clone(),
         };
         tokio::spawn(writer.run(rx));
-        tracing::info!(size = head.size, origin = %origin, "access log open");
-        Ok(Arc::new(AccessLog {
+        tracing::info!(size = head.size, origin = %origin, replica = %instance, "access log open");
+        let log = Arc::new(AccessLog {
             db,
             tx,
             head: served,
@@ -379,27 +418,31 @@ impl AccessLog {
             origin,
             witnesses,
             size_rx,
+            size_tx,
+            instance,
             serve_cosigned,
             cosigned: RwLock::new(None),
-        }))
-    }
-
-    /// The stored checkpoint verifies with `vkey` and `origin` for exactly the head's size and
-    /// root, and the head agrees with the stored hashes; returns the frontier.
-    async fn verify_head(
-        db: &Db,
-        head: &Head,
-        origin: &str,
-        vkey: &VerifierKey,
-    ) -> Result<HashMap<u64, Hash>, LogError> {
-        integrity::verify_note(&head.note, origin, vkey, head.size, head.root)
-            .map_err(|why| integrity::unverified(head, vkey, origin, why))?;
-        Self::check_head(db, head).await
+        });
+        if shared {
+            tokio::spawn(refresh_task(Arc::downgrade(&log), refresh));
+        }
+        Ok(log)
     }
 
     /// Verifies that the head matches the stored hashes and entries; returns the frontier.
     pub(crate) async fn check_head(db: &Db, head: &Head) -> Result<HashMap<u64, Hash>, LogError> {
         let (max_idx, max_hash) = store::max_indexes(db).await?;
+        Self::check_head_at(db, head, max_idx, max_hash).await
+    }
+
+    /// [`AccessLog::check_head`] with the highest entry and stored-hash indexes already read (in
+    /// the same statement as the head).
+    async fn check_head_at(
+        db: &Db,
+        head: &Head,
+        max_idx: Option<i64>,
+        max_hash: Option<i64>,
+    ) -> Result<HashMap<u64, Hash>, LogError> {
         let want_idx = head.size.checked_sub(1).map(|v| v as i64);
         let want_hash = stored_hash_count(head.size)
             .checked_sub(1)
@@ -504,6 +547,49 @@ impl AccessLog {
         &self.witnesses
     }
 
+    /// This process's replica identity, `<replica_id>#<pid>`.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// Re-reads the head from the database (another replica may have appended) and serves it if it
+    /// is larger than the served one and its checkpoint verifies with our key and origin. Returns
+    /// the head served afterwards.
+    pub async fn refresh_head(&self) -> Result<Served, LogError> {
+        let head = store::read_head(&self.db).await?;
+        if head.size > self.head().size {
+            integrity::verify_note(&head.note, &self.origin, &self.vkey, head.size, head.root)
+                .map_err(|why| {
+                    LogError::Unverified(format!(
+                        "the log head read from the database (size {}) does not verify with this \
+                         replica's key and origin ({why}); not serving it",
+                        head.size
+                    ))
+                })?;
+            publish(
+                &self.head,
+                &self.size_tx,
+                Served {
+                    size: head.size,
+                    root: head.root,
+                    note: head.note,
+                },
+            );
+        }
+        Ok(self.head())
+    }
+
+    /// The served head if it covers `size` entries, else the head re-read from the database
+    /// ([`AccessLog::refresh_head`]): a read about entries another replica appended is answered
+    /// without waiting for the periodic refresh.
+    pub async fn head_at_least(&self, size: u64) -> Result<Served, LogError> {
+        let head = self.head();
+        if head.size >= size {
+            return Ok(head);
+        }
+        self.refresh_head().await
+    }
+
     /// Wakes on every new head (its value is the head's size).
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.size_rx.clone()
@@ -549,7 +635,7 @@ impl AccessLog {
 
     /// Inclusion proof of entry `index` in the tree of size `size`.
     pub async fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, LogError> {
-        let cur = self.head().size;
+        let cur = self.head_at_least(size).await?.size;
         if size > cur || index >= size {
             return Err(LogError::BadRequest {
                 field: "index",
@@ -562,7 +648,7 @@ impl AccessLog {
 
     /// Consistency proof from size `old` to size `new`.
     pub async fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, LogError> {
-        let cur = self.head().size;
+        let cur = self.head_at_least(new).await?.size;
         if old > new || new > cur {
             return Err(LogError::BadRequest {
                 field: "old",
@@ -587,7 +673,8 @@ impl AccessLog {
     /// the head and one pass over the stored hashes (from memory for recent entries) for them all.
     /// Same order as `indexes`.
     pub async fn receipts(&self, indexes: &[u64]) -> Result<Vec<tlog::Receipt>, LogError> {
-        let head = self.head();
+        let want = indexes.iter().max().map_or(0, |i| i.saturating_add(1));
+        let head = self.head_at_least(want).await?;
         if let Some(bad) = indexes.iter().find(|i| **i >= head.size) {
             return Err(LogError::BadRequest {
                 field: "index",
@@ -660,17 +747,55 @@ fn lock(cache: &Mutex<HashCache>) -> std::sync::MutexGuard<'_, HashCache> {
     cache.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The single writer (sequencer) task.
+/// Serves `new` as the head and wakes the watchers, unless the served head is already as large
+/// (the writer and the refresh both publish; the served size never goes back).
+fn publish(served: &RwLock<Served>, size_tx: &watch::Sender<u64>, new: Served) {
+    let size = new.size;
+    {
+        let mut s = served.write().unwrap_or_else(|p| p.into_inner());
+        if s.size >= size {
+            return;
+        }
+        *s = new;
+    }
+    size_tx.send_if_modified(|v| {
+        if *v < size {
+            *v = size;
+            true
+        } else {
+            false
+        }
+    });
+}
+
+/// PostgreSQL: re-reads the head every `every` so that the served checkpoint, tiles, watchers and
+/// the witness cosigner follow what other replicas append. Ends when the log is dropped.
+async fn refresh_task(log: std::sync::Weak<AccessLog>, every: Duration) {
+    let mut tick = tokio::time::interval(every.max(Duration::from_millis(50)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(log) = log.upgrade() else { return };
+        if let Err(e) = log.refresh_head().await {
+            tracing::warn!(error = %e, "access log: head refresh failed");
+        }
+    }
+}
+
+/// The single writer task of this process (on PostgreSQL one of several, serialized by the head
+/// row lock).
 struct Writer {
     db: Db,
     signer: Signer,
     opts: LogOptions,
+    /// The head this writer last committed or loaded.
     size: u64,
+    note: String,
     /// Stored hashes of the maximal complete subtrees at `size`.
     frontier: HashMap<u64, Hash>,
     served: Arc<RwLock<Served>>,
     /// Tells the witnessing task (and anyone subscribed) about each new head.
-    size_tx: watch::Sender<u64>,
+    size_tx: Arc<watch::Sender<u64>>,
     cache: Arc<Mutex<HashCache>>,
 }
 
@@ -712,46 +837,88 @@ impl Writer {
     /// its checkpoint verifies with our key and origin and the newest entries check against it,
     /// so the writer never extends a state it has not verified.
     async fn reload(&mut self) -> Result<(), LogError> {
-        let head = store::read_head(&self.db).await?;
+        let (head, max_idx, max_hash) = store::read_head_with_max(&self.db).await?;
         let vkey = self.signer.verifier_key();
-        let frontier = AccessLog::verify_head(&self.db, &head, self.signer.name(), &vkey).await?;
+        integrity::verify_note(&head.note, self.signer.name(), &vkey, head.size, head.root)
+            .map_err(|why| integrity::unverified(&head, &vkey, self.signer.name(), why))?;
+        let frontier = AccessLog::check_head_at(&self.db, &head, max_idx, max_hash).await?;
         integrity::audit(&self.db, &head, StartupAudit::Recent, 0).await?;
         self.frontier = frontier;
         lock(&self.cache).remember(&self.frontier);
         self.size = head.size;
-        if let Ok(mut s) = self.served.write() {
-            *s = Served {
+        self.note = head.note.clone();
+        publish(
+            &self.served,
+            &self.size_tx,
+            Served {
                 size: head.size,
                 root: head.root,
                 note: head.note,
-            };
-        }
-        self.size_tx.send_replace(head.size);
+            },
+        );
         Ok(())
     }
 
-    /// Sequences, hashes, signs and commits `batch`; replies to every caller on success.
+    /// Takes the head, sequences, hashes, signs and commits `batch` (see
+    /// [`store::commit_batch`]); replies to every caller on success.
     async fn commit(&mut self, batch: &mut Vec<AppendRequest>) -> Result<(), LogError> {
-        let old = self.size;
-        let mut overlay = self.frontier.clone();
-        let mut hashes = Vec::with_capacity(batch.len() * 2);
-        let mut rows = Vec::with_capacity(batch.len());
-        let mut attached = Vec::new();
-        for (i, r) in batch.iter_mut().enumerate() {
-            let n = old + i as u64;
-            let new = tlog::stored::stored_hashes_for_record_hash(n, r.leaf, &MapReader(&overlay))?;
-            let base = stored_hash_count(n);
-            for (k, h) in new.into_iter().enumerate() {
-                overlay.insert(base + k as u64, h);
-                hashes.push((base + k as u64, h));
-            }
-            r.row.index = n;
-            if let Some(a) = r.attached.take() {
-                attached.push((n, a));
-            }
-            rows.push(std::mem::replace(
-                &mut r.row,
-                EntryRow {
+        let shared = matches!(self.db, Db::Postgres(_));
+        let now = now_ms();
+        let holder = if shared {
+            self.opts.instance.as_str()
+        } else {
+            self.opts.replica_id.as_str()
+        };
+        let gate = store::Gate {
+            holder,
+            // PostgreSQL: no lease, `lease_holder` only records the last sequencer.
+            lease_expires_ms: if shared {
+                now
+            } else {
+                now + self.opts.lease.as_millis() as i64
+            },
+            now_ms: now,
+            sequencer_timeout_ms: self.opts.sequencer_timeout.as_millis() as u64,
+            known_size: self.size,
+            known_note: &self.note,
+        };
+        let signer = &self.signer;
+        let mine = &self.frontier;
+        let prepare = |locked: store::Locked| -> Result<store::Prepared, LogError> {
+            let old = locked.size;
+            let mut overlay = match locked.frontier {
+                None => mine.clone(),
+                Some(theirs) => {
+                    // Another replica moved the head: extend only a checkpoint that verifies with
+                    // our key and origin and whose root the stored frontier reproduces.
+                    let vkey = signer.verifier_key();
+                    integrity::verify_note(&locked.note, signer.name(), &vkey, old, locked.root)
+                        .map_err(|why| {
+                            LogError::Unverified(format!(
+                                "the locked log head (size {old}) does not verify: {why}"
+                            ))
+                        })?;
+                    if tlog::stored::tree_hash(old, &MapReader(&theirs))? != locked.root {
+                        return Err(LogError::Corrupt(format!(
+                            "the stored frontier at size {old} does not give the head's root"
+                        )));
+                    }
+                    theirs
+                }
+            };
+            let mut hashes = Vec::with_capacity(batch.len() * 2);
+            let mut rows = Vec::with_capacity(batch.len());
+            let mut attached = Vec::new();
+            for (i, r) in batch.iter_mut().enumerate() {
+                let n = old + i as u64;
+                let new =
+                    tlog::stored::stored_hashes_for_record_hash(n, r.leaf, &MapReader(&overlay))?;
+                let base = stored_hash_count(n);
+                for (k, h) in new.into_iter().enumerate() {
+                    overlay.insert(base + k as u64, h);
+                    hashes.push((base + k as u64, h));
+                }
+                let empty = EntryRow {
                     index: n,
                     data: Vec::new(),
                     time_ms: 0,
@@ -759,47 +926,53 @@ impl Writer {
                     action: String::new(),
                     case_ref: None,
                     subjects: Vec::new(),
-                },
-            ));
-        }
-        let new_size = old + batch.len() as u64;
-        let root = tlog::stored::tree_hash(new_size, &MapReader(&overlay))?;
-        let note = Checkpoint::new(self.signer.name(), new_size, root)?.sign(&self.signer)?;
-        let now = now_ms();
-        let ok = store::commit_batch(
-            &self.db,
-            &BatchWrite {
+                };
+                let mut row = std::mem::replace(&mut r.row, empty);
+                row.index = n;
+                rows.push(row);
+                if let Some(a) = r.attached.take() {
+                    attached.push((n, a));
+                }
+            }
+            let new_size = old + batch.len() as u64;
+            let root = tlog::stored::tree_hash(new_size, &MapReader(&overlay))?;
+            let note = Checkpoint::new(signer.name(), new_size, root)?.sign(signer)?;
+            let frontier = frontier_indexes(new_size)
+                .into_iter()
+                .filter_map(|id| overlay.get(&id).map(|h| (id, *h)))
+                .collect();
+            Ok(store::Prepared {
                 old_size: old,
                 new_size,
                 root,
-                note: &note,
-                holder: &self.opts.replica_id,
-                lease_expires_ms: now + self.opts.lease.as_millis() as i64,
-                now_ms: now,
-                entries: &rows,
-                hashes: &hashes,
-            },
-            &mut attached,
-        )
-        .await?;
-        if !ok {
+                note,
+                entries: rows,
+                hashes,
+                frontier,
+                attached,
+            })
+        };
+        let Some(done) = store::commit_batch(&self.db, &gate, prepare).await? else {
             return Err(LogError::NotSequencer);
+        };
+        let (old, new_size) = (done.old_size, done.new_size);
+        if old != self.size {
+            metrics::counter!("hub_log_head_moved_total").increment(1);
         }
         self.size = new_size;
+        self.note = done.note.clone();
         // Durable now: the hashes may serve proofs (before the new head is published).
-        lock(&self.cache).extend(stored_hash_count(old), hashes.iter().map(|(_, h)| *h));
-        self.frontier = frontier_indexes(new_size)
-            .into_iter()
-            .filter_map(|id| overlay.get(&id).map(|h| (id, *h)))
-            .collect();
-        if let Ok(mut s) = self.served.write() {
-            *s = Served {
+        lock(&self.cache).extend(stored_hash_count(old), done.hashes.iter().map(|(_, h)| *h));
+        self.frontier = done.frontier;
+        publish(
+            &self.served,
+            &self.size_tx,
+            Served {
                 size: new_size,
-                root,
-                note,
-            };
-        }
-        self.size_tx.send_replace(new_size);
+                root: done.root,
+                note: done.note,
+            },
+        );
         metrics::counter!("hub_log_entries_total").increment(batch.len() as u64);
         metrics::histogram!("hub_log_batch_size").record(batch.len() as f64);
         for (i, r) in batch.drain(..).enumerate() {
@@ -839,6 +1012,9 @@ impl AccessLog {
         let opts = LogOptions {
             max_batch: config.log.max_batch.max(1),
             replica_id: config.log.replica_id.clone(),
+            instance: format!("{}#{}", config.log.replica_id, std::process::id()),
+            sequencer_timeout: Duration::from_millis(config.log.sequencer_timeout_ms.max(100)),
+            head_refresh: Duration::from_millis(config.log.head_refresh_ms.max(50)),
             lease: Duration::from_millis(config.log.lease_ms.max(1000)),
             witnesses,
             serve_cosigned: !config.log.witness_endpoints.is_empty(),

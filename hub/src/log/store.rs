@@ -48,17 +48,43 @@ pub struct EntryRow {
     pub subjects: Vec<String>,
 }
 
-/// What one batch commits.
-pub struct BatchWrite<'a> {
-    pub old_size: u64,
-    pub new_size: u64,
-    pub root: Hash,
-    pub note: &'a str,
+/// How a batch transaction takes the head (see [`commit_batch`]).
+#[derive(Debug, Clone)]
+pub struct Gate<'a> {
+    /// Written to `lease_holder` (the replica that sequenced the last batch).
     pub holder: &'a str,
     pub lease_expires_ms: i64,
     pub now_ms: i64,
-    pub entries: &'a [EntryRow],
-    pub hashes: &'a [(u64, Hash)],
+    /// PostgreSQL: the transaction's `idle_in_transaction_session_timeout`; waiting for the head
+    /// lock gives up after three times this (`lock_timeout`).
+    pub sequencer_timeout_ms: u64,
+    /// The head the writer last committed or loaded (size and note): when the locked head differs,
+    /// the frontier is read inside the transaction.
+    pub known_size: u64,
+    pub known_note: &'a str,
+}
+
+/// The head as the batch transaction locked it; `frontier` is present when it moved since the
+/// writer's last batch (another replica appended), read inside the same transaction.
+#[derive(Debug, Clone)]
+pub struct Locked {
+    pub size: u64,
+    pub root: Hash,
+    pub note: String,
+    pub frontier: Option<HashMap<u64, Hash>>,
+}
+
+/// What one batch commits, computed by the writer once the head is locked.
+pub struct Prepared {
+    pub old_size: u64,
+    pub new_size: u64,
+    pub root: Hash,
+    pub note: String,
+    pub entries: Vec<EntryRow>,
+    pub hashes: Vec<(u64, Hash)>,
+    /// Stored hashes of the maximal complete subtrees at `new_size`.
+    pub frontier: HashMap<u64, Hash>,
+    pub attached: Vec<(u64, Box<dyn super::Attached>)>,
 }
 
 fn hash_from(field: &'static str, bytes: &[u8]) -> Result<Hash, LogError> {
@@ -227,36 +253,92 @@ pub async fn read_rotations(db: &Db) -> Result<Vec<super::integrity::Rotation>, 
     Ok(rows)
 }
 
-/// Commits one batch in one transaction: compare-and-swap of the head on the previous size (and
-/// the lease), then entries, subjects, stored hashes, the checkpoint and the attached work (each
-/// in its own savepoint, see [`super::Attached`]). Returns `Ok(false)` when the CAS failed
-/// (another sequencer moved the head or holds the lease); nothing is written then.
+/// Commits one batch in one transaction. The transaction first takes the head:
+/// - PostgreSQL: `SELECT … FOR UPDATE` on the head row, which serializes the batches of every
+///   replica sharing the database (each replica sequences; PostgreSQL orders them). The
+///   transaction's `idle_in_transaction_session_timeout` bounds how long a hung replica can hold
+///   the row; a killed one's transaction aborts when its connection closes.
+/// - SQLite (one process): the sequencer-lease compare-and-swap as its first, writing, statement
+///   (it also takes SQLite's write lock); `Ok(None)` when another replica holds the lease.
+///
+/// When the locked head differs from `gate.known_*` (another replica appended), the frontier at
+/// the locked size is read inside the transaction. Then `prepare` (the writer: sequence, hash,
+/// sign, after checking the locked checkpoint) runs, and entries, subjects, stored hashes, the
+/// checkpoint, the head and the attached work (each in its own savepoint, see
+/// [`super::Attached`]) are written and committed. Returns what was committed.
 pub async fn commit_batch(
     db: &Db,
-    b: &BatchWrite<'_>,
-    attached: &mut [(u64, Box<dyn super::Attached>)],
-) -> Result<bool, LogError> {
+    gate: &Gate<'_>,
+    prepare: impl FnOnce(Locked) -> Result<Prepared, LogError>,
+) -> Result<Option<Prepared>, LogError> {
+    let pg = matches!(db, Db::Postgres(_));
     on_db!(db, pool, DB => {
         let mut tx = pool.begin().await?;
-        let n = sqlx::query(
-            "UPDATE log_head SET size = $1, root = $2, note = $3, lease_holder = $4, lease_expires_ms = $5 \
-             WHERE id = 1 AND size = $6 AND (lease_holder = $4 OR lease_holder = '' OR lease_expires_ms < $7)",
-        )
-        .bind(to_i64(b.new_size))
-        .bind(b.root.0.to_vec())
-        .bind(b.note)
-        .bind(b.holder)
-        .bind(b.lease_expires_ms)
-        .bind(to_i64(b.old_size))
-        .bind(b.now_ms)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if n != 1 {
+        let row = if pg {
+            let t = gate.sequencer_timeout_ms.max(1);
+            sqlx::query(
+                "SELECT set_config('idle_in_transaction_session_timeout', $1, true), \
+                        set_config('lock_timeout', $2, true)",
+            )
+            .bind(format!("{t}ms"))
+            .bind(format!("{}ms", t.saturating_mul(3)))
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("SELECT size, root, note FROM log_head WHERE id = 1 FOR UPDATE")
+                .fetch_optional(&mut *tx)
+                .await?
+        } else {
+            sqlx::query(
+                "UPDATE log_head SET lease_holder = $1, lease_expires_ms = $2 \
+                 WHERE id = 1 AND (lease_holder = $1 OR lease_holder = '' OR lease_expires_ms < $3) \
+                 RETURNING size, root, note",
+            )
+            .bind(gate.holder)
+            .bind(gate.lease_expires_ms)
+            .bind(gate.now_ms)
+            .fetch_optional(&mut *tx)
+            .await?
+        };
+        let Some(row) = row else {
             tx.rollback().await?;
-            return Ok(false);
-        }
-        for chunk in b.entries.chunks(CHUNK) {
+            if pg {
+                return Err(LogError::Corrupt("the log head row is missing".into()));
+            }
+            return Ok(None);
+        };
+        let size: i64 = row.try_get(0)?;
+        let root: Vec<u8> = row.try_get(1)?;
+        let note: String = row.try_get(2)?;
+        let size = u64::try_from(size).map_err(|_| LogError::Corrupt("head size negative".into()))?;
+        let frontier = if size != gate.known_size || note != gate.known_note {
+            let ids = super::frontier_indexes(size);
+            let mut got = HashMap::with_capacity(ids.len());
+            if !ids.is_empty() {
+                let mut q = QueryBuilder::<DB>::new("SELECT id, hash FROM log_hashes WHERE id IN (");
+                let mut sep = q.separated(", ");
+                for id in &ids {
+                    sep.push_bind(to_i64(*id));
+                }
+                q.push(")");
+                for r in q.build().fetch_all(&mut *tx).await? {
+                    let id: i64 = r.try_get(0)?;
+                    let h: Vec<u8> = r.try_get(1)?;
+                    got.insert(id as u64, hash_from("log_hashes.hash", &h)?);
+                }
+            }
+            Some(got)
+        } else {
+            None
+        };
+        let locked = Locked { size, root: hash_from("log_head.root", &root)?, note, frontier };
+        let mut p = match prepare(locked) {
+            Ok(p) => p,
+            Err(e) => {
+                tx.rollback().await?;
+                return Err(e);
+            }
+        };
+        for chunk in p.entries.chunks(CHUNK) {
             let mut q = QueryBuilder::<DB>::new(
                 "INSERT INTO log_entries (idx, data, time_ms, actor, action, case_ref) ",
             );
@@ -270,7 +352,7 @@ pub async fn commit_batch(
             });
             q.build().execute(&mut *tx).await?;
         }
-        let subjects: Vec<(&str, u64)> = b
+        let subjects: Vec<(&str, u64)> = p
             .entries
             .iter()
             .flat_map(|e| e.subjects.iter().map(move |s| (s.as_str(), e.index)))
@@ -282,7 +364,7 @@ pub async fn commit_batch(
             });
             q.build().execute(&mut *tx).await?;
         }
-        for chunk in b.hashes.chunks(CHUNK) {
+        for chunk in p.hashes.chunks(CHUNK) {
             let mut q = QueryBuilder::<DB>::new("INSERT INTO log_hashes (id, hash) ");
             q.push_values(chunk, |mut r, (id, h)| {
                 r.push_bind(to_i64(*id)).push_bind(h.0.to_vec());
@@ -292,13 +374,30 @@ pub async fn commit_batch(
         sqlx::query(
             "INSERT INTO log_checkpoints (size, root, note, created_at_ms) VALUES ($1, $2, $3, $4)",
         )
-        .bind(to_i64(b.new_size))
-        .bind(b.root.0.to_vec())
-        .bind(b.note)
-        .bind(b.now_ms)
+        .bind(to_i64(p.new_size))
+        .bind(p.root.0.to_vec())
+        .bind(&p.note)
+        .bind(gate.now_ms)
         .execute(&mut *tx)
         .await?;
-        for (index, a) in attached.iter_mut() {
+        let n = sqlx::query(
+            "UPDATE log_head SET size = $1, root = $2, note = $3, lease_holder = $4, lease_expires_ms = $5 \
+             WHERE id = 1 AND size = $6",
+        )
+        .bind(to_i64(p.new_size))
+        .bind(p.root.0.to_vec())
+        .bind(&p.note)
+        .bind(gate.holder)
+        .bind(gate.lease_expires_ms)
+        .bind(to_i64(p.old_size))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n != 1 {
+            tx.rollback().await?;
+            return Err(LogError::Corrupt("the log head moved inside a locked batch".into()));
+        }
+        for (index, a) in p.attached.iter_mut() {
             sqlx::query("SAVEPOINT jsj_attached").execute(&mut *tx).await?;
             if a.write(TxConn::from(&mut *tx), *index).await {
                 sqlx::query("RELEASE SAVEPOINT jsj_attached").execute(&mut *tx).await?;
@@ -308,8 +407,37 @@ pub async fn commit_batch(
             }
         }
         tx.commit().await?;
-        Ok(true)
+        Ok(Some(p))
     })
+}
+
+/// The head and, read by the same statement (one snapshot), the highest entry index and stored
+/// hash index: what start-up checks, consistent even while other replicas append.
+pub async fn read_head_with_max(db: &Db) -> Result<(Head, Option<i64>, Option<i64>), LogError> {
+    let sql = "SELECT size, root, note, lease_holder, lease_expires_ms, \
+               (SELECT MAX(idx) FROM log_entries), (SELECT MAX(id) FROM log_hashes) \
+               FROM log_head WHERE id = 1";
+    let row: Option<(i64, Vec<u8>, String, String, i64, Option<i64>, Option<i64>)> = on_db!(db, pool, DB => {
+        match sqlx::query(sql).fetch_optional(pool).await? {
+            Some(r) => Some((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?, r.try_get(5)?, r.try_get(6)?)),
+            None => None,
+        }
+    });
+    let Some((size, root, note, holder, exp, max_idx, max_hash)) = row else {
+        return Err(LogError::Corrupt("the log head row is missing".into()));
+    };
+    Ok((
+        Head {
+            size: u64::try_from(size)
+                .map_err(|_| LogError::Corrupt("head size negative".into()))?,
+            root: hash_from("head.root", &root)?,
+            note,
+            lease_holder: holder,
+            lease_expires_ms: exp,
+        },
+        max_idx,
+        max_hash,
+    ))
 }
 
 /// Reads stored hashes by index; every index must be present.

@@ -227,6 +227,17 @@ async fn submit(log: &AccessLog, e: &mut Endpoint, head: &Served) -> Result<Stri
     for _ in 0..3 {
         let old = e.known.unwrap_or(0);
         if old > head.size {
+            // Another replica's newer checkpoint reached the witness first: serve the newer head
+            // (which wakes the cosigner for it) and let the next round submit that.
+            if let Ok(newer) = log.head_at_least(old).await
+                && newer.size >= old
+            {
+                return Err(SubmitError::Other(format!(
+                    "the witness cosigned size {old} (another replica's checkpoint); \
+                     resubmitting with the head re-read at size {}",
+                    newer.size
+                )));
+            }
             return Err(SubmitError::Other(format!(
                 "the witness cosigned size {old}, above this log's head {}",
                 head.size

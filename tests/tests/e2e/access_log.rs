@@ -142,7 +142,7 @@ pub(crate) fn verify_args(env: &TestEnv, remote: Remote, db: Option<String>) -> 
     }
 }
 
-async fn get_bytes(c: &reqwest::Client, url: &str) -> anyhow::Result<Vec<u8>> {
+pub(crate) async fn get_bytes(c: &reqwest::Client, url: &str) -> anyhow::Result<Vec<u8>> {
     let r = c.get(url).send().await?;
     anyhow::ensure!(r.status().is_success(), "GET {url}: {}", r.status());
     Ok(r.bytes().await?.to_vec())
@@ -365,7 +365,7 @@ fn go_helper(dir: &Path) -> anyhow::Result<std::path::PathBuf> {
 }
 
 /// The served checkpoint, inclusion proofs and a consistency proof, checked by Go's x/mod.
-async fn go_checks(
+pub(crate) async fn go_checks(
     env: &TestEnv,
     c: &reqwest::Client,
     url: impl Fn(&str) -> String,

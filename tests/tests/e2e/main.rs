@@ -24,6 +24,7 @@ mod policy;
 mod process;
 mod reload;
 mod shared_limits;
+mod replicas;
 mod slips;
 mod slowloris;
 mod store;

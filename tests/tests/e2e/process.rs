@@ -94,6 +94,11 @@ impl HubProcess {
             .parse()?)
     }
 
+    /// The process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub(crate) fn signal(&self, sig: &str) -> anyhow::Result<()> {
         let status = Command::new("kill")
             .args([sig, &self.child.id().to_string()])

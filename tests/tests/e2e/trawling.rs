@@ -21,7 +21,7 @@ use crate::handshake::metric;
 use crate::verification::{Setup, XUZHUANG, ids, registration_checks, verification};
 
 /// `count` 许庄街道 households of two or more members with no planted awkward case.
-fn plain_households(population: &Population, count: usize) -> Vec<Household> {
+pub(crate) fn plain_households(population: &Population, count: usize) -> Vec<Household> {
     let hh: Vec<Household> = population
         .households()
         .iter()
