@@ -1092,13 +1092,13 @@ fn move_notice(row: &CaseRow, mv: Move, m: &MoveRow) -> Option<Notice> {
 }
 
 /// A list item: the summary with the nearest open clock (one timeline read per case).
-async fn list_item(
+fn list_item(
     s: &AppState,
     row: &CaseRow,
+    events: &[store::EventRow],
     now: OffsetDateTime,
 ) -> Result<CaseListItem, ApiError> {
-    let events = store::events(&s.store.db(), &row.id).await?;
-    let (next_due_at, overdue) = clocks::nearest_open(&case_clocks(s, row, &events, now)?);
+    let (next_due_at, overdue) = clocks::nearest_open(&case_clocks(s, row, events, now)?);
     Ok(CaseListItem {
         summary: summary(row)?,
         next_due_at,
@@ -1196,9 +1196,9 @@ pub(crate) async fn list_cases(
         .then(|| rows.last().map(|(_, pos)| case_cursor(pos, order)))
         .flatten();
     let now = OffsetDateTime::now_utc();
-    let mut cases = Vec::new();
+    let mut seen = Vec::new();
     for (row, _) in &rows {
-        let seen = s
+        let allowed = s
             .authz
             .decide(
                 &id,
@@ -1207,11 +1207,19 @@ pub(crate) async fn list_cases(
                 &RequestCtx::default(),
             )
             .allowed;
-        if seen {
-            let item = list_item(&s, row, now).await?;
-            if q.overdue.is_none_or(|want| item.overdue == want) {
-                cases.push(item);
-            }
+        if allowed {
+            seen.push(row);
+        }
+    }
+    // The timelines of the whole page in one query (the clocks are computed from them).
+    let ids: Vec<&str> = seen.iter().map(|r| r.id.as_str()).collect();
+    let events = store::events_of(&s.store.db(), &ids).await?;
+    let mut cases = Vec::new();
+    for row in seen {
+        let timeline = events.get(&row.id).map(Vec::as_slice).unwrap_or_default();
+        let item = list_item(&s, row, timeline, now)?;
+        if q.overdue.is_none_or(|want| item.overdue == want) {
+            cases.push(item);
         }
     }
     Ok(Json(CaseList { cases, next_cursor }))
@@ -1290,7 +1298,8 @@ async fn search_cases(
             )
             .allowed;
         if seen {
-            cases.push(list_item(&s, row, now).await?);
+            let events = store::events(&s.store.db(), &row.id).await?;
+            cases.push(list_item(&s, row, &events, now)?);
         }
     }
     s.log

@@ -287,6 +287,34 @@ pub async fn events(db: &Db, case_id: &str) -> Result<Vec<EventRow>, StoreError>
     Ok(rows.into_iter().map(event).collect())
 }
 
+/// The timelines of several cases in one query (a list page's), by case id, each in `seq` order.
+pub async fn events_of(
+    db: &Db,
+    case_ids: &[&str],
+) -> Result<std::collections::HashMap<String, Vec<EventRow>>, StoreError> {
+    let mut by_case: std::collections::HashMap<String, Vec<EventRow>> = Default::default();
+    if case_ids.is_empty() {
+        return Ok(by_case);
+    }
+    // The ids are bound one by one; the placeholders are ours.
+    let marks: Vec<String> = (1..=case_ids.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM case_events WHERE case_id IN ({}) ORDER BY case_id, seq",
+        marks.join(", ")
+    );
+    let rows: Vec<EventTuple> = on_db!(db, p, _DB => {
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+        for id in case_ids {
+            q = q.bind(*id);
+        }
+        q.fetch_all(p).await?
+    });
+    for e in rows.into_iter().map(event) {
+        by_case.entry(e.case_id.clone()).or_default().push(e);
+    }
+    Ok(by_case)
+}
+
 /// Apply a move decided at `version`: update the case, append the event (its `seq` is the new
 /// version) and write its [`Followups`] (deadline columns, resolved escalations, notifications) in
 /// one transaction. `false` when the case changed since (nothing is written).

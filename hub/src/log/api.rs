@@ -133,7 +133,7 @@ async fn tile(
     let needed = if shift >= 64 {
         u64::MAX
     } else {
-        end.checked_mul(1 << shift).unwrap_or(u64::MAX)
+        end.saturating_mul(1 << shift)
     };
     let size = if needed == u64::MAX {
         s.log.head().size

@@ -411,13 +411,16 @@ pub async fn commit_batch(
     })
 }
 
+/// `log_head`'s columns with the highest entry and stored-hash indexes.
+type HeadWithMax = (i64, Vec<u8>, String, String, i64, Option<i64>, Option<i64>);
+
 /// The head and, read by the same statement (one snapshot), the highest entry index and stored
 /// hash index: what start-up checks, consistent even while other replicas append.
 pub async fn read_head_with_max(db: &Db) -> Result<(Head, Option<i64>, Option<i64>), LogError> {
     let sql = "SELECT size, root, note, lease_holder, lease_expires_ms, \
                (SELECT MAX(idx) FROM log_entries), (SELECT MAX(id) FROM log_hashes) \
                FROM log_head WHERE id = 1";
-    let row: Option<(i64, Vec<u8>, String, String, i64, Option<i64>, Option<i64>)> = on_db!(db, pool, DB => {
+    let row: Option<HeadWithMax> = on_db!(db, pool, DB => {
         match sqlx::query(sql).fetch_optional(pool).await? {
             Some(r) => Some((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?, r.try_get(5)?, r.try_get(6)?)),
             None => None,

@@ -138,7 +138,7 @@ async fn get_ok(c: &reqwest::Client, url: &str, html: bool) -> anyhow::Result<()
     let r = c.get(url).send().await?;
     let status = r.status();
     let body = r.text().await?;
-    ensure!(status.is_success(), "GET {url}: {status}");
+    ensure!(status.is_success(), "GET {url}: {status} {body}");
     if html {
         ensure!(body.contains("</html>"), "GET {url}: not a whole page");
     }
@@ -157,6 +157,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
             &format!("[server]\nlisten = \"127.0.0.1:{port}\""),
             1,
         );
+        // The users share the bench's one caseworker certificate: let each have its connection.
+        let text: String = text
+            .lines()
+            .map(|l| {
+                if l.starts_with("max_connections_per_identity") {
+                    format!("max_connections_per_identity = {}\n", args.users * 2 + 16)
+                } else {
+                    format!("{l}\n")
+                }
+            })
+            .collect();
         format!(
             "{text}\n\n# Raised so that the limits do not interfere with the benchmark.\n\
              [rate_limits]\ncaseworker = {{ per_second = 1000000, burst = 1000000 }}\n\

@@ -116,7 +116,7 @@ fn load(
                 at: Instant::now(),
             });
             k += 1;
-            if k % 8 == 0 {
+            if k.is_multiple_of(8) {
                 let other = bases.lock().unwrap()[(n + 1) % REPLICAS].clone();
                 let Ok(r) = client
                     .get(format!("{other}/v1/log/receipt?index={index}"))

@@ -79,7 +79,7 @@ async fn one_identity_gets_one_budget_across_two_replicas_on_postgres() -> anyho
     // Alternate until both replicas have refused several times in a row.
     while refused.iter().any(|r| *r < 5) {
         anyhow::ensure!(i < 400, "never refused: {admitted} admitted");
-        let (k, base) = if i % 2 == 0 {
+        let (k, base) = if i.is_multiple_of(2) {
             (0, &base_a)
         } else {
             (1, &base_b)
