@@ -446,3 +446,48 @@ async fn an_admin_page_renders() -> anyhow::Result<()> {
     s.stop().await;
     Ok(())
 }
+
+/// On a tablet (768×1024, portrait) the caseworker's pages fit the screen's width: nothing makes the
+/// page scroll sideways (a wide table scrolls inside its own box).
+#[tokio::test]
+async fn the_caseworkers_pages_fit_a_tablet() -> anyhow::Result<()> {
+    let s = setup("").await?;
+    // A case in the queue (its table is the widest), and its page.
+    let h = &households(&s.deps, XUZHUANG)[0];
+    let case = s
+        .file_case("caseworker", &filing(h, "walk_in", "urgent", XUZHUANG))
+        .await?;
+    let case_page = format!("/console/cases/{case}");
+    let (_home, driver, c) = browser_as(&s, "caseworker").await?;
+    let walk = async {
+        c.set_window_size(768, 1024).await?;
+        for (path, name) in [
+            ("/console/", "90-tablet-queue"),
+            (case_page.as_str(), "94-tablet-case"),
+            ("/console/cases/new", "91-tablet-new-case"),
+            ("/console/checks/new", "92-tablet-new-check"),
+            ("/console/checks", "93-tablet-my-checks"),
+        ] {
+            c.goto(&s.hub.url(path)).await?;
+            let widths = c
+                .execute(
+                    "return [document.documentElement.scrollWidth, window.innerWidth];",
+                    vec![],
+                )
+                .await?;
+            let (page, window) = (widths[0].as_u64(), widths[1].as_u64());
+            assert!(
+                page.zip(window).is_some_and(|(p, w)| p <= w),
+                "{path} is wider than a tablet: {widths}"
+            );
+            shot(&c, name).await?;
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    c.close().await?;
+    drop(driver);
+    walk?;
+    s.stop().await;
+    Ok(())
+}
