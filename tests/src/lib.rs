@@ -5,6 +5,8 @@
 //! temporary directory, the PostgreSQL server on this machine.
 #![forbid(unsafe_code)]
 
+pub mod bench;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

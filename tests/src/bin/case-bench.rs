@@ -18,12 +18,12 @@
 #![forbid(unsafe_code)]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, ensure};
 use clap::Parser;
 use hub_tests::TestEnv;
+use hub_tests::bench::{BenchHub, drive};
 use serde_json::{Value, json};
 
 #[derive(Debug, Parser)]
@@ -90,66 +90,9 @@ fn moves() -> Vec<(&'static str, Value)> {
     ]
 }
 
-/// Run `total` jobs on `concurrency` workers; `job(i)` must succeed. Returns the elapsed seconds.
-async fn drive<F, Fut>(total: usize, concurrency: usize, job: F) -> anyhow::Result<f64>
-where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
-{
-    let job = Arc::new(job);
-    let next = Arc::new(AtomicUsize::new(0));
-    let start = Instant::now();
-    let mut workers = Vec::new();
-    for _ in 0..concurrency {
-        let (job, next) = (job.clone(), next.clone());
-        workers.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= total {
-                    break;
-                }
-                job(i).await?;
-            }
-            anyhow::Ok(())
-        }));
-    }
-    for w in workers {
-        w.await??;
-    }
-    Ok(start.elapsed().as_secs_f64())
-}
-
 async fn run(args: Args) -> anyhow::Result<()> {
     let env = TestEnv::new()?;
     let deps = env.start_departments().await?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    env.config(|text| {
-        let text = text.replacen(
-            "[server]\nlisten = \"127.0.0.1:0\"",
-            &format!("[server]\nlisten = \"127.0.0.1:{port}\""),
-            1,
-        );
-        format!(
-            "{text}\n\n# Raised so that the limits do not interfere with the benchmark.\n\
-             [rate_limits]\ncaseworker = {{ per_second = 1000000, burst = 1000000 }}\n\
-             intake = {{ per_second = 1000000, burst = 1000000 }}\n\
-             households_per_hour = 1000000\npeople_per_hour = 1000000\n"
-        )
-    })?;
-    let log_path = env.path().join("hub.log");
-    let log = std::fs::File::create(&log_path)?;
-    let mut child = tokio::process::Command::new(std::env::current_exe()?)
-        .arg("serve")
-        .arg("--config")
-        .arg(env.config_path())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting the hub process")?;
-    let base = format!("https://localhost:{port}");
     let client = |who: &str| -> anyhow::Result<reqwest::Client> {
         Ok(reqwest::Client::builder()
             .tls_backend_preconfigured(env.client_config(Some(who))?)
@@ -159,21 +102,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let caseworker = client("caseworker")?;
     let intake = client("intake")?;
-    let ready_by = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(status) = child.try_wait()? {
-            bail!("hub exited at start-up ({status})");
-        }
-        match caseworker.get(format!("{base}/readyz")).send().await {
-            Ok(r) if r.status().is_success() => break,
-            _ if Instant::now() > ready_by => bail!("hub not ready after 60 s"),
-            _ => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
+    let BenchHub { mut child, base } = BenchHub::start(&env, |text| text, &caseworker).await?;
 
     // Baseline first, in the same run, on the same client (connections reused).
     let (c, url) = (caseworker.clone(), format!("{base}/healthz"));
-    let healthz_s = drive(args.baseline, args.concurrency, move |i| {
+    let healthz_s = drive(args.baseline, args.concurrency, move |_, i| {
         let (c, url) = (c.clone(), url.clone());
         async move {
             let r = c.get(&url).send().await?;
@@ -182,7 +115,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
             Ok(())
         }
     })
-    .await?;
+    .await?
+    .0;
     let healthz_rate = args.baseline as f64 / healthz_s;
 
     // The applicants: the simulated population's households registered in 许庄.
@@ -200,7 +134,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     ensure!(!applicants.is_empty(), "no household registered in 许庄");
     let applicants = Arc::new(applicants);
     let (cw, ik, b) = (caseworker.clone(), intake.clone(), base.clone());
-    let cases_s = drive(args.cases, args.concurrency, move |i| {
+    let cases_s = drive(args.cases, args.concurrency, move |_, i| {
         let (cw, ik, b, applicants) = (cw.clone(), ik.clone(), b.clone(), applicants.clone());
         async move {
             let (rid, name) = &applicants[i % applicants.len()];
@@ -234,7 +168,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
             Ok(())
         }
     })
-    .await?;
+    .await?
+    .0;
     let ops = args.cases * 6;
     let ops_rate = ops as f64 / cases_s;
 

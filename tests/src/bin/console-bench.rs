@@ -21,12 +21,12 @@
 #![forbid(unsafe_code)]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, ensure};
 use clap::Parser;
 use hub_tests::TestEnv;
+use hub_tests::bench::{BenchHub, drive};
 use serde_json::{Value, json};
 
 #[derive(Debug, Parser)]
@@ -65,44 +65,6 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?
         .block_on(run(args))
-}
-
-/// Run `total` jobs on `concurrency` workers; `job(worker, i)` must succeed. Returns the elapsed
-/// seconds and every job's latency.
-async fn drive<F, Fut>(
-    total: usize,
-    concurrency: usize,
-    job: F,
-) -> anyhow::Result<(f64, Vec<Duration>)>
-where
-    F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
-{
-    let job = Arc::new(job);
-    let next = Arc::new(AtomicUsize::new(0));
-    let start = Instant::now();
-    let mut workers = Vec::new();
-    for worker in 0..concurrency {
-        let (job, next) = (job.clone(), next.clone());
-        workers.push(tokio::spawn(async move {
-            let mut times = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= total {
-                    break;
-                }
-                let t = Instant::now();
-                job(worker, i).await?;
-                times.push(t.elapsed());
-            }
-            anyhow::Ok(times)
-        }));
-    }
-    let mut all = Vec::with_capacity(total);
-    for w in workers {
-        all.extend(w.await??);
-    }
-    Ok((start.elapsed().as_secs_f64(), all))
 }
 
 /// The `q`-quantile (0..=1) of sorted latencies, in milliseconds.
@@ -148,45 +110,6 @@ async fn get_ok(c: &reqwest::Client, url: &str, html: bool) -> anyhow::Result<()
 async fn run(args: Args) -> anyhow::Result<()> {
     let env = TestEnv::new()?;
     let deps = env.start_departments().await?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    env.config(|text| {
-        let text = text.replacen(
-            "[server]\nlisten = \"127.0.0.1:0\"",
-            &format!("[server]\nlisten = \"127.0.0.1:{port}\""),
-            1,
-        );
-        // The users share the bench's one caseworker certificate: let each have its connection.
-        let text: String = text
-            .lines()
-            .map(|l| {
-                if l.starts_with("max_connections_per_identity") {
-                    format!("max_connections_per_identity = {}\n", args.users * 2 + 16)
-                } else {
-                    format!("{l}\n")
-                }
-            })
-            .collect();
-        format!(
-            "{text}\n\n# Raised so that the limits do not interfere with the benchmark.\n\
-             [rate_limits]\ncaseworker = {{ per_second = 1000000, burst = 1000000 }}\n\
-             intake = {{ per_second = 1000000, burst = 1000000 }}\n\
-             households_per_hour = 1000000\npeople_per_hour = 1000000\n"
-        )
-    })?;
-    let log_path = env.path().join("hub.log");
-    let log = std::fs::File::create(&log_path)?;
-    let mut child = tokio::process::Command::new(std::env::current_exe()?)
-        .arg("serve")
-        .arg("--config")
-        .arg(env.config_path())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting the hub process")?;
-    let base = format!("https://localhost:{port}");
     let client = |who: &str, pool: usize| -> anyhow::Result<reqwest::Client> {
         Ok(reqwest::Client::builder()
             .tls_backend_preconfigured(env.client_config(Some(who))?)
@@ -196,17 +119,24 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let caseworker = client("caseworker", args.seed_concurrency * 2)?;
     let intake = client("intake", args.seed_concurrency * 2)?;
-    let ready_by = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(status) = child.try_wait()? {
-            bail!("hub exited at start-up ({status})");
-        }
-        match caseworker.get(format!("{base}/readyz")).send().await {
-            Ok(r) if r.status().is_success() => break,
-            _ if Instant::now() > ready_by => bail!("hub not ready after 60 s"),
-            _ => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
+    // The users share the bench's one caseworker certificate: let each have its connection.
+    let users_cap = args.users * 2 + 16;
+    let BenchHub { mut child, base } = BenchHub::start(
+        &env,
+        |text| {
+            text.lines()
+                .map(|l| {
+                    if l.starts_with("max_connections_per_identity") {
+                        format!("max_connections_per_identity = {users_cap}\n")
+                    } else {
+                        format!("{l}\n")
+                    }
+                })
+                .collect()
+        },
+        &caseworker,
+    )
+    .await?;
 
     // Seed: open cases filed by the hotline about households registered in 许庄.
     let applicants: Vec<(String, String)> = deps
