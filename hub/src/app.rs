@@ -171,6 +171,7 @@ impl Application {
         let admin = tokio::spawn(serve_admin(self.admin_listener, self.state.clone()));
         let shared_budget =
             tokio::spawn(self.state.limits.clone().shared_loop(self.state.store.db()));
+        let escalation_gauge = tokio::spawn(escalation_gauge_loop(self.state.store.db()));
         let holder = self.worker.holder.clone();
         let worker = tokio::spawn(self.worker.run());
         let cosigner = self.cosigner.map(|c| tokio::spawn(c.run()));
@@ -188,6 +189,7 @@ impl Application {
         reloader.abort();
         cleanup.abort();
         shared_budget.abort();
+        escalation_gauge.abort();
         admin.abort();
         worker.abort();
         if let Some(c) = cosigner {
@@ -274,12 +276,11 @@ async fn serve_admin(listener: TcpListener, state: AppState) {
     }
 }
 
-/// Gauges read at scrape time (documented in README.md, 指标 / Metrics):
+/// Gauges read at scrape time, from memory only (documented in README.md, 指标 / Metrics):
+/// `/metrics` is the liveness probe, so it never waits on the database.
 /// - `hub_department_circuit_state{department}`: see [`crate::verify::metrics`];
 /// - `hub_crl_next_update_timestamp_seconds{file}`: each loaded CRL's nextUpdate (Unix seconds;
-///   absent for a CRL without one);
-/// - `hub_escalations_open`: open escalations (overdue, unresolved), counted in the database, so
-///   every replica reports the same figure; left as it was when the count fails or takes over 2 s.
+///   absent for a CRL without one).
 async fn scrape_gauges(state: &AppState) {
     crate::verify::metrics::refresh_circuit_gauges(&state.verify);
     for crl in state.tls.crls() {
@@ -296,14 +297,24 @@ async fn scrape_gauges(state: &AppState) {
             metrics::gauge!("hub_crl_next_update_timestamp_seconds", "file" => file).set(secs);
         }
     }
-    match tokio::time::timeout(
-        Duration::from_secs(2),
-        crate::cases::escalation::open_count(&state.store.db()),
-    )
-    .await
-    {
-        Ok(Ok(n)) => metrics::gauge!("hub_escalations_open").set(n as f64),
-        Ok(Err(e)) => tracing::warn!(error = %e, "metrics: counting open escalations failed"),
-        Err(_) => tracing::warn!("metrics: counting open escalations timed out"),
+}
+
+/// `hub_escalations_open`: open escalations (overdue, unresolved), counted in the database every
+/// 15 s (so every replica reports the same figure) off the scrape path; left as it was when the
+/// count fails or takes over 2 s.
+async fn escalation_gauge_loop(db: crate::store::Db) {
+    let mut tick = tokio::time::interval(Duration::from_secs(15));
+    loop {
+        tick.tick().await;
+        match tokio::time::timeout(
+            Duration::from_secs(2),
+            crate::cases::escalation::open_count(&db),
+        )
+        .await
+        {
+            Ok(Ok(n)) => metrics::gauge!("hub_escalations_open").set(n as f64),
+            Ok(Err(e)) => tracing::warn!(error = %e, "metrics: counting open escalations failed"),
+            Err(_) => tracing::warn!("metrics: counting open escalations timed out"),
+        }
     }
 }
