@@ -497,7 +497,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // across the later ones does not grow with what has been uploaded.
     let mut uploads = Vec::new();
     for k in 0..args.uploads {
-        uploads.push(upload(&civil, &base, &pid, 100_000 + k * args.households, args.households).await?);
+        uploads.push(
+            upload(
+                &civil,
+                &base,
+                &pid,
+                100_000 + k * args.households,
+                args.households,
+            )
+            .await?,
+        );
     }
 
     // Events about households now on the monitoring list: placed, and the warning rules evaluated
