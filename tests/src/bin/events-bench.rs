@@ -497,16 +497,27 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // across the later ones does not grow with what has been uploaded.
     let mut uploads = Vec::new();
     for k in 0..args.uploads {
-        uploads.push(
-            upload(
-                &civil,
-                &base,
-                &pid,
-                100_000 + k * args.households,
-                args.households,
-            )
-            .await?,
-        );
+        match upload(
+            &civil,
+            &base,
+            &pid,
+            100_000 + k * args.households,
+            args.households,
+        )
+        .await
+        {
+            Ok(u) => uploads.push(u),
+            Err(e) => {
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                let errors: Vec<&str> = log.lines().filter(|l| l.contains("ERROR")).collect();
+                bail!(
+                    "upload {} of {}: {e:#}\nthe hub's log errors:\n{}",
+                    k + 1,
+                    args.uploads,
+                    errors[errors.len().saturating_sub(10)..].join("\n")
+                );
+            }
+        }
     }
 
     // Events about households now on the monitoring list: placed, and the warning rules evaluated
