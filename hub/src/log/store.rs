@@ -2,6 +2,7 @@
 //! both (`$N` placeholders, unix-millisecond integers, BLOB/BYTEA hashes). Only this file writes the
 //! log tables.
 
+use crate::store::BeginWrite as _;
 use std::collections::HashMap;
 
 use sqlx::{QueryBuilder, Row};
@@ -102,7 +103,7 @@ pub(crate) fn to_i64(v: u64) -> i64 {
 pub async fn init_head(db: &Db, empty_note: &str) -> Result<(), LogError> {
     let root = tlog::hash::empty_root().0.to_vec();
     on_db!(db, pool, DB => {
-        let mut tx = pool.begin().await?;
+        let mut tx = pool.begin_write().await?;
         let heads: i64 = sqlx::query("SELECT COUNT(*) FROM log_head").fetch_one(&mut *tx).await?.try_get(0)?;
         if heads > 0 {
             tx.rollback().await?;
@@ -191,7 +192,7 @@ pub async fn record_rotation(
     r: &super::integrity::Rotation,
 ) -> Result<Option<i64>, LogError> {
     on_db!(db, pool, DB => {
-        let mut tx = pool.begin().await?;
+        let mut tx = pool.begin_write().await?;
         let n = sqlx::query(
             "UPDATE log_head SET note = $1, lease_holder = '', lease_expires_ms = 0 \
              WHERE id = 1 AND size = $2 AND note = $3",
@@ -273,7 +274,7 @@ pub async fn commit_batch(
 ) -> Result<Option<Prepared>, LogError> {
     let pg = matches!(db, Db::Postgres(_));
     on_db!(db, pool, DB => {
-        let mut tx = pool.begin().await?;
+        let mut tx = pool.begin_write().await?;
         let row = if pg {
             let t = gate.sequencer_timeout_ms.max(1);
             sqlx::query(

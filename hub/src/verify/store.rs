@@ -1,6 +1,7 @@
 //! The verification tables (`0003_verifications.sql`): authorization letters and verifications with
 //! their reports. Members appear only as keyed pseudonyms; lists are JSON text.
 
+use crate::store::BeginWrite as _;
 use crate::store::{Db, StoreError, on_db};
 
 /// An authorization letter (核对授权书) as stored.
@@ -158,7 +159,7 @@ pub async fn insert_verification(
         return Ok(());
     };
     on_db!(db, p, _DB => {
-        let mut tx = p.begin().await?;
+        let mut tx = p.begin_write().await?;
         bind_ver!(sqlx::query(INSERT_VER), r).execute(&mut *tx).await?;
         sqlx::query(INSERT_FOLLOW_UP)
             .bind(&f.verification_id)
