@@ -20,6 +20,11 @@
 //! own savepoint (a failed one rolls back only its own writes; its entry still commits, as an
 //! entry logged before a failed write did before). So a batch of N pushed events costs one
 //! transaction and one fsync, not 2N; the caller is answered only after the commit.
+//! [`AccessLog::append_many_with`] does the same for a group of entries (a verification's
+//! department entries and its stored report): the group takes one slot of the batch, is never
+//! split (it counts its entries toward `max_batch`), and its work is told where the entries landed
+//! and, if it asks, handed receipts against the checkpoint signed in the same transaction
+//! ([`Placed`]).
 //!
 //! # Never sign what was not verified
 //! Start-up refuses (and signs nothing) unless the stored checkpoint verifies with the configured
@@ -1066,7 +1071,6 @@ impl Writer {
         );
         let entries = new_size - old;
         metrics::counter!("hub_log_entries_total").increment(entries);
-        metrics::counter!("hub_log_commits_total").increment(1);
         metrics::histogram!("hub_log_batch_size").record(entries as f64);
         for (r, indexes) in batch.drain(..).zip(places) {
             let _ = r.reply.send(Ok(indexes
