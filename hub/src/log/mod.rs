@@ -532,6 +532,21 @@ impl AccessLog {
         one(self.append_group(vec![entry], Some(attached)).await)
     }
 
+    /// Appends several entries in one slot of the writer's batch (one commit, all or nothing);
+    /// returns once durable, with their places in the order given. An empty group is refused.
+    pub async fn append_many(
+        &self,
+        entries: Vec<AccessLogEntry>,
+    ) -> Result<Vec<Appended>, LogError> {
+        if entries.is_empty() {
+            return Err(LogError::BadRequest {
+                field: "entries",
+                rule: "a group needs at least one entry".into(),
+            });
+        }
+        self.append_group(entries, None).await
+    }
+
     /// Appends several entries and makes `attached` durable with them, all or nothing: the group
     /// takes one slot of the writer's batch (it is never split), so its entries, its attached work
     /// and every append queued meanwhile commit in ONE transaction; returns once that committed,

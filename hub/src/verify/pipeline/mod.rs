@@ -4,7 +4,8 @@
 //!
 //! 1. [`gate`] — 准入: the letter on record, Cedar `request_verification` on the declared household,
 //!    the anti-trawling caps, the registration check with civil affairs, Cedar again on the
-//!    authoritative region; then the allowed `verification_requested` entry.
+//!    authoritative region; then the `registration_checked` and allowed `verification_requested`
+//!    entries in one group commit.
 //! 2. [`plan`] — 计划: which department is asked for which fact kinds, and which departments'
 //!    answers to an earlier verification are reused instead (一次采集).
 //! 3. [`fan_out`] — 并发查询: one query per department, all at once, each with its
