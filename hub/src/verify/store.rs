@@ -175,6 +175,39 @@ pub async fn insert_verification(
     Ok(())
 }
 
+/// [`insert_verification`] inside the access log's batch transaction (a verification's report is
+/// made durable with its entries in one group commit, see [`crate::log::Attached`]): the row and
+/// the follow-up, if any; durable when the batch commits.
+pub async fn insert_verification_in(
+    conn: crate::log::TxConn<'_>,
+    r: &VerificationRow,
+    follow_up: Option<&FollowUpRow>,
+) -> Result<(), StoreError> {
+    macro_rules! run {
+        ($c:ident) => {{
+            bind_ver!(sqlx::query(INSERT_VER), r)
+                .execute(&mut *$c)
+                .await?;
+            if let Some(f) = follow_up {
+                sqlx::query(INSERT_FOLLOW_UP)
+                    .bind(&f.verification_id)
+                    .bind(&f.requested_by)
+                    .bind(&f.registered_division)
+                    .bind(&f.case_ref)
+                    .bind(f.created_ms)
+                    .bind(&f.due_by)
+                    .execute(&mut *$c)
+                    .await?;
+            }
+        }};
+    }
+    match conn {
+        crate::log::TxConn::Sqlite(c) => run!(c),
+        crate::log::TxConn::Postgres(c) => run!(c),
+    }
+    Ok(())
+}
+
 /// 补交授权书跟踪: an emergency verification's letter follow-up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FollowUpRow {
