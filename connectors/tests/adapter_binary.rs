@@ -232,7 +232,13 @@ fn the_binary_reads_departments_toml_for_a_department_added_as_data() {
     )
     .unwrap();
     let refused = Command::new(BIN)
-        .args(["check", "--mapping", &mapping, "--policies", &p("departments.toml")])
+        .args([
+            "check",
+            "--mapping",
+            &mapping,
+            "--policies",
+            &p("departments.toml"),
+        ])
         .output()
         .unwrap();
     assert!(!refused.status.success());

@@ -159,8 +159,13 @@ fn declarations(
             field("period")?,
             "as_of, trailing_12_months, current_month, academic_year",
         )?;
-        let validity_days =
-            t::int(file, &sub("validity_days"), field("validity_days")?, 1, 3650)? as u32;
+        let validity_days = t::int(
+            file,
+            &sub("validity_days"),
+            field("validity_days")?,
+            1,
+            3650,
+        )? as u32;
         let name = |f: &str| -> Result<String, PolicyError> {
             let s = t::string(file, &sub(f), field(f)?)?;
             if !name_ok(s) {
@@ -279,13 +284,17 @@ impl Departments {
                         if declared.iter().any(|d| d.code == f) {
                             continue; // added with the declarations below
                         }
-                        let kind = FactKind::from_code(f).filter(|k| k.is_built_in() && own(f)).ok_or_else(|| {
-                            PolicyError::toml(
-                                file,
-                                &k,
-                                format!("{f:?} is not a fact kind of `{code}` in the catalogue"),
-                            )
-                        })?;
+                        let kind = FactKind::from_code(f)
+                            .filter(|k| k.is_built_in() && own(f))
+                            .ok_or_else(|| {
+                                PolicyError::toml(
+                                    file,
+                                    &k,
+                                    format!(
+                                        "{f:?} is not a fact kind of `{code}` in the catalogue"
+                                    ),
+                                )
+                            })?;
                         if facts.contains(&kind) {
                             return Err(PolicyError::toml(file, k, "listed twice"));
                         }
@@ -332,9 +341,8 @@ impl Departments {
             for decl in &declared {
                 // Checked in full above; only an unregistered department could fail here, and
                 // it was registered just now.
-                let kind = FactKind::register(decl).map_err(|e| {
-                    decl_error(file, &format!("department.{code}"), &decl.code, e)
-                })?;
+                let kind = FactKind::register(decl)
+                    .map_err(|e| decl_error(file, &format!("department.{code}"), &decl.code, e))?;
                 if !facts.contains(&kind) {
                     facts.push(kind);
                 }
@@ -410,11 +418,17 @@ mod tests {
             assert_eq!(d.get(b.code()), Some(&built_in_spec(b)), "{b}");
         }
         assert_eq!(d.iter().count(), 8);
-        let relief = FactKind::from_code("emergency.disaster_relief_received_12m").expect("declared");
+        let relief =
+            FactKind::from_code("emergency.disaster_relief_received_12m").expect("declared");
         assert_eq!(e.facts, vec![relief]);
         let spec = relief.spec();
         assert_eq!(
-            (spec.department.code(), spec.value_type, spec.unit, spec.period),
+            (
+                spec.department.code(),
+                spec.value_type,
+                spec.unit,
+                spec.period
+            ),
             (
                 "emergency",
                 ValueType::MoneyFen,
@@ -435,15 +449,39 @@ mod tests {
     #[test]
     fn bad_fact_declarations_refuse_the_whole_file() {
         let cases: [(&str, &str, &str); 9] = [
-            ("value_type = \"code\"", "value_type = \"float\"", ".value_type: \"float\" is not one of"),
-            ("unit = \"none\"", "unit = \"fen\"", ".unit: Fen does not fit value type Code"),
+            (
+                "value_type = \"code\"",
+                "value_type = \"float\"",
+                ".value_type: \"float\" is not one of",
+            ),
+            (
+                "unit = \"none\"",
+                "unit = \"fen\"",
+                ".unit: Fen does not fit value type Code",
+            ),
             ("period = \"as_of\"", "period = \"yearly\"", ".period"),
-            ("validity_days = 7", "validity_days = 0", ".validity_days: 0 is out of range"),
+            (
+                "validity_days = 7",
+                "validity_days = 0",
+                ".validity_days: 0 is out of range",
+            ),
             ("name_zh = \"转移安置状态\"", "name_zh = \"\"", ".name_zh"),
             ("codes = [\"none\", \"evacuated\"]", "codes = []", ".codes"),
-            ("codes = [\"none\", \"evacuated\"]", "codes = [\"none\", \"none\"]", ".codes"),
-            ("validity_days = 7", "validity_days = 7\ncolour = 1", "unknown key"),
-            ("\"flood_office.evacuated\"]", "\"labor.evacuated\"]", "fact_kinds.\"labor.evacuated\""),
+            (
+                "codes = [\"none\", \"evacuated\"]",
+                "codes = [\"none\", \"none\"]",
+                ".codes",
+            ),
+            (
+                "validity_days = 7",
+                "validity_days = 7\ncolour = 1",
+                "unknown key",
+            ),
+            (
+                "\"flood_office.evacuated\"]",
+                "\"labor.evacuated\"]",
+                "fact_kinds.\"labor.evacuated\"",
+            ),
         ];
         for (good, bad, want) in cases {
             let src = DECLARED.replace(good, bad);
@@ -451,7 +489,10 @@ mod tests {
             let e = Departments::parse(Path::new("departments.toml"), &src)
                 .expect_err(bad)
                 .to_string();
-            assert!(e.starts_with("departments.toml: department.flood_office"), "{e}");
+            assert!(
+                e.starts_with("departments.toml: department.flood_office"),
+                "{e}"
+            );
             assert!(e.contains(want), "{e} ∌ {want}");
             assert_eq!(Department::from_code("flood_office"), None, "{bad}");
             assert_eq!(FactKind::from_code("flood_office.evacuated"), None, "{bad}");
@@ -459,7 +500,9 @@ mod tests {
         // A catalogue kind cannot be redefined by a declaration.
         check(
             "[department.labor]\nname_zh = \"人社\"\nname_en = \"human resources and social security\"\n[department.labor.fact_kinds.\"labor.pension_monthly\"]\nvalue_type = \"money_fen\"\nunit = \"fen_per_month\"\nperiod = \"current_month\"\nvalidity_days = 365\nname_zh = \"养老金\"\nname_en = \"pension\"\n",
-            Err("department.labor.fact_kinds.\"labor.pension_monthly\": built-in fact kind `labor.pension_monthly` is defined by the catalogue"),
+            Err(
+                "department.labor.fact_kinds.\"labor.pension_monthly\": built-in fact kind `labor.pension_monthly` is defined by the catalogue",
+            ),
         );
     }
 
@@ -469,7 +512,10 @@ mod tests {
         let src = DECLARED.replace("flood_office", "drought_office");
         let d = Departments::parse(Path::new("departments.toml"), &src).expect("valid");
         let kind = FactKind::from_code("drought_office.evacuated").expect("registered");
-        assert_eq!(d.get("drought_office").map(|s| s.facts.clone()), Some(vec![kind]));
+        assert_eq!(
+            d.get("drought_office").map(|s| s.facts.clone()),
+            Some(vec![kind])
+        );
         assert_eq!(kind.spec().codes, &["none", "evacuated"]);
         assert_eq!(kind.department().name_zh(), "防汛办");
         // Loading the same file again (a reload) is idempotent.

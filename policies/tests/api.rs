@@ -222,7 +222,11 @@ fn plans_ask_only_what_the_purpose_needs() {
             ),
             (
                 Department::Health,
-                &[K::MedicalExpensesOutOfPocket, K::SeriousIllness, K::HospitalStays],
+                &[
+                    K::MedicalExpensesOutOfPocket,
+                    K::SeriousIllness,
+                    K::HospitalStays,
+                ],
             ),
             (Department::Housing, &[K::PropertiesOwned]),
             (Department::Labor, &[K::EmploymentStatus, K::MonthlyWages]),

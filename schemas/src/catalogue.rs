@@ -850,7 +850,11 @@ mod tests {
             assert!(serde_json::from_str::<FactKind>(bad).is_err(), "{bad}");
         }
         let e = serde_json::from_str::<FactKind>("\"labor.monthly_salary\"").unwrap_err();
-        assert!(e.to_string().contains("unknown fact kind `labor.monthly_salary`"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("unknown fact kind `labor.monthly_salary`"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -860,7 +864,10 @@ mod tests {
             FactKind::Pension => "pension",
             _ => "other",
         };
-        assert_eq!(describe(FactKind::from_code("labor.monthly_wages").unwrap()), "wages");
+        assert_eq!(
+            describe(FactKind::from_code("labor.monthly_wages").unwrap()),
+            "wages"
+        );
         assert_eq!(describe(FactKind::Pension), "pension");
         assert_eq!(describe(FactKind::LegalAid), "other");
     }

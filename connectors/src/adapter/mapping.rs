@@ -405,7 +405,9 @@ params = ["resident_id", "period_from_month", "period_to_month"]
         );
         check(
             "department = \"labor\"\n[facts.\"labor.wages\"]\nquery = \"x $1\"",
-            Err("facts.\"labor.wages\": is not a fact kind of the catalogue or of the departments.toml given with --policies"),
+            Err(
+                "facts.\"labor.wages\": is not a fact kind of the catalogue or of the departments.toml given with --policies",
+            ),
         );
         check(
             "department = \"labor\"\n[facts.\"labor.pension_monthly\"]\nquery = \"x $1\"\ndefault = -5",

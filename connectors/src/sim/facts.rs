@@ -130,7 +130,11 @@ fn declared_value(person: &Person, kind: FactKind, as_of: Date) -> FactValue {
             (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
         });
     let hit = h % 10 == 0;
-    let amount = if hit { ((h >> 8) % 5_000 + 1) as i64 * 100 } else { 0 };
+    let amount = if hit {
+        ((h >> 8) % 5_000 + 1) as i64 * 100
+    } else {
+        0
+    };
     let spec = kind.spec();
     match spec.value_type {
         T::Bool => V::Bool(hit),

@@ -260,6 +260,10 @@ fn matrix(report: &Report) -> (Vec<String>, Vec<MatrixRow>, Vec<String>, Option<
                             }
                         }
                         match &f.value {
+                            // An amount paid per period says so (`/月`).
+                            Some(v @ FactValue::MoneyFen(_)) => {
+                                format!("{}{}", fact_text(v).0, per(k.spec().unit))
+                            }
                             // Chinese only: a code or the English would not fit the cell.
                             Some(v) => zh_part(&fact_text(v).0),
                             None => {
@@ -428,9 +432,10 @@ pub fn sections(report: &Report) -> Sections {
                 .map(|f| {
                     let spec = f.kind.spec();
                     let (value, code) = match &f.value {
-                        Some(v @ FactValue::MoneyFen(_)) => {
-                            (format!("{}{}", fact_text(v).0, per(spec.unit)), String::new())
-                        }
+                        Some(v @ FactValue::MoneyFen(_)) => (
+                            format!("{}{}", fact_text(v).0, per(spec.unit)),
+                            String::new(),
+                        ),
                         Some(v) => fact_text(v),
                         None => (f.withheld.clone().unwrap_or_default(), String::new()),
                     };
