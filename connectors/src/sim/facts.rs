@@ -227,3 +227,57 @@ pub fn category_code(c: DisabilityCategory) -> &'static str {
         DisabilityCategory::Multiple => "multiple",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::{Population, PopulationConfig};
+    use schemas::{FactDecl, PeriodKind, Unit, ValueType};
+
+    /// A kind declared in `departments.toml` gets a value of its declared type, the same for the
+    /// same person every time, non-zero for some people and zero for most.
+    #[test]
+    fn declared_kinds_get_deterministic_values_of_their_type() {
+        Department::register("sim_relief", "救灾", "relief").unwrap();
+        let decl = |code: &str, value_type, unit, codes: &[&str]| FactDecl {
+            code: code.into(),
+            value_type,
+            unit,
+            period: PeriodKind::Trailing12Months,
+            validity_days: 30,
+            name_zh: "救助".into(),
+            name_en: "relief".into(),
+            codes: codes.iter().map(|c| (*c).to_owned()).collect(),
+        };
+        let money = FactKind::register(&decl(
+            "sim_relief.amount_12m",
+            ValueType::MoneyFen,
+            Unit::Fen,
+            &[],
+        ))
+        .unwrap();
+        let status = FactKind::register(&decl(
+            "sim_relief.status",
+            ValueType::Code,
+            Unit::None,
+            &["none", "relocated", "rebuilding"],
+        ))
+        .unwrap();
+        let pop = Population::generate(PopulationConfig::new(7, 200));
+        let as_of = pop.config.as_of;
+        let (mut paid, mut relocated) = (0, 0);
+        for p in pop.persons() {
+            for kind in [money, status] {
+                let v = value(p, kind, as_of);
+                assert_eq!(v, value(p, kind, as_of), "deterministic");
+                let period = kind.spec().period.period_for(as_of);
+                assert_eq!(kind.spec().check_value(&v, &period), Ok(()), "{v:?}");
+            }
+            paid += usize::from(value(p, money, as_of) != FactValue::MoneyFen(0));
+            relocated += usize::from(value(p, status, as_of) != FactValue::Code("none".into()));
+        }
+        let n = pop.persons().len();
+        assert!(paid > 0 && paid < n / 4, "{paid} of {n}");
+        assert!(relocated > 0 && relocated < n / 4, "{relocated} of {n}");
+    }
+}
