@@ -44,6 +44,7 @@
 //! lock for more than one batch, another replica cannot take the lease over a long pass, and what
 //! a crashed scan committed stays done (those rows' `next_check_ms` has moved on).
 
+use crate::store::BeginWrite as _;
 use serde_json::json;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -433,7 +434,7 @@ async fn write_cases(
     let mut changed = Vec::new();
     let mut done: Vec<(&str, &str, u64, u64)> = Vec::new();
     on_db!(db, p, _DB => {
-        let mut tx = p.begin().await?;
+        let mut tx = p.begin_write().await?;
         for pl in planned {
             let (id, tier, _, township, version, checked_at) = &pl.key;
             let n = sqlx::query("UPDATE cases SET next_due_ms = $1, next_due_kind = $2, due_provisional = $3, next_check_ms = $4 WHERE id = $5 AND version = $6 AND next_check_ms = $7")
@@ -549,7 +550,7 @@ async fn write_slips(
     let mut changed = Vec::new();
     let (mut checked, mut escalated, mut near) = (0u64, 0u64, 0u64);
     on_db!(db, p, _DB => {
-        let mut tx = p.begin().await?;
+        let mut tx = p.begin_write().await?;
         for sl in slips {
             let overdue = now_ms > sl.due_ms;
             let next = if overdue {

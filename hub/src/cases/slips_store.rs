@@ -4,6 +4,7 @@
 //! [`insert_slip`] (with its `slip_issued` notification); a move (accept, answer) updates the
 //! row only at the version it was decided on.
 
+use crate::store::BeginWrite as _;
 use serde_json::json;
 
 use super::escalation::{county_of, rfc3339};
@@ -168,7 +169,7 @@ pub async fn insert_slip(db: &Db, s: &SlipRow, open_states: &[&str]) -> Result<b
     );
     let notice = issued_notice(s);
     let inserted = on_db!(db, p, _DB => {
-        let mut tx = p.begin().await?;
+        let mut tx = p.begin_write().await?;
         let mut q = sqlx::query(sqlx::AssertSqlSafe(lock)).bind(&s.case_id);
         for st in open_states {
             q = q.bind(*st);
@@ -251,7 +252,7 @@ pub async fn apply_slip_move(
     let (result, feedback, feedback_key_id) = m.answer.clone().unzip3();
     let answered = result.is_some();
     let moved = on_db!(db, p, _DB => {
-        let mut tx = p.begin().await?;
+        let mut tx = p.begin_write().await?;
         let n = sqlx::query("UPDATE slips SET state = $1, \
                  accepted_ms = COALESCE(accepted_ms, $2), accepted_by = COALESCE(accepted_by, $3), \
                  answered_ms = CASE WHEN $4 IS NULL THEN answered_ms ELSE $2 END, \

@@ -3,6 +3,7 @@
 //! is a keyed pseudonym. A move is one transaction: the case row is updated only at the version
 //! the move was decided on (optimistic concurrency), and its event is inserted with it.
 
+use crate::store::BeginWrite as _;
 use serde::{Deserialize, Serialize};
 
 use super::escalation::{Due, RESOLVE_SQL, SET_DUE_SQL};
@@ -225,7 +226,7 @@ pub async fn insert_case(
     );
     let insert_event = insert_event_sql();
     on_db!(db, p, _DB => {
-        let mut tx = p.begin().await?;
+        let mut tx = p.begin_write().await?;
         if let Some((k, sha)) = key {
             let n = sqlx::query("INSERT INTO case_idempotency (filed_by, idem_key, case_id, request_sha256, created_ms) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING")
                 .bind(&c.filed_by)
@@ -328,7 +329,7 @@ pub async fn apply_move(
 ) -> Result<bool, StoreError> {
     let insert_event = insert_event_sql();
     let moved = on_db!(db, p, _DB => {
-        let mut tx = p.begin().await?;
+        let mut tx = p.begin_write().await?;
         let n = sqlx::query("UPDATE cases SET state = $1, township = $2, outcome = COALESCE($3, outcome), updated_ms = $4, version = version + 1 WHERE id = $5 AND version = $6")
             .bind(&m.state)
             .bind(&m.township)

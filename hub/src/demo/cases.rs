@@ -13,6 +13,7 @@
 //! Re-running the demo on the same directory files nothing twice: each filing carries an
 //! `Idempotency-Key` (`demo-case-NN`), and a case the hub already has is left as it is.
 
+use crate::store::BeginWrite as _;
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -713,7 +714,7 @@ async fn backdate(db: &Db, case_id: &str, times: &[OffsetDateTime]) -> Result<()
     let created = times.first().map(ms).unwrap_or_default();
     let updated = times.last().map(ms).unwrap_or_default();
     on_db!(db, p, _DB => {
-        let mut tx = p.begin().await?;
+        let mut tx = p.begin_write().await?;
         sqlx::query("UPDATE cases SET created_ms = $1, updated_ms = $2 WHERE id = $3")
             .bind(created)
             .bind(updated)

@@ -20,6 +20,11 @@
 //! own savepoint (a failed one rolls back only its own writes; its entry still commits, as an
 //! entry logged before a failed write did before). So a batch of N pushed events costs one
 //! transaction and one fsync, not 2N; the caller is answered only after the commit.
+//! [`AccessLog::append_many_with`] does the same for a group of entries (a verification's
+//! department entries and its stored report): the group takes one slot of the batch, is never
+//! split (it counts its entries toward `max_batch`), and its work is told where the entries landed
+//! and, if it asks, handed receipts against the checkpoint signed in the same transaction
+//! ([`Placed`]).
 //!
 //! # Never sign what was not verified
 //! Start-up refuses (and signs nothing) unless the stored checkpoint verifies with the configured
@@ -164,11 +169,14 @@ pub struct Appended {
     pub checkpoint_size: u64,
 }
 
+/// One slot of the writer's batch: a group of entries (one for [`AccessLog::append`]) and the work
+/// made durable with them. A group is never split across transactions; it counts its entries
+/// toward `max_batch`.
 struct AppendRequest {
-    row: EntryRow,
-    leaf: Hash,
+    /// The group's entries (rows and leaf hashes), in the order given.
+    rows: Vec<(EntryRow, Hash)>,
     attached: Option<Box<dyn Attached>>,
-    reply: oneshot::Sender<Result<Appended, LogError>>,
+    reply: oneshot::Sender<Result<Vec<Appended>, LogError>>,
 }
 
 /// A connection inside the log writer's batch transaction (for [`Attached`] work).
@@ -181,15 +189,46 @@ pub enum TxConn<'a> {
 pub type AttachedFuture<'a> =
     std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + 'a>>;
 
-/// Work made durable together with an access-log entry, in the log writer's batch transaction
-/// (one commit, one fsync for the whole batch): e.g. a department event's row and its warnings
-/// ([`AccessLog::append_with`]). It runs after the batch's entries are written, inside its own
-/// savepoint: `false` (the work recorded its own failure) rolls back its writes only, and the
-/// entry and the rest of the batch still commit. Its outcome is for its caller to read once the
-/// append returned `Ok` (durable); when the batch fails, nothing of it is written.
+impl TxConn<'_> {
+    /// The same connection for a shorter borrow (to run several statements through it).
+    pub fn reborrow(&mut self) -> TxConn<'_> {
+        match self {
+            TxConn::Sqlite(c) => TxConn::Sqlite(c),
+            TxConn::Postgres(c) => TxConn::Postgres(c),
+        }
+    }
+}
+
+/// Where an [`Attached`] work's group landed in the batch being committed.
+#[derive(Debug, Clone)]
+pub struct Placed {
+    /// The group's entries' indexes, in the order they were given (consecutive within the batch).
+    pub indexes: Vec<u64>,
+    /// Size of the checkpoint signed in this transaction; it covers every entry of the group.
+    pub checkpoint_size: u64,
+    /// Receipts against that checkpoint, when [`Attached::receipts_for`] asked for them: first the
+    /// earlier indexes it named, then the group's own entries, in that order.
+    pub receipts: Vec<tlog::Receipt>,
+}
+
+/// Work made durable together with a group of access-log entries, in the log writer's batch
+/// transaction (one commit, one fsync for the whole batch): e.g. a department event's row and its
+/// warnings ([`AccessLog::append_with`]), or a verification's stored report
+/// ([`AccessLog::append_many_with`]). It runs after the batch's entries, stored hashes and signed
+/// checkpoint are written, inside its own savepoint: `false` (the work recorded its own failure)
+/// rolls back its writes only, and the entries and the rest of the batch still commit. Its outcome
+/// is for its caller to read once the append returned `Ok` (durable); when the batch fails,
+/// nothing of it and none of the entries are written.
 pub trait Attached: Send {
-    /// Write inside the batch transaction; `index` is the entry's index in the log.
-    fn write<'a>(&'a mut self, conn: TxConn<'a>, index: u64) -> AttachedFuture<'a>;
+    /// Write inside the batch transaction, knowing where the group's entries landed.
+    fn write<'a>(&'a mut self, conn: TxConn<'a>, placed: &'a Placed) -> AttachedFuture<'a>;
+
+    /// `Some(earlier)`: the work wants receipts (inclusion proofs against the checkpoint signed in
+    /// this transaction) for the entries at `earlier` and for the group's own entries, handed to
+    /// it in [`Placed::receipts`]. `None` (the default): no receipts.
+    fn receipts_for(&self) -> Option<Vec<u64>> {
+        None
+    }
 }
 
 /// The current head as served (size, root, signed checkpoint note).
@@ -479,7 +518,7 @@ impl AccessLog {
     /// Appends one entry; returns once it is durable (committed with a checkpoint covering it).
     /// The entry is normalized and validated first (a bad entry is refused with the field named).
     pub async fn append(&self, entry: AccessLogEntry) -> Result<Appended, LogError> {
-        self.append_inner(entry, None).await
+        one(self.append_group(vec![entry], None).await)
     }
 
     /// Appends one entry and makes `attached` durable in the same transaction (the group commit
@@ -490,35 +529,85 @@ impl AccessLog {
         entry: AccessLogEntry,
         attached: Box<dyn Attached>,
     ) -> Result<Appended, LogError> {
-        self.append_inner(entry, Some(attached)).await
+        one(self.append_group(vec![entry], Some(attached)).await)
     }
 
-    async fn append_inner(
+    /// Appends several entries in one slot of the writer's batch (one commit, all or nothing);
+    /// returns once durable, with their places in the order given. An empty group is refused.
+    pub async fn append_many(
         &self,
-        mut entry: AccessLogEntry,
+        entries: Vec<AccessLogEntry>,
+    ) -> Result<Vec<Appended>, LogError> {
+        if entries.is_empty() {
+            return Err(LogError::BadRequest {
+                field: "entries",
+                rule: "a group needs at least one entry".into(),
+            });
+        }
+        self.append_group(entries, None).await
+    }
+
+    /// Appends several entries and makes `attached` durable with them, all or nothing: the group
+    /// takes one slot of the writer's batch (it is never split), so its entries, its attached work
+    /// and every append queued meanwhile commit in ONE transaction; returns once that committed,
+    /// with the entries' places in the order given. The attached work learns the indexes (and,
+    /// if it asks, receipts against the new checkpoint) before it writes ([`Attached`]). An empty
+    /// group is refused.
+    pub async fn append_many_with(
+        &self,
+        entries: Vec<AccessLogEntry>,
+        attached: Box<dyn Attached>,
+    ) -> Result<Vec<Appended>, LogError> {
+        if entries.is_empty() {
+            return Err(LogError::BadRequest {
+                field: "entries",
+                rule: "a group needs at least one entry".into(),
+            });
+        }
+        self.append_group(entries, Some(attached)).await
+    }
+
+    async fn append_group(
+        &self,
+        entries: Vec<AccessLogEntry>,
         attached: Option<Box<dyn Attached>>,
-    ) -> Result<Appended, LogError> {
-        entry.normalize();
-        let data = entry.encode()?;
-        let leaf = tlog::hash::leaf_hash(&data);
-        let row = EntryRow {
-            index: 0,
-            time_ms: entry_time_ms(&entry),
-            actor: entry.actor.principal.clone(),
-            action: action_code(&entry),
-            case_ref: entry.case_ref.clone(),
-            subjects: entry
-                .subjects
-                .iter()
-                .map(|s| s.as_str().to_owned())
-                .collect(),
-            data,
-        };
+    ) -> Result<Vec<Appended>, LogError> {
+        if let Some(earlier) = attached.as_ref().and_then(|a| a.receipts_for())
+            && let Some(max) = earlier.iter().max()
+        {
+            // Receipts only for entries already durable: a bad index must not fail the batch.
+            let head = self.head_at_least(max.saturating_add(1)).await?;
+            if *max >= head.size {
+                return Err(LogError::BadRequest {
+                    field: "index",
+                    rule: format!("need index < size <= {} (got {max})", head.size),
+                });
+            }
+        }
+        let mut rows = Vec::with_capacity(entries.len());
+        for mut entry in entries {
+            entry.normalize();
+            let data = entry.encode()?;
+            let leaf = tlog::hash::leaf_hash(&data);
+            let row = EntryRow {
+                index: 0,
+                time_ms: entry_time_ms(&entry),
+                actor: entry.actor.principal.clone(),
+                action: action_code(&entry),
+                case_ref: entry.case_ref.clone(),
+                subjects: entry
+                    .subjects
+                    .iter()
+                    .map(|s| s.as_str().to_owned())
+                    .collect(),
+                data,
+            };
+            rows.push((row, leaf));
+        }
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(AppendRequest {
-                row,
-                leaf,
+                rows,
                 attached,
                 reply,
             })
@@ -742,6 +831,13 @@ impl AccessLog {
     }
 }
 
+/// The one place of a one-entry group.
+fn one(r: Result<Vec<Appended>, LogError>) -> Result<Appended, LogError> {
+    r?.into_iter()
+        .next()
+        .ok_or_else(|| LogError::Corrupt("a committed group has no entry".into()))
+}
+
 /// Locks the cache; a poisoned lock still holds valid hashes (they are only ever added whole).
 fn lock(cache: &Mutex<HashCache>) -> std::sync::MutexGuard<'_, HashCache> {
     cache.lock().unwrap_or_else(|p| p.into_inner())
@@ -804,10 +900,15 @@ impl Writer {
         let max = self.opts.max_batch.max(1);
         let mut batch = Vec::with_capacity(max);
         while let Some(first) = rx.recv().await {
+            // A group counts its entries; one larger than `max` still goes, alone.
+            let mut entries = first.rows.len();
             batch.push(first);
-            while batch.len() < max {
+            while entries < max {
                 match rx.try_recv() {
-                    Ok(r) => batch.push(r),
+                    Ok(r) => {
+                        entries += r.rows.len();
+                        batch.push(r);
+                    }
                     Err(_) => break,
                 }
             }
@@ -815,7 +916,7 @@ impl Writer {
             match result {
                 Ok(()) => {}
                 Err(e) => {
-                    tracing::error!(error = %e, entries = batch.len(), "access log batch failed");
+                    tracing::error!(error = %e, groups = batch.len(), "access log batch failed");
                     metrics::counter!("hub_log_batch_failures_total").increment(1);
                     if let Err(e2) = self.reload().await {
                         tracing::error!(error = %e2, "access log: reload after failure failed");
@@ -884,6 +985,8 @@ impl Writer {
         };
         let signer = &self.signer;
         let mine = &self.frontier;
+        // Each group's indexes, in batch order (filled by `prepare`).
+        let mut places: Vec<Vec<u64>> = Vec::with_capacity(batch.len());
         let prepare = |locked: store::Locked| -> Result<store::Prepared, LogError> {
             let old = locked.size;
             let mut overlay = match locked.frontier {
@@ -906,35 +1009,43 @@ impl Writer {
                     theirs
                 }
             };
-            let mut hashes = Vec::with_capacity(batch.len() * 2);
-            let mut rows = Vec::with_capacity(batch.len());
+            let count: usize = batch.iter().map(|r| r.rows.len()).sum();
+            let mut hashes = Vec::with_capacity(count * 2);
+            let mut rows = Vec::with_capacity(count);
             let mut attached = Vec::new();
-            for (i, r) in batch.iter_mut().enumerate() {
-                let n = old + i as u64;
-                let new =
-                    tlog::stored::stored_hashes_for_record_hash(n, r.leaf, &MapReader(&overlay))?;
-                let base = stored_hash_count(n);
-                for (k, h) in new.into_iter().enumerate() {
-                    overlay.insert(base + k as u64, h);
-                    hashes.push((base + k as u64, h));
+            let mut n = old;
+            for r in batch.iter_mut() {
+                let mut indexes = Vec::with_capacity(r.rows.len());
+                for (mut row, leaf) in r.rows.drain(..) {
+                    let new =
+                        tlog::stored::stored_hashes_for_record_hash(n, leaf, &MapReader(&overlay))?;
+                    let base = stored_hash_count(n);
+                    for (k, h) in new.into_iter().enumerate() {
+                        overlay.insert(base + k as u64, h);
+                        hashes.push((base + k as u64, h));
+                    }
+                    row.index = n;
+                    rows.push(row);
+                    indexes.push(n);
+                    n += 1;
                 }
-                let empty = EntryRow {
-                    index: n,
-                    data: Vec::new(),
-                    time_ms: 0,
-                    actor: String::new(),
-                    action: String::new(),
-                    case_ref: None,
-                    subjects: Vec::new(),
-                };
-                let mut row = std::mem::replace(&mut r.row, empty);
-                row.index = n;
-                rows.push(row);
-                if let Some(a) = r.attached.take() {
-                    attached.push((n, a));
+                if let Some(work) = r.attached.take() {
+                    attached.push(store::Group {
+                        prove: work.receipts_for(),
+                        placed: Placed {
+                            indexes: indexes.clone(),
+                            checkpoint_size: 0,
+                            receipts: Vec::new(),
+                        },
+                        work,
+                    });
                 }
+                places.push(indexes);
             }
-            let new_size = old + batch.len() as u64;
+            let new_size = n;
+            for g in &mut attached {
+                g.placed.checkpoint_size = new_size;
+            }
             let root = tlog::stored::tree_hash(new_size, &MapReader(&overlay))?;
             let note = Checkpoint::new(signer.name(), new_size, root)?.sign(signer)?;
             let frontier = frontier_indexes(new_size)
@@ -952,7 +1063,7 @@ impl Writer {
                 attached,
             })
         };
-        let Some(done) = store::commit_batch(&self.db, &gate, prepare).await? else {
+        let Some(done) = store::commit_batch(&self.db, &gate, &self.cache, prepare).await? else {
             return Err(LogError::NotSequencer);
         };
         let (old, new_size) = (done.old_size, done.new_size);
@@ -973,13 +1084,17 @@ impl Writer {
                 note: done.note,
             },
         );
-        metrics::counter!("hub_log_entries_total").increment(batch.len() as u64);
-        metrics::histogram!("hub_log_batch_size").record(batch.len() as f64);
-        for (i, r) in batch.drain(..).enumerate() {
-            let _ = r.reply.send(Ok(Appended {
-                index: old + i as u64,
-                checkpoint_size: new_size,
-            }));
+        let entries = new_size - old;
+        metrics::counter!("hub_log_entries_total").increment(entries);
+        metrics::histogram!("hub_log_batch_size").record(entries as f64);
+        for (r, indexes) in batch.drain(..).zip(places) {
+            let _ = r.reply.send(Ok(indexes
+                .into_iter()
+                .map(|index| Appended {
+                    index,
+                    checkpoint_size: new_size,
+                })
+                .collect()));
         }
         Ok(())
     }

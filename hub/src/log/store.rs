@@ -2,6 +2,7 @@
 //! both (`$N` placeholders, unix-millisecond integers, BLOB/BYTEA hashes). Only this file writes the
 //! log tables.
 
+use crate::store::BeginWrite as _;
 use std::collections::HashMap;
 
 use sqlx::{QueryBuilder, Row};
@@ -84,7 +85,15 @@ pub struct Prepared {
     pub hashes: Vec<(u64, Hash)>,
     /// Stored hashes of the maximal complete subtrees at `new_size`.
     pub frontier: HashMap<u64, Hash>,
-    pub attached: Vec<(u64, Box<dyn super::Attached>)>,
+    pub attached: Vec<Group>,
+}
+
+/// One group's attached work in a batch: where its entries landed, and which receipts it wants.
+pub struct Group {
+    pub placed: super::Placed,
+    /// [`super::Attached::receipts_for`], asked once when the batch is prepared.
+    pub prove: Option<Vec<u64>>,
+    pub work: Box<dyn super::Attached>,
 }
 
 fn hash_from(field: &'static str, bytes: &[u8]) -> Result<Hash, LogError> {
@@ -102,7 +111,7 @@ pub(crate) fn to_i64(v: u64) -> i64 {
 pub async fn init_head(db: &Db, empty_note: &str) -> Result<(), LogError> {
     let root = tlog::hash::empty_root().0.to_vec();
     on_db!(db, pool, DB => {
-        let mut tx = pool.begin().await?;
+        let mut tx = pool.begin_write().await?;
         let heads: i64 = sqlx::query("SELECT COUNT(*) FROM log_head").fetch_one(&mut *tx).await?.try_get(0)?;
         if heads > 0 {
             tx.rollback().await?;
@@ -191,7 +200,7 @@ pub async fn record_rotation(
     r: &super::integrity::Rotation,
 ) -> Result<Option<i64>, LogError> {
     on_db!(db, pool, DB => {
-        let mut tx = pool.begin().await?;
+        let mut tx = pool.begin_write().await?;
         let n = sqlx::query(
             "UPDATE log_head SET note = $1, lease_holder = '', lease_expires_ms = 0 \
              WHERE id = 1 AND size = $2 AND note = $3",
@@ -269,11 +278,12 @@ pub async fn read_rotations(db: &Db) -> Result<Vec<super::integrity::Rotation>, 
 pub async fn commit_batch(
     db: &Db,
     gate: &Gate<'_>,
+    cache: &std::sync::Mutex<super::HashCache>,
     prepare: impl FnOnce(Locked) -> Result<Prepared, LogError>,
 ) -> Result<Option<Prepared>, LogError> {
     let pg = matches!(db, Db::Postgres(_));
     on_db!(db, pool, DB => {
-        let mut tx = pool.begin().await?;
+        let mut tx = pool.begin_write().await?;
         let row = if pg {
             let t = gate.sequencer_timeout_ms.max(1);
             sqlx::query(
@@ -397,9 +407,70 @@ pub async fn commit_batch(
             tx.rollback().await?;
             return Err(LogError::Corrupt("the log head moved inside a locked batch".into()));
         }
-        for (index, a) in p.attached.iter_mut() {
+        if p.attached.iter().any(|g| g.prove.is_some()) {
+            // Receipts against the checkpoint just written: the hashes they need come from this
+            // batch, the cache, or (the rest) this transaction, in one query.
+            let mut known: HashMap<u64, Hash> = p.hashes.iter().copied().collect();
+            known.extend(p.frontier.iter().map(|(k, v)| (*k, *v)));
+            let mut want = Vec::new();
+            for g in &p.attached {
+                if let Some(earlier) = &g.prove {
+                    for i in earlier.iter().chain(&g.placed.indexes) {
+                        want.extend(tlog::proof::prove_record_indexes(p.new_size, *i)?.into_iter().map(|x| x.0));
+                    }
+                }
+            }
+            want.sort_unstable();
+            want.dedup();
+            let mut missing = Vec::new();
+            {
+                let c = super::lock(cache);
+                for id in want {
+                    if known.contains_key(&id) {
+                        continue;
+                    }
+                    match c.get(id) {
+                        Some(h) => {
+                            known.insert(id, h);
+                        }
+                        None => missing.push(id),
+                    }
+                }
+            }
+            for chunk in missing.chunks(CHUNK) {
+                let mut q = QueryBuilder::<DB>::new("SELECT id, hash FROM log_hashes WHERE id IN (");
+                let mut sep = q.separated(", ");
+                for id in chunk {
+                    sep.push_bind(to_i64(*id));
+                }
+                q.push(")");
+                for r in q.build().fetch_all(&mut *tx).await? {
+                    let id: i64 = r.try_get(0)?;
+                    let h: Vec<u8> = r.try_get(1)?;
+                    known.insert(id as u64, hash_from("log_hashes.hash", &h)?);
+                }
+            }
+            let reader = super::MapReader(&known);
+            for g in &mut p.attached {
+                if let Some(earlier) = &g.prove {
+                    g.placed.receipts = earlier
+                        .iter()
+                        .chain(&g.placed.indexes)
+                        .map(|i| {
+                            Ok(tlog::Receipt {
+                                extra: None,
+                                index: *i,
+                                proof: tlog::proof::prove_record(p.new_size, *i, &reader)?,
+                                checkpoint: p.note.clone(),
+                            })
+                        })
+                        .collect::<Result<Vec<_>, LogError>>()?;
+                }
+            }
+        }
+        for g in p.attached.iter_mut() {
             sqlx::query("SAVEPOINT jsj_attached").execute(&mut *tx).await?;
-            if a.write(TxConn::from(&mut *tx), *index).await {
+            if g.work.write(TxConn::from(&mut *tx), &g.placed).await {
                 sqlx::query("RELEASE SAVEPOINT jsj_attached").execute(&mut *tx).await?;
             } else {
                 sqlx::query("ROLLBACK TO SAVEPOINT jsj_attached").execute(&mut *tx).await?;

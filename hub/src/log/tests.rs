@@ -235,3 +235,197 @@ async fn receipts_from_the_cache_equal_receipts_from_the_database() {
         .unwrap();
     assert_eq!(p, q);
 }
+
+/// Test work for a group: one `group_rows` row per entry of the group (its index), then `fail`
+/// decides whether it reports success; what it was handed is kept.
+struct RowWrite {
+    fail: bool,
+    prove: Option<Vec<u64>>,
+    seen: Arc<std::sync::Mutex<Option<Placed>>>,
+}
+
+impl Attached for RowWrite {
+    fn write<'a>(&'a mut self, mut conn: TxConn<'a>, placed: &'a Placed) -> AttachedFuture<'a> {
+        Box::pin(async move {
+            for i in &placed.indexes {
+                let TxConn::Sqlite(c) = conn.reborrow() else {
+                    return false;
+                };
+                sqlx::query("INSERT INTO group_rows (idx) VALUES ($1)")
+                    .bind(*i as i64)
+                    .execute(&mut *c)
+                    .await
+                    .unwrap();
+            }
+            *self.seen.lock().unwrap() = Some(placed.clone());
+            !self.fail
+        })
+    }
+
+    fn receipts_for(&self) -> Option<Vec<u64>> {
+        self.prove.clone()
+    }
+}
+
+/// `(entries, checkpoints, group rows)` stored.
+async fn counts(log: &AccessLog) -> (i64, i64, i64) {
+    let crate::store::Db::Sqlite(pool) = log.db() else {
+        unreachable!()
+    };
+    sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM log_entries), (SELECT COUNT(*) FROM log_checkpoints), \
+                (SELECT COUNT(*) FROM group_rows)",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+async fn with_group_rows(log: &AccessLog) {
+    let crate::store::Db::Sqlite(pool) = log.db() else {
+        unreachable!()
+    };
+    sqlx::query("CREATE TABLE IF NOT EXISTS group_rows (idx INTEGER NOT NULL)")
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+fn row_write(
+    fail: bool,
+    prove: Option<Vec<u64>>,
+) -> (Box<RowWrite>, Arc<std::sync::Mutex<Option<Placed>>>) {
+    let seen = Arc::new(std::sync::Mutex::new(None));
+    (
+        Box::new(RowWrite {
+            fail,
+            prove,
+            seen: seen.clone(),
+        }),
+        seen,
+    )
+}
+
+/// A group's entries, its attached write and the checkpoint covering them are one commit (one
+/// checkpoint row), even when the group is larger than `max_batch`; the work is told the indexes
+/// and handed receipts (an earlier entry's first) that verify against the checkpoint signed in
+/// that commit.
+#[tokio::test]
+async fn a_group_and_its_attached_write_are_one_commit_with_receipts() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), 4, "primary").await;
+    with_group_rows(&log).await;
+    let earlier = log.append(test_entry(100, None)).await.unwrap().index;
+    let before = counts(&log).await;
+    let (work, seen) = row_write(false, Some(vec![earlier]));
+    let group: Vec<_> = (0..10).map(|n| test_entry(n, Some("x"))).collect();
+    let appended = log.append_many_with(group, work).await.unwrap();
+    let after = counts(&log).await;
+    assert_eq!(after.0 - before.0, 10, "entries");
+    assert_eq!(
+        after.1 - before.1,
+        1,
+        "one commit (checkpoint) for the group"
+    );
+    assert_eq!(after.2 - before.2, 10, "the attached rows");
+    let placed = seen.lock().unwrap().clone().expect("the work ran");
+    let indexes: Vec<u64> = appended.iter().map(|a| a.index).collect();
+    assert_eq!(indexes, (1..11).collect::<Vec<_>>());
+    assert_eq!(placed.indexes, indexes);
+    assert_eq!(placed.checkpoint_size, 11);
+    assert!(appended.iter().all(|a| a.checkpoint_size == 11));
+    assert_eq!(placed.receipts.len(), 11);
+    let entries = store::read_entries(log.db(), 0, 11).await.unwrap();
+    for (r, i) in placed
+        .receipts
+        .iter()
+        .zip(std::iter::once(earlier).chain(indexes))
+    {
+        assert_eq!(r.index, i);
+        assert_eq!(r.checkpoint, log.head().note);
+        r.verify(
+            &entries[i as usize],
+            "test.example/log",
+            log.vkey(),
+            &WitnessPolicy::default(),
+        )
+        .unwrap();
+        // The same proof the service computes afterwards.
+        assert_eq!(log.receipt(i).await.unwrap(), *r);
+    }
+}
+
+/// Groups sequenced concurrently with single appends: every group's entries and rows are there,
+/// and the batches were shared (fewer checkpoints than appends).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_groups_share_batches_and_keep_their_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), 64, "primary").await;
+    with_group_rows(&log).await;
+    let mut tasks = Vec::new();
+    for n in 0..40u64 {
+        let log = log.clone();
+        tasks.push(tokio::spawn(async move {
+            if n % 2 == 0 {
+                log.append(test_entry(n, None)).await.map(|a| vec![a])
+            } else {
+                let (work, _) = row_write(false, Some(Vec::new()));
+                let group = (0..3).map(|k| test_entry(n * 10 + k, None)).collect();
+                log.append_many_with(group, work).await
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap().unwrap().into_iter().map(|a| a.index));
+    }
+    all.sort_unstable();
+    assert_eq!(all, (0..80).collect::<Vec<_>>());
+    let (entries, checkpoints, rows) = counts(&log).await;
+    assert_eq!((entries, rows), (80, 60));
+    assert!(checkpoints < 40, "{checkpoints} commits for 40 appends");
+}
+
+/// A failed attached write rolls back its own writes only: the group's entries commit (they record
+/// what happened) and its caller reads the failure; a failed batch commits neither the entries nor
+/// the attached writes; a receipt asked for an entry not yet in the log is refused before anything
+/// is queued.
+#[tokio::test]
+async fn failures_leave_no_attached_write_without_its_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), 8, "primary").await;
+    with_group_rows(&log).await;
+    let (work, seen) = row_write(true, None);
+    let group = (0..3).map(|n| test_entry(n, None)).collect();
+    log.append_many_with(group, work).await.unwrap();
+    assert!(seen.lock().unwrap().is_some());
+    assert_eq!(
+        counts(&log).await,
+        (3, 1, 0),
+        "entries commit, the rows roll back"
+    );
+
+    let (work, seen) = row_write(false, Some(vec![3]));
+    let err = log
+        .append_many_with(vec![test_entry(9, None)], work)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LogError::BadRequest { .. }), "{err}");
+    assert!(seen.lock().unwrap().is_none());
+    assert_eq!(counts(&log).await, (3, 1, 0));
+
+    // Another replica holds the lease: the batch is refused whole.
+    let other = open(dir.path(), 8, "replica-b").await;
+    let (work, seen) = row_write(false, None);
+    let err = other
+        .append_many_with(vec![test_entry(5, None), test_entry(6, None)], work)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LogError::NotSequencer), "{err}");
+    assert!(seen.lock().unwrap().is_none());
+    assert_eq!(
+        counts(&log).await,
+        (3, 1, 0),
+        "nothing of the refused batch"
+    );
+}

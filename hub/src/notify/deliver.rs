@@ -11,6 +11,7 @@
 //! way) and retries after `min(cap, base × 2^attempts) × U(0.5, 1)`. A case's later notification
 //! waits while an earlier one is pending (in order per case).
 
+use crate::store::BeginWrite as _;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -247,7 +248,7 @@ fn body(id: &str, kind: &str, payload: &str, created_ms: i64) -> serde_json::Res
 async fn fan_out(db: &Db, webhooks: &[Webhook]) -> Result<usize, StoreError> {
     let now = crate::store::now_ms();
     let n = on_db!(db, p, _DB => {
-        let mut tx = p.begin().await?;
+        let mut tx = p.begin_write().await?;
         let rows: Vec<(i64, String, Option<String>)> = sqlx::query_as(
             "SELECT seq, kind, case_id FROM outbox WHERE fanned_out = 0 ORDER BY seq LIMIT $1",
         )

@@ -9,6 +9,7 @@
 //! lookups across every replica sharing the database. A request refused by the caps is rolled back and
 //! leaves no row.
 
+use crate::store::BeginWrite as _;
 use sqlx::QueryBuilder;
 
 use crate::store::{Db, StoreError, on_db};
@@ -128,7 +129,7 @@ pub async fn record<T>(
     keys.dedup();
     let is_pg = matches!(db, Db::Postgres(_));
     on_db!(db, pool, DB => {
-        let mut tx = pool.begin().await?;
+        let mut tx = pool.begin_write().await?;
         if is_pg {
             sqlx::query(PG_LOCK).bind(principal).execute(&mut *tx).await?;
         }

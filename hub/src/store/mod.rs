@@ -65,6 +65,42 @@ macro_rules! on_db {
 
 pub(crate) use on_db;
 
+/// Begin a transaction that will write. On SQLite it is `BEGIN IMMEDIATE`: the write lock is
+/// taken at the start (waiting up to the busy timeout), so a transaction that reads before it
+/// writes cannot fail with `SQLITE_BUSY` when another connection commits in between (a deferred
+/// transaction in WAL mode cannot upgrade its stale read snapshot to a write, and SQLite refuses
+/// at once, without waiting). On PostgreSQL an ordinary `BEGIN`.
+pub trait BeginWrite {
+    type Database: sqlx::Database;
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<
+        Output = Result<sqlx::Transaction<'static, Self::Database>, sqlx::Error>,
+    > + Send;
+}
+
+impl BeginWrite for sqlx::SqlitePool {
+    type Database = sqlx::Sqlite;
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<
+        Output = Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error>,
+    > + Send {
+        self.begin_with("BEGIN IMMEDIATE")
+    }
+}
+
+impl BeginWrite for sqlx::PgPool {
+    type Database = sqlx::Postgres;
+    fn begin_write(
+        &self,
+    ) -> impl std::future::Future<
+        Output = Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error>,
+    > + Send {
+        self.begin()
+    }
+}
+
 /// A store failure. The message never contains the database URL.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -6,6 +6,7 @@
 //! Only PostgreSQL runs [`add`] in production (several replicas share it); the table and these
 //! functions work on SQLite too, which the unit tests use.
 
+use crate::store::BeginWrite as _;
 use sqlx::QueryBuilder;
 
 use crate::store::{Db, StoreError, on_db};
@@ -59,7 +60,7 @@ pub async fn add(db: &Db, rows: &[WindowRow]) -> Result<Vec<WindowRow>, StoreErr
                 .await?)
         }
         Db::Sqlite(pool) => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let mut out = Vec::with_capacity(rows.len());
             for chunk in rows.chunks(SQLITE_CHUNK) {
                 let mut q = QueryBuilder::<sqlx::Sqlite>::new(

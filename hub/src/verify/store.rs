@@ -1,6 +1,7 @@
 //! The verification tables (`0003_verifications.sql`): authorization letters and verifications with
 //! their reports. Members appear only as keyed pseudonyms; lists are JSON text.
 
+use crate::store::BeginWrite as _;
 use crate::store::{Db, StoreError, on_db};
 
 /// An authorization letter (核对授权书) as stored.
@@ -158,7 +159,7 @@ pub async fn insert_verification(
         return Ok(());
     };
     on_db!(db, p, _DB => {
-        let mut tx = p.begin().await?;
+        let mut tx = p.begin_write().await?;
         bind_ver!(sqlx::query(INSERT_VER), r).execute(&mut *tx).await?;
         sqlx::query(INSERT_FOLLOW_UP)
             .bind(&f.verification_id)
@@ -171,6 +172,39 @@ pub async fn insert_verification(
             .await?;
         tx.commit().await?;
     });
+    Ok(())
+}
+
+/// [`insert_verification`] inside the access log's batch transaction (a verification's report is
+/// made durable with its entries in one group commit, see [`crate::log::Attached`]): the row and
+/// the follow-up, if any; durable when the batch commits.
+pub async fn insert_verification_in(
+    conn: crate::log::TxConn<'_>,
+    r: &VerificationRow,
+    follow_up: Option<&FollowUpRow>,
+) -> Result<(), StoreError> {
+    macro_rules! run {
+        ($c:ident) => {{
+            bind_ver!(sqlx::query(INSERT_VER), r)
+                .execute(&mut *$c)
+                .await?;
+            if let Some(f) = follow_up {
+                sqlx::query(INSERT_FOLLOW_UP)
+                    .bind(&f.verification_id)
+                    .bind(&f.requested_by)
+                    .bind(&f.registered_division)
+                    .bind(&f.case_ref)
+                    .bind(f.created_ms)
+                    .bind(&f.due_by)
+                    .execute(&mut *$c)
+                    .await?;
+            }
+        }};
+    }
+    match conn {
+        crate::log::TxConn::Sqlite(c) => run!(c),
+        crate::log::TxConn::Postgres(c) => run!(c),
+    }
     Ok(())
 }
 

@@ -344,15 +344,22 @@ impl crate::log::Attached for EventWrite {
     fn write<'a>(
         &'a mut self,
         conn: crate::log::TxConn<'a>,
-        index: u64,
+        placed: &'a crate::log::Placed,
     ) -> crate::log::AttachedFuture<'a> {
         Box::pin(async move {
-            self.row.log_index = index as i64;
-            let r =
-                super::rules::insert_event_in(conn, &self.engine, &self.row, &self.details).await;
+            // `append_with`: a group of one entry.
+            let r = match placed.indexes.first() {
+                Some(index) => {
+                    self.row.log_index = *index as i64;
+                    super::rules::insert_event_in(conn, &self.engine, &self.row, &self.details)
+                        .await
+                        .map_err(|e| e.to_string())
+                }
+                None => Err("no access-log entry was placed for the event".to_owned()),
+            };
             let ok = r.is_ok();
             if let Ok(mut o) = self.outcome.lock() {
-                *o = Some(r.map_err(|e| e.to_string()));
+                *o = Some(r);
             }
             ok
         })

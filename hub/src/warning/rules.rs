@@ -16,6 +16,7 @@
 //! - A signal is recorded once per (event, rule) (primary key), so a re-placed event is not
 //!   counted twice.
 
+use crate::store::BeginWrite as _;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
@@ -234,7 +235,7 @@ pub async fn insert_event(
         details,
     };
     let raised = on_db!(db, p, _DB => {
-        let mut tx = p.begin().await?;
+        let mut tx = p.begin_write().await?;
         // The write first: SQLite takes its write lock here, so the reads below see a state no
         // other writer changes before the commit.
         let n = super::store::bind_event_row!(sqlx::query(sqlx::AssertSqlSafe(sql)), e)
@@ -311,7 +312,7 @@ pub async fn insert_village_report(
         details,
     };
     let raised = on_db!(db, p, _DB => {
-        let mut tx = p.begin().await?;
+        let mut tx = p.begin_write().await?;
         let n = super::store::bind_event_row!(sqlx::query(sqlx::AssertSqlSafe(sql)), e)
             .execute(&mut *tx)
             .await?
@@ -356,7 +357,7 @@ pub async fn place_event(
         details,
     };
     let raised = on_db!(db, p, _DB => {
-        let mut tx = p.begin().await?;
+        let mut tx = p.begin_write().await?;
         let n = sqlx::query("UPDATE dept_events SET placement = 'monitoring', township = $1, village = $2, placed_ms = $3 WHERE event_id = $4 AND placement = 'unmatched'")
             .bind(township)
             .bind(village)

@@ -2,6 +2,7 @@
 //! monitoring, and the monitoring list's uploads. Personal fields arrive here already sealed; the
 //! person is a keyed pseudonym.
 
+use crate::store::BeginWrite as _;
 use crate::store::{Db, StoreError, on_db};
 
 /// Where an event's person was placed.
@@ -242,7 +243,7 @@ pub async fn upsert_households(db: &Db, rows: &[HouseholdRow]) -> Result<Vec<Wri
     }
     let mut out = Vec::with_capacity(rows.len());
     on_db!(db, p, DB => {
-        let mut tx = p.begin().await?;
+        let mut tx = p.begin_write().await?;
         // What the batch's keys hold now, in one query.
         let mut known: std::collections::HashMap<(String, String), String> = std::collections::HashMap::new();
         for chunk in rows.chunks(500) {

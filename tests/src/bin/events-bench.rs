@@ -15,15 +15,17 @@
 //!   `--batch` events (`--batch-concurrency` requests in flight). The 201 (or the batch's answer)
 //!   comes after the warning is durable, so a request's latency is its events' event→warning
 //!   latency; p50/p99 are reported under that load;
-//! - **upload**: a monitoring-list upload of `--households` households as one CSV
-//!   (`POST /v1/monitoring/uploads`), with the hub's resident set (`VmRSS`) sampled every 20 ms
-//!   from `/proc/<pid>/status` during the upload, and its peak (`VmHWM`) before and after.
+//! - **uploads**: `--uploads` monitoring-list uploads of `--households` different households each,
+//!   one after the other, each as one CSV (`POST /v1/monitoring/uploads`), with the hub's resident
+//!   set (`VmRSS`) sampled every 20 ms from `/proc/<pid>/status` during each upload, and its peak
+//!   (`VmHWM`) before and after. The first upload warms the hub's caches; RSS after the last upload
+//!   against RSS after the first tells whether memory grows with what has been uploaded.
 //!
 //! The hub is a separate process (this binary re-executed as `events-bench serve --config F`) on
 //! SQLite. Every request must succeed; otherwise the benchmark exits non-zero.
 //!
 //! Run: `cargo run --release --locked --bin events-bench -- --events 5000`
-//! (`--events 500 --households 2000` for a smoke run).
+//! (`--events 500 --households 2000 --uploads 2` for a smoke run).
 #![forbid(unsafe_code)]
 
 use std::sync::Arc;
@@ -59,6 +61,9 @@ struct Args {
     /// Households in the monitoring-list upload.
     #[arg(long, default_value_t = 100_000)]
     households: u32,
+    /// Monitoring-list uploads of `--households` (different) households each, one after the other.
+    #[arg(long, default_value_t = 3)]
+    uploads: u32,
 }
 
 const XUZHUANG: &str = "370811002";
@@ -100,6 +105,82 @@ fn memory(pid: &str) -> (u64, u64) {
             .unwrap_or(0)
     };
     (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// What one monitoring-list upload measured.
+struct Upload {
+    size: usize,
+    seconds: f64,
+    samples: usize,
+    rss_min: u64,
+    rss_max: u64,
+    first_q: f64,
+    last_q: f64,
+    before: (u64, u64),
+    after: (u64, u64),
+}
+
+/// Uploads `count` households (residents `first..first + count`) as one CSV while sampling the
+/// hub's RSS every 20 ms.
+async fn upload(
+    civil: &reqwest::Client,
+    base: &str,
+    pid: &str,
+    first: u32,
+    count: u32,
+) -> anyhow::Result<Upload> {
+    let mut csv = String::from("category,resident_id,township,village,since,reason\n");
+    for i in 0..count {
+        let category = ["dibao_edge", "expenditure_hardship", "poverty_risk"][(i % 3) as usize];
+        csv.push_str(&format!(
+            "{category},{},{XUZHUANG},{XUZHUANG}{:03},2026-03-01,家庭收入低于当地低保标准1.5倍\n",
+            resident(first + i),
+            i % 40 + 1
+        ));
+    }
+    let size = csv.len();
+    let before = memory(pid);
+    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let (pid, sampling) = (pid.to_owned(), sampling.clone());
+        tokio::spawn(async move {
+            let mut rss = Vec::new();
+            while sampling.load(Ordering::Relaxed) {
+                rss.push(memory(&pid).0);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            rss
+        })
+    };
+    let start = Instant::now();
+    let r = civil
+        .post(format!("{base}/v1/monitoring/uploads"))
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await?;
+    let status = r.status().as_u16();
+    let answer: Value = r.json().await?;
+    let seconds = start.elapsed().as_secs_f64();
+    sampling.store(false, Ordering::Relaxed);
+    let rss = sampler.await?;
+    let after = memory(pid);
+    ensure!(status == 200, "upload: {status} {answer}");
+    ensure!(answer["inserted"] == json!(count), "upload: {answer}");
+    // RSS over the upload: its range, and the mean of the first and last quarter of the samples.
+    let quarter = (rss.len() / 4).max(1);
+    let mean = |s: &[u64]| s.iter().sum::<u64>() as f64 / s.len().max(1) as f64 / 1024.0;
+    Ok(Upload {
+        size,
+        seconds,
+        samples: rss.len(),
+        rss_min: rss.iter().min().copied().unwrap_or(0),
+        rss_max: rss.iter().max().copied().unwrap_or(0),
+        first_q: mean(&rss[..quarter.min(rss.len())]),
+        last_q: mean(&rss[rss.len().saturating_sub(quarter)..]),
+        before,
+        after,
+    })
 }
 
 /// Plain durable inserts of `rows` event-sized rows: `per_tx == 1` with `concurrency` writers, one
@@ -410,57 +491,34 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let unmatched = push_events(&health, &base, sign_all(0), args.concurrency, false).await?;
 
-    // The monitoring-list upload, the hub's RSS sampled meanwhile.
-    let mut csv = String::from("category,resident_id,township,village,since,reason\n");
-    for i in 0..args.households {
-        let category = ["dibao_edge", "expenditure_hardship", "poverty_risk"][(i % 3) as usize];
-        csv.push_str(&format!(
-            "{category},{},{XUZHUANG},{XUZHUANG}{:03},2026-03-01,家庭收入低于当地低保标准1.5倍\n",
-            resident(100_000 + i),
-            i % 40 + 1
-        ));
-    }
-    let size = csv.len();
-    let before = memory(&pid);
-    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let sampler = {
-        let (pid, sampling) = (pid.clone(), sampling.clone());
-        tokio::spawn(async move {
-            let mut rss = Vec::new();
-            while sampling.load(Ordering::Relaxed) {
-                rss.push(memory(&pid).0);
-                tokio::time::sleep(Duration::from_millis(20)).await;
+    // The monitoring-list uploads, the hub's RSS sampled meanwhile: `--uploads` files of
+    // `--households` different households each, one after the other. The first warms the hub's
+    // caches (SQLite's page cache per pooled connection, statement caches); memory that stays flat
+    // across the later ones does not grow with what has been uploaded.
+    let mut uploads = Vec::new();
+    for k in 0..args.uploads {
+        match upload(
+            &civil,
+            &base,
+            &pid,
+            100_000 + k * args.households,
+            args.households,
+        )
+        .await
+        {
+            Ok(u) => uploads.push(u),
+            Err(e) => {
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                let errors: Vec<&str> = log.lines().filter(|l| l.contains("ERROR")).collect();
+                bail!(
+                    "upload {} of {}: {e:#}\nthe hub's log errors:\n{}",
+                    k + 1,
+                    args.uploads,
+                    errors[errors.len().saturating_sub(10)..].join("\n")
+                );
             }
-            rss
-        })
-    };
-    let start = Instant::now();
-    let r = civil
-        .post(format!("{base}/v1/monitoring/uploads"))
-        .header("content-type", "text/csv")
-        .body(csv)
-        .send()
-        .await?;
-    let status = r.status().as_u16();
-    let answer: Value = r.json().await?;
-    let upload_s = start.elapsed().as_secs_f64();
-    sampling.store(false, Ordering::Relaxed);
-    let rss = sampler.await?;
-    let after = memory(&pid);
-    ensure!(status == 200, "upload: {status} {answer}");
-    ensure!(
-        answer["inserted"] == json!(args.households),
-        "upload: {answer}"
-    );
-    // RSS over the upload: its range, and the mean of the first and last quarter of the samples.
-    let quarter = (rss.len() / 4).max(1);
-    let mean = |s: &[u64]| s.iter().sum::<u64>() as f64 / s.len().max(1) as f64 / 1024.0;
-    let (rss_min, rss_max) = (
-        rss.iter().min().copied().unwrap_or(0),
-        rss.iter().max().copied().unwrap_or(0),
-    );
-    let first_q = mean(&rss[..quarter.min(rss.len())]);
-    let last_q = mean(&rss[rss.len().saturating_sub(quarter)..]);
+        }
+    }
 
     // Events about households now on the monitoring list: placed, and the warning rules evaluated
     // in the same commit (each raises a `hospital_costs` warning).
@@ -541,22 +599,39 @@ async fn run(args: Args) -> anyhow::Result<()> {
         batched.quantile(0.5),
         batched.quantile(0.99)
     );
-    println!(
-        "  upload {} households ({:.1} MiB CSV) in {upload_s:.1} s ({:.0}/s)",
-        args.households,
-        size as f64 / (1 << 20) as f64,
-        f64::from(args.households) / upload_s
-    );
-    println!(
-        "  hub RSS during the upload ({} samples, 20 ms apart): {:.0}–{:.0} MiB, first quarter mean {first_q:.0} MiB, last quarter mean {last_q:.0} MiB; before {} MiB, after {} MiB; peak (VmHWM) {} → {} MiB",
-        rss.len(),
-        rss_min as f64 / 1024.0,
-        rss_max as f64 / 1024.0,
-        before.0 / 1024,
-        after.0 / 1024,
-        before.1 / 1024,
-        after.1 / 1024
-    );
+    for (k, u) in uploads.iter().enumerate() {
+        println!(
+            "  upload {} of {}: {} households ({:.1} MiB CSV) in {:.1} s ({:.0}/s); hub RSS during it ({} samples, 20 ms apart) {:.0}–{:.0} MiB, first quarter mean {:.0} MiB, last quarter mean {:.0} MiB; before {} MiB, after {} MiB; peak (VmHWM) {} → {} MiB",
+            k + 1,
+            uploads.len(),
+            args.households,
+            u.size as f64 / (1 << 20) as f64,
+            u.seconds,
+            f64::from(args.households) / u.seconds,
+            u.samples,
+            u.rss_min as f64 / 1024.0,
+            u.rss_max as f64 / 1024.0,
+            u.first_q,
+            u.last_q,
+            u.before.0 / 1024,
+            u.after.0 / 1024,
+            u.before.1 / 1024,
+            u.after.1 / 1024
+        );
+    }
+    if let (Some(first), Some(last)) = (uploads.first(), uploads.last()) {
+        if uploads.len() > 1 {
+            println!(
+                "  hub RSS after upload 1 → after upload {}: {} → {} MiB ({:+.1} %), peak {} → {} MiB",
+                uploads.len(),
+                first.after.0 / 1024,
+                last.after.0 / 1024,
+                (last.after.0 as f64 / first.after.0.max(1) as f64 - 1.0) * 100.0,
+                first.after.1 / 1024,
+                last.after.1 / 1024
+            );
+        }
+    }
     let _ = child.kill().await;
     Ok(())
 }

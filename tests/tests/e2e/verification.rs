@@ -39,6 +39,25 @@ pub(crate) async fn setup_with(edit: impl Fn(String) -> String) -> anyhow::Resul
 /// The fact queries a simulated department received, leaving out the hub's registration checks
 /// (户籍核验: `civil_affairs.registered_division` alone, asked of civil affairs before any other
 /// department).
+/// Commits of the access log so far (each batch transaction stores one checkpoint), read from the
+/// hub's database (`sqlite://…` or `postgres://…`).
+pub(crate) async fn log_commits(db_url: &str) -> anyhow::Result<i64> {
+    use sqlx::Connection as _;
+    let sql = "SELECT COUNT(*) FROM log_checkpoints";
+    let (n,): (i64,) = if db_url.starts_with("postgres") {
+        let mut c = sqlx::PgConnection::connect(db_url).await?;
+        let n = sqlx::query_as(sql).fetch_one(&mut c).await?;
+        c.close().await?;
+        n
+    } else {
+        let mut c = sqlx::SqliteConnection::connect(db_url).await?;
+        let n = sqlx::query_as(sql).fetch_one(&mut c).await?;
+        c.close().await?;
+        n
+    };
+    Ok(n)
+}
+
 pub(crate) fn fact_queries(h: &SimDepartmentHandle) -> Vec<QueryRecord> {
     h.queries()
         .into_iter()
@@ -273,8 +292,24 @@ async fn caseworker_verifies_a_household_and_each_department_gets_only_its_plann
         .iter()
         .find(|h| h.members.len() >= 2)
         .expect("a household with 2+ members");
-    let (status, report) = s.verify_dibao("caseworker", h, "case-a-1").await?;
+    let db = format!("sqlite://{}", s.env.path().join("hub.db").display());
+    let auth = s
+        .record_letter("caseworker", h, &["dibao_application"])
+        .await?;
+    let commits = log_commits(&db).await?;
+    let (status, report) = s
+        .post(
+            "caseworker",
+            "/v1/verifications",
+            &verification(h, "dibao_application", "case-a-1", "normal", Some(&auth)),
+        )
+        .await?;
     assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        log_commits(&db).await? - commits,
+        2,
+        "the registration and request entries in one, the 7 department entries and the report in one"
+    );
     let text = report.to_string();
     for id in ids(h) {
         assert!(
@@ -922,7 +957,8 @@ async fn letters_verifications_and_reports_on_postgresql() -> anyhow::Result<()>
     );
     let mut ids = Vec::new();
     let mut report = Value::Null;
-    for _ in 0..2 {
+    let commits = log_commits(&pg.url).await?;
+    for round in 0..2 {
         let r = s
             .env
             .http("caseworker")?
@@ -934,6 +970,13 @@ async fn letters_verifications_and_reports_on_postgresql() -> anyhow::Result<()>
         assert_eq!(r.status(), 200);
         report = r.json().await?;
         ids.push(report["id"].clone());
+        if round == 0 {
+            assert_eq!(
+                log_commits(&pg.url).await? - commits,
+                2,
+                "the department entries and the report commit together on PostgreSQL too"
+            );
+        }
     }
     assert_eq!(ids[0], ids[1], "one verification per Idempotency-Key");
     assert_eq!(s.deps.handles[&Department::Labor].query_count(), 1);

@@ -1,7 +1,8 @@
 //! 汇总 (assemble): the report from what the fan-out brought back — per member the facts (asked or
 //! reused, each with its provenance), per department its status, and the aggregation (核算) against
 //! the local standard in force for the household's county. Pure: no I/O, no signature, no
-//! receipts (those are [`super::seal`]'s).
+//! department log indexes and no receipts (those are [`super::seal`]'s, known once the entries
+//! are sequenced).
 
 use policies::PolicyEngine;
 use schemas::Household;
@@ -72,7 +73,8 @@ pub(crate) fn assemble(input: &Input<'_>) -> Report {
             detail: None,
             reused_from: Some(r.answer.source.clone()),
             elapsed_ms: 0,
-            log_index: Some(r.log_index),
+            // Placed by the seal, with the entry.
+            log_index: None,
             log_receipt: None,
         });
     }
@@ -90,7 +92,8 @@ pub(crate) fn assemble(input: &Input<'_>) -> Report {
             detail: None,
             reused_from: None,
             elapsed_ms: o.elapsed_ms,
-            log_index: Some(o.log_index),
+            // Placed by the seal, with the entry.
+            log_index: None,
             log_receipt: None,
         };
         match &o.result {
@@ -197,6 +200,34 @@ mod tests {
         }
     }
 
+    /// An entry for the fixtures (assemble does not read it).
+    fn entry() -> schemas::access_log::AccessLogEntry {
+        use schemas::access_log::{Action, Actor, Decision, Effect, FORMAT_V1, Outcome};
+        schemas::access_log::AccessLogEntry {
+            format: FORMAT_V1.into(),
+            time: datetime!(2026-11-29 04:00:00 UTC),
+            actor: Actor {
+                uri: "spiffe://jishijiu.jining/caseworker/mz-370811002/370811002/cw-1".into(),
+                principal: "cw-1".into(),
+                role: schemas::Role::Caseworker,
+                organisation: "mz-370811002".into(),
+                division: schemas::DivisionCode::parse("370811002").expect("division"),
+            },
+            action: Action::DepartmentQueried,
+            purpose: None,
+            case_ref: Some("case-1".into()),
+            decision: Decision {
+                effect: Effect::Allow,
+                policy_ids: vec!["p1".into()],
+            },
+            departments: Vec::new(),
+            fact_kinds: Vec::new(),
+            outcome: Outcome::Succeeded,
+            request_id: "req-1".into(),
+            subjects: Vec::new(),
+        }
+    }
+
     #[test]
     fn assemble_puts_each_answer_under_its_member_and_department() {
         let engine = PolicyEngine::load(PolicyEngine::shipped_dir()).expect("shipped policies");
@@ -235,7 +266,7 @@ mod tests {
                     signature: Some("old-sig".into()),
                     members: vec![(vec![housing_fact], Vec::new()), (Vec::new(), Vec::new())],
                 },
-                log_index: 13,
+                entry: entry(),
             }],
             asked: vec![
                 Asked {
@@ -243,7 +274,7 @@ mod tests {
                     kinds: vec![FactKind::Pension],
                     result: Ok(labour_answer()),
                     elapsed_ms: 12,
-                    log_index: 11,
+                    entry: entry(),
                 },
                 Asked {
                     department: Department::Health,
@@ -253,7 +284,7 @@ mod tests {
                         after: std::time::Duration::from_secs(30),
                     }),
                     elapsed_ms: 30_000,
-                    log_index: 12,
+                    entry: entry(),
                 },
             ],
         });
@@ -261,16 +292,17 @@ mod tests {
         assert_eq!(report.log_index, 10);
         assert_eq!(report.registered_division, "370811002");
         assert!(report.signature.is_none() && report.log_receipt.is_none());
-        // Departments in department order, each with its status, entry and provenance.
+        // Departments in department order, each with its status and provenance; the entries'
+        // indexes are the seal's, once they are sequenced.
         let parts: Vec<(Department, DepartmentStatus, Option<u64>)> = report
             .departments
             .iter()
             .map(|d| (d.department, d.status, d.log_index))
             .collect();
         let mut want = vec![
-            (Department::Labor, DepartmentStatus::Answered, Some(11)),
-            (Department::Health, DepartmentStatus::TimedOut, Some(12)),
-            (Department::Housing, DepartmentStatus::Reused, Some(13)),
+            (Department::Labor, DepartmentStatus::Answered, None),
+            (Department::Health, DepartmentStatus::TimedOut, None),
+            (Department::Housing, DepartmentStatus::Reused, None),
         ];
         want.sort_by_key(|(d, _, _)| *d);
         assert_eq!(parts, want);

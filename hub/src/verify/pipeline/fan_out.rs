@@ -1,18 +1,24 @@
-//! 并发查询 (fan-out): every planned query sent at once, each bounded by the urgency's deadline,
-//! each logged as one `department_queried` entry with its outcome as soon as it ends; then one
-//! `evidence_reused` entry per reused department.
+//! 并发查询 (fan-out): every planned query sent at once, each bounded by the urgency's deadline;
+//! each ends with its `department_queried` entry (its outcome) prepared; then one `evidence_reused`
+//! entry per reused department is prepared.
 //!
-//! The loop in [`fan_out`] is the one place where a department's outcome becomes known (after its
-//! entry is durable); the `on_done` callback is called there, once per department, in the order
-//! the departments finish.
+//! The entries are not appended here: [`super::seal`] appends them with the stored report in one
+//! group commit, so a verification's department entries and its report become durable together
+//! (no report without its entries) and the caller is answered only after that commit. What was
+//! durable before any department was asked stays so: the allowed `verification_requested` entry
+//! (the gate's), naming every department and fact kind about to be asked. A crash between here
+//! and the seal therefore loses no acknowledged entry (nothing was answered) and leaves the
+//! request's entry saying who was to be asked.
 //!
-//! A query whose entry cannot be written fails the verification (after every query has ended):
+//! The loop in [`fan_out`] is the one place where a department's outcome becomes known; the
+//! `on_done` callback is called there, once per department, in the order the departments finish.
+//!
+//! A query whose entry cannot be built fails the verification (after every query has ended):
 //! nothing is reported that the log does not record.
 
 use futures::StreamExt as _;
-use futures::future::join_all;
 use futures::stream::FuturesUnordered;
-use schemas::access_log::{Action as LogAction, Outcome};
+use schemas::access_log::{AccessLogEntry, Action as LogAction, Outcome};
 use schemas::{Department, FactKind, FactQuery};
 
 use super::Asker;
@@ -27,8 +33,8 @@ pub(crate) struct Asked {
     pub kinds: Vec<FactKind>,
     pub result: Result<connectors::VerifiedAnswer, connectors::ConnectorError>,
     pub elapsed_ms: u64,
-    /// The `department_queried` entry.
-    pub log_index: u64,
+    /// The `department_queried` entry, appended at the seal.
+    pub entry: AccessLogEntry,
 }
 
 impl Asked {
@@ -47,7 +53,8 @@ pub(crate) struct Reused {
     pub department: Department,
     pub kinds: Vec<FactKind>,
     pub answer: crate::verify::reuse::Reusable,
-    pub log_index: u64,
+    /// The `evidence_reused` entry, appended at the seal.
+    pub entry: AccessLogEntry,
 }
 
 /// Ask every department of `queries` at once. Returns the departments in the order of `queries`
@@ -70,7 +77,7 @@ pub(crate) async fn fan_out(
     let mut done: Vec<(usize, Asked)> = Vec::with_capacity(queries.len());
     let mut unlogged = false;
     while let Some((i, asked)) = pending.next().await {
-        // The per-department completion point: the query has ended and its entry is durable.
+        // The per-department completion point: the query has ended and its entry is prepared.
         match asked {
             Some(asked) => {
                 on_done(&asked);
@@ -81,14 +88,14 @@ pub(crate) async fn fan_out(
     }
     if unlogged {
         return Err(ApiError::internal(
-            "a department query could not be recorded in the access log",
+            "a department query's access-log entry could not be built",
         ));
     }
     done.sort_by_key(|(i, _)| *i);
     Ok(done.into_iter().map(|(_, asked)| asked).collect())
 }
 
-/// One department's query and its entry; `None` when the entry could not be written.
+/// One department's query and its entry; `None` when the entry could not be built.
 async fn ask(
     a: &Asker<'_>,
     policy_ids: &[String],
@@ -105,12 +112,9 @@ async fn ask(
     )
     .await;
     let elapsed_ms = started.elapsed().as_millis() as u64;
-    let mut asked = Asked {
-        department,
-        kinds: query.fact_kinds.clone(),
-        result,
-        elapsed_ms,
-        log_index: 0,
+    let status = match &result {
+        Ok(_) => DepartmentStatus::Answered,
+        Err(e) => DepartmentStatus::of_error(e),
     };
     let entry = a
         .entry(
@@ -118,54 +122,45 @@ async fn ask(
             policy_ids.to_vec(),
             vec![department],
             query.fact_kinds.clone(),
-            asked.status().outcome(),
+            status.outcome(),
         )
+        .inspect_err(|e| {
+            tracing::error!(error = %e.message, department = %department, "access-log entry not built");
+        })
         .ok()?;
-    match a.s.log.append(entry).await {
-        Ok(logged) => {
-            asked.log_index = logged.index;
-            Some(asked)
-        }
-        Err(e) => {
-            tracing::error!(error = %e, department = %department, "access log append failed");
-            None
-        }
-    }
+    Some(Asked {
+        department,
+        kinds: query.fact_kinds.clone(),
+        result,
+        elapsed_ms,
+        entry,
+    })
 }
 
-/// One `evidence_reused` entry per reused department, appended concurrently (one group commit),
-/// in department order. Takes the plan whole: its queries have been asked.
-pub(crate) async fn record_reuse(
+/// One `evidence_reused` entry per reused department (appended at the seal), in department
+/// order. Takes the plan whole: its queries have been asked.
+pub(crate) fn record_reuse(
     a: &Asker<'_>,
     policy_ids: &[String],
     plan: Plan,
 ) -> Result<Vec<Reused>, ApiError> {
     let Plan { reused, kinds, .. } = plan;
     let kinds_of = |d: &Department| kinds.get(d).cloned().unwrap_or_default();
-    let entries = reused
-        .keys()
-        .map(|d| {
-            a.entry(
-                LogAction::EvidenceReused,
-                policy_ids.to_vec(),
-                vec![*d],
-                kinds_of(d),
-                Outcome::Succeeded,
-            )
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let logged = join_all(entries.into_iter().map(|e| a.s.log.append(e)))
-        .await
+    reused
         .into_iter()
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(reused
-        .into_iter()
-        .zip(logged)
-        .map(|((department, answer), logged)| Reused {
-            department,
-            kinds: kinds_of(&department),
-            answer,
-            log_index: logged.index,
+        .map(|(department, answer)| {
+            Ok(Reused {
+                entry: a.entry(
+                    LogAction::EvidenceReused,
+                    policy_ids.to_vec(),
+                    vec![department],
+                    kinds_of(&department),
+                    Outcome::Succeeded,
+                )?,
+                department,
+                kinds: kinds_of(&department),
+                answer,
+            })
         })
-        .collect())
+        .collect()
 }

@@ -4,8 +4,14 @@
 //! database, the registration check with civil affairs (户籍核验), Cedar again on the region civil
 //! affairs gives, and finally the allowed `verification_requested` entry.
 //!
-//! Every refusal goes through [`crate::authz::enforce_logged`]: one denied entry, durable before
-//! the 403 leaves. A cap answers 429 with its own policy id in the entry.
+//! Every refusal is one denied entry, durable before the 403 leaves (before the registration check
+//! through [`crate::authz::enforce_logged`]). A cap answers 429 with its own policy id in the entry.
+//!
+//! The `registration_checked` entry is appended with the entry of the decision that follows it
+//! (the allowed `verification_requested` one, or the denial) in one group commit, not on its own:
+//! between them only the letter on the authoritative region is read and Cedar decides, nothing
+//! leaves the hub, and the pair is durable before any other department is asked or the caller is
+//! answered. When civil affairs cannot answer, its entry is appended alone before the 503.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -205,11 +211,17 @@ pub(crate) async fn gate(a: &Asker<'_>, r: &Request<'_>) -> Result<Gate, ApiErro
 
     // Jurisdiction from authoritative data: where civil affairs says the members are registered.
     // The declared division above was only a first filter; the decision that counts is this one.
-    let registration =
+    let (registration, registration_entry) =
         check_registration(a, r, &authorization_ref, first.policy_ids, deadline).await?;
     let region = registration.region(r.household);
     let (letter, problem) = match &region {
-        Some(division) => letter_on(division.clone()).await?,
+        Some(division) => match letter_on(division.clone()).await {
+            Ok(on) => on,
+            Err(e) => {
+                s.log.append(registration_entry).await?;
+                return Err(e);
+            }
+        },
         None => (letter, problem),
     };
     let verdict = policy(
@@ -226,28 +238,38 @@ pub(crate) async fn gate(a: &Asker<'_>, r: &Request<'_>) -> Result<Gate, ApiErro
         },
         problem.as_deref(),
     );
-    let decision = enforce_logged(&s.log, verdict, |ids| a.refused(ids)).await?;
+    let decision = match verdict {
+        Ok(d) => d,
+        Err((d, e)) => {
+            with_registration(s, registration_entry, a.refused(d.policy_ids)).await?;
+            return Err(e);
+        }
+    };
     let Some(region) = region else {
         // Cedar refuses a household without a region; never run one even if a policy changed.
-        s.log
-            .append(a.refused(vec![REGISTRATION_POLICY.into()])?)
-            .await?;
+        with_registration(
+            s,
+            registration_entry,
+            a.refused(vec![REGISTRATION_POLICY.into()]),
+        )
+        .await?;
         return Err(ApiError::forbidden(
             "无法确认申请人的户籍登记地 / the applicant's registered division cannot be established",
         ));
     };
 
     let created = OffsetDateTime::now_utc();
-    let request_logged = s
-        .log
-        .append(a.entry(
-            LogAction::VerificationRequested,
-            decision.policy_ids.clone(),
-            r.wanted.keys().copied().collect(),
-            planned.iter().copied().collect(),
-            Outcome::Succeeded,
-        )?)
-        .await?;
+    let request_entry = a.entry(
+        LogAction::VerificationRequested,
+        decision.policy_ids.clone(),
+        r.wanted.keys().copied().collect(),
+        planned.iter().copied().collect(),
+        Outcome::Succeeded,
+    );
+    let logged = with_registration(s, registration_entry, request_entry).await?;
+    let request_logged = logged
+        .get(1)
+        .ok_or_else(|| ApiError::internal("the request entry was not placed"))?;
     Ok(Gate::Admitted(Box::new(Admitted {
         policy_ids: decision.policy_ids,
         letter,
@@ -260,16 +282,40 @@ pub(crate) async fn gate(a: &Asker<'_>, r: &Request<'_>) -> Result<Gate, ApiErro
     })))
 }
 
+/// Appends the `registration_checked` entry with the next decision's entry in one group commit
+/// (their places, in that order); if that entry could not be built, the registration entry alone,
+/// and the error.
+async fn with_registration(
+    s: &crate::api::AppState,
+    registration: schemas::access_log::AccessLogEntry,
+    next: Result<schemas::access_log::AccessLogEntry, ApiError>,
+) -> Result<Vec<crate::log::Appended>, ApiError> {
+    match next {
+        Ok(next) => Ok(s.log.append_many(vec![registration, next]).await?),
+        Err(e) => {
+            s.log.append(registration).await?;
+            Err(e)
+        }
+    }
+}
+
 /// 户籍核验: ask civil affairs where every member is registered (one query, before any other
-/// department), log it as one `registration_checked` entry, and fail closed when civil affairs
-/// cannot answer. See [`crate::verify::registration`].
+/// department) and fail closed when civil affairs cannot answer (its `registration_checked` entry
+/// appended first). On an answer, the entry is returned for the caller to append with the next
+/// decision's entry. See [`crate::verify::registration`].
 async fn check_registration(
     a: &Asker<'_>,
     r: &Request<'_>,
     authorization_ref: &str,
     policy_ids: Vec<String>,
     deadline: tokio::time::Instant,
-) -> Result<crate::verify::registration::Registration, ApiError> {
+) -> Result<
+    (
+        crate::verify::registration::Registration,
+        schemas::access_log::AccessLogEntry,
+    ),
+    ApiError,
+> {
     let query = crate::verify::registration::query(
         r.household,
         r.req.purpose,
@@ -287,21 +333,20 @@ async fn check_registration(
         Ok(_) => Outcome::Succeeded,
         Err(e) => DepartmentStatus::of_error(e).outcome(),
     };
-    a.s.log
-        .append(a.entry(
-            LogAction::RegistrationChecked,
-            policy_ids,
-            vec![Department::CivilAffairs],
-            vec![FactKind::RegisteredDivision],
-            outcome,
-        )?)
-        .await?;
+    let entry = a.entry(
+        LogAction::RegistrationChecked,
+        policy_ids,
+        vec![Department::CivilAffairs],
+        vec![FactKind::RegisteredDivision],
+        outcome,
+    )?;
     match result {
-        Ok(answer) => Ok(crate::verify::registration::from_answer(
-            r.household,
-            &answer,
+        Ok(answer) => Ok((
+            crate::verify::registration::from_answer(r.household, &answer),
+            entry,
         )),
         Err(e) => {
+            a.s.log.append(entry).await?;
             tracing::warn!(error = %e, "registration check with civil affairs failed");
             Err(crate::verify::registration::unavailable())
         }

@@ -4,21 +4,27 @@
 //!
 //! 1. [`gate`] — 准入: the letter on record, Cedar `request_verification` on the declared household,
 //!    the anti-trawling caps, the registration check with civil affairs, Cedar again on the
-//!    authoritative region; then the allowed `verification_requested` entry.
+//!    authoritative region; then the `registration_checked` and allowed `verification_requested`
+//!    entries in one group commit.
 //! 2. [`plan`] — 计划: which department is asked for which fact kinds, and which departments'
 //!    answers to an earlier verification are reused instead (一次采集).
-//! 3. [`fan_out`] — 并发查询: one query per department, all at once, each logged as it ends (one
-//!    completion point per department); then the `evidence_reused` entries.
+//! 3. [`fan_out`] — 并发查询: one query per department, all at once, each with its
+//!    `department_queried` entry prepared as it ends (one completion point per department); then
+//!    the `evidence_reused` entries prepared.
 //! 4. [`assemble`] — 汇总: the report's members and departments from the answers, and the
 //!    aggregation (核算).
-//! 5. [`seal`] — 封存: the access-log receipts, the hub's signature (once per view), the stored row
-//!    and the view the caller may see.
+//! 5. [`seal`] — 封存: the department entries, the receipts, the hub's signature (once per view)
+//!    and the stored row, durable together in ONE group commit of the access log; then the view
+//!    the caller may see.
 //!
 //! Invariants:
 //! - No department (civil affairs included) is asked before the gate's first decision and the caps;
 //!   no other department before the second decision on the authoritative region.
 //! - A refusal anywhere in the gate is exactly one denied `verification_requested` entry (durable
 //!   before the answer) and nothing stored.
+//! - The allowed `verification_requested` entry is durable before any department but civil affairs
+//!   is asked; the department entries and the stored report commit together (one transaction,
+//!   shared with concurrent appends), before the caller is answered: no report without its entries.
 //! - Every stage refers to people by keyed pseudonyms ([`Asker::subjects`]); resident IDs appear only
 //!   inside the department queries.
 
@@ -169,7 +175,14 @@ pub(crate) async fn run(
         },
     )
     .await?;
-    let reused = fan_out::record_reuse(&asker, &admitted.policy_ids, plan).await?;
+    let reused = fan_out::record_reuse(&asker, &admitted.policy_ids, plan)?;
+    // The entries the seal appends with the report, in the report's department order.
+    let mut entries: Vec<_> = reused
+        .iter()
+        .map(|r| (r.department, r.entry.clone()))
+        .chain(asked.iter().map(|a| (a.department, a.entry.clone())))
+        .collect();
+    entries.sort_by_key(|(d, _)| *d);
 
     let report = assemble::assemble(&assemble::Input {
         engine: &engine,
@@ -193,6 +206,7 @@ pub(crate) async fn run(
             req: &req,
             applicant,
             created: admitted.created,
+            entries,
         },
     )
     .await
