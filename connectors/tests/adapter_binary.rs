@@ -175,3 +175,76 @@ fn pem_block(label: &str, der: &[u8]) -> String {
     out.push_str(&format!("-----END {label}-----\n"));
     out
 }
+
+/// A department added as data (应急管理 `emergency`, with its declared fact kind in the shipped
+/// `departments.toml`): with `--policies` the binary exports, checks and lists its kind; without,
+/// the mapping is refused naming the field.
+#[test]
+fn the_binary_reads_departments_toml_for_a_department_added_as_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).display().to_string();
+    let (db, mapping) = (p("emergency.db"), p("emergency.toml"));
+    let policies = policies::PolicyEngine::shipped_dir().display().to_string();
+    run(&[
+        "sim-export",
+        "--seed",
+        "77",
+        "--households",
+        "50",
+        "--department",
+        "emergency",
+        "--policies",
+        &policies,
+        "--sqlite",
+        &db,
+        "--mapping-out",
+        &mapping,
+    ]);
+    let checked = run(&[
+        "check",
+        "--mapping",
+        &mapping,
+        "--policies",
+        &policies,
+        "--database-url",
+        &format!("sqlite://{db}"),
+    ]);
+    assert!(
+        checked.contains("mapping OK: emergency serves 1 fact kind(s)")
+            && checked.contains("emergency.disaster_relief_received_12m"),
+        "{checked}"
+    );
+    let without = Command::new(BIN)
+        .args(["check", "--mapping", &mapping])
+        .output()
+        .unwrap();
+    assert!(!without.status.success());
+    let stderr = String::from_utf8_lossy(&without.stderr);
+    assert!(
+        stderr.contains("department: \"emergency\" is not a department code"),
+        "{stderr}"
+    );
+    // A bad departments.toml stops it, naming the file and key.
+    let bad = dir.path().join("departments.toml");
+    std::fs::write(
+        &bad,
+        "[department.emergency]\nname_zh = \"应急管理\"\nname_en = \"emergency management\"\n[department.emergency.fact_kinds.\"emergency.x\"]\nvalue_type = \"money_fen\"\nunit = \"dm2\"\nperiod = \"as_of\"\nvalidity_days = 30\nname_zh = \"x\"\nname_en = \"x\"\n",
+    )
+    .unwrap();
+    let refused = Command::new(BIN)
+        .args([
+            "check",
+            "--mapping",
+            &mapping,
+            "--policies",
+            &p("departments.toml"),
+        ])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("department.emergency.fact_kinds.\"emergency.x\".unit"),
+        "{stderr}"
+    );
+}

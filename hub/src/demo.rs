@@ -565,11 +565,7 @@ fn write_samples(dir: &Path, population: &Population) -> anyhow::Result<()> {
                         resident_id: m.resident_id.clone(),
                     })
                     .collect(),
-                fact_kinds: FactKind::ALL
-                    .iter()
-                    .copied()
-                    .filter(|k| k.department() == d)
-                    .collect(),
+                fact_kinds: FactKind::served_by(d).collect(),
             };
             std::fs::write(
                 samples.join("queries").join(format!("{}.json", d.code())),

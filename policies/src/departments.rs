@@ -1,10 +1,15 @@
 //! 部门目录: the departments the hub works with (`departments.toml`), as data.
 //!
 //! Each entry gives a department's code, its Chinese and English names, the fact kinds it answers
-//! (from the fact catalogue) and the event kinds it may push (`<code>.<event>`). Adding a department
-//! (应急管理 `emergency`, …) is an entry here plus its `[departments.<code>]` connector and key in
-//! the hub's config and a client certificate: no code change. Cedar already treats every department
-//! alike (`Agency::"<code>"`).
+//! (from the fact catalogue, or declared in full under `fact_kinds`) and the event kinds it may push
+//! (`<code>.<event>`). Adding a department (应急管理 `emergency`, …) is an entry here plus its
+//! `[departments.<code>]` connector and key in the hub's config and a client certificate: no code
+//! change. Cedar already treats every department alike (`Agency::"<code>"`).
+//!
+//! A declared fact kind (`[department.<code>.fact_kinds."<code>.<fact>"]`: `value_type`, `unit`,
+//! `period`, `validity_days`, `name_zh`, `name_en`, and `codes` for a `code` value) is registered
+//! in [`schemas::FactKind`]'s process registry, so purpose profiles, mapping files and the wire
+//! accept it like a catalogue kind.
 //!
 //! Invariants:
 //! - The seven built-ins are always present, with their code and names byte for byte (an entry that
@@ -12,12 +17,13 @@
 //! - A bad file is refused whole, before anything is registered: the hub keeps the departments it
 //!   had. A valid file registers its departments in [`schemas::Department`]'s process registry
 //!   (which only grows), so that their codes parse everywhere (certificates, the wire).
-//! - A fact kind belongs to the department of its code prefix; an event kind likewise.
+//! - A fact kind belongs to the department of its code prefix; an event kind likewise. A declared
+//!   fact kind never redefines a catalogue kind (refused, naming the key).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use schemas::{Department, FactKind};
+use schemas::{Department, FactDecl, FactKind, FactKindError, PeriodKind, Unit, ValueType};
 
 use crate::error::PolicyError;
 use crate::toml_util as t;
@@ -31,8 +37,10 @@ pub struct DepartmentSpec {
     pub department: Department,
     pub name_zh: String,
     pub name_en: String,
-    /// The fact kinds it answers through connector protocol v1.
+    /// The fact kinds it answers through connector protocol v1 (catalogue kinds, then declared).
     pub facts: Vec<FactKind>,
+    /// The fact kinds it declares (outside the built-in catalogue), as declared.
+    pub declared: Vec<FactDecl>,
     /// The event kinds it may push (`<code>.<event>`).
     pub events: Vec<String>,
 }
@@ -48,7 +56,12 @@ fn built_in_spec(d: Department) -> DepartmentSpec {
         department: d,
         name_zh: d.name_zh().to_owned(),
         name_en: d.name_en().to_owned(),
-        facts: FactKind::served_by(d).collect(),
+        facts: FactKind::BUILT_IN
+            .iter()
+            .copied()
+            .filter(|k| k.department() == d)
+            .collect(),
+        declared: Vec::new(),
         events: schemas::events::KnownKind::ALL
             .iter()
             .map(|k| k.code())
@@ -60,6 +73,133 @@ fn built_in_spec(d: Department) -> DepartmentSpec {
 
 fn name_ok(s: &str) -> bool {
     !s.trim().is_empty() && s.chars().count() <= 64 && !s.chars().any(char::is_control)
+}
+
+/// The key path of a declared fact kind: `department.<code>.fact_kinds."<kind>"`.
+fn decl_key(prefix: &str, kind: &str) -> String {
+    format!("{prefix}.fact_kinds.\"{kind}\"")
+}
+
+/// A registry refusal as a file error naming the declaration's field.
+fn decl_error(file: &Path, prefix: &str, kind: &str, e: FactKindError) -> PolicyError {
+    let text = e.to_string();
+    let (field, rule) = text.split_once(": ").unwrap_or(("", text.as_str()));
+    let field = field.split(", ").next().unwrap_or(field);
+    let key = decl_key(prefix, kind);
+    let key = if field == "code" || field.is_empty() {
+        key
+    } else {
+        format!("{key}.{field}")
+    };
+    PolicyError::toml(file, key, rule.to_owned())
+}
+
+/// One of the serde enums of the catalogue (`value_type`, `unit`, `period`) from its wire name.
+fn wire_enum<T: serde::de::DeserializeOwned>(
+    file: &Path,
+    key: &str,
+    v: &toml::Value,
+    allowed: &str,
+) -> Result<T, PolicyError> {
+    let s = t::string(file, key, v)?;
+    T::deserialize(serde::de::value::StrDeserializer::<serde::de::value::Error>::new(s))
+        .map_err(|_| PolicyError::toml(file, key, format!("{s:?} is not one of {allowed}")))
+}
+
+/// The `fact_kinds` table of one department entry: each declaration checked in full (nothing
+/// registered here).
+fn declarations(
+    file: &Path,
+    prefix: &str,
+    code: &str,
+    v: &toml::Value,
+) -> Result<Vec<FactDecl>, PolicyError> {
+    let mut out = Vec::new();
+    for (kind, v) in t::table(file, &format!("{prefix}.fact_kinds"), v)? {
+        let key = decl_key(prefix, kind);
+        if kind.split_once('.').is_none_or(|(d, _)| d != code) {
+            return Err(PolicyError::toml(
+                file,
+                key,
+                format!("a fact kind of `{code}` is named `{code}.<fact>`"),
+            ));
+        }
+        let table = t::table(file, &key, v)?;
+        t::only_keys(
+            file,
+            &key,
+            table,
+            &[
+                "value_type",
+                "unit",
+                "period",
+                "validity_days",
+                "name_zh",
+                "name_en",
+                "codes",
+            ],
+        )?;
+        let field = |f: &str| t::required(file, &key, table, f);
+        let sub = |f: &str| format!("{key}.{f}");
+        let value_type: ValueType = wire_enum(
+            file,
+            &sub("value_type"),
+            field("value_type")?,
+            "bool, count, money_fen, area_dm2, days, code, optional_date, monthly_fen, division",
+        )?;
+        let unit: Unit = wire_enum(
+            file,
+            &sub("unit"),
+            field("unit")?,
+            "none, fen, fen_per_month, fen_per_academic_year, dm2, count, days",
+        )?;
+        let period: PeriodKind = wire_enum(
+            file,
+            &sub("period"),
+            field("period")?,
+            "as_of, trailing_12_months, current_month, academic_year",
+        )?;
+        let validity_days = t::int(
+            file,
+            &sub("validity_days"),
+            field("validity_days")?,
+            1,
+            3650,
+        )? as u32;
+        let name = |f: &str| -> Result<String, PolicyError> {
+            let s = t::string(file, &sub(f), field(f)?)?;
+            if !name_ok(s) {
+                return Err(PolicyError::toml(
+                    file,
+                    sub(f),
+                    "must be 1 to 64 characters, no control characters",
+                ));
+            }
+            Ok(s.to_owned())
+        };
+        let (name_zh, name_en) = (name("name_zh")?, name("name_en")?);
+        let codes = match table.get("codes") {
+            Some(v) => t::strings(file, &sub("codes"), v)?
+                .into_iter()
+                .map(|(_, c)| c.to_owned())
+                .collect(),
+            None => Vec::new(),
+        };
+        let decl = FactDecl {
+            code: kind.clone(),
+            value_type,
+            unit,
+            period,
+            validity_days,
+            name_zh,
+            name_en,
+            codes,
+        };
+        decl.check()
+            .map_err(|e| decl_error(file, prefix, kind, e))?;
+        out.push(decl);
+    }
+    Ok(out)
 }
 
 impl Departments {
@@ -104,7 +244,7 @@ impl Departments {
                     file,
                     &prefix,
                     table,
-                    &["name_zh", "name_en", "facts", "events"],
+                    &["name_zh", "name_en", "facts", "fact_kinds", "events"],
                 )?;
                 let name = |key: &str| -> Result<String, PolicyError> {
                     let k = format!("{prefix}.{key}");
@@ -134,23 +274,34 @@ impl Departments {
                     ));
                 }
                 let own = |k: &str| k.split_once('.').is_some_and(|(p, _)| p == code);
+                let declared = match table.get("fact_kinds") {
+                    Some(v) => declarations(file, &prefix, code, v)?,
+                    None => Vec::new(),
+                };
                 let mut facts = Vec::new();
                 if let Some(v) = table.get("facts") {
                     for (k, f) in t::strings(file, &format!("{prefix}.facts"), v)? {
-                        let kind = FactKind::from_code(f).filter(|_| own(f)).ok_or_else(|| {
-                            PolicyError::toml(
-                                file,
-                                &k,
-                                format!("{f:?} is not a fact kind of `{code}` in the catalogue"),
-                            )
-                        })?;
+                        if declared.iter().any(|d| d.code == f) {
+                            continue; // added with the declarations below
+                        }
+                        let kind = FactKind::from_code(f)
+                            .filter(|k| k.is_built_in() && own(f))
+                            .ok_or_else(|| {
+                                PolicyError::toml(
+                                    file,
+                                    &k,
+                                    format!(
+                                        "{f:?} is not a fact kind of `{code}` in the catalogue"
+                                    ),
+                                )
+                            })?;
                         if facts.contains(&kind) {
                             return Err(PolicyError::toml(file, k, "listed twice"));
                         }
                         facts.push(kind);
                     }
                 } else if let Some(d) = built_in {
-                    facts = FactKind::served_by(d).collect();
+                    facts = built_in_spec(d).facts;
                 }
                 let mut events = Vec::new();
                 if let Some(v) = table.get("events") {
@@ -178,15 +329,24 @@ impl Departments {
                 } else if let Some(d) = built_in {
                     events = built_in_spec(d).events;
                 }
-                entries.push((code.clone(), name_zh, name_en, facts, events));
+                entries.push((code.clone(), name_zh, name_en, facts, declared, events));
             }
         }
         // The whole file is valid: register, then fill in the built-ins it does not list.
         let mut out = Departments::built_in();
-        for (code, name_zh, name_en, facts, events) in entries {
+        for (code, name_zh, name_en, mut facts, declared, events) in entries {
             let department = Department::register(&code, &name_zh, &name_en).map_err(|e| {
                 PolicyError::toml(file, format!("department.{code}"), e.to_string())
             })?;
+            for decl in &declared {
+                // Checked in full above; only an unregistered department could fail here, and
+                // it was registered just now.
+                let kind = FactKind::register(decl)
+                    .map_err(|e| decl_error(file, &format!("department.{code}"), &decl.code, e))?;
+                if !facts.contains(&kind) {
+                    facts.push(kind);
+                }
+            }
             out.by_code.insert(
                 department,
                 DepartmentSpec {
@@ -194,6 +354,7 @@ impl Departments {
                     name_zh,
                     name_en,
                     facts,
+                    declared,
                     events,
                 },
             );
@@ -257,6 +418,109 @@ mod tests {
             assert_eq!(d.get(b.code()), Some(&built_in_spec(b)), "{b}");
         }
         assert_eq!(d.iter().count(), 8);
+        let relief =
+            FactKind::from_code("emergency.disaster_relief_received_12m").expect("declared");
+        assert_eq!(e.facts, vec![relief]);
+        let spec = relief.spec();
+        assert_eq!(
+            (
+                spec.department.code(),
+                spec.value_type,
+                spec.unit,
+                spec.period
+            ),
+            (
+                "emergency",
+                ValueType::MoneyFen,
+                Unit::Fen,
+                PeriodKind::Trailing12Months
+            )
+        );
+        assert_eq!(
+            (spec.validity_days, spec.name_zh),
+            (30, "近12个月受灾救助金额")
+        );
+    }
+
+    const DECLARED: &str = "[department.flood_office]\nname_zh = \"防汛办\"\nname_en = \"flood control office\"\n[department.flood_office.fact_kinds.\"flood_office.evacuated\"]\nvalue_type = \"code\"\nunit = \"none\"\nperiod = \"as_of\"\nvalidity_days = 7\nname_zh = \"转移安置状态\"\nname_en = \"evacuation status\"\ncodes = [\"none\", \"evacuated\"]\n";
+
+    /// A bad fact declaration refuses the whole file, naming file, entry and field, and
+    /// registers nothing (neither the department nor any kind).
+    #[test]
+    fn bad_fact_declarations_refuse_the_whole_file() {
+        let cases: [(&str, &str, &str); 9] = [
+            (
+                "value_type = \"code\"",
+                "value_type = \"float\"",
+                ".value_type: \"float\" is not one of",
+            ),
+            (
+                "unit = \"none\"",
+                "unit = \"fen\"",
+                ".unit: Fen does not fit value type Code",
+            ),
+            ("period = \"as_of\"", "period = \"yearly\"", ".period"),
+            (
+                "validity_days = 7",
+                "validity_days = 0",
+                ".validity_days: 0 is out of range",
+            ),
+            ("name_zh = \"转移安置状态\"", "name_zh = \"\"", ".name_zh"),
+            ("codes = [\"none\", \"evacuated\"]", "codes = []", ".codes"),
+            (
+                "codes = [\"none\", \"evacuated\"]",
+                "codes = [\"none\", \"none\"]",
+                ".codes",
+            ),
+            (
+                "validity_days = 7",
+                "validity_days = 7\ncolour = 1",
+                "unknown key",
+            ),
+            (
+                "\"flood_office.evacuated\"]",
+                "\"labor.evacuated\"]",
+                "fact_kinds.\"labor.evacuated\"",
+            ),
+        ];
+        for (good, bad, want) in cases {
+            let src = DECLARED.replace(good, bad);
+            assert_ne!(src, DECLARED, "{good}");
+            let e = Departments::parse(Path::new("departments.toml"), &src)
+                .expect_err(bad)
+                .to_string();
+            assert!(
+                e.starts_with("departments.toml: department.flood_office"),
+                "{e}"
+            );
+            assert!(e.contains(want), "{e} ∌ {want}");
+            assert_eq!(Department::from_code("flood_office"), None, "{bad}");
+            assert_eq!(FactKind::from_code("flood_office.evacuated"), None, "{bad}");
+        }
+        // A catalogue kind cannot be redefined by a declaration.
+        check(
+            "[department.labor]\nname_zh = \"人社\"\nname_en = \"human resources and social security\"\n[department.labor.fact_kinds.\"labor.pension_monthly\"]\nvalue_type = \"money_fen\"\nunit = \"fen_per_month\"\nperiod = \"current_month\"\nvalidity_days = 365\nname_zh = \"养老金\"\nname_en = \"pension\"\n",
+            Err(
+                "department.labor.fact_kinds.\"labor.pension_monthly\": built-in fact kind `labor.pension_monthly` is defined by the catalogue",
+            ),
+        );
+    }
+
+    #[test]
+    fn a_declared_fact_kind_is_registered_and_answered() {
+        // Another department than the refusal test's, which runs concurrently.
+        let src = DECLARED.replace("flood_office", "drought_office");
+        let d = Departments::parse(Path::new("departments.toml"), &src).expect("valid");
+        let kind = FactKind::from_code("drought_office.evacuated").expect("registered");
+        assert_eq!(
+            d.get("drought_office").map(|s| s.facts.clone()),
+            Some(vec![kind])
+        );
+        assert_eq!(kind.spec().codes, &["none", "evacuated"]);
+        assert_eq!(kind.department().name_zh(), "防汛办");
+        // Loading the same file again (a reload) is idempotent.
+        Departments::parse(Path::new("departments.toml"), &src).expect("reload");
+        assert_eq!(FactKind::from_code("drought_office.evacuated"), Some(kind));
     }
 
     #[test]

@@ -212,35 +212,39 @@ fn check_plan(purpose: Purpose, expected: &[(Department, &[FactKind])]) {
 
 #[test]
 fn plans_ask_only_what_the_purpose_needs() {
-    use FactKind::*;
+    use FactKind as K;
     check_plan(
         Purpose::TemporaryAssistance,
         &[
             (
                 Department::CivilAffairs,
-                &[AssistanceStatus, DeathRegistration],
+                &[K::AssistanceStatus, K::DeathRegistration],
             ),
             (
                 Department::Health,
-                &[MedicalExpensesOutOfPocket, SeriousIllness, HospitalStays],
+                &[
+                    K::MedicalExpensesOutOfPocket,
+                    K::SeriousIllness,
+                    K::HospitalStays,
+                ],
             ),
-            (Department::Housing, &[PropertiesOwned]),
-            (Department::Labor, &[EmploymentStatus, MonthlyWages]),
+            (Department::Housing, &[K::PropertiesOwned]),
+            (Department::Labor, &[K::EmploymentStatus, K::MonthlyWages]),
         ],
     );
     check_plan(
         Purpose::EducationAid,
         &[
-            (Department::CivilAffairs, &[AssistanceStatus]),
+            (Department::CivilAffairs, &[K::AssistanceStatus]),
             (
                 Department::Education,
-                &[Enrolment, TuitionFees, EducationAidReceived],
+                &[K::Enrolment, K::TuitionFees, K::EducationAidReceived],
             ),
             (
                 Department::Labor,
-                &[MonthlyWages, Pension, UnemploymentBenefit],
+                &[K::MonthlyWages, K::Pension, K::UnemploymentBenefit],
             ),
-            (Department::Disability, &[DisabilityCertificate]),
+            (Department::Disability, &[K::DisabilityCertificate]),
         ],
     );
     // every purpose's plan only asks each department facts it serves

@@ -2,12 +2,19 @@
 //! type, unit, reference period and how long an answer stays valid.
 //!
 //! Invariants:
-//! - [`FactKind`] is closed; its wire name `<department>.<fact>` (e.g. `labor.monthly_wages`) is
-//!   stable forever. A new fact is a new variant, never a renamed one.
+//! - A [`FactKind`]'s wire name `<department>.<fact>` (e.g. `labor.monthly_wages`) is stable
+//!   forever. The built-in catalogue (the `catalogue!` table below) is fixed: a new built-in fact is
+//!   a new entry, never a renamed one, and registering a built-in's name with another spec is
+//!   refused. A department of `policies/departments.toml` declares its own kinds as data
+//!   ([`FactDecl`], [`FactKind::register`]).
+//! - The registry only grows (a kind once registered stays valid in this process); deserializing a
+//!   fact kind accepts registered kinds only, so a caller cannot make it grow.
 //! - Money is always an integer number of fen (分, 1/100 yuan) in an `i64`. Areas are integer
 //!   square decimetres (1 dm² = 0.01 m²). No floating point anywhere in the catalogue or on the wire.
 //! - A [`FactValue`] is checked against its kind's [`FactSpec`] ([`FactSpec::check_value`]) before
 //!   anyone uses it: right type, a code from the allowed set, no negative amounts.
+
+use std::sync::RwLock;
 
 use serde::{Deserialize, Serialize};
 use time::{Date, Month};
@@ -190,52 +197,360 @@ pub struct FactSpec {
     pub codes: &'static [&'static str],
 }
 
+/// A fact kind's wire name: `<department code>.<fact>`, the fact part 1 to 64 lower-case letters,
+/// digits and underscores starting with a letter (`labor.monthly_wages`).
+pub const FACT_KIND_PATTERN: &str = r"^[a-z][a-z_]{1,31}\.[a-z][a-z0-9_]{0,63}$";
+
+/// 事实种类: one kind of fact a department can answer. Wire name `<department>.<fact>`.
+///
+/// A `Copy` handle on the kind's interned wire name, designed like [`Department`]: the built-in
+/// catalogue's kinds are associated constants (`FactKind::MonthlyWages`, usable as `match`
+/// patterns) and always registered; a department declared in `policies/departments.toml` adds its
+/// own with [`FactKind::register`]. Equality and hashing are by wire name; order puts the built-in
+/// catalogue first, in catalogue order, then the others by wire name.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FactKind(&'static str);
+
+/// A fact kind declared outside the built-in catalogue (owned text, checked by
+/// [`FactKind::register`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FactDecl {
+    /// The wire name, `<department>.<fact>`; the department (its code prefix) answers it.
+    pub code: String,
+    pub value_type: ValueType,
+    pub unit: Unit,
+    pub period: PeriodKind,
+    pub validity_days: u32,
+    pub name_zh: String,
+    pub name_en: String,
+    /// The allowed codes: required (non-empty) for [`ValueType::Code`], empty otherwise.
+    pub codes: Vec<String>,
+}
+
+/// Why a fact kind cannot be registered; each variant names the declaration's field at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FactKindError {
+    #[error(
+        "code: {0:?} must be `<department>.<fact>`: a department code, a dot and 1 to 64 lower-case letters, digits and underscores starting with a letter"
+    )]
+    BadCode(String),
+    #[error("code: department `{0}` is not registered")]
+    UnknownDepartment(String),
+    #[error("name_zh, name_en: must be 1 to 64 characters, no control characters")]
+    BadName,
+    #[error("validity_days: must be 1 to 3650")]
+    BadValidity,
+    #[error(
+        "codes: a `code` fact lists 1 to 64 distinct codes (lower-case letters, digits, underscores); other value types list none"
+    )]
+    BadCodes,
+    #[error("unit: {unit:?} does not fit value type {value_type:?}")]
+    UnitMismatch { value_type: ValueType, unit: Unit },
+    #[error("code: built-in fact kind `{0}` is defined by the catalogue and cannot be redefined")]
+    BuiltInRedefined(&'static str),
+}
+
+/// Fact kinds registered besides the built-in catalogue (from `policies/departments.toml`).
+static ADDED: RwLock<Vec<&'static FactSpec>> = RwLock::new(Vec::new());
+
+fn leak(s: &str) -> &'static str {
+    Box::leak(s.to_owned().into_boxed_str())
+}
+
+fn text_ok(s: &str) -> bool {
+    !s.trim().is_empty() && s.chars().count() <= 64 && !s.chars().any(char::is_control)
+}
+
+fn fact_part_ok(fact: &str) -> bool {
+    let b = fact.as_bytes();
+    (1..=64).contains(&b.len())
+        && b[0].is_ascii_lowercase()
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
+}
+
+/// `true` for a wire name of [`FACT_KIND_PATTERN`].
+pub fn fact_kind_code_ok(code: &str) -> bool {
+    code.split_once('.')
+        .is_some_and(|(d, f)| crate::vocab::department_code_ok(d) && fact_part_ok(f))
+}
+
+/// Which units a value type may be expressed in.
+fn unit_fits(value_type: ValueType, unit: Unit) -> bool {
+    use {Unit as U, ValueType as V};
+    match value_type {
+        V::Bool | V::Code | V::OptionalDate | V::Division => unit == U::None,
+        V::Count => unit == U::Count,
+        V::Days => unit == U::Days,
+        V::AreaDm2 => unit == U::Dm2,
+        V::MoneyFen => matches!(unit, U::Fen | U::FenPerMonth | U::FenPerAcademicYear),
+        V::MonthlyFen => unit == U::FenPerMonth,
+    }
+}
+
+impl FactDecl {
+    /// The department code, the wire name's prefix.
+    pub fn department_code(&self) -> &str {
+        self.code.split_once('.').map_or("", |(d, _)| d)
+    }
+
+    /// Check the declaration on its own (wire name, names, validity, codes, unit, not a
+    /// redefinition of a built-in); whether its department is registered is
+    /// [`FactKind::register`]'s to check.
+    pub fn check(&self) -> Result<(), FactKindError> {
+        if !fact_kind_code_ok(&self.code) {
+            return Err(FactKindError::BadCode(self.code.clone()));
+        }
+        if let Some(s) = BUILT_IN_SPECS.iter().find(|s| s.kind.0 == self.code)
+            && !self.matches(s)
+        {
+            return Err(FactKindError::BuiltInRedefined(s.kind.0));
+        }
+        if !text_ok(&self.name_zh) || !text_ok(&self.name_en) {
+            return Err(FactKindError::BadName);
+        }
+        if !(1..=3650).contains(&self.validity_days) {
+            return Err(FactKindError::BadValidity);
+        }
+        let is_code = self.value_type == ValueType::Code;
+        let codes_ok = if is_code {
+            (1..=64).contains(&self.codes.len())
+                && self.codes.iter().enumerate().all(|(i, c)| {
+                    !c.is_empty()
+                        && c.len() <= 48
+                        && c.bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                        && !self.codes[..i].contains(c)
+                })
+        } else {
+            self.codes.is_empty()
+        };
+        if !codes_ok {
+            return Err(FactKindError::BadCodes);
+        }
+        if !unit_fits(self.value_type, self.unit) {
+            return Err(FactKindError::UnitMismatch {
+                value_type: self.value_type,
+                unit: self.unit,
+            });
+        }
+        Ok(())
+    }
+
+    fn matches(&self, spec: &FactSpec) -> bool {
+        spec.department.code() == self.department_code()
+            && spec.value_type == self.value_type
+            && spec.unit == self.unit
+            && spec.period == self.period
+            && spec.validity_days == self.validity_days
+            && spec.name_zh == self.name_zh
+            && spec.name_en == self.name_en
+            && spec.codes.len() == self.codes.len()
+            && spec.codes.iter().zip(&self.codes).all(|(a, b)| a == b)
+    }
+}
+
+impl FactKind {
+    /// The stable wire name, e.g. `labor.monthly_wages`.
+    pub fn code(self) -> &'static str {
+        self.0
+    }
+
+    /// The catalogue entry for this kind.
+    pub fn spec(self) -> &'static FactSpec {
+        if let Some(s) = BUILT_IN_SPECS
+            .iter()
+            .find(|s| std::ptr::eq(s.kind.0, self.0) || s.kind.0 == self.0)
+        {
+            return s;
+        }
+        let added = ADDED.read().unwrap_or_else(|p| p.into_inner());
+        // A handle is made only from a built-in constant or a registered kind, and the registry
+        // only grows: the lookup always finds it.
+        added
+            .iter()
+            .find(|s| s.kind.0 == self.0)
+            .copied()
+            .expect("a FactKind handle is always registered")
+    }
+
+    /// `true` for a kind of the built-in catalogue.
+    pub fn is_built_in(self) -> bool {
+        BUILT_IN_SPECS.iter().any(|s| s.kind.0 == self.0)
+    }
+
+    /// A registered fact kind (built-in or declared), by wire name.
+    pub fn from_code(code: &str) -> Option<FactKind> {
+        if let Some(s) = BUILT_IN_SPECS.iter().find(|s| s.kind.0 == code) {
+            return Some(s.kind);
+        }
+        let added = ADDED.read().unwrap_or_else(|p| p.into_inner());
+        added.iter().find(|s| s.kind.0 == code).map(|s| s.kind)
+    }
+
+    /// Every registered fact kind: the built-in catalogue in its order, then the declared ones
+    /// by wire name.
+    pub fn all() -> Vec<FactKind> {
+        let mut all: Vec<FactKind> = FactKind::BUILT_IN.to_vec();
+        let added = ADDED.read().unwrap_or_else(|p| p.into_inner());
+        let mut more: Vec<FactKind> = added.iter().map(|s| s.kind).collect();
+        more.sort();
+        all.extend(more);
+        all
+    }
+
+    /// Register a declared fact kind (idempotent). A built-in wire name is refused unless the
+    /// declaration is exactly the catalogue's; a declared kind's spec may change on a reload,
+    /// its wire name stays valid for the life of the process.
+    pub fn register(decl: &FactDecl) -> Result<FactKind, FactKindError> {
+        decl.check()?;
+        if let Some(s) = BUILT_IN_SPECS.iter().find(|s| s.kind.0 == decl.code) {
+            return Ok(s.kind);
+        }
+        let department = Department::from_code(decl.department_code())
+            .ok_or_else(|| FactKindError::UnknownDepartment(decl.department_code().to_owned()))?;
+        let mut added = ADDED.write().unwrap_or_else(|p| p.into_inner());
+        let position = added.iter().position(|s| s.kind.0 == decl.code);
+        if let Some(i) = position
+            && decl.matches(added[i])
+        {
+            return Ok(added[i].kind);
+        }
+        let kind = match position {
+            Some(i) => added[i].kind,
+            None => FactKind(leak(&decl.code)),
+        };
+        let codes: Vec<&'static str> = decl.codes.iter().map(|c| leak(c)).collect();
+        let spec: &'static FactSpec = Box::leak(Box::new(FactSpec {
+            kind,
+            department,
+            value_type: decl.value_type,
+            unit: decl.unit,
+            period: decl.period,
+            validity_days: decl.validity_days,
+            name_zh: leak(&decl.name_zh),
+            name_en: leak(&decl.name_en),
+            codes: Box::leak(codes.into_boxed_slice()),
+        }));
+        match position {
+            Some(i) => added[i] = spec,
+            None => added.push(spec),
+        }
+        Ok(kind)
+    }
+
+    /// Position in the built-in catalogue (its length for a declared kind), for ordering.
+    fn rank(self) -> usize {
+        BUILT_IN_SPECS
+            .iter()
+            .position(|s| s.kind.0 == self.0)
+            .unwrap_or(BUILT_IN_SPECS.len())
+    }
+}
+
+impl PartialOrd for FactKind {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for FactKind {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        if self.0 == other.0 {
+            return std::cmp::Ordering::Equal;
+        }
+        (self.rank(), self.0).cmp(&(other.rank(), other.0))
+    }
+}
+
+impl std::fmt::Debug for FactKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FactKind({})", self.0)
+    }
+}
+
+impl Serialize for FactKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for FactKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = FactKind;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a fact kind of the catalogue or of policies/departments.toml")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<FactKind, E> {
+                FactKind::from_code(v)
+                    .ok_or_else(|| E::custom(format_args!("unknown fact kind `{v}`")))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+impl schemars::JsonSchema for FactKind {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "FactKind".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let built_in: Vec<serde_json::Value> = BUILT_IN_SPECS
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "const": s.kind.0,
+                    "description": format!("{}: {}", s.name_zh, s.name_en),
+                    "type": "string",
+                })
+            })
+            .collect();
+        schemars::json_schema!({
+            "description": "事实种类: one kind of fact a department can answer. Wire name `<department>.<fact>`: one of the built-in catalogue, or one a department declares in policies/departments.toml.",
+            "anyOf": [
+                { "oneOf": built_in },
+                {
+                    "type": "string",
+                    "description": "a fact kind declared in policies/departments.toml",
+                    "pattern": FACT_KIND_PATTERN,
+                }
+            ]
+        })
+    }
+}
+
 macro_rules! catalogue {
     ($(
         $variant:ident = $wire:literal, $dept:ident, $vt:ident, $unit:ident, $period:ident,
         $valid:literal, $zh:literal, $en:literal, [$($code:literal),*];
     )*) => {
-        /// 事实种类: one kind of fact a department can answer. Wire name `<department>.<fact>`.
-        #[derive(
-            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord,
-            Serialize, Deserialize, schemars::JsonSchema,
-        )]
-        pub enum FactKind {
+        #[allow(non_upper_case_globals)]
+        impl FactKind {
             $(
                 #[doc = concat!($zh, ": ", $en)]
-                #[serde(rename = $wire)]
-                $variant,
+                pub const $variant: FactKind = FactKind($wire);
             )*
+
+            /// The built-in catalogue, in catalogue order. Every registered kind: [`FactKind::all`].
+            pub const BUILT_IN: &'static [FactKind] = &[$(FactKind::$variant),*];
         }
 
-        impl FactKind {
-            /// Every fact kind, in catalogue order.
-            pub const ALL: &'static [FactKind] = &[$(FactKind::$variant),*];
-
-            /// The catalogue entry for this kind.
-            pub fn spec(self) -> &'static FactSpec {
-                match self {
-                    $(FactKind::$variant => &FactSpec {
-                        kind: FactKind::$variant,
-                        department: Department::$dept,
-                        value_type: ValueType::$vt,
-                        unit: Unit::$unit,
-                        period: PeriodKind::$period,
-                        validity_days: $valid,
-                        name_zh: $zh,
-                        name_en: $en,
-                        codes: &[$($code),*],
-                    },)*
-                }
-            }
-
-            /// The stable wire name, e.g. `labor.monthly_wages`.
-            pub fn code(self) -> &'static str {
-                match self {
-                    $(FactKind::$variant => $wire,)*
-                }
-            }
-        }
+        /// The built-in catalogue's entries, in catalogue order.
+        static BUILT_IN_SPECS: &[FactSpec] = &[$(
+            FactSpec {
+                kind: FactKind::$variant,
+                department: Department::$dept,
+                value_type: ValueType::$vt,
+                unit: Unit::$unit,
+                period: PeriodKind::$period,
+                validity_days: $valid,
+                name_zh: $zh,
+                name_en: $en,
+                codes: &[$($code),*],
+            },
+        )*];
     };
 }
 
@@ -382,16 +697,10 @@ impl FactKind {
         self.spec().department
     }
 
-    /// Parse a wire name such as `labor.monthly_wages`.
-    pub fn from_code(code: &str) -> Option<FactKind> {
-        FactKind::ALL.iter().copied().find(|k| k.code() == code)
-    }
-
-    /// The kinds one department answers, in catalogue order.
+    /// The kinds one department answers, built-in catalogue order first.
     pub fn served_by(department: Department) -> impl Iterator<Item = FactKind> {
-        FactKind::ALL
-            .iter()
-            .copied()
+        FactKind::all()
+            .into_iter()
             .filter(move |k| k.department() == department)
     }
 }
@@ -410,7 +719,7 @@ mod tests {
     #[test]
     fn wire_names_are_department_dot_fact_and_unique() {
         let mut seen = std::collections::HashSet::new();
-        for &k in FactKind::ALL {
+        for &k in FactKind::BUILT_IN {
             let (dept, fact) = k.code().split_once('.').expect("dot");
             assert_eq!(dept, k.department().code(), "{k}");
             assert!(
@@ -442,7 +751,125 @@ mod tests {
         for d in Department::ALL {
             assert!(FactKind::served_by(d).count() >= 2, "{d}");
         }
-        assert_eq!(FactKind::ALL.len(), 30);
+        assert_eq!(FactKind::BUILT_IN.len(), 30);
+    }
+
+    fn decl(code: &str) -> FactDecl {
+        FactDecl {
+            code: code.into(),
+            value_type: ValueType::MoneyFen,
+            unit: Unit::Fen,
+            period: PeriodKind::Trailing12Months,
+            validity_days: 30,
+            name_zh: "近12个月救助金额".into(),
+            name_en: "relief received over the last 12 months".into(),
+            codes: vec![],
+        }
+    }
+
+    #[test]
+    fn declared_kinds_register_and_the_registry_only_grows() {
+        let d = Department::register("registry_test", "测试部门", "registry test").unwrap();
+        let code = "registry_test.relief_received_12m";
+        assert_eq!(FactKind::from_code(code), None);
+        assert!(serde_json::from_str::<FactKind>(&format!("\"{code}\"")).is_err());
+        let k = FactKind::register(&decl(code)).unwrap();
+        assert_eq!(k.code(), code);
+        assert_eq!(k.department(), d);
+        assert!(!k.is_built_in());
+        assert_eq!(k.spec().name_zh, "近12个月救助金额");
+        assert_eq!(FactKind::from_code(code), Some(k));
+        assert_eq!(serde_json::to_string(&k).unwrap(), format!("\"{code}\""));
+        assert_eq!(
+            serde_json::from_str::<FactKind>(&format!("\"{code}\"")).unwrap(),
+            k
+        );
+        assert!(FactKind::served_by(d).any(|x| x == k));
+        // Idempotent; a reload may rename it, the handle stays valid and sees the new spec.
+        assert_eq!(FactKind::register(&decl(code)).unwrap(), k);
+        let mut renamed = decl(code);
+        renamed.name_zh = "近12个月受灾救助金额".into();
+        assert_eq!(FactKind::register(&renamed).unwrap(), k);
+        assert_eq!(k.spec().name_zh, "近12个月受灾救助金额");
+        // The built-ins come first, in catalogue order; the declared kind after them.
+        let all = FactKind::all();
+        assert_eq!(&all[..FactKind::BUILT_IN.len()], FactKind::BUILT_IN);
+        assert!(all[FactKind::BUILT_IN.len()..].contains(&k));
+        assert!(FactKind::CareSubsidy < k && FactKind::MaritalStatus < FactKind::CareSubsidy);
+    }
+
+    #[test]
+    fn built_in_kinds_cannot_be_redefined() {
+        let spec = FactKind::Pension.spec();
+        let mut same = decl("labor.pension_monthly");
+        same.unit = spec.unit;
+        same.period = spec.period;
+        same.name_zh = spec.name_zh.into();
+        same.name_en = spec.name_en.into();
+        assert_eq!(FactKind::register(&same), Ok(FactKind::Pension));
+        let mut other = same.clone();
+        other.validity_days = 365;
+        assert_eq!(
+            FactKind::register(&other),
+            Err(FactKindError::BuiltInRedefined("labor.pension_monthly"))
+        );
+        assert_eq!(FactKind::Pension.spec().validity_days, 30);
+    }
+
+    #[test]
+    fn bad_declarations_name_the_field() {
+        Department::register("registry_bad", "测试", "bad").unwrap();
+        let check = |f: &dyn Fn(&mut FactDecl), field: &str| {
+            let mut x = decl("registry_bad.amount");
+            f(&mut x);
+            let e = FactKind::register(&x).expect_err(field);
+            assert!(e.to_string().starts_with(field), "{e} ∌ {field}");
+            assert_eq!(FactKind::from_code(&x.code), None);
+        };
+        check(&|x| x.code = "registry_unknown.amount".into(), "code");
+        check(&|x| x.code = "registry_bad.Amount".into(), "code");
+        check(&|x| x.code = "registry_bad".into(), "code");
+        check(&|x| x.name_zh = " ".into(), "name_zh");
+        check(&|x| x.validity_days = 0, "validity_days");
+        check(&|x| x.unit = Unit::Dm2, "unit");
+        check(&|x| x.codes = vec!["a".into()], "codes");
+        check(&|x| x.value_type = ValueType::Code, "codes");
+        check(
+            &|x| {
+                x.value_type = ValueType::Code;
+                x.unit = Unit::None;
+                x.codes = vec!["a".into(), "a".into()];
+            },
+            "codes",
+        );
+    }
+
+    #[test]
+    fn unknown_kinds_are_refused_on_deserialize() {
+        for bad in ["\"labor.monthly_salary\"", "\"MonthlyWages\"", "\"\"", "3"] {
+            assert!(serde_json::from_str::<FactKind>(bad).is_err(), "{bad}");
+        }
+        let e = serde_json::from_str::<FactKind>("\"labor.monthly_salary\"").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("unknown fact kind `labor.monthly_salary`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn built_in_constants_are_match_patterns() {
+        let describe = |k: FactKind| match k {
+            FactKind::MonthlyWages => "wages",
+            FactKind::Pension => "pension",
+            _ => "other",
+        };
+        assert_eq!(
+            describe(FactKind::from_code("labor.monthly_wages").unwrap()),
+            "wages"
+        );
+        assert_eq!(describe(FactKind::Pension), "pension");
+        assert_eq!(describe(FactKind::LegalAid), "other");
     }
 
     fn check_period(kind: PeriodKind, as_of: Date, expected: (Date, Date)) {

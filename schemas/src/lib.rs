@@ -33,7 +33,8 @@ pub mod vocab;
 pub mod wire;
 
 pub use catalogue::{
-    FactKind, FactSpec, FactValue, MonthAmount, PeriodKind, ReferencePeriod, Unit, ValueType,
+    FactDecl, FactKind, FactKindError, FactSpec, FactValue, MonthAmount, PeriodKind,
+    ReferencePeriod, Unit, ValueType,
 };
 pub use division::DivisionCode;
 pub use household::{Household, Member, Relation};

@@ -18,6 +18,9 @@
 //!
 //! Rules, checked at load with errors naming the field:
 //! - `department` is a department code; every key under `facts` is a fact kind of that department.
+//!   A department or fact kind declared in the hub's `departments.toml` (not in the built-in
+//!   catalogue) is known once that file is loaded (`connector serve --policies DIR`,
+//!   [`super::load_departments`]).
 //! - `params` lists what is bound to the query's placeholders, in order; default `["resident_id"]`.
 //!   Allowed: `resident_id`, `as_of`, `period_from`, `period_to` (dates `YYYY-MM-DD`),
 //!   `period_from_month`, `period_to_month` (`YYYY-MM`). The reference period is the catalogue's
@@ -179,7 +182,7 @@ impl Mapping {
         let department = Department::from_code(&raw.department).ok_or_else(|| {
             err(
                 "department",
-                format!("{:?} is not a department code (civil_affairs, health, education, housing, labor, justice, disability)", raw.department),
+                format!("{:?} is not a department code (civil_affairs, health, education, housing, labor, justice, disability, or one of the departments.toml given with --policies)", raw.department),
             )
         })?;
         let subject = raw
@@ -193,7 +196,12 @@ impl Mapping {
         for (name, f) in raw.facts {
             let field = format!("facts.\"{name}\"");
             let kind = FactKind::from_code(&name)
-                .ok_or_else(|| err(&field, "is not a fact kind of the catalogue"))?;
+                .ok_or_else(|| {
+                    err(
+                        &field,
+                        "is not a fact kind of the catalogue or of the departments.toml given with --policies",
+                    )
+                })?;
             if kind.department() != department {
                 return Err(err(
                     &field,
@@ -388,7 +396,7 @@ params = ["resident_id", "period_from_month", "period_to_month"]
         check(
             "department = \"police\"\n[facts.\"labor.pension_monthly\"]\nquery = \"x $1\"",
             Err(
-                "department: \"police\" is not a department code (civil_affairs, health, education, housing, labor, justice, disability)",
+                "department: \"police\" is not a department code (civil_affairs, health, education, housing, labor, justice, disability, or one of the departments.toml given with --policies)",
             ),
         );
         check(
@@ -397,7 +405,9 @@ params = ["resident_id", "period_from_month", "period_to_month"]
         );
         check(
             "department = \"labor\"\n[facts.\"labor.wages\"]\nquery = \"x $1\"",
-            Err("facts.\"labor.wages\": is not a fact kind of the catalogue"),
+            Err(
+                "facts.\"labor.wages\": is not a fact kind of the catalogue or of the departments.toml given with --policies",
+            ),
         );
         check(
             "department = \"labor\"\n[facts.\"labor.pension_monthly\"]\nquery = \"x $1\"\ndefault = -5",

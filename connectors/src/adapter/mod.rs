@@ -10,6 +10,10 @@
 //!
 //! The `connector` binary (`src/bin/connector.rs`) wires these together; tests and the simulator
 //! call the same [`server::serve`].
+//!
+//! A department the hub's code does not know (应急管理, 退役军人事务, …) and the fact kinds it
+//! declares come from the hub's `departments.toml` ([`load_departments`], the binary's
+//! `--policies`): loaded before the mapping file, they make its `department` and `facts` keys valid.
 
 pub mod mapping;
 pub mod server;
@@ -23,3 +27,21 @@ pub use server::{QueryLog, QueryRecord, ServeOptions, Service};
 pub use source::FactSource;
 pub use sql::SqlFactSource;
 pub use tls::ServerTls;
+
+/// Load `departments.toml` (a policy directory holding it, or the file itself) and register its
+/// departments and declared fact kinds, so that a mapping file may name them. The file is checked
+/// as the hub checks it (`policies::Departments`); a bad one is refused whole, naming the key.
+pub fn load_departments(
+    path: &std::path::Path,
+) -> Result<policies::Departments, policies::PolicyError> {
+    let file = if path.is_dir() {
+        path.join(policies::departments::DEPARTMENTS_FILE)
+    } else {
+        path.to_owned()
+    };
+    let text = std::fs::read_to_string(&file).map_err(|e| policies::PolicyError::Io {
+        path: file.clone(),
+        source: e,
+    })?;
+    policies::Departments::parse(&file, &text)
+}

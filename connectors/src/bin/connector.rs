@@ -53,6 +53,10 @@ enum Command {
     Check {
         #[arg(long, env = "CONNECTOR_MAPPING")]
         mapping: PathBuf,
+        /// The hub's policy directory (or its `departments.toml`): departments and fact kinds
+        /// declared there (not in the built-in catalogue) may then be mapped.
+        #[arg(long, env = "CONNECTOR_POLICIES")]
+        policies: Option<PathBuf>,
         #[arg(long, env = "CONNECTOR_DATABASE_URL", hide_env_values = true)]
         database_url: Option<String>,
     },
@@ -65,6 +69,10 @@ enum Command {
         /// Department code, e.g. `labor`.
         #[arg(long)]
         department: String,
+        /// The hub's policy directory (or its `departments.toml`), for a department declared
+        /// there; its declared fact kinds get simulated values.
+        #[arg(long, env = "CONNECTOR_POLICIES")]
+        policies: Option<PathBuf>,
         /// SQLite file to write.
         #[arg(long, conflicts_with_all = ["postgres_url", "schema"])]
         sqlite: Option<PathBuf>,
@@ -87,6 +95,10 @@ struct ServeArgs {
     /// Mapping file (TOML): which SQL query answers which fact kind.
     #[arg(long, env = "CONNECTOR_MAPPING")]
     mapping: PathBuf,
+    /// The hub's policy directory (or its `departments.toml`): departments and fact kinds
+    /// declared there (not in the built-in catalogue) may then be mapped.
+    #[arg(long, env = "CONNECTOR_POLICIES")]
+    policies: Option<PathBuf>,
     /// Database URL: postgres://…, mysql://…, mariadb://… or sqlite://….
     #[arg(long, env = "CONNECTOR_DATABASE_URL", hide_env_values = true)]
     database_url: String,
@@ -152,8 +164,10 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Check {
             mapping,
+            policies,
             database_url,
         } => {
+            load_policies(policies.as_deref())?;
             let m = load_mapping(&mapping)?;
             if let Some(url) = database_url {
                 SqlFactSource::connect(&url, m.clone()).await?;
@@ -176,12 +190,14 @@ async fn main() -> anyhow::Result<()> {
             seed,
             households,
             department,
+            policies,
             sqlite,
             postgres_url,
             schema,
             as_of,
             mapping_out,
         } => {
+            load_policies(policies.as_deref())?;
             let dept = Department::from_code(&department)
                 .with_context(|| format!("--department {department:?}: not a department code"))?;
             let mut config = PopulationConfig::new(seed, households);
@@ -221,7 +237,18 @@ fn load_mapping(path: &PathBuf) -> anyhow::Result<Mapping> {
     Mapping::from_toml(&text).with_context(|| format!("mapping file {}", path.display()))
 }
 
+/// Register the departments and fact kinds of `--policies`, if given.
+fn load_policies(path: Option<&std::path::Path>) -> anyhow::Result<()> {
+    if let Some(p) = path {
+        let d = connectors::adapter::load_departments(p)
+            .with_context(|| format!("--policies {}", p.display()))?;
+        tracing::info!(departments = d.iter().count(), policies = %p.display(), "departments.toml loaded");
+    }
+    Ok(())
+}
+
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    load_policies(args.policies.as_deref())?;
     let mapping = load_mapping(&args.mapping)?;
     let tls =
         ServerTls::from_files(&args.tls_cert, &args.tls_key, &args.client_ca)?.server_config()?;

@@ -108,6 +108,51 @@ pub fn value(person: &Person, kind: FactKind, as_of: Date) -> FactValue {
                 .as_ref()
                 .map_or(0, |d| d.care_subsidy_monthly_fen),
         ),
+        _ => declared_value(person, kind, as_of),
+    }
+}
+
+/// A fact kind declared in `departments.toml` (outside the built-in catalogue) has no ground
+/// truth in the population: the simulator answers a value of its declared type, deterministic per
+/// person and kind, non-zero (or true, or a code other than the first) for about one person in
+/// ten, so a demo or test sees both cases.
+fn declared_value(person: &Person, kind: FactKind, as_of: Date) -> FactValue {
+    use FactValue as V;
+    use schemas::ValueType as T;
+    // FNV-1a over the resident ID and the kind's wire name.
+    let h = person
+        .resident_id
+        .expose()
+        .bytes()
+        .chain([b'/'])
+        .chain(kind.code().bytes())
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+    let hit = h % 10 == 0;
+    let amount = if hit {
+        ((h >> 8) % 5_000 + 1) as i64 * 100
+    } else {
+        0
+    };
+    let spec = kind.spec();
+    match spec.value_type {
+        T::Bool => V::Bool(hit),
+        T::Count => V::Count(u32::from(hit)),
+        T::Days => V::Days(if hit { ((h >> 8) % 30) as u32 + 1 } else { 0 }),
+        T::MoneyFen => V::MoneyFen(amount),
+        T::AreaDm2 => V::AreaDm2(amount),
+        T::Code => {
+            let i = if hit && spec.codes.len() > 1 {
+                1 + (h >> 8) as usize % (spec.codes.len() - 1)
+            } else {
+                0
+            };
+            V::Code(spec.codes.get(i).copied().unwrap_or_default().to_owned())
+        }
+        T::OptionalDate => V::OptionalDate(None),
+        T::MonthlyFen => V::MonthlyFen(monthly(&[amount / 12; 12], as_of)),
+        T::Division => V::Division(person.township_code().clone()),
     }
 }
 
@@ -180,5 +225,59 @@ pub fn category_code(c: DisabilityCategory) -> &'static str {
         DisabilityCategory::Intellectual => "intellectual",
         DisabilityCategory::Mental => "mental",
         DisabilityCategory::Multiple => "multiple",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::{Population, PopulationConfig};
+    use schemas::{FactDecl, PeriodKind, Unit, ValueType};
+
+    /// A kind declared in `departments.toml` gets a value of its declared type, the same for the
+    /// same person every time, non-zero for some people and zero for most.
+    #[test]
+    fn declared_kinds_get_deterministic_values_of_their_type() {
+        Department::register("sim_relief", "救灾", "relief").unwrap();
+        let decl = |code: &str, value_type, unit, codes: &[&str]| FactDecl {
+            code: code.into(),
+            value_type,
+            unit,
+            period: PeriodKind::Trailing12Months,
+            validity_days: 30,
+            name_zh: "救助".into(),
+            name_en: "relief".into(),
+            codes: codes.iter().map(|c| (*c).to_owned()).collect(),
+        };
+        let money = FactKind::register(&decl(
+            "sim_relief.amount_12m",
+            ValueType::MoneyFen,
+            Unit::Fen,
+            &[],
+        ))
+        .unwrap();
+        let status = FactKind::register(&decl(
+            "sim_relief.status",
+            ValueType::Code,
+            Unit::None,
+            &["none", "relocated", "rebuilding"],
+        ))
+        .unwrap();
+        let pop = Population::generate(PopulationConfig::new(7, 200));
+        let as_of = pop.config.as_of;
+        let (mut paid, mut relocated) = (0, 0);
+        for p in pop.persons() {
+            for kind in [money, status] {
+                let v = value(p, kind, as_of);
+                assert_eq!(v, value(p, kind, as_of), "deterministic");
+                let period = kind.spec().period.period_for(as_of);
+                assert_eq!(kind.spec().check_value(&v, &period), Ok(()), "{v:?}");
+            }
+            paid += usize::from(value(p, money, as_of) != FactValue::MoneyFen(0));
+            relocated += usize::from(value(p, status, as_of) != FactValue::Code("none".into()));
+        }
+        let n = pop.persons().len();
+        assert!(paid > 0 && paid < n / 4, "{paid} of {n}");
+        assert!(relocated > 0 && relocated < n / 4, "{relocated} of {n}");
     }
 }

@@ -171,7 +171,7 @@ mod code_tests {
     /// Every code any fact kind may carry has its Chinese name.
     #[test]
     fn every_catalogue_code_has_a_chinese_name() {
-        for k in FactKind::ALL {
+        for k in FactKind::BUILT_IN.iter() {
             for c in k.spec().codes {
                 assert!(super::code_zh(c).is_some(), "{k:?}: {c}");
             }

@@ -1379,6 +1379,76 @@ mod tests {
         );
     }
 
+    /// A fact kind declared in `departments.toml` has no built-in rule: it changes no figure, gap
+    /// or indication unless the purpose's income rule lists it, and then it counts like any
+    /// income component of its unit and period.
+    #[test]
+    fn a_declared_kind_counts_only_where_the_income_rule_lists_it() {
+        let veterans =
+            Department::register("agg_veterans", "退役军人事务", "veterans affairs").unwrap();
+        let allowance = FactKind::register(&schemas::FactDecl {
+            code: "agg_veterans.allowance_monthly".into(),
+            value_type: schemas::ValueType::MoneyFen,
+            unit: Unit::FenPerMonth,
+            period: PeriodKind::CurrentMonth,
+            validity_days: 30,
+            name_zh: "优抚金月领取额".into(),
+            name_en: "monthly allowance".into(),
+            codes: vec![],
+        })
+        .unwrap();
+        let labor = |extra: Vec<ReportedFact>| {
+            let mut facts = vec![
+                fact(FactKind::MonthlyWages, wages(150_000)),
+                fact(FactKind::Pension, FactValue::MoneyFen(0)),
+                fact(
+                    FactKind::SocialInsuranceContributions,
+                    FactValue::MoneyFen(0),
+                ),
+            ];
+            facts.extend(extra);
+            [member(1, facts)]
+        };
+        let mut deps = vec![department(
+            Department::Labor,
+            DepartmentStatus::Answered,
+            &LABOR,
+        )];
+        let without = run(&labor(Vec::new()), &deps, Some(&standard()), None);
+        deps.push(department(
+            veterans,
+            DepartmentStatus::Answered,
+            &[allowance],
+        ));
+        let members = labor(vec![fact(allowance, FactValue::MoneyFen(40_000))]);
+        let with = run(&members, &deps, Some(&standard()), None);
+        assert_eq!(
+            serde_json::to_value(&with).unwrap(),
+            serde_json::to_value(&without).unwrap(),
+            "no rule reads it"
+        );
+        assert_eq!(shown(&with.household.monthly_income_fen), Some(150_000));
+
+        let mut counted = rule();
+        counted.counted.push(allowance);
+        let a = aggregate(&Inputs {
+            members: &members,
+            departments: &deps,
+            income: &counted,
+            standard: Some(&standard()),
+            county: "370811",
+            as_of: AS_OF,
+            declared: None,
+        });
+        assert_eq!(shown(&a.household.monthly_income_fen), Some(190_000));
+        assert!(
+            a.household
+                .monthly_income_fen
+                .as_ref()
+                .is_some_and(|f| f.sources().contains(&allowance))
+        );
+    }
+
     #[test]
     fn a_missing_department_leaves_its_figures_uncomputed_with_the_reason() {
         let members = [member(1, Vec::new())];

@@ -174,6 +174,16 @@ fn when_zh(s: &str) -> String {
     }
 }
 
+/// The unit of an amount paid per period, as a suffix (`/月`); empty for a total over the
+/// reference period (the period is printed beside it).
+fn per(unit: schemas::Unit) -> &'static str {
+    match unit {
+        schemas::Unit::FenPerMonth => "/月",
+        schemas::Unit::FenPerAcademicYear => "/学年",
+        _ => "",
+    }
+}
+
 /// A fact value as the printed page shows it: codes in Chinese, the code in small print.
 fn fact_text(v: &FactValue) -> (String, String) {
     match v {
@@ -250,6 +260,10 @@ fn matrix(report: &Report) -> (Vec<String>, Vec<MatrixRow>, Vec<String>, Option<
                             }
                         }
                         match &f.value {
+                            // An amount paid per period says so (`/月`).
+                            Some(v @ FactValue::MoneyFen(_)) => {
+                                format!("{}{}", fact_text(v).0, per(k.spec().unit))
+                            }
                             // Chinese only: a code or the English would not fit the cell.
                             Some(v) => zh_part(&fact_text(v).0),
                             None => {
@@ -418,6 +432,10 @@ pub fn sections(report: &Report) -> Sections {
                 .map(|f| {
                     let spec = f.kind.spec();
                     let (value, code) = match &f.value {
+                        Some(v @ FactValue::MoneyFen(_)) => (
+                            format!("{}{}", fact_text(v).0, per(spec.unit)),
+                            String::new(),
+                        ),
                         Some(v) => fact_text(v),
                         None => (f.withheld.clone().unwrap_or_default(), String::new()),
                     };

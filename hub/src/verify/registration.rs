@@ -106,7 +106,7 @@ pub fn from_answer(household: &Household, answer: &connectors::VerifiedAnswer) -
                 .find(|r| r.subject_ref == subject_ref)
                 .and_then(|r| match &r.outcome {
                     SubjectOutcome::Found { facts } => {
-                        facts.iter().find_map(|f| match (&f.kind, &f.value) {
+                        facts.iter().find_map(|f| match (f.kind, &f.value) {
                             (FactKind::RegisteredDivision, FactValue::Division(d)) => {
                                 Some(d.clone())
                             }

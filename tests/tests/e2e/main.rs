@@ -11,6 +11,7 @@ mod connections;
 mod console;
 mod console_case;
 mod console_check;
+mod declared_facts;
 mod demo;
 mod departments;
 mod escalation;

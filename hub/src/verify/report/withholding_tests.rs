@@ -72,7 +72,7 @@ fn complete_report(engine: &PolicyEngine, purpose: Purpose) -> Report {
             name: format!("成员{}", m + 1),
             relation: if m == 0 { "applicant" } else { "child" }.into(),
             pseudonym: format!("p{m}"),
-            facts: FactKind::ALL
+            facts: FactKind::BUILT_IN
                 .iter()
                 .enumerate()
                 .map(|(i, k)| ReportedFact {
@@ -97,7 +97,7 @@ fn complete_report(engine: &PolicyEngine, purpose: Purpose) -> Report {
             name_zh: d.name_zh().into(),
             status: DepartmentStatus::Answered,
             status_text: DepartmentStatus::Answered.text().into(),
-            fact_kinds: FactKind::ALL
+            fact_kinds: FactKind::BUILT_IN
                 .iter()
                 .copied()
                 .filter(|k| k.spec().department == *d)
@@ -170,7 +170,7 @@ fn number(what: impl Into<String>, value: i64, depends_on: &[FactKind]) -> Numbe
 }
 
 fn value(m: usize, kind: FactKind) -> FactValue {
-    let i = FactKind::ALL.iter().position(|k| *k == kind).unwrap();
+    let i = FactKind::BUILT_IN.iter().position(|k| *k == kind).unwrap();
     value_of(m, i, kind)
 }
 
@@ -181,7 +181,7 @@ fn value(m: usize, kind: FactKind) -> FactValue {
 fn numbers(engine: &PolicyEngine, purpose: Purpose) -> Vec<Number> {
     let mut out = Vec::new();
     for m in 0..MEMBERS {
-        for &kind in FactKind::ALL {
+        for &kind in FactKind::BUILT_IN {
             let v = value(m, kind);
             let what = |s: &str| format!("m{} {kind} {s}", m + 1);
             match &v {
@@ -397,7 +397,7 @@ fn rules(engine: &PolicyEngine, report: &Report) -> Vec<(String, BTreeSet<FactKi
         "{purpose}: the profile marks some kind raw"
     );
     let mut out = vec![("profile, view_raw_values allowed".to_owned(), own.clone())];
-    let unmarked = FactKind::ALL
+    let unmarked = FactKind::BUILT_IN
         .iter()
         .copied()
         .find(|k| is_raw_kind(*k) && !own.contains(k))
@@ -416,7 +416,7 @@ fn rules(engine: &PolicyEngine, report: &Report) -> Vec<(String, BTreeSet<FactKi
         let (_, shown) = cedar_rule(engine, report, &identity(role, org), None);
         out.push((format!("view_raw_values as {role}"), shown));
     }
-    for &k in FactKind::ALL {
+    for &k in FactKind::BUILT_IN {
         let mut flipped = own.clone();
         if !flipped.remove(&k) {
             flipped.insert(k);
@@ -425,14 +425,14 @@ fn rules(engine: &PolicyEngine, report: &Report) -> Vec<(String, BTreeSet<FactKi
     }
     out.push((
         "everything shown".into(),
-        FactKind::ALL.iter().copied().collect(),
+        FactKind::BUILT_IN.iter().copied().collect(),
     ));
     out.push(("nothing shown".into(), BTreeSet::new()));
     // Pseudo-random subsets (xorshift, fixed seed per purpose: reproducible).
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15 ^ (purpose as u64 + 1);
     for i in 0..48 {
         let mut shown = BTreeSet::new();
-        for &k in FactKind::ALL {
+        for &k in FactKind::BUILT_IN {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
@@ -516,7 +516,7 @@ fn no_view_shows_a_withheld_value_or_a_figure_derived_from_one() {
             let shows = |k: FactKind| !is_raw_kind(k) || shown.contains(&k);
             let mut view = stored.clone();
             let changed = apply_raw_visibility(&mut view, |k| shown.contains(&k));
-            let withholds = FactKind::ALL.iter().any(|k| !shows(*k));
+            let withholds = FactKind::BUILT_IN.iter().any(|k| !shows(*k));
             assert_eq!(changed, withholds, "{ctx}");
             if changed {
                 sign(&mut view, &key).unwrap();
@@ -551,7 +551,7 @@ fn no_view_shows_a_withheld_value_or_a_figure_derived_from_one() {
             // What is shown is really there: every shown raw value in the JSON (and printed), and
             // every household figure whose sources are all shown.
             for m in 0..MEMBERS {
-                for &kind in FactKind::ALL
+                for &kind in FactKind::BUILT_IN
                     .iter()
                     .filter(|k| is_raw_kind(**k) && shows(**k))
                 {
