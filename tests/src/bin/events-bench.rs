@@ -619,18 +619,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
             u.after.1 / 1024
         );
     }
-    if let (Some(first), Some(last)) = (uploads.first(), uploads.last()) {
-        if uploads.len() > 1 {
-            println!(
-                "  hub RSS after upload 1 → after upload {}: {} → {} MiB ({:+.1} %), peak {} → {} MiB",
-                uploads.len(),
-                first.after.0 / 1024,
-                last.after.0 / 1024,
-                (last.after.0 as f64 / first.after.0.max(1) as f64 - 1.0) * 100.0,
-                first.after.1 / 1024,
-                last.after.1 / 1024
-            );
-        }
+    if let (Some(first), Some(last)) = (uploads.first(), uploads.last())
+        && uploads.len() > 1
+    {
+        println!(
+            "  hub RSS after upload 1 → after upload {}: {} → {} MiB ({:+.1} %), peak {} → {} MiB",
+            uploads.len(),
+            first.after.0 / 1024,
+            last.after.0 / 1024,
+            (last.after.0 as f64 / first.after.0.max(1) as f64 - 1.0) * 100.0,
+            first.after.1 / 1024,
+            last.after.1 / 1024
+        );
     }
     let _ = child.kill().await;
     Ok(())
