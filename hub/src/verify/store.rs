@@ -144,6 +144,18 @@ pub async fn get_authorization(db: &Db, id: &str) -> Result<Option<Authorization
     }))
 }
 
+/// Binds a [`FollowUpRow`] to `INSERT_FOLLOW_UP`'s parameters, in order.
+macro_rules! bind_follow_up {
+    ($q:expr, $f:expr) => {
+        $q.bind(&$f.verification_id)
+            .bind(&$f.requested_by)
+            .bind(&$f.registered_division)
+            .bind(&$f.case_ref)
+            .bind($f.created_ms)
+            .bind(&$f.due_by)
+    };
+}
+
 /// Insert a verification with its report and, for an emergency check without a letter, its letter
 /// follow-up, in one transaction; durable when it returns.
 pub async fn insert_verification(
@@ -161,13 +173,7 @@ pub async fn insert_verification(
     on_db!(db, p, _DB => {
         let mut tx = p.begin_write().await?;
         bind_ver!(sqlx::query(INSERT_VER), r).execute(&mut *tx).await?;
-        sqlx::query(INSERT_FOLLOW_UP)
-            .bind(&f.verification_id)
-            .bind(&f.requested_by)
-            .bind(&f.registered_division)
-            .bind(&f.case_ref)
-            .bind(f.created_ms)
-            .bind(&f.due_by)
+        bind_follow_up!(sqlx::query(INSERT_FOLLOW_UP), f)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -189,13 +195,7 @@ pub async fn insert_verification_in(
                 .execute(&mut *$c)
                 .await?;
             if let Some(f) = follow_up {
-                sqlx::query(INSERT_FOLLOW_UP)
-                    .bind(&f.verification_id)
-                    .bind(&f.requested_by)
-                    .bind(&f.registered_division)
-                    .bind(&f.case_ref)
-                    .bind(f.created_ms)
-                    .bind(&f.due_by)
+                bind_follow_up!(sqlx::query(INSERT_FOLLOW_UP), f)
                     .execute(&mut *$c)
                     .await?;
             }
