@@ -523,7 +523,7 @@ async fn write_cases(
 }
 
 /// A slip due a check, with its case's tier, as read.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 struct SlipKey {
     id: String,
     case_id: String,
@@ -537,6 +537,18 @@ struct SlipKey {
     next_check_ms: i64,
     tier: String,
 }
+crate::store::from_row!(SlipKey {
+    id,
+    case_id,
+    kind,
+    to_department,
+    to_township,
+    region,
+    issued_ms,
+    due_ms,
+    next_check_ms,
+    tier
+});
 
 /// Write one batch of slips due a check in one transaction: past due → an escalation row
 /// (`clock = 'slip:<id>'`) and `deadline_missed`, nothing left to notice; in the last quarter →
@@ -694,7 +706,6 @@ pub async fn open_count(db: &Db) -> Result<i64, StoreError> {
 
 /// The queue, newest first.
 pub async fn list(db: &Db, f: &EscalationFilter) -> Result<Vec<EscalationRow>, StoreError> {
-    #[derive(sqlx::FromRow)]
     struct T {
         id: String,
         case_id: String,
@@ -710,6 +721,21 @@ pub async fn list(db: &Db, f: &EscalationFilter) -> Result<Vec<EscalationRow>, S
         to_department: Option<String>,
         to_township: Option<String>,
     }
+    crate::store::from_row!(T {
+        id,
+        case_id,
+        clock,
+        tier,
+        township,
+        county,
+        due_ms,
+        escalated_ms,
+        resolved_ms,
+        slip_id,
+        slip_kind,
+        to_department,
+        to_township
+    });
     let like = |d: &str| format!("{d}%");
     let open = f.open.map(i64::from);
     let rows: Vec<T> = on_db!(db, p, _DB => {

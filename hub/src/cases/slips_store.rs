@@ -61,7 +61,6 @@ const COLUMNS: &str = "id, case_id, kind, to_department, to_township, region, ap
     answered_by, result, personal, key_id, feedback, feedback_key_id, version";
 
 /// The row as the database gives it (`due_provisional` is 0 or 1 on both databases).
-#[derive(sqlx::FromRow)]
 struct Raw {
     id: String,
     case_id: String,
@@ -86,6 +85,30 @@ struct Raw {
     feedback_key_id: Option<String>,
     version: i64,
 }
+crate::store::from_row!(Raw {
+    id,
+    case_id,
+    kind,
+    to_department,
+    to_township,
+    region,
+    applicant,
+    state,
+    issued_ms,
+    issued_by,
+    due_ms,
+    due_provisional,
+    accepted_ms,
+    accepted_by,
+    answered_ms,
+    answered_by,
+    result,
+    personal,
+    key_id,
+    feedback,
+    feedback_key_id,
+    version
+});
 
 impl From<Raw> for SlipRow {
     fn from(r: Raw) -> SlipRow {

@@ -16,7 +16,9 @@ impl PgStore {
             .acquire_timeout(std::time::Duration::from_secs(10))
             .connect(url)
             .await?;
-        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        super::migrator(super::POSTGRES_MIGRATIONS)?
+            .run(&pool)
+            .await?;
         Ok(Self { pool })
     }
 

@@ -24,7 +24,9 @@ impl SqliteStore {
             .max_connections(max_connections)
             .connect_with(options)
             .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        super::migrator(super::SQLITE_MIGRATIONS)?
+            .run(&pool)
+            .await?;
         Ok(Self { pool })
     }
 

@@ -32,7 +32,7 @@ impl Placement {
 }
 
 /// A department event as stored.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct EventRow {
     pub event_id: String,
     pub received_ms: i64,
@@ -59,6 +59,26 @@ pub struct EventRow {
     pub placed_ms: Option<i64>,
     pub log_index: i64,
 }
+crate::store::from_row!(EventRow {
+    event_id,
+    received_ms,
+    pushed_by,
+    department,
+    kind,
+    occurred_ms,
+    issued_ms,
+    subject,
+    body_hash,
+    sealed,
+    key_id,
+    signature,
+    placement,
+    receipt_placement,
+    township,
+    village,
+    placed_ms,
+    log_index
+});
 
 const EVENT_COLUMNS: &str = "event_id, received_ms, pushed_by, department, kind, occurred_ms, issued_ms, subject, body_hash, sealed, key_id, signature, placement, receipt_placement, township, village, placed_ms, log_index";
 
@@ -394,7 +414,7 @@ pub async fn count_households(db: &Db, status: &str) -> Result<i64, StoreError> 
 // ==== warnings (0013_warnings.sql) ====
 
 /// A warning as stored.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct WarningRow {
     pub id: String,
     /// The household's keyed pseudonym.
@@ -421,6 +441,29 @@ pub struct WarningRow {
     pub case_id: Option<String>,
     pub version: i64,
 }
+crate::store::from_row!(WarningRow {
+    id,
+    household,
+    rule,
+    state,
+    tier,
+    hardship,
+    township,
+    village,
+    created_ms,
+    updated_ms,
+    due_ms,
+    provisional,
+    signals,
+    first_event,
+    acknowledged_ms,
+    closed_ms,
+    closed_by,
+    reason,
+    key_id,
+    case_id,
+    version
+});
 
 const WARNING_COLUMNS: &str = "id, household, rule, state, tier, hardship, township, village, created_ms, updated_ms, due_ms, provisional, signals, first_event, acknowledged_ms, closed_ms, closed_by, reason, key_id, case_id, version";
 
@@ -494,7 +537,7 @@ pub async fn list_warnings(db: &Db, f: &WarningFilter) -> Result<Vec<WarningRow>
 }
 
 /// One signal of a warning, with its event's department and kind.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct SignalRow {
     pub event_id: String,
     pub department: String,
@@ -505,6 +548,16 @@ pub struct SignalRow {
     pub tier: Option<String>,
     pub raised: i64,
 }
+crate::store::from_row!(SignalRow {
+    event_id,
+    department,
+    kind,
+    occurred_ms,
+    received_ms,
+    amount_fen,
+    tier,
+    raised
+});
 
 pub async fn signals_of(db: &Db, warning_id: &str) -> Result<Vec<SignalRow>, StoreError> {
     Ok(on_db!(db, p, _DB => {
@@ -562,7 +615,7 @@ pub async fn move_warning(
 // ==== village reports (0015_village_reports.sql) ====
 
 /// A village report as stored (the warning it raised is bound separately).
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct VillageReportRow {
     /// Report id (UUIDv7), also its event's id in `dept_events`.
     pub id: String,
@@ -581,6 +634,20 @@ pub struct VillageReportRow {
     pub warning_id: Option<String>,
     pub log_index: i64,
 }
+crate::store::from_row!(VillageReportRow {
+    id,
+    created_ms,
+    filed_by,
+    township,
+    village,
+    subject,
+    observation,
+    observed_ms,
+    sealed,
+    key_id,
+    warning_id,
+    log_index
+});
 
 const VILLAGE_REPORT_COLUMNS: &str = "id, created_ms, filed_by, township, village, subject, observation, observed_ms, sealed, key_id, warning_id, log_index";
 
