@@ -10,6 +10,8 @@ use anyhow::{Context, bail};
 
 use crate::TestEnv;
 
+pub mod access_log;
+
 /// The config lines appended so that the limits do not interfere with a benchmark.
 pub const RAISED_LIMITS: &str = "\n\n# Raised so that the limits do not interfere with the benchmark.\n\
      [rate_limits]\ncaseworker = { per_second = 1000000, burst = 1000000 }\n\
