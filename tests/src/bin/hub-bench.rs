@@ -34,7 +34,7 @@
 //! Run: `cargo run --release -p hub-tests --bin hub-bench -- --seconds 10 --concurrency 8`.
 #![forbid(unsafe_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -45,7 +45,7 @@ use connectors::sim::AwkwardCase;
 use connectors::{Connector, RemoteConfig, RemoteConnector};
 use hub::pki::ClientSpec;
 use hub_tests::TestEnv;
-use hub_tests::bench::access_log;
+use hub_tests::bench::{BenchHub, HubOptions, access_log};
 use schemas::protocol::{FactQuery, ProtocolVersion, QuerySubject};
 use schemas::{Department, FactKind, Household, Purpose, Role};
 use serde_json::{Value, json};
@@ -402,21 +402,6 @@ struct Case {
     authorization_id: String,
 }
 
-/// The hub as a child process; killed (by its pid, through the handle) when dropped.
-struct HubProcess {
-    child: tokio::process::Child,
-    pid: String,
-    log: PathBuf,
-}
-
-impl HubProcess {
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
-    }
-}
-
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -476,69 +461,37 @@ async fn run(args: Args) -> anyhow::Result<()> {
     )?;
     let deps = env.start_departments().await?;
     let labor_kinds = write_policies(&env.path().join("bench-policies"))?;
-    let port = free_port()?;
     let log_filter = args.hub_log_filter.clone();
-    let hub_config = env.config(|text| {
-        let text = text.replacen(
-            "[server]\nlisten = \"127.0.0.1:0\"",
-            &format!("[server]\nlisten = \"127.0.0.1:{port}\""),
-            1,
-        );
-        // P4 and P5 open more connections than one identity may hold as deployed (32).
-        let text = text.replace(
-            "max_connections_per_identity = 32",
-            "max_connections_per_identity = 4096",
-        );
-        let text = text.replace(
-            "log_filter = \"info\"",
-            &format!("log_filter = \"{log_filter}\""),
-        );
-        format!(
-            "{text}\n\n[policies]\ndir = \"bench-policies\"\n\n\
-             # Raised so that the limits do not interfere with the benchmark.\n\
-             [rate_limits]\ncaseworker = {{ per_second = 1000000, burst = 1000000 }}\n\
-             households_per_hour = 1000000000\npeople_per_hour = 1000000000\n"
-        )
-    })?;
-
-    // The hub as a separate process, logging to a file.
-    let log_path = env.path().join("hub.log");
-    let log = std::fs::File::create(&log_path)?;
-    let child = tokio::process::Command::new(std::env::current_exe()?)
-        .arg("serve")
-        .arg("--config")
-        .arg(env.config_path())
-        .envs(args.hub_env.iter().cloned())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting the hub process")?;
-    let pid = child.id().context("hub pid")?.to_string();
-    let mut hub = HubProcess {
-        child,
-        pid,
-        log: log_path,
-    };
-    let base = format!("https://localhost:{port}");
     let client = reqwest::Client::builder()
         .tls_backend_preconfigured(env.client_config(Some(CASEWORKER))?)
         .pool_max_idle_per_host(args.concurrency * 2)
         .timeout(Duration::from_secs(60))
         .build()?;
-    let ready_by = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(status) = hub.child.try_wait()? {
-            bail!("hub exited at start-up ({status}):\n{}", hub.log_tail());
-        }
-        match client.get(format!("{base}/readyz")).send().await {
-            Ok(r) if r.status().is_success() => break,
-            _ if Instant::now() > ready_by => {
-                bail!("hub not ready after 60 s:\n{}", hub.log_tail())
-            }
-            _ => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
+    // The hub as a separate process, logging to a file.
+    let (mut hub, hub_config) = BenchHub::start_with(
+        &env,
+        &HubOptions {
+            limits: "\n\n[policies]\ndir = \"bench-policies\"\n\n\
+                     # Raised so that the limits do not interfere with the benchmark.\n\
+                     [rate_limits]\ncaseworker = { per_second = 1000000, burst = 1000000 }\n\
+                     households_per_hour = 1000000000\npeople_per_hour = 1000000000\n",
+            env: &args.hub_env,
+        },
+        |text| {
+            // P4 and P5 open more connections than one identity may hold as deployed (32).
+            let text = text.replace(
+                "max_connections_per_identity = 32",
+                "max_connections_per_identity = 4096",
+            );
+            text.replace(
+                "log_filter = \"info\"",
+                &format!("log_filter = \"{log_filter}\""),
+            )
+        },
+        &client,
+    )
+    .await?;
+    let base = hub.base.clone();
 
     // 4-member households of the simulated population, each with a letter on record. Households
     // civil affairs cannot place (a member unknown to it) or split across townships are left out:
