@@ -2,6 +2,7 @@
 //! `<bin> serve --config F`, on SQLite, with the limits raised) and a closed-loop driver that times
 //! every job.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -9,6 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 use crate::TestEnv;
+
+pub mod access_log;
 
 /// The config lines appended so that the limits do not interfere with a benchmark.
 pub const RAISED_LIMITS: &str = "\n\n# Raised so that the limits do not interfere with the benchmark.\n\
@@ -21,6 +24,18 @@ pub struct BenchHub {
     pub child: tokio::process::Child,
     /// `https://localhost:<port>`.
     pub base: String,
+    /// The hub process's id (its CPU and memory are read from `/proc/<pid>`).
+    pub pid: String,
+    /// `hub.log` beside the config: the hub's output.
+    pub log: PathBuf,
+}
+
+/// How [`BenchHub::start_with`] starts the hub.
+pub struct HubOptions<'a> {
+    /// Config lines appended after `edit` (the limits raised out of the benchmark's way).
+    pub limits: &'a str,
+    /// Environment variables for the hub process only (e.g. `MALLOC_ARENA_MAX`).
+    pub env: &'a [(String, String)],
 }
 
 impl BenchHub {
@@ -32,40 +47,71 @@ impl BenchHub {
         edit: impl Fn(String) -> String,
         probe: &reqwest::Client,
     ) -> anyhow::Result<BenchHub> {
+        let o = HubOptions {
+            limits: RAISED_LIMITS,
+            env: &[],
+        };
+        Ok(Self::start_with(env, &o, edit, probe).await?.0)
+    }
+
+    /// [`BenchHub::start`] with the caller's limits and environment; returns the hub's config too.
+    pub async fn start_with(
+        env: &TestEnv,
+        o: &HubOptions<'_>,
+        edit: impl Fn(String) -> String,
+        probe: &reqwest::Client,
+    ) -> anyhow::Result<(BenchHub, hub::config::Config)> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
-        env.config(|text| {
+        let config = env.config(|text| {
             let text = text.replacen(
                 "[server]\nlisten = \"127.0.0.1:0\"",
                 &format!("[server]\nlisten = \"127.0.0.1:{port}\""),
                 1,
             );
-            format!("{}{RAISED_LIMITS}", edit(text))
+            format!("{}{}", edit(text), o.limits)
         })?;
-        let log = std::fs::File::create(env.path().join("hub.log"))?;
-        let mut child = tokio::process::Command::new(std::env::current_exe()?)
+        let log_path = env.path().join("hub.log");
+        let log = std::fs::File::create(&log_path)?;
+        let child = tokio::process::Command::new(std::env::current_exe()?)
             .arg("serve")
             .arg("--config")
             .arg(env.config_path())
+            .envs(o.env.iter().cloned())
             .stdout(log.try_clone()?)
             .stderr(log)
             .kill_on_drop(true)
             .spawn()
             .context("starting the hub process")?;
-        let base = format!("https://localhost:{port}");
+        let pid = child.id().context("hub pid")?.to_string();
+        let mut hub = BenchHub {
+            child,
+            base: format!("https://localhost:{port}"),
+            pid,
+            log: log_path,
+        };
         let ready_by = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Some(status) = child.try_wait()? {
-                bail!("hub exited at start-up ({status})");
+            if let Some(status) = hub.child.try_wait()? {
+                bail!("hub exited at start-up ({status}):\n{}", hub.log_tail());
             }
-            match probe.get(format!("{base}/readyz")).send().await {
+            match probe.get(format!("{}/readyz", hub.base)).send().await {
                 Ok(r) if r.status().is_success() => break,
-                _ if Instant::now() > ready_by => bail!("hub not ready after 60 s"),
+                _ if Instant::now() > ready_by => {
+                    bail!("hub not ready after 60 s:\n{}", hub.log_tail())
+                }
                 _ => tokio::time::sleep(Duration::from_millis(100)).await,
             }
         }
-        Ok(BenchHub { child, base })
+        Ok((hub, config))
+    }
+
+    /// The last 20 lines of the hub's output.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
     }
 }
 

@@ -25,6 +25,12 @@ impl<'a> From<&'a mut sqlx::PgConnection> for TxConn<'a> {
 }
 
 /// Rows per multi-row INSERT (6 parameters each keeps every statement below both backends' limits).
+///
+/// Every statement whose text depends on a count (a multi-row INSERT of one batch, an `IN (…)` of
+/// so many ids) is run with `.persistent(false)`: prepared, run and finalized, never kept in the
+/// connection's statement cache. Cached, each batch size became one more prepared statement per
+/// pooled connection (up to sqlx's 100 a connection, tens of KB each for a large INSERT): the hub's
+/// memory grew by about 30 MB over a two-minute soak, all of it SQLite statements (heaptrack).
 const CHUNK: usize = 1000;
 
 /// The persisted head: tree size, root, latest signed checkpoint and the sequencer lease.
@@ -330,7 +336,7 @@ pub async fn commit_batch(
                     sep.push_bind(to_i64(*id));
                 }
                 q.push(")");
-                for r in q.build().fetch_all(&mut *tx).await? {
+                for r in q.build().persistent(false).fetch_all(&mut *tx).await? {
                     let id: i64 = r.try_get(0)?;
                     let h: Vec<u8> = r.try_get(1)?;
                     got.insert(id as u64, hash_from("log_hashes.hash", &h)?);
@@ -360,7 +366,7 @@ pub async fn commit_batch(
                     .push_bind(e.action.clone())
                     .push_bind(e.case_ref.clone());
             });
-            q.build().execute(&mut *tx).await?;
+            q.build().persistent(false).execute(&mut *tx).await?;
         }
         let subjects: Vec<(&str, u64)> = p
             .entries
@@ -372,14 +378,14 @@ pub async fn commit_batch(
             q.push_values(chunk, |mut r, (s, i)| {
                 r.push_bind(s.to_string()).push_bind(to_i64(*i));
             });
-            q.build().execute(&mut *tx).await?;
+            q.build().persistent(false).execute(&mut *tx).await?;
         }
         for chunk in p.hashes.chunks(CHUNK) {
             let mut q = QueryBuilder::<DB>::new("INSERT INTO log_hashes (id, hash) ");
             q.push_values(chunk, |mut r, (id, h)| {
                 r.push_bind(to_i64(*id)).push_bind(h.0.to_vec());
             });
-            q.build().execute(&mut *tx).await?;
+            q.build().persistent(false).execute(&mut *tx).await?;
         }
         sqlx::query(
             "INSERT INTO log_checkpoints (size, root, note, created_at_ms) VALUES ($1, $2, $3, $4)",
@@ -444,7 +450,7 @@ pub async fn commit_batch(
                     sep.push_bind(to_i64(*id));
                 }
                 q.push(")");
-                for r in q.build().fetch_all(&mut *tx).await? {
+                for r in q.build().persistent(false).fetch_all(&mut *tx).await? {
                     let id: i64 = r.try_get(0)?;
                     let h: Vec<u8> = r.try_get(1)?;
                     known.insert(id as u64, hash_from("log_hashes.hash", &h)?);
@@ -525,7 +531,7 @@ pub async fn read_hashes(db: &Db, ids: &[u64]) -> Result<HashMap<u64, Hash>, Log
                 sep.push_bind(to_i64(*id));
             }
             q.push(")");
-            let rows = q.build().fetch_all(pool).await?;
+            let rows = q.build().persistent(false).fetch_all(pool).await?;
             rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<Vec<_>, sqlx::Error>>()?
         });
         for (id, h) in rows {
@@ -556,7 +562,7 @@ pub async fn read_entries_at(db: &Db, indexes: &[u64]) -> Result<Vec<(u64, Vec<u
                 sep.push_bind(to_i64(*i));
             }
             q.push(")");
-            let rows = q.build().fetch_all(pool).await?;
+            let rows = q.build().persistent(false).fetch_all(pool).await?;
             rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<Vec<_>, sqlx::Error>>()?
         });
         out.extend(rows.into_iter().map(|(i, d)| (i as u64, d)));
@@ -613,7 +619,7 @@ pub async fn search(db: &Db, f: &SearchFilter, size: u64) -> Result<Vec<(u64, Ve
         }
         q.push(" ORDER BY e.idx LIMIT ");
         q.push_bind(f.limit);
-        let rows = q.build().fetch_all(pool).await?;
+        let rows = q.build().persistent(false).fetch_all(pool).await?;
         rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<Vec<_>, sqlx::Error>>()?
     });
     Ok(rows.into_iter().map(|(i, d)| (i as u64, d)).collect())

@@ -429,3 +429,45 @@ async fn failures_leave_no_attached_write_without_its_entries() {
         "nothing of the refused batch"
     );
 }
+
+/// Batches of every size from 1 to 40 leave the pooled connections' statement caches as they are
+/// after the first batch: a statement whose text depends on a count is not cached (each size
+/// would otherwise stay prepared on the connection, the hub's memory growing with every new size).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_of_many_sizes_do_not_fill_the_statement_cache() {
+    use sqlx::Connection as _;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("log.db").display());
+    // One connection: every statement of the log runs on it.
+    let store = crate::store::sqlite::SqliteStore::connect(&url, 1)
+        .await
+        .unwrap();
+    let pool = store.pool().clone();
+    let signer = Signer::from_seed("test.example/log", [9; 32]).unwrap();
+    let log = AccessLog::start(
+        crate::store::Db::Sqlite(pool.clone()),
+        signer,
+        LogOptions::default(),
+    )
+    .await
+    .unwrap();
+    let cached = |pool: sqlx::SqlitePool| async move {
+        pool.acquire().await.unwrap().cached_statements_size()
+    };
+    let mut n = 0;
+    log.append_many((0..1).map(|i| test_entry(i, Some("a"))).collect())
+        .await
+        .unwrap();
+    let after_one = cached(pool.clone()).await;
+    for size in 2..=40u64 {
+        let batch = (0..size).map(|i| test_entry(n + i, Some("b"))).collect();
+        n += size;
+        log.append_many(batch).await.unwrap();
+    }
+    assert_eq!(log.head().size, 1 + (2..=40u64).sum::<u64>());
+    assert_eq!(
+        cached(pool.clone()).await,
+        after_one,
+        "39 more batch sizes, no more cached statements"
+    );
+}

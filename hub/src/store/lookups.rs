@@ -80,7 +80,9 @@ pub struct Since {
     pub emergencies: i64,
 }
 
-/// Rows per insert statement (4 bind parameters each, well under every backend's limit).
+/// Rows per insert statement (4 bind parameters each, well under every backend's limit). The
+/// statement's text depends on the row count: it is not kept in the statement cache
+/// (`.persistent(false)`, see `crate::log::store`'s `CHUNK`).
 const CHUNK: usize = 200;
 
 const UPSERT_TAIL: &str = " ON CONFLICT (principal, kind, key) DO UPDATE SET at_ms = \
@@ -142,7 +144,7 @@ pub async fn record<T>(
                     .push_bind(at_ms);
             });
             q.push(UPSERT_TAIL);
-            q.build().execute(&mut *tx).await?;
+            q.build().persistent(false).execute(&mut *tx).await?;
         }
         let rows: Vec<(String, i64, Option<i64>)> = sqlx::query_as(COUNT)
             .bind(principal)

@@ -70,7 +70,12 @@ pub async fn add(db: &Db, rows: &[WindowRow]) -> Result<Vec<WindowRow>, StoreErr
                     r.push_bind(id.clone()).push_bind(*start).push_bind(*n);
                 });
                 q.push(TAIL);
-                out.extend(q.build_query_as::<WindowRow>().fetch_all(&mut *tx).await?);
+                out.extend(
+                    q.build_query_as::<WindowRow>()
+                        .persistent(false)
+                        .fetch_all(&mut *tx)
+                        .await?,
+                );
             }
             tx.commit().await?;
             Ok(out)

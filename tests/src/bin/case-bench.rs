@@ -102,7 +102,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let caseworker = client("caseworker")?;
     let intake = client("intake")?;
-    let BenchHub { mut child, base } = BenchHub::start(&env, |text| text, &caseworker).await?;
+    let BenchHub {
+        mut child, base, ..
+    } = BenchHub::start(&env, |text| text, &caseworker).await?;
 
     // Baseline first, in the same run, on the same client (connections reused).
     let (c, url) = (caseworker.clone(), format!("{base}/healthz"));

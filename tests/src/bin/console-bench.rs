@@ -121,7 +121,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let intake = client("intake", args.seed_concurrency * 2)?;
     // The users share the bench's one caseworker certificate: let each have its connection.
     let users_cap = args.users * 2 + 16;
-    let BenchHub { mut child, base } = BenchHub::start(
+    let BenchHub {
+        mut child, base, ..
+    } = BenchHub::start(
         &env,
         |text| {
             text.lines()

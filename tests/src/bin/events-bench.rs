@@ -32,9 +32,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{bail, ensure};
 use clap::Parser;
 use hub_tests::TestEnv;
+use hub_tests::bench::{BenchHub, HubOptions};
 use schemas::ResidentId;
 use schemas::events::{DepartmentEvent, EventSubject, SignedEvent};
 use schemas::protocol::ProtocolVersion;
@@ -394,33 +395,6 @@ async fn push_batches(
 async fn run(args: Args) -> anyhow::Result<()> {
     let env = TestEnv::new()?;
     let _deps = env.start_departments().await?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    env.config(|text| {
-        let text = text.replacen(
-            "[server]\nlisten = \"127.0.0.1:0\"",
-            &format!("[server]\nlisten = \"127.0.0.1:{port}\""),
-            1,
-        );
-        format!(
-            "{text}\n\n# Raised so that the limits do not interfere with the benchmark.\n\
-             [rate_limits]\ndepartment = {{ per_second = 1000000, burst = 1000000 }}\n"
-        )
-    })?;
-    let log_path = env.path().join("hub.log");
-    let log = std::fs::File::create(&log_path)?;
-    let mut child = tokio::process::Command::new(std::env::current_exe()?)
-        .arg("serve")
-        .arg("--config")
-        .arg(env.config_path())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting the hub process")?;
-    let pid = child.id().context("hub pid")?.to_string();
-    let base = format!("https://localhost:{port}");
     let client = |who: &str| -> anyhow::Result<reqwest::Client> {
         Ok(reqwest::Client::builder()
             .tls_backend_preconfigured(env.client_config(Some(who))?)
@@ -430,17 +404,23 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let health = client("dept-health")?;
     let civil = client("dept-civil-affairs")?;
-    let ready_by = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(status) = child.try_wait()? {
-            bail!("hub exited at start-up ({status})");
-        }
-        match health.get(format!("{base}/readyz")).send().await {
-            Ok(r) if r.status().is_success() => break,
-            _ if Instant::now() > ready_by => bail!("hub not ready after 60 s"),
-            _ => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
+    let (hub, _) = BenchHub::start_with(
+        &env,
+        &HubOptions {
+            limits: "\n\n# Raised so that the limits do not interfere with the benchmark.\n\
+                     [rate_limits]\ndepartment = { per_second = 1000000, burst = 1000000 }\n",
+            env: &[],
+        },
+        |text| text,
+        &health,
+    )
+    .await?;
+    let BenchHub {
+        mut child,
+        base,
+        pid,
+        log: log_path,
+    } = hub;
 
     // Baselines first, in the same run and directory.
     let base_single = baseline(

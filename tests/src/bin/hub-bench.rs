@@ -6,7 +6,19 @@
 //!   the fact kinds the benchmark purpose asks of labor;
 //! - (b) the **same query through the hub**: `POST /v1/verifications` over mTLS as a caseworker, for
 //!   a purpose whose plan asks labor only, citing an authorization letter recorded beforehand;
-//! - (c) full cross-checks: 4 members, 7 departments (`dibao_application`).
+//! - (c) full cross-checks: 4 members, 7 departments (`dibao_application`), closed loop: the
+//!   maximum throughput;
+//! - (c2) P2's latency half: full checks at half of (c)'s throughput, open loop (a fixed arrival
+//!   schedule), each request's added latency = its latency − the slowest department's round trip
+//!   (the hub's `Server-Timing: fanout;dur=…`);
+//! - (d)/(e) P4: `/healthz` on kept-alive and on new mTLS connections, against (d0)/(e0) a bare
+//!   hyper + rustls server with the hub's certificates (the floor);
+//! - P3: the access log alone, in this process ([`hub_tests::bench::access_log`], also `log-bench`):
+//!   durable appends/s with group commit on SQLite and on PostgreSQL (a fresh database at
+//!   `HUB_TEST_PG_URL`) against one transaction per append, and `hub audit verify --db` over the
+//!   SQLite log just written (`--skip-p3` leaves it out);
+//! - (f) P5: the hub's resident memory while `--memory-clients` clients run full checks (`--soak S`
+//!   for S seconds, with the RSS and thread count printed every `--rss-report-every` seconds).
 //!
 //! The hub runs as a **separate process** (this binary re-executed as `hub-bench serve --config F`,
 //! which is `hub::cli::main`), so its CPU time is read from `/proc/<pid>/stat` (utime + stime) without
@@ -22,7 +34,7 @@
 //! Run: `cargo run --release -p hub-tests --bin hub-bench -- --seconds 10 --concurrency 8`.
 #![forbid(unsafe_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -33,6 +45,7 @@ use connectors::sim::AwkwardCase;
 use connectors::{Connector, RemoteConfig, RemoteConnector};
 use hub::pki::ClientSpec;
 use hub_tests::TestEnv;
+use hub_tests::bench::{BenchHub, HubOptions, access_log};
 use schemas::protocol::{FactQuery, ProtocolVersion, QuerySubject};
 use schemas::{Department, FactKind, Household, Purpose, Role};
 use serde_json::{Value, json};
@@ -74,6 +87,34 @@ struct Args {
     /// sampling the hub's RSS every second; memory must stay flat and no request may fail.
     #[arg(long)]
     soak: Option<u64>,
+    /// Leave out P3 (the access log's durable appends on SQLite and PostgreSQL, and
+    /// `hub audit verify --db`), e.g. for a short smoke run.
+    #[arg(long)]
+    skip_p3: bool,
+    /// Concurrent appenders in P3's group-commit measurement (the baseline, one transaction per
+    /// append, uses at most 64).
+    #[arg(long, default_value_t = 512)]
+    p3_concurrency: u64,
+    /// Leave out P2's latency half (the open-loop phase (c2) at half of (c)'s throughput).
+    #[arg(long)]
+    skip_latency: bool,
+    /// An environment variable for the hub process only, `NAME=VALUE` (repeatable); e.g.
+    /// `--hub-env MALLOC_ARENA_MAX=2` to compare the hub's memory.
+    #[arg(long, value_parser = parse_env)]
+    hub_env: Vec<(String, String)>,
+    /// In the memory phase (f), print the hub's RSS and thread count this often (seconds).
+    #[arg(long, default_value_t = 60)]
+    rss_report_every: u64,
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s}: expected NAME=VALUE"))?;
+    if k.is_empty() {
+        return Err(format!("{s}: empty NAME"));
+    }
+    Ok((k.to_owned(), v.to_owned()))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -361,21 +402,6 @@ struct Case {
     authorization_id: String,
 }
 
-/// The hub as a child process; killed (by its pid, through the handle) when dropped.
-struct HubProcess {
-    child: tokio::process::Child,
-    pid: String,
-    log: PathBuf,
-}
-
-impl HubProcess {
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
-    }
-}
-
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -435,68 +461,37 @@ async fn run(args: Args) -> anyhow::Result<()> {
     )?;
     let deps = env.start_departments().await?;
     let labor_kinds = write_policies(&env.path().join("bench-policies"))?;
-    let port = free_port()?;
     let log_filter = args.hub_log_filter.clone();
-    let hub_config = env.config(|text| {
-        let text = text.replacen(
-            "[server]\nlisten = \"127.0.0.1:0\"",
-            &format!("[server]\nlisten = \"127.0.0.1:{port}\""),
-            1,
-        );
-        // P4 and P5 open more connections than one identity may hold as deployed (32).
-        let text = text.replace(
-            "max_connections_per_identity = 32",
-            "max_connections_per_identity = 4096",
-        );
-        let text = text.replace(
-            "log_filter = \"info\"",
-            &format!("log_filter = \"{log_filter}\""),
-        );
-        format!(
-            "{text}\n\n[policies]\ndir = \"bench-policies\"\n\n\
-             # Raised so that the limits do not interfere with the benchmark.\n\
-             [rate_limits]\ncaseworker = {{ per_second = 1000000, burst = 1000000 }}\n\
-             households_per_hour = 1000000000\npeople_per_hour = 1000000000\n"
-        )
-    })?;
-
-    // The hub as a separate process, logging to a file.
-    let log_path = env.path().join("hub.log");
-    let log = std::fs::File::create(&log_path)?;
-    let child = tokio::process::Command::new(std::env::current_exe()?)
-        .arg("serve")
-        .arg("--config")
-        .arg(env.config_path())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting the hub process")?;
-    let pid = child.id().context("hub pid")?.to_string();
-    let mut hub = HubProcess {
-        child,
-        pid,
-        log: log_path,
-    };
-    let base = format!("https://localhost:{port}");
     let client = reqwest::Client::builder()
         .tls_backend_preconfigured(env.client_config(Some(CASEWORKER))?)
         .pool_max_idle_per_host(args.concurrency * 2)
         .timeout(Duration::from_secs(60))
         .build()?;
-    let ready_by = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(status) = hub.child.try_wait()? {
-            bail!("hub exited at start-up ({status}):\n{}", hub.log_tail());
-        }
-        match client.get(format!("{base}/readyz")).send().await {
-            Ok(r) if r.status().is_success() => break,
-            _ if Instant::now() > ready_by => {
-                bail!("hub not ready after 60 s:\n{}", hub.log_tail())
-            }
-            _ => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
+    // The hub as a separate process, logging to a file.
+    let (mut hub, hub_config) = BenchHub::start_with(
+        &env,
+        &HubOptions {
+            limits: "\n\n[policies]\ndir = \"bench-policies\"\n\n\
+                     # Raised so that the limits do not interfere with the benchmark.\n\
+                     [rate_limits]\ncaseworker = { per_second = 1000000, burst = 1000000 }\n\
+                     households_per_hour = 1000000000\npeople_per_hour = 1000000000\n",
+            env: &args.hub_env,
+        },
+        |text| {
+            // P4 and P5 open more connections than one identity may hold as deployed (32).
+            let text = text.replace(
+                "max_connections_per_identity = 32",
+                "max_connections_per_identity = 4096",
+            );
+            text.replace(
+                "log_filter = \"info\"",
+                &format!("log_filter = \"{log_filter}\""),
+            )
+        },
+        &client,
+    )
+    .await?;
+    let base = hub.base.clone();
 
     // 4-member households of the simulated population, each with a letter on record. Households
     // civil affairs cannot place (a member unknown to it) or split across townships are left out:
@@ -666,6 +661,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
             run,
         )
         .await?;
+        // (c2) P2's latency half: an open loop at half of (c)'s throughput.
+        let latency = if args.skip_latency {
+            None
+        } else {
+            let rate = full.per_second() / 2.0;
+            ensure!(rate > 0.0, "(c) completed no full check: no rate for (c2)");
+            Some(open_loop(&load, &client, &target, FULL_PURPOSE, rate, run).await?)
+        };
         // (d) P4: requests to `/healthz` on kept-alive connections, the hub and then the floor;
         // (e) a new mTLS connection for every request, the hub and then the floor.
         let hub_kept = healthz(&load, "(d) healthz kept-alive, hub", &client, &base).await?;
@@ -703,8 +706,56 @@ async fn run(args: Args) -> anyhow::Result<()> {
             &through,
             &full,
         );
+        if let Some(l) = &latency {
+            l.print(full.per_second());
+        }
         print_connections(&hub_kept, &floor_kept, &hub_new, &floor_new);
+        // P3: the access log alone, in this process (the hub idle meanwhile).
+        let p3 = if args.skip_p3 {
+            None
+        } else {
+            let f = access_log::measure(&access_log::Options {
+                warmup: Some(warmup),
+                batched: access_log::Budget::For(measure),
+                unbatched: access_log::Budget::For(measure.min(Duration::from_secs(3))),
+                concurrency: args.p3_concurrency,
+                postgres: true,
+            })
+            .await?;
+            println!(
+                "\nP3 durable access-log appends 访问日志持久追加 (in this process, the hub idle):"
+            );
+            f.sqlite.print();
+            println!(
+                "SQLite: offline verification (hub audit verify --db) {:.0} entries/s ({} entries in {:.2} s)",
+                f.verify.per_second(),
+                f.verify.size,
+                f.verify.secs
+            );
+            if let Some(pg) = &f.postgres {
+                pg.print();
+            }
+            Some(f)
+        };
         runs.push(Run {
+            added_p50: latency.as_ref().map_or(f64::NAN, |l| ms(l.added.0)),
+            added_p99: latency.as_ref().map_or(f64::NAN, |l| ms(l.added.1)),
+            p3_sqlite: p3
+                .as_ref()
+                .map_or(f64::NAN, |f| f.sqlite.batched.per_second()),
+            p3_sqlite_base: p3
+                .as_ref()
+                .map_or(f64::NAN, |f| f.sqlite.unbatched.per_second()),
+            p3_pg: p3
+                .as_ref()
+                .and_then(|f| f.postgres.as_ref())
+                .map_or(f64::NAN, |b| b.batched.per_second()),
+            p3_pg_base: p3
+                .as_ref()
+                .and_then(|f| f.postgres.as_ref())
+                .map_or(f64::NAN, |b| b.unbatched.per_second()),
+            p3_verify: p3.as_ref().map_or(f64::NAN, |f| f.verify.per_second()),
+            p3_verify_size: p3.as_ref().map_or(0, |f| f.verify.size),
             p1: through.per_second() / direct.per_second().max(f64::MIN_POSITIVE),
             p2: full.hub_cpu_per_department_query_us(),
             full_per_second: full.per_second(),
@@ -735,7 +786,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     } else {
         Duration::from_millis(100)
     };
-    let sampler = sample_rss(hub.pid.clone(), warmup, every, stop.clone());
+    let sampler = sample_rss(
+        hub.pid.clone(),
+        warmup,
+        every,
+        Duration::from_secs(args.rss_report_every.max(1)),
+        stop.clone(),
+    );
     let memory = via_hub(
         &memory_load,
         &memory_client,
@@ -747,8 +804,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     )
     .await;
     stop.store(true, Ordering::Relaxed);
-    let rss = sampler.await?;
+    let samples = sampler.await?;
     let memory = memory?;
+    let rss: Vec<u64> = samples.iter().map(|s| s.0).collect();
+    let threads = samples.iter().map(|s| s.1).max().unwrap_or(0);
 
     if let Some(status) = hub.child.try_wait()? {
         bail!(
@@ -760,7 +819,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     for (_, h) in deps.handles {
         h.shutdown().await;
     }
-    print_summary(&args, &runs, &memory, &rss, every);
+    print_summary(&args, &runs, &memory, &rss, threads, every);
     Ok(())
 }
 
@@ -771,8 +830,18 @@ struct Target {
     base: String,
 }
 
-/// One run's figures, for the min / median / max summary.
+/// One run's figures, for the min / median / max summary (NaN: not measured).
 struct Run {
+    /// P2's latency half: the hub's added latency over the slowest department, ms.
+    added_p50: f64,
+    added_p99: f64,
+    /// P3: durable appends/s with group commit and one transaction per append; entries/s verified.
+    p3_sqlite: f64,
+    p3_sqlite_base: f64,
+    p3_pg: f64,
+    p3_pg_base: f64,
+    p3_verify: f64,
+    p3_verify_size: u64,
     p1: f64,
     p2: f64,
     full_per_second: f64,
@@ -1051,25 +1120,45 @@ mod floor {
     }
 }
 
-/// The hub's resident set (`VmRSS`, KiB) sampled every `every` from `start_after` (the phase's
-/// warm-up) until `stop` is set.
+/// The hub's resident set (`VmRSS`, KiB) and thread count (`Threads`) from `/proc/<pid>/status`.
+fn rss_and_threads(pid: &str) -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| -> Option<u64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+    };
+    Some((field("VmRSS:")?, field("Threads:")?))
+}
+
+/// The hub's resident set (KiB) and thread count sampled every `every` from `start_after` (the
+/// phase's warm-up) until `stop` is set; every `report_every` a line with both is printed (the
+/// series of a soak).
 fn sample_rss(
     pid: String,
     start_after: Duration,
     every: Duration,
+    report_every: Duration,
     stop: Arc<std::sync::atomic::AtomicBool>,
-) -> tokio::task::JoinHandle<Vec<u64>> {
+) -> tokio::task::JoinHandle<Vec<(u64, u64)>> {
     tokio::spawn(async move {
         tokio::time::sleep(start_after).await;
+        let started = tokio::time::Instant::now();
+        let mut next_report = started + report_every;
         let mut out = Vec::new();
         while !stop.load(Ordering::Relaxed) {
-            let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-            if let Some(kib) = text
-                .lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            {
-                out.push(kib);
+            if let Some(sample) = rss_and_threads(&pid) {
+                out.push(sample);
+                let now = tokio::time::Instant::now();
+                if now >= next_report {
+                    println!(
+                        "(f) +{:>4} s: hub RSS {:.1} MiB, {} threads",
+                        (now - started).as_secs(),
+                        sample.0 as f64 / 1024.0,
+                        sample.1
+                    );
+                    next_report += report_every;
+                }
             }
             tokio::time::sleep(every).await;
         }
@@ -1127,7 +1216,14 @@ fn print_connections(hub_kept: &Phase, floor_kept: &Phase, hub_new: &Phase, floo
 }
 
 /// min / median / max over the runs, against the owner's targets, and P5.
-fn print_summary(args: &Args, runs: &[Run], memory: &Phase, rss: &[u64], every: Duration) {
+fn print_summary(
+    args: &Args,
+    runs: &[Run],
+    memory: &Phase,
+    rss: &[u64],
+    threads: u64,
+    every: Duration,
+) {
     let col = |f: fn(&Run) -> f64| spread(&runs.iter().map(f).collect::<Vec<_>>());
     let verdict = |ok: bool| {
         if ok {
@@ -1157,10 +1253,43 @@ fn print_summary(args: &Args, runs: &[Run], memory: &Phase, rss: &[u64], every: 
         col(|r| r.p2),
         verdict(median(|r| r.p2) <= 150.0)
     );
+    if !args.skip_latency {
+        println!(
+            "| P2 p99 added latency over the slowest department, full checks at half of the maximum throughput, ms (p50 {}) | {} | ≤ 5 | {} |",
+            col(|r| r.added_p50),
+            col(|r| r.added_p99),
+            verdict(median(|r| r.added_p99) <= 5.0)
+        );
+    }
     println!(
         "| full checks/s (4 members × 7 departments) | {} | – | – |",
         col(|r| r.full_per_second)
     );
+    if !args.skip_p3 {
+        println!(
+            "| P3 durable access-log appends/s, SQLite, group commit (one a transaction: {}) | {} | ≥ 20,000 | {} |",
+            col(|r| r.p3_sqlite_base),
+            col(|r| r.p3_sqlite),
+            verdict(median(|r| r.p3_sqlite) >= 20_000.0)
+        );
+        println!(
+            "| P3 durable access-log appends/s, PostgreSQL, group commit (one a transaction: {}) | {} | ≥ 10,000 | {} |",
+            col(|r| r.p3_pg_base),
+            col(|r| r.p3_pg),
+            verdict(median(|r| r.p3_pg) >= 10_000.0)
+        );
+        println!(
+            "| P3 `hub audit verify --db` entries/s (SQLite log of {} entries) | {} | ≥ 500,000 | {} |",
+            spread(
+                &runs
+                    .iter()
+                    .map(|r| r.p3_verify_size as f64)
+                    .collect::<Vec<_>>()
+            ),
+            col(|r| r.p3_verify),
+            verdict(median(|r| r.p3_verify) >= 500_000.0)
+        );
+    }
     println!(
         "| P4 new mTLS connections/s, hub ÷ floor | {} (hub {} /s, floor {} /s) | ≥ 0.8 | {} |",
         col(|r| r.new),
@@ -1195,12 +1324,204 @@ fn print_summary(args: &Args, runs: &[Run], memory: &Phase, rss: &[u64], every: 
         verdict(mib(max) <= 100.0)
     );
     println!(
-        "| P5 RSS first tenth → last tenth of the phase ({} samples, {} ms apart), MiB | {first:.1} → {last:.1} ({growth:+.1} %) | growth ≤ 10 % | {} |",
+        "| P5 RSS first tenth → last tenth of the phase ({} samples, {} ms apart; hub threads at most {threads}), MiB | {first:.1} → {last:.1} ({growth:+.1} %) | growth ≤ 10 % | {} |",
         rss.len(),
         every.as_millis(),
         verdict(growth <= 10.0)
     );
-    println!(
-        "\nP3 (durable access-log appends, `hub audit verify --db`) is measured by `log-bench`."
-    );
+    if args.skip_p3 {
+        println!("\nP3 not measured (--skip-p3).");
+    }
+}
+
+/// A verification request body for `case` (with `force_fresh` when the hub takes it).
+fn verification_body(target: &Target, case: &Case, purpose: Purpose, case_ref: String) -> Value {
+    let mut body = json!({
+        "household": household_json(&case.household),
+        "purpose": purpose.code(),
+        "case_ref": case_ref,
+        "urgency": "normal",
+        "authorization_id": case.authorization_id,
+    });
+    if target.force_fresh {
+        body["force_fresh"] = json!(true);
+    }
+    body
+}
+
+/// The hub's `Server-Timing` of a verification: (registration check, slowest department) round
+/// trips.
+fn server_timing(headers: &reqwest::header::HeaderMap) -> anyhow::Result<(Duration, Duration)> {
+    let text = headers
+        .get("server-timing")
+        .context("no Server-Timing header on the verification's answer")?
+        .to_str()?;
+    let dur = |name: &str| -> anyhow::Result<Duration> {
+        let metric = text
+            .split(',')
+            .map(str::trim)
+            .find(|m| m.split(';').next() == Some(name))
+            .with_context(|| format!("Server-Timing without {name}: {text}"))?;
+        let ms: f64 = metric
+            .split(';')
+            .find_map(|p| p.strip_prefix("dur="))
+            .with_context(|| format!("Server-Timing {name} without dur: {text}"))?
+            .parse()
+            .with_context(|| format!("Server-Timing {name}: {text}"))?;
+        ensure!(ms.is_finite() && ms >= 0.0, "Server-Timing {name}: {text}");
+        Ok(Duration::from_secs_f64(ms / 1e3))
+    };
+    Ok((dur("registration")?, dur("fanout")?))
+}
+
+/// (c2) P2's latency half: full checks at a fixed arrival rate (open loop: request `i` is sent at
+/// `start + i / rate` whether or not earlier ones were answered), warm-up then the measured window.
+/// Each request's latency is counted from its scheduled time (a late send counts against the hub
+/// and the generator, never hidden); the hub's added latency is that latency less the slowest
+/// department's round trip the hub reports in `Server-Timing` (`fanout`).
+struct OpenLoop {
+    /// The offered rate, requests/s.
+    rate: f64,
+    /// Requests scheduled inside the measured window (all answered: a failure fails the phase).
+    count: u64,
+    window: Duration,
+    /// (p50, p99) of: the caller's latency, the slowest department's round trip, the added latency
+    /// (latency − slowest department), and the added latency less the registration check too.
+    latency: (Duration, Duration),
+    fanout: (Duration, Duration),
+    added: (Duration, Duration),
+    added_net: (Duration, Duration),
+    /// The latest a request left after its scheduled time (the load generator's own lag).
+    max_lag: Duration,
+    hub_cpu: Duration,
+    departments: u64,
+}
+
+impl OpenLoop {
+    fn print(&self, max_rate: f64) {
+        let pair = |p: (Duration, Duration)| format!("{:.2} / {:.2}", ms(p.0), ms(p.1));
+        println!(
+            "\n(c2) P2 latency 时延: full checks at a fixed rate of {:.1}/s (half of (c)'s {:.1}/s), open loop, {} requests in {} s",
+            self.rate,
+            max_rate,
+            self.count,
+            self.window.as_secs()
+        );
+        println!(
+            "| (c2) p50 / p99 ms | caller latency 调用方时延 | slowest department 最慢部门 (Server-Timing fanout) | hub added 枢纽附加 (latency − fanout) | hub added less the registration check 再减户籍核验 |"
+        );
+        println!("|---|---:|---:|---:|---:|");
+        println!(
+            "| full check | {} | {} | {} | {} |",
+            pair(self.latency),
+            pair(self.fanout),
+            pair(self.added),
+            pair(self.added_net)
+        );
+        println!(
+            "hub CPU per department query 每次部门查询枢纽CPU at this rate: {:.0} µs; the generator's worst send lag: {:.2} ms; \
+             p99 added latency {:.2} ms (owner's target ≤ 5 ms: {})",
+            self.hub_cpu.as_secs_f64() * 1e6 / (self.count.max(1) * self.departments) as f64,
+            ms(self.max_lag),
+            ms(self.added.1),
+            if ms(self.added.1) <= 5.0 {
+                "met 达标"
+            } else {
+                "NOT met 未达标"
+            }
+        );
+    }
+}
+
+async fn open_loop(
+    load: &Load,
+    client: &reqwest::Client,
+    target: &Target,
+    purpose: Purpose,
+    rate: f64,
+    run: usize,
+) -> anyhow::Result<OpenLoop> {
+    let want = Department::ALL.len();
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let start = tokio::time::Instant::now();
+    let window_start = start + load.warmup;
+    let window_end = window_start + load.measure;
+    let sampler = {
+        let (pid, ticks) = (load.hub_pid.clone(), load.ticks);
+        tokio::spawn(async move {
+            tokio::time::sleep_until(window_start).await;
+            let h0 = process_cpu(&pid, ticks)?;
+            tokio::time::sleep_until(window_end).await;
+            anyhow::Ok(process_cpu(&pid, ticks)?.saturating_sub(h0))
+        })
+    };
+    let url = format!("{}/v1/verifications", target.base);
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut max_lag = Duration::ZERO;
+    for n in 0u64.. {
+        let at = start + interval.mul_f64(n as f64);
+        if at >= window_end {
+            break;
+        }
+        tokio::time::sleep_until(at).await;
+        let lag = tokio::time::Instant::now().saturating_duration_since(at);
+        if at >= window_start {
+            max_lag = max_lag.max(lag);
+        }
+        let case = &target.cases[n as usize % target.cases.len()];
+        let body = verification_body(
+            target,
+            case,
+            purpose,
+            format!("BENCH-{}-{run}-open-{n}", purpose.code()),
+        );
+        let (client, url) = (client.clone(), url.clone());
+        tasks.spawn(async move {
+            let r = client.post(&url).json(&body).send().await?;
+            let status = r.status().as_u16();
+            let timing = server_timing(r.headers());
+            let text = r.text().await?;
+            let latency = tokio::time::Instant::now().saturating_duration_since(at);
+            let report = serde_json::from_str(&text).unwrap_or(Value::String(text));
+            check_report(status, &report, want).with_context(|| format!("(c2): request {n}"))?;
+            let (registration, fanout) = timing?;
+            anyhow::Ok((at >= window_start, latency, registration, fanout))
+        });
+    }
+    let mut latency = Vec::new();
+    let mut fanout = Vec::new();
+    let mut added = Vec::new();
+    let mut added_net = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (measured, l, registration, f) = match joined? {
+            Ok(t) => t,
+            Err(e) => {
+                sampler.abort();
+                return Err(e);
+            }
+        };
+        if measured {
+            latency.push(l);
+            fanout.push(f);
+            added.push(l.saturating_sub(f));
+            added_net.push(l.saturating_sub(f).saturating_sub(registration));
+        }
+    }
+    let hub_cpu = sampler.await??;
+    let pair = |v: &mut Vec<Duration>| {
+        v.sort_unstable();
+        (percentile(v, 50.0), percentile(v, 99.0))
+    };
+    Ok(OpenLoop {
+        rate,
+        count: latency.len() as u64,
+        window: load.measure,
+        latency: pair(&mut latency),
+        fanout: pair(&mut fanout),
+        added: pair(&mut added),
+        added_net: pair(&mut added_net),
+        max_lag,
+        hub_cpu,
+        departments: want as u64,
+    })
 }

@@ -774,6 +774,77 @@ async fn validation_errors_name_the_member_and_field() -> anyhow::Result<()> {
 
 /// (f): departments that never answer, refuse, send garbage or a bad signature are each marked; the
 /// others answer, and the report comes back within the urgency's deadline.
+/// The answer's `Server-Timing` names the registration check's round trip, the slowest
+/// department's and the whole pipeline's, in milliseconds (what `hub-bench` subtracts to get the
+/// hub's added latency): each a number ≥ 0, the slowest department at least the delay a department
+/// was told to add, the registration and the slowest department within the pipeline, the pipeline
+/// within what the caller waited. Nothing else in it (no resident ID, no names).
+#[tokio::test]
+async fn the_answer_names_the_slowest_department_in_server_timing() -> anyhow::Result<()> {
+    let s = setup("").await?;
+    s.deps.handles[&Department::Housing].set_fault(Fault::Delay { delay_ms: 150 });
+    let hh = households(&s.deps, XUZHUANG);
+    let h = &hh[0];
+    let auth = s
+        .record_letter("caseworker", h, &["dibao_application"])
+        .await?;
+    let body = verification(h, "dibao_application", "case-st-1", "normal", Some(&auth));
+    let started = std::time::Instant::now();
+    let r = s
+        .env
+        .http("caseworker")?
+        .post(s.hub.url("/v1/verifications"))
+        .json(&body)
+        .send()
+        .await?;
+    let status = r.status().as_u16();
+    let header = r
+        .headers()
+        .get("server-timing")
+        .map(|v| v.to_str().map(str::to_owned))
+        .transpose()?;
+    let report: Value = r.json().await?;
+    let waited_ms = started.elapsed().as_secs_f64() * 1e3;
+    assert_eq!(status, 200, "{report}");
+    let header = header.expect("a Server-Timing header on the 200");
+    let durs: BTreeMap<String, f64> = header
+        .split(',')
+        .map(|metric| {
+            let mut parts = metric.trim().split(';');
+            let name = parts.next().unwrap_or_default().to_owned();
+            let dur = parts
+                .find_map(|p| p.strip_prefix("dur="))
+                .and_then(|d| d.parse::<f64>().ok())
+                .unwrap_or(f64::NAN);
+            (name, dur)
+        })
+        .collect();
+    assert_eq!(
+        durs.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["fanout", "registration", "verify"],
+        "{header}"
+    );
+    for (name, dur) in &durs {
+        assert!(dur.is_finite() && *dur >= 0.0, "{name}: {header}");
+    }
+    assert!(
+        durs["fanout"] >= 150.0,
+        "housing was delayed 150 ms: {header}"
+    );
+    assert!(
+        durs["registration"] + durs["fanout"] <= durs["verify"],
+        "both round trips are inside the pipeline: {header}"
+    );
+    assert!(
+        durs["verify"] <= waited_ms,
+        "the pipeline is inside what the caller waited ({waited_ms:.3} ms): {header}"
+    );
+    for id in ids(h) {
+        assert!(!header.contains(&id), "{header}");
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn failing_departments_are_marked_and_the_report_comes_within_the_deadline()
 -> anyhow::Result<()> {

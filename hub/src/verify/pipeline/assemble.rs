@@ -274,6 +274,7 @@ mod tests {
                     kinds: vec![FactKind::Pension],
                     result: Ok(labour_answer()),
                     elapsed_ms: 12,
+                    elapsed: std::time::Duration::from_millis(12),
                     entry: entry(),
                 },
                 Asked {
@@ -284,6 +285,7 @@ mod tests {
                         after: std::time::Duration::from_secs(30),
                     }),
                     elapsed_ms: 30_000,
+                    elapsed: std::time::Duration::from_secs(30),
                     entry: entry(),
                 },
             ],

@@ -33,6 +33,8 @@ pub(crate) struct Asked {
     pub kinds: Vec<FactKind>,
     pub result: Result<connectors::VerifiedAnswer, connectors::ConnectorError>,
     pub elapsed_ms: u64,
+    /// The round trip as the hub saw it (query sent to answer checked), for `Server-Timing`.
+    pub elapsed: std::time::Duration,
     /// The `department_queried` entry, appended at the seal.
     pub entry: AccessLogEntry,
 }
@@ -111,7 +113,8 @@ async fn ask(
         deadline,
     )
     .await;
-    let elapsed_ms = started.elapsed().as_millis() as u64;
+    let elapsed = started.elapsed();
+    let elapsed_ms = elapsed.as_millis() as u64;
     let status = match &result {
         Ok(_) => DepartmentStatus::Answered,
         Err(e) => DepartmentStatus::of_error(e),
@@ -133,6 +136,7 @@ async fn ask(
         kinds: query.fact_kinds.clone(),
         result,
         elapsed_ms,
+        elapsed,
         entry,
     })
 }

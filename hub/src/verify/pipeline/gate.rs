@@ -60,6 +60,8 @@ pub(crate) struct Admitted {
     pub created: OffsetDateTime,
     /// The allowed `verification_requested` entry.
     pub request_log_index: u64,
+    /// The registration check's round trip to civil affairs, for `Server-Timing`.
+    pub registration: std::time::Duration,
 }
 
 /// The gate's answer when it does not refuse with an error.
@@ -211,8 +213,10 @@ pub(crate) async fn gate(a: &Asker<'_>, r: &Request<'_>) -> Result<Gate, ApiErro
 
     // Jurisdiction from authoritative data: where civil affairs says the members are registered.
     // The declared division above was only a first filter; the decision that counts is this one.
+    let registration_started = std::time::Instant::now();
     let (registration, registration_entry) =
         check_registration(a, r, &authorization_ref, first.policy_ids, deadline).await?;
+    let registration_elapsed = registration_started.elapsed();
     let region = registration.region(r.household);
     let (letter, problem) = match &region {
         Some(division) => match letter_on(division.clone()).await {
@@ -279,6 +283,7 @@ pub(crate) async fn gate(a: &Asker<'_>, r: &Request<'_>) -> Result<Gate, ApiErro
         authorization_ref,
         created,
         request_log_index: request_logged.index,
+        registration: registration_elapsed,
     })))
 }
 
