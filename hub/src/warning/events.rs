@@ -166,15 +166,19 @@ fn claimed_department(body: &[u8]) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The canonical form of the event as received (what the signature covers).
+fn canonical(r: &ReceivedEvent) -> Result<Vec<u8>, ApiError> {
+    schemas::protocol::canonical_json(&r.event_json)
+        .map_err(|_| ApiError::internal("event not canonical"))
+}
+
 /// The keyed hash of the canonical event: the same signed event has the same, another does not.
-fn body_hash(s: &AppState, r: &ReceivedEvent) -> Result<String, ApiError> {
-    let canonical = schemas::protocol::canonical_json(&r.event_json)
-        .map_err(|_| ApiError::internal("event not canonical"))?;
-    let digest = ring::digest::digest(&ring::digest::SHA256, &canonical);
-    Ok(s.keys.pseudonym(&format!(
+fn body_hash(s: &AppState, canonical: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, canonical);
+    s.keys.pseudonym(&format!(
         "jsj-event-body/1 {}",
         hex::encode(digest.as_ref())
-    )))
+    ))
 }
 
 /// Associated data of a sealed event.
@@ -351,6 +355,8 @@ fn again(e: &ApiError) -> ApiError {
 struct Checked {
     received: ReceivedEvent,
     event_id: String,
+    /// [`canonical`], computed once: hashed here, sealed in the row.
+    canonical: Vec<u8>,
     /// [`body_hash`].
     hash: String,
     /// The policies that allowed the push (for its log entry).
@@ -413,10 +419,12 @@ async fn check(
         .with_field("event.kind"));
     }
     let event_id = event.event_id.to_string();
-    let hash = body_hash(s, &received)?;
+    let canonical = canonical(&received)?;
+    let hash = body_hash(s, &canonical);
     Ok(Checked {
         received,
         event_id,
+        canonical,
         hash,
         policy_ids,
     })
@@ -679,11 +687,9 @@ fn build_row(
         Some((p, t, v)) => (p, Some(t), v),
         None => (Placement::Unmatched, None, None),
     };
-    let canonical = schemas::protocol::canonical_json(&r.event_json)
-        .map_err(|_| ApiError::internal("event not canonical"))?;
     let (key_id, sealed) = s
         .keys
-        .seal(&event_aad(&c.event_id), &canonical)
+        .seal(&event_aad(&c.event_id), &c.canonical)
         .map_err(seal_error)?;
     let now_ms = ms(now);
     Ok(EventRow {

@@ -69,6 +69,10 @@ const DAY_MS: i64 = 86_400_000;
 /// A recent signal of the household: (event id, rule, occurred ms, amount fen, warning id).
 type RecentSignal = (String, String, i64, Option<i64>, Option<String>);
 
+/// A stored signal as the [`Ledger`] reads it: (household, event id, rule, occurred ms, amount
+/// fen, warning id).
+type HouseholdSignal = (String, String, String, i64, Option<i64>, Option<String>);
+
 /// The longest window any rule looks back over (amount windows and `[repeat]`), in days.
 fn longest_window_days(rules: &policies::WarningRules) -> i64 {
     let longest = rules
@@ -209,8 +213,7 @@ impl Ledger {
                     sep.push_bind(h.to_string());
                 }
                 q.push(")");
-                let signals: Vec<(String, String, String, i64, Option<i64>, Option<String>)> =
-                    q.build_query_as().fetch_all(&mut *c).await?;
+                let signals: Vec<HouseholdSignal> = q.build_query_as().fetch_all(&mut *c).await?;
                 let mut q = sqlx::QueryBuilder::<DB>::new(
                     "SELECT household, rule, id, tier, due_ms, provisional FROM warnings WHERE state IN ('open', 'acknowledged') AND household IN (",
                 );
