@@ -4,7 +4,7 @@
 //! `POST /v1/events` runs these stages, each refusing the whole event:
 //! gate (may the caller push events at all? Cedar `push_event` on its own endpoint) → department
 //! (the event's `department` must be configured: 422 `unknown_department`; and be the caller's:
-//! Cedar `push_event` on that department's endpoint, 403 logged) → [`receive_event`] (schema,
+//! Cedar `push_event` on that department's endpoint, 403 logged) → [`receive_parsed`] (schema,
 //! signature under the department's configured key, freshness, details) → kind (built-in or
 //! `[events] kinds`: else 422 `unknown_kind`) → replay (same `event_id`: 200 with the first
 //! receipt, or 409 `event_id_reused`) → place (monitoring list, then latest case, else
@@ -37,7 +37,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use policies::{Action, RequestCtx, ResourceCtx};
 use schemas::access_log::{Action as LogAction, Outcome};
-use schemas::events::{EventError, ReceivedEvent, receive_event};
+use schemas::events::{EventError, ReceivedEvent, receive_parsed};
 use schemas::{Department, Identity};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -157,19 +157,12 @@ async fn may_push(
         .map(|d| d.policy_ids)
 }
 
-/// The `event.department` of a body, if it has one (before the body is judged).
-fn claimed_department(body: &[u8]) -> Option<String> {
-    let v: Value = serde_json::from_slice(body).ok()?;
+/// The `event.department` of a parsed body, if it has one (before the body is judged).
+fn claimed_department(v: &Value) -> Option<String> {
     v.get("event")?
         .get("department")?
         .as_str()
         .map(str::to_owned)
-}
-
-/// The canonical form of the event as received (what the signature covers).
-fn canonical(r: &ReceivedEvent) -> Result<Vec<u8>, ApiError> {
-    schemas::protocol::canonical_json(&r.event_json)
-        .map_err(|_| ApiError::internal("event not canonical"))
 }
 
 /// The keyed hash of the canonical event: the same signed event has the same, another does not.
@@ -271,7 +264,7 @@ async fn push_event(
     let body =
         body.map_err(|_| ApiError::bad_request("malformed", "body", "body: could not be read"))?;
     if !batch {
-        let answer = ingest(&s, &id, &rid, &[&body]).await.pop();
+        let answer = ingest(&s, &id, &rid, &[body]).await.pop();
         let (status, receipt) = answer.unwrap_or_else(|| Err(ApiError::internal("no answer")))?;
         return Ok((status, Json(receipt)).into_response());
     }
@@ -304,7 +297,7 @@ async fn push_batch(
             format!("body: must hold 1-{MAX_BATCH_EVENTS} events, one a line"),
         ));
     }
-    let bodies: Vec<&[u8]> = lines.iter().map(|(_, l)| *l).collect();
+    let bodies: Vec<Bytes> = lines.iter().map(|(_, l)| body.slice_ref(l)).collect();
     let answers = ingest(s, id, rid, &bodies).await;
     let mut out = Vec::with_capacity(answers.len() * 160);
     for ((line, _), answer) in lines.iter().zip(answers) {
@@ -363,21 +356,83 @@ struct Checked {
     policy_ids: Vec<String>,
 }
 
-/// Stage 1, per line (CPU only, but for a refusal's log entry): the department the event names
-/// (configured, and the caller's: Cedar `push_event`, decided once per department per push —
-/// `allowed` keeps the allowing decisions, a refusal is decided and logged again for each line),
-/// [`receive_event`] (schema, signature, freshness, details), the kind.
+/// Stage 1a of a line, pure (no database, no Cedar, no log): the body parsed once, the
+/// department it claims, and [`receive_parsed`]'s verdict (schema, signature, freshness,
+/// details) with the canonical event (what the signature covers; hashed here, sealed in the row)
+/// and its [`body_hash`]. The verdict is only used after stage 1b has judged the department.
+struct Prechecked {
+    claimed: Option<String>,
+    received: Result<(ReceivedEvent, Vec<u8>, String), ApiError>,
+}
+
+fn precheck(s: &AppState, body: &[u8], now: OffsetDateTime) -> Prechecked {
+    let parsed: Result<Value, _> = serde_json::from_slice(body);
+    let claimed = parsed.as_ref().ok().and_then(claimed_department);
+    let received = receive_parsed(
+        parsed,
+        |code| s.verify.department_keys(code),
+        now,
+        s.warning.freshness,
+    )
+    .map(|(received, canonical)| {
+        let hash = body_hash(s, &canonical);
+        (received, canonical, hash)
+    })
+    .map_err(|e| refused(&e));
+    Prechecked { claimed, received }
+}
+
+/// Fewer lines than this are prechecked on the request's task; more are split in chunks, one per
+/// core, run on the blocking pool (the hub's per-line cost is this CPU: JSON, schema, Ed25519).
+const INLINE_LINES: usize = 32;
+
+/// [`precheck`] of every body, in order: inline for a few, else on all cores.
+async fn precheck_all(s: &AppState, bodies: &[Bytes], now: OffsetDateTime) -> Vec<Prechecked> {
+    if bodies.len() < INLINE_LINES {
+        return bodies.iter().map(|b| precheck(s, b, now)).collect();
+    }
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 8));
+    let tasks: Vec<_> = bodies
+        .chunks(bodies.len().div_ceil(cores))
+        .map(|chunk| {
+            let (s, chunk) = (s.clone(), chunk.to_vec());
+            let n = chunk.len();
+            let task = tokio::task::spawn_blocking(move || {
+                chunk
+                    .iter()
+                    .map(|b| precheck(&s, b, now))
+                    .collect::<Vec<_>>()
+            });
+            (n, task)
+        })
+        .collect();
+    let mut out = Vec::with_capacity(bodies.len());
+    for (n, task) in tasks {
+        match task.await {
+            Ok(done) => out.extend(done),
+            Err(_) => out.extend((0..n).map(|_| Prechecked {
+                claimed: None,
+                received: Err(ApiError::internal("event check failed")),
+            })),
+        }
+    }
+    out
+}
+
+/// Stage 1b, per line in order (the prechecked verdict, but for a refusal's log entry): the
+/// department the event names (configured, and the caller's: Cedar `push_event`, decided once
+/// per department per push — `allowed` keeps the allowing decisions, a refusal is decided and
+/// logged again for each line), then the precheck's verdict, then the kind.
 async fn check(
     s: &AppState,
     id: &Identity,
     rid: &str,
-    body: &[u8],
-    now: OffsetDateTime,
+    pre: Prechecked,
     allowed: &mut HashMap<String, Vec<String>>,
 ) -> Result<Checked, ApiError> {
     let mut checked = None;
     let mut policy_ids = Vec::new();
-    if let Some(code) = claimed_department(body) {
+    if let Some(code) = pre.claimed {
         let department = Department::from_code(&code)
             .filter(|_| !s.verify.department_keys(&code).is_empty())
             .ok_or_else(unknown_department)?;
@@ -391,13 +446,7 @@ async fn check(
         };
         checked = Some(code);
     }
-    let received = receive_event(
-        body,
-        |code| s.verify.department_keys(code),
-        now,
-        s.warning.freshness,
-    )
-    .map_err(|e| refused(&e))?;
+    let (received, canonical, hash) = pre.received?;
     let event = &received.event;
     if checked.as_deref() != Some(event.department.as_str()) {
         // Unreachable: a body that passed the schema names its department.
@@ -419,8 +468,6 @@ async fn check(
         .with_field("event.kind"));
     }
     let event_id = event.event_id.to_string();
-    let canonical = canonical(&received)?;
-    let hash = body_hash(s, &canonical);
     Ok(Checked {
         received,
         event_id,
@@ -509,14 +556,15 @@ impl crate::log::Attached for EventsWrite {
 /// `event_received` entries, their rows and the warning rules' writes (stage 4,
 /// [`crate::log::AccessLog::append_many_with`], [`super::rules::insert_events_in`]). Answers
 /// per body, in order; every answer comes after the commit.
-async fn ingest(s: &AppState, id: &Identity, rid: &str, bodies: &[&[u8]]) -> Vec<Answer> {
+async fn ingest(s: &AppState, id: &Identity, rid: &str, bodies: &[Bytes]) -> Vec<Answer> {
     let now = OffsetDateTime::now_utc();
     let mut answers: Vec<Option<Answer>> = bodies.iter().map(|_| None).collect();
     // Stage 1.
+    let prechecked = precheck_all(s, bodies, now).await;
     let mut allowed = HashMap::new();
     let mut checked: Vec<(usize, Checked)> = Vec::with_capacity(bodies.len());
-    for (i, body) in bodies.iter().enumerate() {
-        match check(s, id, rid, body, now, &mut allowed).await {
+    for (i, pre) in prechecked.into_iter().enumerate() {
+        match check(s, id, rid, pre, &mut allowed).await {
             Ok(c) => checked.push((i, c)),
             Err(e) => answers[i] = Some(Err(e)),
         }
