@@ -697,6 +697,61 @@ async fn events_are_pushed_in_batches(s: &Setup, db: &Db) -> anyhow::Result<()> 
         1
     );
 
+    // A batch long enough to be checked on all cores (in chunks): the answers still come in line
+    // order, each line judged on its own.
+    let mut lines = Vec::new();
+    let mut expected = Vec::new();
+    for n in 0..60u64 {
+        let mut line = sign(dir, "health", event("health.hospitalisation", &stranger));
+        let want = match n % 4 {
+            0 => (201, ""),
+            1 => {
+                line["event"]["details"]["out_of_pocket_fen"] = json!(n);
+                (422, "bad_signature")
+            }
+            2 => {
+                lines.push("{not json".to_owned());
+                expected.push((n + 1, 400, "malformed"));
+                continue;
+            }
+            _ => {
+                line = sign(
+                    dir,
+                    "labor",
+                    event("labor.unemployment_registered", &stranger),
+                );
+                (403, "forbidden")
+            }
+        };
+        lines.push(line.to_string());
+        expected.push((n + 1, want.0, want.1));
+    }
+    let (status, b) = s
+        .send_raw(
+            &cert("health"),
+            "/v1/events",
+            "application/x-ndjson",
+            lines.join("\n").into_bytes(),
+        )
+        .await?;
+    let text = b.as_str().unwrap_or_default();
+    assert_eq!(status, 200, "{text}");
+    let answers: Vec<Value> = text
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    let got: Vec<(u64, u64, &str)> = answers
+        .iter()
+        .map(|a| {
+            (
+                a["line"].as_u64().unwrap_or_default(),
+                a["status"].as_u64().unwrap_or_default(),
+                a["error"]["code"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(got, expected, "{text}");
+
     // Limits: an empty batch, another media type.
     let (status, b) = s
         .send_raw(
