@@ -16,8 +16,8 @@
 //!
 //! A batch (`application/x-ndjson`, at most [`MAX_BATCH_EVENTS`] events, one a line, blank lines
 //! skipped) runs the gate once, then all its events through the same stages **as one pipeline**
-//! ([`ingest`]; a single push is a pipeline of one): every line checked (CPU; Cedar once per
-//! department), one query for the replay check of all ids, one look-up of all the persons'
+//! ([`ingest`]; a single push is a pipeline of one): every line checked (its pure part, parsed
+//! once, on all cores for a batch of [`INLINE_LINES`] or more; Cedar once per department), one query for the replay check of all ids, one look-up of all the persons'
 //! places, and one group of entries whose attached work writes the rows in multi-row INSERTs
 //! and evaluates the rules for all of them in order over one [`super::rules::Ledger`] (so two
 //! events about one household attach or raise the tier as if pushed one by one). It answers 200
@@ -549,7 +549,7 @@ impl crate::log::Attached for EventsWrite {
 }
 
 /// The events of a push (one, or a batch's lines), as one pipeline: check every line (stage 1,
-/// [`check`]) → ONE query for the replay check of all their ids (stage 2: an id stored before is
+/// [`precheck_all`] then [`check`] in line order) → ONE query for the replay check of all their ids (stage 2: an id stored before is
 /// answered by [`seen_before`]; a later line repeating an earlier line's id gets that line's
 /// answer, 200 with its receipt for the same event, 409 for another) → ONE look-up of the places
 /// of all their persons (stage 3, [`store::place_many`]) → seal → ONE group commit of their
