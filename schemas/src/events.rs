@@ -266,7 +266,19 @@ pub fn receive_event(
     now: OffsetDateTime,
     freshness: Freshness,
 ) -> Result<ReceivedEvent, EventError> {
-    let mut v: Value = serde_json::from_slice(body).map_err(|e| {
+    receive_parsed(serde_json::from_slice(body), keys_of, now, freshness).map(|(r, _)| r)
+}
+
+/// [`receive_event`] of a body already parsed (`serde_json::from_slice`'s answer, so that a
+/// caller that reads the body's JSON anyway parses it once), also answering the canonical form of
+/// the `event` (what the signature covers, without the signing context).
+pub fn receive_parsed(
+    parsed: Result<Value, serde_json::Error>,
+    keys_of: impl Fn(&str) -> Vec<DepartmentKey>,
+    now: OffsetDateTime,
+    freshness: Freshness,
+) -> Result<(ReceivedEvent, Vec<u8>), EventError> {
+    let mut v: Value = parsed.map_err(|e| {
         malformed(
             "body",
             format!("not valid JSON (line {}, column {})", e.line(), e.column()),
@@ -301,8 +313,10 @@ pub fn receive_event(
     let sig = base64::engine::general_purpose::STANDARD
         .decode(&signature.value)
         .map_err(|_| EventError::BadSignature)?;
-    let bytes =
-        event_signing_bytes(&event_json).map_err(|_| malformed("event", "integers only"))?;
+    let canonical = canonical_json(&event_json).map_err(|_| malformed("event", "integers only"))?;
+    let mut bytes = Vec::with_capacity(EVENT_SIGNING_CONTEXT.len() + canonical.len());
+    bytes.extend_from_slice(EVENT_SIGNING_CONTEXT);
+    bytes.extend_from_slice(&canonical);
     UnparsedPublicKey::new(&ED25519, &key.public_key)
         .verify(&bytes, &sig)
         .map_err(|_| EventError::BadSignature)?;
@@ -325,12 +339,15 @@ pub fn receive_event(
     }
     let known = KnownKind::from_code(&event.kind);
     check_details(&event.details, known)?;
-    Ok(ReceivedEvent {
-        event,
-        signature,
-        event_json,
-        known,
-    })
+    Ok((
+        ReceivedEvent {
+            event,
+            signature,
+            event_json,
+            known,
+        },
+        canonical,
+    ))
 }
 
 /// Scalars only; a built-in kind's required details present and of their type.

@@ -4,22 +4,30 @@
 //! `POST /v1/events` runs these stages, each refusing the whole event:
 //! gate (may the caller push events at all? Cedar `push_event` on its own endpoint) → department
 //! (the event's `department` must be configured: 422 `unknown_department`; and be the caller's:
-//! Cedar `push_event` on that department's endpoint, 403 logged) → [`receive_event`] (schema,
+//! Cedar `push_event` on that department's endpoint, 403 logged) → [`receive_parsed`] (schema,
 //! signature under the department's configured key, freshness, details) → kind (built-in or
 //! `[events] kinds`: else 422 `unknown_kind`) → replay (same `event_id`: 200 with the first
 //! receipt, or 409 `event_id_reused`) → place (monitoring list, then latest case, else
 //! unmatched) → seal → **one group commit** of the `event_received` entry, the event's row and
-//! the warning rules' writes ([`crate::log::AccessLog::append_with`]: the log's single writer
-//! makes everything queued meanwhile durable in one transaction, one fsync) → 201 with the
-//! receipt. The answer still comes only after durability, and an event is never stored without
-//! its entry nor its warnings.
+//! the warning rules' writes ([`crate::log::AccessLog::append_many_with`]: the log's single
+//! writer makes everything queued meanwhile durable in one transaction, one fsync) → 201 with
+//! the receipt. The answer still comes only after durability, and an event is never stored
+//! without its entry nor its warnings.
 //!
 //! A batch (`application/x-ndjson`, at most [`MAX_BATCH_EVENTS`] events, one a line, blank lines
-//! skipped) runs the gate once, then every event through the same stages concurrently (so they
-//! share group commits), and answers 200 with one `application/x-ndjson` line per event, in order:
-//! `{"line": n, "status": 201|200, "receipt": {...}}` or `{"line": n, "status": 4xx, "error":
-//! {"code", "message", "field"}}` — what a single push of that line would have answered.
-//! Idempotent per event id as single pushes are. Departments push in bulk in practice.
+//! skipped) runs the gate once, then all its events through the same stages **as one pipeline**
+//! ([`ingest`]; a single push is a pipeline of one): every line checked (its pure part, parsed
+//! once, on all cores for a batch of [`INLINE_LINES`] or more; Cedar once per department), one query for the replay check of all ids, one look-up of all the persons'
+//! places, and one group of entries whose attached work writes the rows in multi-row INSERTs
+//! and evaluates the rules for all of them in order over one [`super::rules::Ledger`] (so two
+//! events about one household attach or raise the tier as if pushed one by one). It answers 200
+//! with one `application/x-ndjson` line per event, in order: `{"line": n, "status": 201|200,
+//! "receipt": {...}}` or `{"line": n, "status": 4xx, "error": {"code", "message", "field"}}` —
+//! what single pushes of the lines, one after the other, would have answered (a line repeating
+//! an earlier line's event id is answered as a replay of it). Idempotent per event id as single
+//! pushes are. Departments push in bulk in practice.
+
+use std::collections::HashMap;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -29,7 +37,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use policies::{Action, RequestCtx, ResourceCtx};
 use schemas::access_log::{Action as LogAction, Outcome};
-use schemas::events::{EventError, ReceivedEvent, receive_event};
+use schemas::events::{EventError, ReceivedEvent, receive_parsed};
 use schemas::{Department, Identity};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -149,9 +157,8 @@ async fn may_push(
         .map(|d| d.policy_ids)
 }
 
-/// The `event.department` of a body, if it has one (before the body is judged).
-fn claimed_department(body: &[u8]) -> Option<String> {
-    let v: Value = serde_json::from_slice(body).ok()?;
+/// The `event.department` of a parsed body, if it has one (before the body is judged).
+fn claimed_department(v: &Value) -> Option<String> {
     v.get("event")?
         .get("department")?
         .as_str()
@@ -159,14 +166,12 @@ fn claimed_department(body: &[u8]) -> Option<String> {
 }
 
 /// The keyed hash of the canonical event: the same signed event has the same, another does not.
-fn body_hash(s: &AppState, r: &ReceivedEvent) -> Result<String, ApiError> {
-    let canonical = schemas::protocol::canonical_json(&r.event_json)
-        .map_err(|_| ApiError::internal("event not canonical"))?;
-    let digest = ring::digest::digest(&ring::digest::SHA256, &canonical);
-    Ok(s.keys.pseudonym(&format!(
+fn body_hash(s: &AppState, canonical: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, canonical);
+    s.keys.pseudonym(&format!(
         "jsj-event-body/1 {}",
         hex::encode(digest.as_ref())
-    )))
+    ))
 }
 
 /// Associated data of a sealed event.
@@ -183,16 +188,21 @@ fn receipt(row: &EventRow) -> EventReceipt {
     }
 }
 
+/// 409: the event id is taken by another event.
+fn id_reused() -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "event_id_reused",
+        "event.event_id: 该事件编号已用于另一事件 / already used for a different event",
+    )
+    .with_field("event.event_id")
+}
+
 /// The answer to an event id seen before: the same event gets its receipt again (200, nothing
 /// re-applied); another event under that id is 409.
 fn seen_before(row: &EventRow, hash: &str) -> Result<(StatusCode, EventReceipt), ApiError> {
     if row.body_hash != hash {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "event_id_reused",
-            "event.event_id: 该事件编号已用于另一事件 / already used for a different event",
-        )
-        .with_field("event.event_id"));
+        return Err(id_reused());
     }
     metrics::counter!("hub_events_replayed_total", "department" => row.department.clone())
         .increment(1);
@@ -218,9 +228,6 @@ fn media(headers: &HeaderMap) -> Option<bool> {
 
 /// Most events in one batch push (the body limit, `server.max_body_bytes`, applies too).
 pub const MAX_BATCH_EVENTS: usize = 1000;
-
-/// Events of one batch in flight at once (their log entries and rows share group commits).
-const BATCH_IN_FLIGHT: usize = 256;
 
 /// One line of a batch push's answer: the event's receipt (201 new, 200 seen before) or its
 /// refusal (the same code and field as a single push would get).
@@ -257,32 +264,32 @@ async fn push_event(
     let body =
         body.map_err(|_| ApiError::bad_request("malformed", "body", "body: could not be read"))?;
     if !batch {
-        let (status, receipt) = ingest(&s, &id, &rid, &body).await?;
+        let answer = ingest(&s, &id, &rid, &[body]).await.pop();
+        let (status, receipt) = answer.unwrap_or_else(|| Err(ApiError::internal("no answer")))?;
         return Ok((status, Json(receipt)).into_response());
     }
     push_batch(&s, &id, &rid, &body).await
 }
 
-/// A batch push: one signed event a line (blank lines skipped), each judged and stored as a
-/// single push would be, concurrently, so that their entries and rows share group commits; the
-/// answer is 200 with one line per event, in order.
+/// The non-blank lines of a batch body with their 1-based line numbers, trimmed.
+fn batch_lines(body: &[u8]) -> Vec<(usize, &[u8])> {
+    body.split(|b| *b == b'\n')
+        .enumerate()
+        .map(|(n, part)| (n + 1, part.trim_ascii()))
+        .filter(|(_, part)| !part.is_empty())
+        .collect()
+}
+
+/// A batch push: one signed event a line (blank lines skipped), judged and stored together
+/// ([`ingest`]: each line answered as a single push of it would be); the answer is 200 with one
+/// line per event, in order.
 async fn push_batch(
     s: &AppState,
     id: &Identity,
     rid: &str,
     body: &Bytes,
 ) -> Result<Response, ApiError> {
-    use futures::StreamExt as _;
-    // Owned slices of the body (no copy), so that the stream's items borrow nothing.
-    let mut lines: Vec<(usize, Bytes)> = Vec::new();
-    let mut start = 0;
-    for (n, part) in body.split(|b| *b == b'\n').enumerate() {
-        let end = start + part.len();
-        if !part.trim_ascii().is_empty() {
-            lines.push((n + 1, body.slice(start..end)));
-        }
-        start = end + 1;
-    }
+    let lines = batch_lines(body);
     if lines.is_empty() || lines.len() > MAX_BATCH_EVENTS {
         return Err(ApiError::bad_request(
             "malformed",
@@ -290,33 +297,29 @@ async fn push_batch(
             format!("body: must hold 1-{MAX_BATCH_EVENTS} events, one a line"),
         ));
     }
-    let answers: Vec<BatchLine> = futures::stream::iter(lines)
-        .map(|(line, l)| async move {
-            match ingest(s, id, rid, l.trim_ascii()).await {
-                Ok((status, receipt)) => BatchLine {
-                    line,
-                    status: status.as_u16(),
-                    receipt: Some(receipt),
-                    error: None,
-                },
-                Err(e) => BatchLine {
-                    line,
-                    status: e.status.as_u16(),
-                    receipt: None,
-                    error: Some(crate::api::ErrorDetail {
-                        code: e.code.to_owned(),
-                        message: e.message,
-                        field: e.field,
-                    }),
-                },
-            }
-        })
-        .buffered(BATCH_IN_FLIGHT)
-        .collect()
-        .await;
+    let bodies: Vec<Bytes> = lines.iter().map(|(_, l)| body.slice_ref(l)).collect();
+    let answers = ingest(s, id, rid, &bodies).await;
     let mut out = Vec::with_capacity(answers.len() * 160);
-    for a in &answers {
-        serde_json::to_writer(&mut out, a).map_err(ApiError::internal)?;
+    for ((line, _), answer) in lines.iter().zip(answers) {
+        let a = match answer {
+            Ok((status, receipt)) => BatchLine {
+                line: *line,
+                status: status.as_u16(),
+                receipt: Some(receipt),
+                error: None,
+            },
+            Err(e) => BatchLine {
+                line: *line,
+                status: e.status.as_u16(),
+                receipt: None,
+                error: Some(crate::api::ErrorDetail {
+                    code: e.code.to_owned(),
+                    message: e.message,
+                    field: e.field,
+                }),
+            },
+        };
+        serde_json::to_writer(&mut out, &a).map_err(ApiError::internal)?;
         out.push(b'\n');
     }
     Ok((
@@ -327,71 +330,123 @@ async fn push_batch(
         .into_response())
 }
 
-/// What the group commit does for one event: its row and the warning rules, in the access log's
-/// batch transaction (see [`crate::log::Attached`]).
-struct EventWrite {
-    row: EventRow,
-    details: serde_json::Map<String, Value>,
-    engine: std::sync::Arc<policies::PolicyEngine>,
-    outcome: WriteOutcome,
-}
+/// What a push answers for one event: its receipt (201 stored now, 200 seen before) or its
+/// refusal.
+type Answer = Result<(StatusCode, EventReceipt), ApiError>;
 
-/// What an [`EventWrite`] did: `Some(Ok(None))` the id was taken meanwhile; `None` not run.
-type WriteOutcome =
-    std::sync::Arc<std::sync::Mutex<Option<Result<Option<Vec<super::rules::Raised>>, String>>>>;
-
-impl crate::log::Attached for EventWrite {
-    fn write<'a>(
-        &'a mut self,
-        conn: crate::log::TxConn<'a>,
-        placed: &'a crate::log::Placed,
-    ) -> crate::log::AttachedFuture<'a> {
-        Box::pin(async move {
-            // `append_with`: a group of one entry.
-            let r = match placed.indexes.first() {
-                Some(index) => {
-                    self.row.log_index = *index as i64;
-                    super::rules::insert_event_in(conn, &self.engine, &self.row, &self.details)
-                        .await
-                        .map_err(|e| e.to_string())
-                }
-                None => Err("no access-log entry was placed for the event".to_owned()),
-            };
-            let ok = r.is_ok();
-            if let Ok(mut o) = self.outcome.lock() {
-                *o = Some(r);
-            }
-            ok
-        })
+/// The same error again (one failure shared by several events of a batch).
+fn again(e: &ApiError) -> ApiError {
+    ApiError {
+        status: e.status,
+        code: e.code,
+        message: e.message.clone(),
+        field: e.field.clone(),
     }
 }
 
-/// One signed event after the gate: department, signature, kind, replay, place, seal, then the
-/// `event_received` entry, the row and the warning rules made durable in one group commit.
-async fn ingest(
-    s: &AppState,
-    id: &Identity,
-    rid: &str,
-    body: &[u8],
-) -> Result<(StatusCode, EventReceipt), ApiError> {
-    // The department the event names: configured, and the caller's (Cedar).
-    let mut checked = None;
-    let mut policy_ids = Vec::new();
-    if let Some(code) = claimed_department(body) {
-        let department = Department::from_code(&code)
-            .filter(|_| !s.verify.department_keys(&code).is_empty())
-            .ok_or_else(unknown_department)?;
-        policy_ids = may_push(s, id, department, rid).await?;
-        checked = Some(code);
-    }
-    let now = OffsetDateTime::now_utc();
-    let received = receive_event(
-        body,
+/// An event that passed the checks: signed, fresh, of an accepted kind, pushed by its department.
+struct Checked {
+    received: ReceivedEvent,
+    event_id: String,
+    /// [`canonical`], computed once: hashed here, sealed in the row.
+    canonical: Vec<u8>,
+    /// [`body_hash`].
+    hash: String,
+    /// The policies that allowed the push (for its log entry).
+    policy_ids: Vec<String>,
+}
+
+/// Stage 1a of a line, pure (no database, no Cedar, no log): the body parsed once, the
+/// department it claims, and [`receive_parsed`]'s verdict (schema, signature, freshness,
+/// details) with the canonical event (what the signature covers; hashed here, sealed in the row)
+/// and its [`body_hash`]. The verdict is only used after stage 1b has judged the department.
+struct Prechecked {
+    claimed: Option<String>,
+    received: Result<(ReceivedEvent, Vec<u8>, String), ApiError>,
+}
+
+fn precheck(s: &AppState, body: &[u8], now: OffsetDateTime) -> Prechecked {
+    let parsed: Result<Value, _> = serde_json::from_slice(body);
+    let claimed = parsed.as_ref().ok().and_then(claimed_department);
+    let received = receive_parsed(
+        parsed,
         |code| s.verify.department_keys(code),
         now,
         s.warning.freshness,
     )
-    .map_err(|e| refused(&e))?;
+    .map(|(received, canonical)| {
+        let hash = body_hash(s, &canonical);
+        (received, canonical, hash)
+    })
+    .map_err(|e| refused(&e));
+    Prechecked { claimed, received }
+}
+
+/// Fewer lines than this are prechecked on the request's task; more are split in chunks, one per
+/// core, run on the blocking pool (the hub's per-line cost is this CPU: JSON, schema, Ed25519).
+const INLINE_LINES: usize = 32;
+
+/// [`precheck`] of every body, in order: inline for a few, else on all cores.
+async fn precheck_all(s: &AppState, bodies: &[Bytes], now: OffsetDateTime) -> Vec<Prechecked> {
+    if bodies.len() < INLINE_LINES {
+        return bodies.iter().map(|b| precheck(s, b, now)).collect();
+    }
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 8));
+    let tasks: Vec<_> = bodies
+        .chunks(bodies.len().div_ceil(cores))
+        .map(|chunk| {
+            let (s, chunk) = (s.clone(), chunk.to_vec());
+            let n = chunk.len();
+            let task = tokio::task::spawn_blocking(move || {
+                chunk
+                    .iter()
+                    .map(|b| precheck(&s, b, now))
+                    .collect::<Vec<_>>()
+            });
+            (n, task)
+        })
+        .collect();
+    let mut out = Vec::with_capacity(bodies.len());
+    for (n, task) in tasks {
+        match task.await {
+            Ok(done) => out.extend(done),
+            Err(_) => out.extend((0..n).map(|_| Prechecked {
+                claimed: None,
+                received: Err(ApiError::internal("event check failed")),
+            })),
+        }
+    }
+    out
+}
+
+/// Stage 1b, per line in order (the prechecked verdict, but for a refusal's log entry): the
+/// department the event names (configured, and the caller's: Cedar `push_event`, decided once
+/// per department per push — `allowed` keeps the allowing decisions, a refusal is decided and
+/// logged again for each line), then the precheck's verdict, then the kind.
+async fn check(
+    s: &AppState,
+    id: &Identity,
+    rid: &str,
+    pre: Prechecked,
+    allowed: &mut HashMap<String, Vec<String>>,
+) -> Result<Checked, ApiError> {
+    let mut checked = None;
+    let mut policy_ids = Vec::new();
+    if let Some(code) = pre.claimed {
+        let department = Department::from_code(&code)
+            .filter(|_| !s.verify.department_keys(&code).is_empty())
+            .ok_or_else(unknown_department)?;
+        policy_ids = match allowed.get(&code) {
+            Some(ids) => ids.clone(),
+            None => {
+                let ids = may_push(s, id, department, rid).await?;
+                allowed.insert(code.clone(), ids.clone());
+                ids
+            }
+        };
+        checked = Some(code);
+    }
+    let (received, canonical, hash) = pre.received?;
     let event = &received.event;
     if checked.as_deref() != Some(event.department.as_str()) {
         // Unreachable: a body that passed the schema names its department.
@@ -413,80 +468,280 @@ async fn ingest(
         .with_field("event.kind"));
     }
     let event_id = event.event_id.to_string();
-    let hash = body_hash(s, &received)?;
-    let db = s.store.db();
-    if let Some(row) = store::get_event(&db, &event_id).await? {
-        return seen_before(&row, &hash);
-    }
-    let row = build_row(s, id, &received, &event_id, hash.clone(), now).await?;
-    let log_entry = entry(
-        id,
-        LogAction::EventReceived,
-        true,
-        Outcome::Succeeded,
+    Ok(Checked {
+        received,
+        event_id,
+        canonical,
+        hash,
         policy_ids,
-        rid,
-        Some(&event_id),
-        Some(&row.subject),
-    )?;
-    let outcome = std::sync::Arc::new(std::sync::Mutex::new(None));
-    let write = EventWrite {
-        row: row.clone(),
-        details: received.event.details.clone(),
-        engine: s.authz.engine(),
-        outcome: outcome.clone(),
-    };
-    // Durable when this returns: the entry, the row and its warnings, in one commit.
-    let logged = s.log.append_with(log_entry, Box::new(write)).await?;
-    let done = outcome.lock().map(|mut o| o.take()).unwrap_or_default();
-    let raised = match done {
-        Some(Ok(Some(raised))) => raised,
-        Some(Ok(None)) => {
-            // A concurrent push of the same id stored first.
-            let first = store::get_event(&db, &event_id)
-                .await?
-                .ok_or_else(|| ApiError::internal("event id taken but not found"))?;
-            return seen_before(&first, &hash);
+    })
+}
+
+/// Where the checked events of a push go after the replay check.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Sorted {
+    /// Indexes (into the checked events) of the events to store: the first of each id not seen.
+    fresh: Vec<usize>,
+    /// Indexes of the events whose id the hub holds already.
+    seen: Vec<usize>,
+    /// (checked index, index into `fresh`): a later line with an id an earlier fresh line has.
+    twins: Vec<(usize, usize)>,
+}
+
+/// Stage 2's decision (pure): given the event ids in line order and which of them are stored,
+/// which to store, which were seen before, and which repeat an earlier line of the same push.
+fn sort_by_replay(ids: &[&str], stored: &dyn Fn(&str) -> bool) -> Sorted {
+    let mut sorted = Sorted::default();
+    let mut first: HashMap<&str, usize> = HashMap::new();
+    for (i, event_id) in ids.iter().enumerate() {
+        if stored(event_id) {
+            sorted.seen.push(i);
+        } else if let Some(k) = first.get(event_id) {
+            sorted.twins.push((i, *k));
+        } else {
+            first.insert(event_id, sorted.fresh.len());
+            sorted.fresh.push(i);
         }
-        Some(Err(e)) => return Err(ApiError::internal(e)),
-        None => return Err(ApiError::internal("event not written")),
-    };
-    let row = EventRow {
-        log_index: logged.index as i64,
-        ..row
-    };
-    for w in &raised {
+    }
+    sorted
+}
+
+/// What the group commit does for a push's new events: their rows and the warning rules, in the
+/// access log's batch transaction (see [`crate::log::Attached`]).
+struct EventsWrite {
+    rows: Vec<EventRow>,
+    details: Vec<serde_json::Map<String, Value>>,
+    engine: std::sync::Arc<policies::PolicyEngine>,
+    outcome: WriteOutcome,
+}
+
+/// What an [`EventsWrite`] did, per event: `None` its id was taken meanwhile, else what the rules
+/// raised; `None` as a whole: not run.
+type WriteOutcome = std::sync::Arc<
+    std::sync::Mutex<Option<Result<Vec<Option<Vec<super::rules::Raised>>>, String>>>,
+>;
+
+impl crate::log::Attached for EventsWrite {
+    fn write<'a>(
+        &'a mut self,
+        conn: crate::log::TxConn<'a>,
+        placed: &'a crate::log::Placed,
+    ) -> crate::log::AttachedFuture<'a> {
+        Box::pin(async move {
+            // One entry per row, in the same order.
+            let r = if placed.indexes.len() == self.rows.len() {
+                for (row, index) in self.rows.iter_mut().zip(&placed.indexes) {
+                    row.log_index = *index as i64;
+                }
+                super::rules::insert_events_in(conn, &self.engine, &self.rows, &self.details)
+                    .await
+                    .map_err(|e| e.to_string())
+            } else {
+                Err("the events' access-log entries were not placed".to_owned())
+            };
+            let ok = r.is_ok();
+            if let Ok(mut o) = self.outcome.lock() {
+                *o = Some(r);
+            }
+            ok
+        })
+    }
+}
+
+/// The events of a push (one, or a batch's lines), as one pipeline: check every line (stage 1,
+/// [`precheck_all`] then [`check`] in line order) → ONE query for the replay check of all their ids (stage 2: an id stored before is
+/// answered by [`seen_before`]; a later line repeating an earlier line's id gets that line's
+/// answer, 200 with its receipt for the same event, 409 for another) → ONE look-up of the places
+/// of all their persons (stage 3, [`store::place_many`]) → seal → ONE group commit of their
+/// `event_received` entries, their rows and the warning rules' writes (stage 4,
+/// [`crate::log::AccessLog::append_many_with`], [`super::rules::insert_events_in`]). Answers
+/// per body, in order; every answer comes after the commit.
+async fn ingest(s: &AppState, id: &Identity, rid: &str, bodies: &[Bytes]) -> Vec<Answer> {
+    let now = OffsetDateTime::now_utc();
+    let mut answers: Vec<Option<Answer>> = bodies.iter().map(|_| None).collect();
+    // Stage 1.
+    let prechecked = precheck_all(s, bodies, now).await;
+    let mut allowed = HashMap::new();
+    let mut checked: Vec<(usize, Checked)> = Vec::with_capacity(bodies.len());
+    for (i, pre) in prechecked.into_iter().enumerate() {
+        match check(s, id, rid, pre, &mut allowed).await {
+            Ok(c) => checked.push((i, c)),
+            Err(e) => answers[i] = Some(Err(e)),
+        }
+    }
+    if let Err(e) = store_checked(s, id, rid, now, &checked, &mut answers).await {
+        for (i, _) in &checked {
+            answers[*i].get_or_insert_with(|| Err(again(&e)));
+        }
+    }
+    answers
+        .into_iter()
+        .map(|a| a.unwrap_or_else(|| Err(ApiError::internal("event not answered"))))
+        .collect()
+}
+
+/// Stages 2-4 of [`ingest`] for the checked events; fills their answers. An `Err` is the answer
+/// of every checked event not answered yet.
+async fn store_checked(
+    s: &AppState,
+    id: &Identity,
+    rid: &str,
+    now: OffsetDateTime,
+    checked: &[(usize, Checked)],
+    answers: &mut [Option<Answer>],
+) -> Result<(), ApiError> {
+    if checked.is_empty() {
+        return Ok(());
+    }
+    let db = s.store.db();
+    // Stage 2: the replay check, one query.
+    let ids: Vec<&str> = checked.iter().map(|(_, c)| c.event_id.as_str()).collect();
+    let mut distinct = ids.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let stored = store::get_events(&db, &distinct).await?;
+    let sorted = sort_by_replay(&ids, &|event_id| stored.contains_key(event_id));
+    for &k in &sorted.seen {
+        let (i, c) = &checked[k];
+        if let Some(row) = stored.get(&c.event_id) {
+            answers[*i] = Some(seen_before(row, &c.hash));
+        }
+    }
+    // Stage 3: where the persons are, one look-up.
+    let subjects: Vec<String> = sorted
+        .fresh
+        .iter()
+        .map(|&k| {
+            s.keys
+                .pseudonym(checked[k].1.received.event.subject.resident_id.as_str())
+        })
+        .collect();
+    let mut distinct: Vec<&str> = subjects.iter().map(String::as_str).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let places = store::place_many(&db, &distinct).await?;
+    // Seal, and the entries.
+    let mut rows = Vec::with_capacity(sorted.fresh.len());
+    let mut details = Vec::with_capacity(sorted.fresh.len());
+    let mut entries = Vec::with_capacity(sorted.fresh.len());
+    for (&k, subject) in sorted.fresh.iter().zip(subjects) {
+        let c = &checked[k].1;
+        let place = places.get(&subject).cloned();
+        let row = build_row(s, id, c, subject, place, now)?;
+        entries.push(entry(
+            id,
+            LogAction::EventReceived,
+            true,
+            Outcome::Succeeded,
+            c.policy_ids.clone(),
+            rid,
+            Some(&c.event_id),
+            Some(&row.subject),
+        )?);
+        details.push(c.received.event.details.clone());
+        rows.push(row);
+    }
+    // Stage 4: durable when this returns: the entries, the rows and their warnings, in one commit.
+    let mut receipts: Vec<Option<(String, EventReceipt)>> = vec![None; rows.len()];
+    if !rows.is_empty() {
+        let outcome = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let write = EventsWrite {
+            rows: rows.clone(),
+            details,
+            engine: s.authz.engine(),
+            outcome: outcome.clone(),
+        };
+        let logged = s.log.append_many_with(entries, Box::new(write)).await?;
+        let done = outcome.lock().map(|mut o| o.take()).unwrap_or_default();
+        let written = match done {
+            Some(Ok(written)) if written.len() == rows.len() => written,
+            Some(Ok(_)) => return Err(ApiError::internal("events not all written")),
+            Some(Err(e)) => return Err(ApiError::internal(e)),
+            None => return Err(ApiError::internal("events not written")),
+        };
+        for (n, ((row, raised), logged)) in rows.into_iter().zip(written).zip(logged).enumerate() {
+            let (i, c) = &checked[sorted.fresh[n]];
+            let answer = match raised {
+                Some(raised) => {
+                    let row = EventRow {
+                        log_index: logged.index as i64,
+                        ..row
+                    };
+                    received_metrics(&row, &raised);
+                    Ok((StatusCode::CREATED, receipt(&row)))
+                }
+                None => {
+                    // A concurrent push of the same id stored first.
+                    match store::get_event(&db, &c.event_id).await? {
+                        Some(first) => {
+                            receipts[n] = Some((first.body_hash.clone(), receipt(&first)));
+                            answers[*i] = Some(seen_before(&first, &c.hash));
+                            continue;
+                        }
+                        None => Err(ApiError::internal("event id taken but not found")),
+                    }
+                }
+            };
+            if let Ok((_, r)) = &answer {
+                receipts[n] = Some((c.hash.clone(), r.clone()));
+            }
+            answers[*i] = Some(answer);
+        }
+    }
+    // A later line repeating an earlier line's event id: answered against what that line stored.
+    for &(k, f) in &sorted.twins {
+        let (i, c) = &checked[k];
+        let first = sorted.fresh[f];
+        let answer = match (&receipts[f], &answers[checked[first].0]) {
+            (Some((hash, r)), _) if *hash == c.hash => {
+                metrics::counter!("hub_events_replayed_total", "department" => c.received.event.department.clone())
+                    .increment(1);
+                Ok((StatusCode::OK, r.clone()))
+            }
+            (Some(_), _) => Err(id_reused()),
+            (None, Some(Err(e))) => Err(again(e)),
+            (None, _) => Err(ApiError::internal("event not answered")),
+        };
+        answers[*i] = Some(answer);
+    }
+    Ok(())
+}
+
+/// The counters and the trace line of an event stored now.
+fn received_metrics(row: &EventRow, raised: &[super::rules::Raised]) {
+    for w in raised {
         metrics::counter!("hub_warnings_signals_total", "rule" => w.rule.clone(), "tier" => w.tier.clone(), "attached" => if w.attached { "true" } else { "false" }).increment(1);
     }
     metrics::counter!("hub_events_received_total", "department" => row.department.clone(), "kind" => row.kind.clone(), "placement" => row.placement.clone()).increment(1);
     if row.placement == Placement::Unmatched.code() {
         metrics::counter!("hub_events_unmatched_total", "department" => row.department.clone(), "kind" => row.kind.clone()).increment(1);
     }
-    tracing::info!(event_id = %event_id, department = %row.department, kind = %row.kind, placement = %row.placement, "department event received");
-    Ok((StatusCode::CREATED, receipt(&row)))
+    tracing::info!(event_id = %row.event_id, department = %row.department, kind = %row.kind, placement = %row.placement, "department event received");
 }
 
-/// Place the person and seal the event (the canonical `event` as received, which the signature
+/// The event's row: its person's pseudonym and place ([`store::place_many`]'s answer, `None`
+/// unmatched), and the event sealed (the canonical `event` as received, which the signature
 /// covers, so it can be re-verified later).
-async fn build_row(
+fn build_row(
     s: &AppState,
     id: &Identity,
-    r: &ReceivedEvent,
-    event_id: &str,
-    body_hash: String,
+    c: &Checked,
+    subject: String,
+    place: Option<(Placement, String, Option<String>)>,
     now: OffsetDateTime,
 ) -> Result<EventRow, ApiError> {
-    let subject = s.keys.pseudonym(r.event.subject.resident_id.as_str());
-    let (placement, township, village) = store::place(&s.store.db(), &subject).await?;
-    let canonical = schemas::protocol::canonical_json(&r.event_json)
-        .map_err(|_| ApiError::internal("event not canonical"))?;
+    let r = &c.received;
+    let (placement, township, village) = match place {
+        Some((p, t, v)) => (p, Some(t), v),
+        None => (Placement::Unmatched, None, None),
+    };
     let (key_id, sealed) = s
         .keys
-        .seal(&event_aad(event_id), &canonical)
+        .seal(&event_aad(&c.event_id), &c.canonical)
         .map_err(seal_error)?;
     let now_ms = ms(now);
     Ok(EventRow {
-        event_id: event_id.to_owned(),
+        event_id: c.event_id.clone(),
         received_ms: now_ms,
         pushed_by: id.uri.clone(),
         department: r.event.department.clone(),
@@ -494,7 +749,7 @@ async fn build_row(
         occurred_ms: ms(r.event.occurred_at),
         issued_ms: ms(r.event.issued_at),
         subject,
-        body_hash,
+        body_hash: c.hash.clone(),
         sealed,
         key_id,
         signature: serde_json::to_string(&r.signature).map_err(ApiError::internal)?,
@@ -618,4 +873,51 @@ pub(crate) async fn list_unmatched(
             .collect(),
         next_cursor,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_lines_skip_blanks_and_keep_line_numbers() {
+        let body = b"{\"a\":1}\n\n  \r\n {\"b\":2} \r\n{\"c\":3}";
+        let got: Vec<(usize, &[u8])> = batch_lines(body);
+        assert_eq!(
+            got,
+            [
+                (1, &b"{\"a\":1}"[..]),
+                (4, &b"{\"b\":2}"[..]),
+                (5, &b"{\"c\":3}"[..]),
+            ]
+        );
+        assert!(batch_lines(b"\n \n").is_empty());
+    }
+
+    #[test]
+    fn replay_sorting_stores_the_first_of_each_new_id_once() {
+        let check = |ids: &[&str], stored: &[&str], expected: Sorted| {
+            let got = sort_by_replay(ids, &|id| stored.contains(&id));
+            assert_eq!(got, expected, "{ids:?} with {stored:?} stored");
+        };
+        check(
+            &["a", "b", "c"],
+            &[],
+            Sorted {
+                fresh: vec![0, 1, 2],
+                ..Sorted::default()
+            },
+        );
+        // A stored id is seen before, every time; a new id repeated is stored by its first line.
+        check(
+            &["a", "old", "b", "a", "old", "a"],
+            &["old"],
+            Sorted {
+                fresh: vec![0, 2],
+                seen: vec![1, 4],
+                twins: vec![(3, 0), (5, 0)],
+            },
+        );
+        check(&[], &[], Sorted::default());
+    }
 }

@@ -123,7 +123,7 @@ macro_rules! bind_event_row {
 pub(crate) use bind_event_row;
 
 /// Store an event without evaluating the warning rules. `false` when its id is taken (nothing
-/// is written). The ingest path uses [`super::rules::insert_event`].
+/// is written). The ingest path uses [`super::rules::insert_events_in`].
 pub async fn insert_event(db: &Db, e: &EventRow) -> Result<bool, StoreError> {
     let sql = insert_event_sql();
     let n = on_db!(db, p, _DB => {
@@ -133,6 +133,72 @@ pub async fn insert_event(db: &Db, e: &EventRow) -> Result<bool, StoreError> {
             .rows_affected()
     });
     Ok(n == 1)
+}
+
+/// Rows per multi-row statement here: 18 parameters a row keeps a statement at 9,000, below
+/// SQLite's 32,766 and PostgreSQL's 65,535.
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// The stored events among `event_ids`, by id: one query per [`ROWS_PER_STATEMENT`] ids (a batch
+/// push's replay check).
+pub async fn get_events(
+    db: &Db,
+    event_ids: &[&str],
+) -> Result<std::collections::HashMap<String, EventRow>, StoreError> {
+    let mut out = std::collections::HashMap::with_capacity(event_ids.len());
+    for chunk in event_ids.chunks(ROWS_PER_STATEMENT) {
+        let rows: Vec<EventRow> = on_db!(db, p, DB => {
+            let mut q = sqlx::QueryBuilder::<DB>::new(format!(
+                "SELECT {EVENT_COLUMNS} FROM dept_events WHERE event_id IN ("
+            ));
+            let mut sep = q.separated(", ");
+            for id in chunk {
+                sep.push_bind(id.to_string());
+            }
+            q.push(")");
+            q.build_query_as().fetch_all(p).await?
+        });
+        out.extend(rows.into_iter().map(|r| (r.event_id.clone(), r)));
+    }
+    Ok(out)
+}
+
+/// Store event rows in multi-row INSERTs inside the caller's transaction; a taken id writes
+/// nothing. Returns the ids written.
+pub async fn insert_events_in(
+    mut conn: crate::log::TxConn<'_>,
+    rows: &[EventRow],
+) -> Result<std::collections::HashSet<String>, StoreError> {
+    let mut written = std::collections::HashSet::with_capacity(rows.len());
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let ids: Vec<(String,)> = super::rules::on_tx!(conn.reborrow(), c, DB => {
+            let mut q = sqlx::QueryBuilder::<DB>::new(format!("INSERT INTO dept_events ({EVENT_COLUMNS}) "));
+            q.push_values(chunk, |mut r, e| {
+                r.push_bind(e.event_id.clone())
+                    .push_bind(e.received_ms)
+                    .push_bind(e.pushed_by.clone())
+                    .push_bind(e.department.clone())
+                    .push_bind(e.kind.clone())
+                    .push_bind(e.occurred_ms)
+                    .push_bind(e.issued_ms)
+                    .push_bind(e.subject.clone())
+                    .push_bind(e.body_hash.clone())
+                    .push_bind(e.sealed.clone())
+                    .push_bind(e.key_id.clone())
+                    .push_bind(e.signature.clone())
+                    .push_bind(e.placement.clone())
+                    .push_bind(e.receipt_placement.clone())
+                    .push_bind(e.township.clone())
+                    .push_bind(e.village.clone())
+                    .push_bind(e.placed_ms)
+                    .push_bind(e.log_index);
+            });
+            q.push(" ON CONFLICT (event_id) DO NOTHING RETURNING event_id");
+            q.build_query_as().fetch_all(&mut *c).await?
+        });
+        written.extend(ids.into_iter().map(|(id,)| id));
+    }
+    Ok(written)
 }
 
 /// The unmatched events whose person is now on the monitoring list (active), with the township
@@ -220,6 +286,57 @@ pub async fn place(
         Some((t, v)) => (Placement::Case, Some(t), v),
         None => (Placement::Unmatched, None, None),
     })
+}
+
+/// Where each of `subjects` (distinct pseudonyms) is, as [`place`] answers one by one: the
+/// monitoring list first (its most recently updated active entry), then the most recent case;
+/// a subject in neither is absent. One query per [`ROWS_PER_STATEMENT`] subjects and source.
+pub async fn place_many(
+    db: &Db,
+    subjects: &[&str],
+) -> Result<std::collections::HashMap<String, (Placement, String, Option<String>)>, StoreError> {
+    type T = (String, String, Option<String>);
+    let mut out = std::collections::HashMap::with_capacity(subjects.len());
+    for chunk in subjects.chunks(ROWS_PER_STATEMENT) {
+        // The same order as `place`'s, decided by the database (its collation), per subject.
+        let monitored: Vec<T> = on_db!(db, p, DB => {
+            let mut q = sqlx::QueryBuilder::<DB>::new(
+                "SELECT subject, township, village FROM (SELECT subject, township, village, ROW_NUMBER() OVER (PARTITION BY subject ORDER BY updated_ms DESC, category) AS n FROM monitored_households WHERE status = 'active' AND subject IN (",
+            );
+            let mut sep = q.separated(", ");
+            for s in chunk {
+                sep.push_bind(s.to_string());
+            }
+            q.push(")) m WHERE n = 1");
+            q.build_query_as().fetch_all(p).await?
+        });
+        for (s, t, v) in monitored {
+            out.insert(s, (Placement::Monitoring, t, v));
+        }
+        let rest: Vec<&str> = chunk
+            .iter()
+            .copied()
+            .filter(|s| !out.contains_key(*s))
+            .collect();
+        if rest.is_empty() {
+            continue;
+        }
+        let cases: Vec<T> = on_db!(db, p, DB => {
+            let mut q = sqlx::QueryBuilder::<DB>::new(
+                "SELECT applicant, township, village FROM (SELECT applicant, township, village, ROW_NUMBER() OVER (PARTITION BY applicant ORDER BY created_ms DESC, id DESC) AS n FROM cases WHERE applicant IN (",
+            );
+            let mut sep = q.separated(", ");
+            for s in &rest {
+                sep.push_bind(s.to_string());
+            }
+            q.push(")) c WHERE n = 1");
+            q.build_query_as().fetch_all(p).await?
+        });
+        for (s, t, v) in cases {
+            out.insert(s, (Placement::Case, t, v));
+        }
+    }
+    Ok(out)
 }
 
 // ==== the monitoring list ====

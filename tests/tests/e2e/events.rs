@@ -697,6 +697,61 @@ async fn events_are_pushed_in_batches(s: &Setup, db: &Db) -> anyhow::Result<()> 
         1
     );
 
+    // A batch long enough to be checked on all cores (in chunks): the answers still come in line
+    // order, each line judged on its own.
+    let mut lines = Vec::new();
+    let mut expected = Vec::new();
+    for n in 0..60u64 {
+        let mut line = sign(dir, "health", event("health.hospitalisation", &stranger));
+        let want = match n % 4 {
+            0 => (201, ""),
+            1 => {
+                line["event"]["details"]["out_of_pocket_fen"] = json!(n);
+                (422, "bad_signature")
+            }
+            2 => {
+                lines.push("{not json".to_owned());
+                expected.push((n + 1, 400, "malformed"));
+                continue;
+            }
+            _ => {
+                line = sign(
+                    dir,
+                    "labor",
+                    event("labor.unemployment_registered", &stranger),
+                );
+                (403, "forbidden")
+            }
+        };
+        lines.push(line.to_string());
+        expected.push((n + 1, want.0, want.1));
+    }
+    let (status, b) = s
+        .send_raw(
+            &cert("health"),
+            "/v1/events",
+            "application/x-ndjson",
+            lines.join("\n").into_bytes(),
+        )
+        .await?;
+    let text = b.as_str().unwrap_or_default();
+    assert_eq!(status, 200, "{text}");
+    let answers: Vec<Value> = text
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    let got: Vec<(u64, u64, &str)> = answers
+        .iter()
+        .map(|a| {
+            (
+                a["line"].as_u64().unwrap_or_default(),
+                a["status"].as_u64().unwrap_or_default(),
+                a["error"]["code"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(got, expected, "{text}");
+
     // Limits: an empty batch, another media type.
     let (status, b) = s
         .send_raw(
@@ -714,6 +769,163 @@ async fn events_are_pushed_in_batches(s: &Setup, db: &Db) -> anyhow::Result<()> 
         refusal(status, &b),
         (415, "unsupported_media_type", "content-type"),
         "{b}"
+    );
+    Ok(())
+}
+
+/// A batch is one pipeline (one replay query, one placement look-up, one group commit with the
+/// rules evaluated in line order), answered as single pushes of its lines one after the other
+/// would be: two events about one monitored household attach and raise the tier exactly as two
+/// single pushes about another household do; a line repeating an earlier line's event is a
+/// replay of it, another event under that id is refused; a replay of an earlier push gets its
+/// first receipt; a bad signature refuses its line only; an unknown person's event is kept.
+async fn a_batch_is_judged_as_single_pushes_would_be(s: &Setup, db: &Db) -> anyhow::Result<()> {
+    let dir = s.env.path();
+    let (batched, single, stranger) = (resident(21), resident(22), resident(23));
+    for who in [&batched, &single] {
+        let (status, b) = s
+            .post(
+                CIVIL,
+                "/v1/monitoring/households",
+                &monitored(who, "dibao_edge"),
+            )
+            .await?;
+        assert_eq!(status, 201, "{b}");
+    }
+    // Two hospital stays of `single`, pushed one by one: a warning, then the second signal
+    // attaches to it and [repeat] raises it from urgent to emergency.
+    let first_single = event("health.hospitalisation", &single);
+    for e in [
+        first_single.clone(),
+        event("health.hospitalisation", &single),
+    ] {
+        let (status, b) = s.push(&cert("health"), &sign(dir, "health", e)).await?;
+        assert_eq!(status, 201, "{b}");
+    }
+    // Pushed earlier: in the batch it is a replay.
+    let early = sign(dir, "health", event("health.hospitalisation", &stranger));
+    let (status, early_receipt) = s.push(&cert("health"), &early).await?;
+    assert_eq!(status, 201, "{early_receipt}");
+
+    let first = event("health.hospitalisation", &batched);
+    let first_signed = sign(dir, "health", first.clone());
+    let mut reused = first.clone();
+    reused
+        .details
+        .insert("out_of_pocket_fen".into(), json!(1_300_000));
+    let mut forged = sign(dir, "health", event("health.hospitalisation", &batched));
+    forged["event"]["details"]["out_of_pocket_fen"] = json!(1);
+    let lost = event("health.hospitalisation", &resident(24));
+    let second = event("health.hospitalisation", &batched);
+    let lines = [
+        first_signed.to_string(),
+        first_signed.to_string(),
+        sign(dir, "health", reused).to_string(),
+        early.to_string(),
+        forged.to_string(),
+        sign(dir, "health", lost.clone()).to_string(),
+        sign(dir, "health", second.clone()).to_string(),
+    ];
+    let (status, b) = s
+        .send_raw(
+            &cert("health"),
+            "/v1/events",
+            "application/x-ndjson",
+            lines.join("\n").into_bytes(),
+        )
+        .await?;
+    assert_eq!(status, 200, "{b}");
+    let text = b.as_str().unwrap_or_default().to_owned();
+    let answers: Vec<Value> = text
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    let got: Vec<(u64, u64, &str, &str)> = answers
+        .iter()
+        .map(|a| {
+            (
+                a["line"].as_u64().unwrap_or_default(),
+                a["status"].as_u64().unwrap_or_default(),
+                a["error"]["code"].as_str().unwrap_or_default(),
+                a["error"]["field"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (1, 201, "", ""),
+            (2, 200, "", ""),
+            (3, 409, "event_id_reused", "event.event_id"),
+            (4, 200, "", ""),
+            (5, 422, "bad_signature", "signature.value"),
+            (6, 201, "", ""),
+            (7, 201, "", ""),
+        ],
+        "{text}"
+    );
+    assert_eq!(answers[1]["receipt"], answers[0]["receipt"], "{text}");
+    assert_eq!(answers[3]["receipt"], early_receipt, "{text}");
+    assert_eq!(answers[0]["receipt"]["matched"], true, "{text}");
+    assert_eq!(answers[5]["receipt"]["matched"], false, "{text}");
+    assert_eq!(answers[6]["receipt"]["matched"], true, "{text}");
+    // The batch's entries are consecutive, in line order.
+    let index = |n: usize| answers[n]["receipt"]["log_index"].as_i64().unwrap_or(-1);
+    assert_eq!((index(5), index(6)), (index(0) + 1, index(0) + 2), "{text}");
+    assert!(!text.contains(&batched) && !text.contains(&resident(24)));
+
+    // The same warning as the single pushes gave: one, open, emergency, two signals, moved once.
+    for head in [&first_single, &first] {
+        assert_eq!(
+            db.count(&format!(
+                "SELECT COUNT(*) FROM warnings WHERE first_event = '{}' AND rule = 'hospital_costs' \
+                 AND state = 'open' AND tier = 'emergency' AND signals = 2 AND version = 2 \
+                 AND township = '{XUZHUANG}'",
+                head.event_id
+            ))
+            .await?,
+            1,
+            "{text}"
+        );
+    }
+    for e in [&first, &second] {
+        assert_eq!(
+            db.count(&format!(
+                "SELECT COUNT(*) FROM warning_signals s JOIN warnings w ON w.id = s.warning_id \
+                 WHERE s.event_id = '{}' AND w.first_event = '{}'",
+                e.event_id, first.event_id
+            ))
+            .await?,
+            1
+        );
+    }
+    // Stored once each: the repeated line and the refused ones wrote nothing.
+    assert_eq!(
+        db.count(&format!(
+            "SELECT COUNT(*) FROM dept_events WHERE event_id IN ('{}', '{}', '{}')",
+            first.event_id, second.event_id, lost.event_id
+        ))
+        .await?,
+        3
+    );
+    assert_eq!(
+        db.count(&format!(
+            "SELECT COUNT(*) FROM log_entries WHERE action = 'event_received' AND case_ref = '{}'",
+            first.event_id
+        ))
+        .await?,
+        1
+    );
+    // The unknown person's event is kept and listed.
+    let (status, list) = s.get(CIVIL, "/v1/events/unmatched").await?;
+    assert_eq!(status, 200, "{list}");
+    assert!(
+        list["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .any(|e| e["event_id"] == lost.event_id.to_string()),
+        "{list}"
     );
     Ok(())
 }
@@ -750,6 +962,16 @@ async fn events_are_pushed_in_batches_on_sqlite() -> anyhow::Result<()> {
 #[tokio::test]
 async fn events_are_pushed_in_batches_on_postgres() -> anyhow::Result<()> {
     on_postgres(events_are_pushed_in_batches).await
+}
+
+#[tokio::test]
+async fn a_batch_is_judged_as_single_pushes_would_be_on_sqlite() -> anyhow::Result<()> {
+    on_sqlite(a_batch_is_judged_as_single_pushes_would_be).await
+}
+
+#[tokio::test]
+async fn a_batch_is_judged_as_single_pushes_would_be_on_postgres() -> anyhow::Result<()> {
+    on_postgres(a_batch_is_judged_as_single_pushes_would_be).await
 }
 
 #[tokio::test]
