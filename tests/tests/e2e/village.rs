@@ -53,11 +53,17 @@ async fn post_rid(
 
 /// The Cedar policies named by the `deny` entry of request `rid` (read by the auditor).
 /// The search answers the entries under the served checkpoint, which may not cover an entry made
-/// durable a moment ago: ask again (bounded) until it does.
+/// durable a moment ago: ask again (bounded) until it does. Only the last minute is searched: the
+/// search answers the oldest matches first (at most 1,000), and every search is itself an entry,
+/// so an unfiltered search stops showing new entries once the log passes 1,000.
 async fn denied_by(s: &Setup, rid: &str) -> anyhow::Result<Vec<String>> {
     let start = std::time::Instant::now();
+    let since = (time::OffsetDateTime::now_utc() - time::Duration::minutes(1))
+        .format(&time::format_description::well_known::Rfc3339)?;
     let denies = loop {
-        let (status, body) = s.post("auditor", "/v1/log/search", &json!({})).await?;
+        let (status, body) = s
+            .post("auditor", "/v1/log/search", &json!({ "from": since }))
+            .await?;
         anyhow::ensure!(status == 200, "search: {status} {body}");
         let denies: Vec<Value> = body["entries"]
             .as_array()
