@@ -68,7 +68,7 @@ pub(crate) use on_db;
 /// `impl FromRow` for both backends by column name, for a struct whose fields are named like the
 /// columns of the query that reads it: what `#[derive(sqlx::FromRow)]` does, without sqlx's
 /// `macros` feature (which compiles a second copy of sqlx, both drivers and SQLite's C source for
-/// the host, about a tenth of a cold build).
+/// the host: 127 of the 591 units of a cold release build).
 macro_rules! from_row {
     ($ty:ident { $($field:ident),+ $(,)? }) => {
         impl<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> for $ty {
