@@ -96,43 +96,35 @@ macro_rules! embedded_migrations {
     };
 }
 
+/// Both backends' migrations, embedded from `hub/migrations/$dir`: the two directories hold the
+/// same file names (kept identical in meaning), so the list is written once.
+macro_rules! migrations_of {
+    ($dir:literal) => {
+        embedded_migrations!($dir:
+            "0001_foundation.sql",
+            "0002_access_log.sql",
+            "0003_verifications.sql",
+            "0004_verification_idempotency.sql",
+            "0005_letter_follow_ups.sql",
+            "0006_log_rotations.sql",
+            "0007_lookups.sql",
+            "0008_cases.sql",
+            "0009_referral_slips.sql",
+            "0010_outbox_escalation.sql",
+            "0011_events_monitoring.sql",
+            "0012_slip_escalation.sql",
+            "0013_warnings.sql",
+            "0015_village_reports.sql",
+            "0017_rate_windows.sql",
+        )
+    };
+}
+
 /// `hub/migrations/sqlite`.
-pub(crate) const SQLITE_MIGRATIONS: &[(&str, &str)] = embedded_migrations!("sqlite":
-        "0001_foundation.sql",
-        "0002_access_log.sql",
-        "0003_verifications.sql",
-        "0004_verification_idempotency.sql",
-        "0005_letter_follow_ups.sql",
-        "0006_log_rotations.sql",
-        "0007_lookups.sql",
-        "0008_cases.sql",
-        "0009_referral_slips.sql",
-        "0010_outbox_escalation.sql",
-        "0011_events_monitoring.sql",
-        "0012_slip_escalation.sql",
-        "0013_warnings.sql",
-        "0015_village_reports.sql",
-        "0017_rate_windows.sql",
-);
+pub(crate) const SQLITE_MIGRATIONS: &[(&str, &str)] = migrations_of!("sqlite");
 
 /// `hub/migrations/postgres`.
-pub(crate) const POSTGRES_MIGRATIONS: &[(&str, &str)] = embedded_migrations!("postgres":
-        "0001_foundation.sql",
-        "0002_access_log.sql",
-        "0003_verifications.sql",
-        "0004_verification_idempotency.sql",
-        "0005_letter_follow_ups.sql",
-        "0006_log_rotations.sql",
-        "0007_lookups.sql",
-        "0008_cases.sql",
-        "0009_referral_slips.sql",
-        "0010_outbox_escalation.sql",
-        "0011_events_monitoring.sql",
-        "0012_slip_escalation.sql",
-        "0013_warnings.sql",
-        "0015_village_reports.sql",
-        "0017_rate_windows.sql",
-);
+pub(crate) const POSTGRES_MIGRATIONS: &[(&str, &str)] = migrations_of!("postgres");
 
 /// The migrator for embedded migrations, as `sqlx::migrate!` builds it from a directory: a file
 /// `NNNN_some_name.sql` is version NNNN, description "some name", one-way, and runs outside a
