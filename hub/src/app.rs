@@ -172,6 +172,7 @@ impl Application {
         let shared_budget =
             tokio::spawn(self.state.limits.clone().shared_loop(self.state.store.db()));
         let escalation_gauge = tokio::spawn(escalation_gauge_loop(self.state.store.db()));
+        let seen_flusher = tokio::spawn(clients_seen_flush_loop(self.state.store.clone()));
         let holder = self.worker.holder.clone();
         let worker = tokio::spawn(self.worker.run());
         let cosigner = self.cosigner.map(|c| tokio::spawn(c.run()));
@@ -190,6 +191,10 @@ impl Application {
         cleanup.abort();
         shared_budget.abort();
         escalation_gauge.abort();
+        seen_flusher.abort();
+        if let Err(e) = self.state.store.flush_clients_seen().await {
+            tracing::warn!(error = %e, "writing the last connection counts failed");
+        }
         admin.abort();
         worker.abort();
         if let Some(c) = cosigner {
@@ -295,6 +300,18 @@ async fn scrape_gauges(state: &AppState) {
                 .map(|f| f.to_string_lossy().into_owned())
                 .unwrap_or_default();
             metrics::gauge!("hub_crl_next_update_timestamp_seconds", "file" => file).set(secs);
+        }
+    }
+}
+
+/// Writes the connections counted in memory (`store::seen`) every second, so that the table is
+/// at most a second behind even when no new connection comes to trigger the write.
+async fn clients_seen_flush_loop(store: std::sync::Arc<dyn crate::store::Store>) {
+    let mut tick = tokio::time::interval(crate::store::SEEN_FLUSH_AFTER);
+    loop {
+        tick.tick().await;
+        if let Err(e) = store.flush_clients_seen().await {
+            tracing::warn!(error = %e, "writing connection counts failed; kept for the next try");
         }
     }
 }

@@ -13,6 +13,8 @@
 pub mod lookups;
 pub mod postgres;
 pub mod rate_windows;
+mod seen;
+pub(crate) use seen::FLUSH_AFTER as SEEN_FLUSH_AFTER;
 mod shared;
 pub mod sqlite;
 
@@ -216,7 +218,8 @@ pub struct ClientSeen {
     pub connections: i64,
 }
 
-/// The hub's persistent state. Every method is durable when it returns `Ok`.
+/// The hub's persistent state. Every method is durable when it returns `Ok`, except
+/// [`Store::record_client_seen`].
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
     fn backend(&self) -> Backend;
@@ -236,10 +239,15 @@ pub trait Store: Send + Sync + 'static {
     /// Insert a metadata value only if the key is absent; returns the value now stored.
     async fn meta_put_if_absent(&self, key: &str, value: &str) -> Result<String, StoreError>;
 
-    /// Count a connection by this certificate (upsert on the serial).
+    /// Count a connection by this certificate. The one exception to "durable when it returns": the
+    /// count is kept in memory and written with others at most a second later ([`seen`]), so a
+    /// handshake costs no commit; [`Store::clients_seen`] writes what is pending first.
     async fn record_client_seen(&self, identity: &Identity) -> Result<(), StoreError>;
 
-    /// All certificates seen, most recent first.
+    /// Write the connection counts kept in memory (the periodic flusher and shutdown call this).
+    async fn flush_clients_seen(&self) -> Result<(), StoreError>;
+
+    /// All certificates seen, most recent first (after writing what is pending).
     async fn clients_seen(&self) -> Result<Vec<ClientSeen>, StoreError>;
 }
 

@@ -7,6 +7,7 @@ use super::{Backend, StoreError};
 
 pub struct PgStore {
     pool: PgPool,
+    seen: super::seen::SeenBuffer,
 }
 
 impl PgStore {
@@ -19,7 +20,10 @@ impl PgStore {
         super::migrator(super::POSTGRES_MIGRATIONS)?
             .run(&pool)
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            seen: Default::default(),
+        })
     }
 
     pub fn pool(&self) -> &PgPool {

@@ -2,7 +2,7 @@
 //! statements are written once and expanded into each backend's `impl Store` by [`shared_store_impl`].
 
 /// Expands to `impl Store for $ty` with the SQL that is identical on SQLite and PostgreSQL.
-/// `$ty` must have a `pool` field.
+/// `$ty` must have a `pool` field and a `seen` field ([`super::seen::SeenBuffer`]).
 macro_rules! shared_store_impl {
     ($ty:ty, $backend:expr, $db:path) => {
 #[async_trait::async_trait]
@@ -49,32 +49,19 @@ impl $crate::store::Store for $ty {
         Ok(sqlx::Row::get(&row, 0))
     }
 
-    // Concurrent connections compute their timestamps before they take the row lock, so they may
-    // commit out of order: keep the earliest first_seen and the latest last_seen.
     async fn record_client_seen(&self, id: &schemas::Identity) -> Result<(), $crate::store::StoreError> {
-        let now = $crate::store::now_ms();
-        sqlx::query(
-            "INSERT INTO clients_seen (serial, uri, role, organisation, division, first_seen_ms, last_seen_ms, connections)
-             VALUES ($1, $2, $3, $4, $5, $6, $6, 1)
-             ON CONFLICT (serial) DO UPDATE SET
-                 first_seen_ms = CASE WHEN excluded.first_seen_ms < clients_seen.first_seen_ms
-                     THEN excluded.first_seen_ms ELSE clients_seen.first_seen_ms END,
-                 last_seen_ms = CASE WHEN excluded.last_seen_ms > clients_seen.last_seen_ms
-                     THEN excluded.last_seen_ms ELSE clients_seen.last_seen_ms END,
-                 connections = clients_seen.connections + 1",
-        )
-        .bind(&id.serial)
-        .bind(&id.uri)
-        .bind(id.role.code())
-        .bind(&id.organisation)
-        .bind(id.division.as_str())
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        match self.seen.add(id, $crate::store::now_ms()) {
+            Some(batch) => self.write_clients_seen(batch).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn flush_clients_seen(&self) -> Result<(), $crate::store::StoreError> {
+        self.write_clients_seen(self.seen.take()).await
     }
 
     async fn clients_seen(&self) -> Result<Vec<$crate::store::ClientSeen>, $crate::store::StoreError> {
+        self.flush_clients_seen().await?;
         let rows = sqlx::query(
             "SELECT serial, uri, role, organisation, division, first_seen_ms, last_seen_ms, connections
              FROM clients_seen ORDER BY last_seen_ms DESC, serial",
@@ -82,6 +69,49 @@ impl $crate::store::Store for $ty {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map($crate::store::shared::client_seen_from_row).collect())
+    }
+}
+
+impl $ty {
+    /// One transaction for a batch of counted connections (one row per serial); a failed batch
+    /// goes back to the buffer. Replicas and batches commit in any order: keep the earliest
+    /// first_seen and the latest last_seen.
+    async fn write_clients_seen(&self, batch: Vec<$crate::store::ClientSeen>) -> Result<(), $crate::store::StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let written: Result<(), sqlx::Error> = async {
+            let mut tx = $crate::store::BeginWrite::begin_write(&self.pool).await?;
+            for c in &batch {
+                sqlx::query(
+                    "INSERT INTO clients_seen (serial, uri, role, organisation, division, first_seen_ms, last_seen_ms, connections)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                     ON CONFLICT (serial) DO UPDATE SET
+                         first_seen_ms = CASE WHEN excluded.first_seen_ms < clients_seen.first_seen_ms
+                             THEN excluded.first_seen_ms ELSE clients_seen.first_seen_ms END,
+                         last_seen_ms = CASE WHEN excluded.last_seen_ms > clients_seen.last_seen_ms
+                             THEN excluded.last_seen_ms ELSE clients_seen.last_seen_ms END,
+                         connections = clients_seen.connections + excluded.connections",
+                )
+                .bind(&c.serial)
+                .bind(&c.uri)
+                .bind(&c.role)
+                .bind(&c.organisation)
+                .bind(&c.division)
+                .bind(c.first_seen_ms)
+                .bind(c.last_seen_ms)
+                .bind(c.connections)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await
+        }
+        .await;
+        if let Err(e) = written {
+            self.seen.restore(batch);
+            return Err(e.into());
+        }
+        Ok(())
     }
 }
     };

@@ -10,6 +10,7 @@ use super::{Backend, StoreError};
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    seen: super::seen::SeenBuffer,
 }
 
 impl SqliteStore {
@@ -27,7 +28,10 @@ impl SqliteStore {
         super::migrator(super::SQLITE_MIGRATIONS)?
             .run(&pool)
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            seen: Default::default(),
+        })
     }
 
     pub fn pool(&self) -> &SqlitePool {

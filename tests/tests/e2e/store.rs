@@ -67,6 +67,16 @@ async fn suite(url: &str, backend: Backend) -> anyhow::Result<()> {
             .map(|c| c.role.as_str()),
         Some("caseworker")
     );
+    // Counts wait in memory (no commit per handshake) until a flush; then another store on the
+    // same database (another replica) reads them added to the stored row.
+    for _ in 0..3 {
+        store.record_client_seen(&identity("aa01")).await?;
+    }
+    store.flush_clients_seen().await?;
+    let other = store::connect(&url, 4).await?;
+    let aa = other.clients_seen().await?;
+    let aa = aa.iter().find(|c| c.serial == "aa01").expect("aa01");
+    assert_eq!(aa.connections, 23, "{aa:?}");
     Ok(())
 }
 
