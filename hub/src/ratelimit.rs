@@ -588,6 +588,68 @@ impl RateLimits {
         }))
     }
 
+    /// [`RateLimits::note_lookup`] for a hub whose access log lives in the same database. On
+    /// SQLite inside the log's group commit ([`crate::log::AccessLog::attach`]): the same
+    /// statements and the same judgement in the log writer's batch transaction (in a savepoint,
+    /// rolled back on a refusal) instead of a write lock and a commit of their own, which on SQLite
+    /// (one writer, one fsync per commit) serialized every check. On PostgreSQL as before, in a
+    /// transaction of its own: there commits of concurrent transactions already share WAL flushes,
+    /// and one batch holding several caseworkers' advisory locks (taken in no fixed order) could
+    /// deadlock with another replica's. Durable when it returns `Ok(Ok(()))`; `Err` when the
+    /// batch or the statements fail (fail closed).
+    pub async fn note_lookup_logged(
+        &self,
+        log: &crate::log::AccessLog,
+        lookup: &Lookup<'_>,
+    ) -> Result<Result<(), LimitExceeded>, crate::api::ApiError> {
+        if matches!(log.db(), Db::Postgres(_)) {
+            return Ok(self.note_lookup(log.db(), lookup).await?);
+        }
+        let now_ms = crate::store::now_ms();
+        let mut keys: Vec<(LookupKind, String)> = Vec::with_capacity(lookup.people.len() + 2);
+        keys.push((LookupKind::Household, lookup.household.to_owned()));
+        keys.extend(
+            lookup
+                .people
+                .iter()
+                .map(|p| (LookupKind::Person, p.clone())),
+        );
+        if lookup.emergency_without_letter {
+            keys.push((
+                LookupKind::EmergencyWithoutLetter,
+                lookup.verification_id.to_owned(),
+            ));
+        }
+        let outcome: LookupOutcome = Arc::new(std::sync::Mutex::new(None));
+        log.attach(Box::new(LookupWrite {
+            principal: lookup.principal_uri.to_owned(),
+            keys,
+            now_ms,
+            caps: self.caps,
+            emergency: lookup.emergency_without_letter,
+            outcome: outcome.clone(),
+        }))
+        .await?;
+        let judged = outcome.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match judged {
+            Some(Ok(None)) => Ok(Ok(())),
+            Some(Ok(Some(limit))) => {
+                trawling_alert(
+                    limit.cap.pattern(),
+                    lookup.principal_uri,
+                    &format!("refused with {} (limit {})", limit.code(), limit.limit),
+                );
+                Ok(Err(limit))
+            }
+            Some(Err(e)) => Err(ApiError::internal(format!(
+                "recording the anti-trawling lookups failed: {e}"
+            ))),
+            None => Err(ApiError::internal(
+                "the anti-trawling lookups were not recorded",
+            )),
+        }
+    }
+
     /// Keys currently held by the request limiters.
     pub fn len(&self) -> usize {
         self.by_role.values().map(|l| l.len()).sum::<usize>()
@@ -628,6 +690,48 @@ impl RateLimits {
                 }
             }
         }
+    }
+}
+
+/// What [`LookupWrite`] found: the refusal, if a cap refused (its rows rolled back), or why the
+/// statements failed.
+type LookupOutcome = Arc<std::sync::Mutex<Option<Result<Option<LimitExceeded>, String>>>>;
+
+/// The lookups of one verification, recorded and judged inside the access log's batch
+/// transaction ([`RateLimits::note_lookup_logged`]).
+struct LookupWrite {
+    principal: String,
+    keys: Vec<(LookupKind, String)>,
+    now_ms: i64,
+    caps: TrawlingCaps,
+    emergency: bool,
+    outcome: LookupOutcome,
+}
+
+impl crate::log::Attached for LookupWrite {
+    fn write<'a>(
+        &'a mut self,
+        conn: crate::log::TxConn<'a>,
+        _placed: &'a crate::log::Placed,
+    ) -> crate::log::AttachedFuture<'a> {
+        Box::pin(async move {
+            let keys: Vec<(LookupKind, &str)> =
+                self.keys.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let judged = lookups::record_in(
+                conn,
+                &self.principal,
+                &keys,
+                self.now_ms,
+                windows_at(self.now_ms),
+            )
+            .await
+            .map(|counts| judge(&self.caps, &counts, self.emergency, self.now_ms))
+            .map_err(|e| e.to_string());
+            // Keep the rows only when recorded and no cap refused.
+            let keep = matches!(judged, Ok(None));
+            *self.outcome.lock().unwrap_or_else(|p| p.into_inner()) = Some(judged);
+            keep
+        })
     }
 }
 

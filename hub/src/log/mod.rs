@@ -567,6 +567,23 @@ impl AccessLog {
         self.append_group(entries, Some(attached)).await
     }
 
+    /// Makes `work` durable in the writer's next group commit without an entry of its own: it runs
+    /// in the batch transaction shared with every append queued meanwhile (in its own savepoint,
+    /// see [`Attached`]), or, when nothing else is queued, in a transaction of its own; returns
+    /// once that committed. For durable work that must precede any entry, e.g. the anti-trawling
+    /// lookups counted before anyone is asked ([`crate::ratelimit::RateLimits::note_lookup_logged`]):
+    /// it costs a share of a group commit, not a commit and a write lock of its own. It is told no
+    /// indexes and gets no receipts (one that asks for them is refused).
+    pub async fn attach(&self, work: Box<dyn Attached>) -> Result<(), LogError> {
+        if work.receipts_for().is_some() {
+            return Err(LogError::BadRequest {
+                field: "attached",
+                rule: "work without entries gets no receipts".into(),
+            });
+        }
+        self.append_group(Vec::new(), Some(work)).await.map(|_| ())
+    }
+
     async fn append_group(
         &self,
         entries: Vec<AccessLogEntry>,
@@ -900,13 +917,14 @@ impl Writer {
         let max = self.opts.max_batch.max(1);
         let mut batch = Vec::with_capacity(max);
         while let Some(first) = rx.recv().await {
-            // A group counts its entries; one larger than `max` still goes, alone.
-            let mut entries = first.rows.len();
+            // A group counts its entries (work without entries counts as one); one larger than
+            // `max` still goes, alone.
+            let mut entries = first.rows.len().max(1);
             batch.push(first);
             while entries < max {
                 match rx.try_recv() {
                     Ok(r) => {
-                        entries += r.rows.len();
+                        entries += r.rows.len().max(1);
                         batch.push(r);
                     }
                     Err(_) => break,
@@ -963,6 +981,9 @@ impl Writer {
     /// Takes the head, sequences, hashes, signs and commits `batch` (see
     /// [`store::commit_batch`]); replies to every caller on success.
     async fn commit(&mut self, batch: &mut Vec<AppendRequest>) -> Result<(), LogError> {
+        if batch.iter().all(|r| r.rows.is_empty()) {
+            return self.commit_attached(batch).await;
+        }
         let shared = matches!(self.db, Db::Postgres(_));
         let now = now_ms();
         let holder = if shared {
@@ -1095,6 +1116,32 @@ impl Writer {
                     checkpoint_size: new_size,
                 })
                 .collect()));
+        }
+        Ok(())
+    }
+}
+
+impl Writer {
+    /// A batch of work without entries ([`AccessLog::attach`]): no head, no checkpoint, one
+    /// transaction for the works (see [`store::commit_attached`]); replies to every caller once
+    /// it committed.
+    async fn commit_attached(&mut self, batch: &mut Vec<AppendRequest>) -> Result<(), LogError> {
+        let groups = batch
+            .iter_mut()
+            .filter_map(|r| r.attached.take())
+            .map(|work| store::Group {
+                prove: None,
+                placed: Placed {
+                    indexes: Vec::new(),
+                    checkpoint_size: self.size,
+                    receipts: Vec::new(),
+                },
+                work,
+            })
+            .collect();
+        store::commit_attached(&self.db, groups).await?;
+        for r in batch.drain(..) {
+            let _ = r.reply.send(Ok(Vec::new()));
         }
         Ok(())
     }

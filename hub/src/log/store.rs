@@ -488,6 +488,25 @@ pub async fn commit_batch(
     })
 }
 
+/// A batch of attached work without entries: one write transaction (no head, no checkpoint), each
+/// work in its own savepoint as in [`commit_batch`], committed once.
+pub async fn commit_attached(db: &Db, mut groups: Vec<Group>) -> Result<(), LogError> {
+    on_db!(db, pool, _DB => {
+        let mut tx = pool.begin_write().await?;
+        for g in groups.iter_mut() {
+            sqlx::query("SAVEPOINT jsj_attached").execute(&mut *tx).await?;
+            if g.work.write(TxConn::from(&mut *tx), &g.placed).await {
+                sqlx::query("RELEASE SAVEPOINT jsj_attached").execute(&mut *tx).await?;
+            } else {
+                sqlx::query("ROLLBACK TO SAVEPOINT jsj_attached").execute(&mut *tx).await?;
+                sqlx::query("RELEASE SAVEPOINT jsj_attached").execute(&mut *tx).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    })
+}
+
 /// `log_head`'s columns with the highest entry and stored-hash indexes.
 type HeadWithMax = (i64, Vec<u8>, String, String, i64, Option<i64>, Option<i64>);
 

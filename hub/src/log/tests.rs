@@ -471,3 +471,75 @@ async fn batches_of_many_sizes_do_not_fill_the_statement_cache() {
         "39 more batch sizes, no more cached statements"
     );
 }
+
+/// Test work without entries: one `group_rows` row (index -1), then `fail` decides.
+struct MarkWrite {
+    fail: bool,
+}
+
+impl Attached for MarkWrite {
+    fn write<'a>(&'a mut self, conn: TxConn<'a>, _placed: &'a Placed) -> AttachedFuture<'a> {
+        Box::pin(async move {
+            let TxConn::Sqlite(c) = conn else {
+                return false;
+            };
+            sqlx::query("INSERT INTO group_rows (idx) VALUES (-1)")
+                .execute(&mut *c)
+                .await
+                .unwrap();
+            !self.fail
+        })
+    }
+}
+
+/// Work attached without entries ([`AccessLog::attach`]) commits with no entry and no checkpoint
+/// of its own, alone or in a batch with appends; a failed one rolls back only its own writes; one
+/// asking for receipts is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_without_entries_commits_in_the_group_commit_without_a_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), 64, "primary").await;
+    with_group_rows(&log).await;
+    log.append(test_entry(1, None)).await.unwrap();
+    let before = counts(&log).await;
+    log.attach(Box::new(MarkWrite { fail: false }))
+        .await
+        .unwrap();
+    log.attach(Box::new(MarkWrite { fail: true }))
+        .await
+        .unwrap();
+    let after = counts(&log).await;
+    assert_eq!(after.0 - before.0, 0, "no entry");
+    assert_eq!(after.1 - before.1, 0, "no checkpoint");
+    assert_eq!(after.2 - before.2, 1, "the work that succeeded, only");
+
+    // Mixed with appends: every entry and every work commits.
+    let mut tasks = Vec::new();
+    for n in 0..100u64 {
+        let log = log.clone();
+        tasks.push(tokio::spawn(async move {
+            if n % 2 == 0 {
+                log.append(test_entry(n, None)).await.map(|_| ())
+            } else {
+                log.attach(Box::new(MarkWrite { fail: false })).await
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let mixed = counts(&log).await;
+    assert_eq!(mixed.0 - after.0, 50, "entries");
+    assert_eq!(mixed.2 - after.2, 50, "works");
+    assert_eq!(
+        log.head().size as i64,
+        mixed.0,
+        "the head covers every entry"
+    );
+
+    let (asks, _) = row_write(false, Some(vec![0]));
+    assert!(matches!(
+        log.attach(asks).await,
+        Err(LogError::BadRequest { .. })
+    ));
+}

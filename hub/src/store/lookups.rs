@@ -9,6 +9,7 @@
 //! lookups across every replica sharing the database. A request refused by the caps is rolled back and
 //! leaves no row.
 
+use crate::log::TxConn;
 use crate::store::BeginWrite as _;
 use sqlx::QueryBuilder;
 
@@ -125,35 +126,9 @@ pub async fn record<T>(
     since: Since,
     refuse: impl FnOnce(&LookupCounts) -> Option<T>,
 ) -> Result<Result<LookupCounts, T>, StoreError> {
-    let mut keys: Vec<(LookupKind, &str)> = keys.to_vec();
-    // One row per key: PostgreSQL refuses to upsert the same row twice in one statement.
-    keys.sort_unstable();
-    keys.dedup();
-    let is_pg = matches!(db, Db::Postgres(_));
-    on_db!(db, pool, DB => {
+    on_db!(db, pool, _DB => {
         let mut tx = pool.begin_write().await?;
-        if is_pg {
-            sqlx::query(PG_LOCK).bind(principal).execute(&mut *tx).await?;
-        }
-        for chunk in keys.chunks(CHUNK) {
-            let mut q = QueryBuilder::<DB>::new("INSERT INTO lookups (principal, kind, key, at_ms) ");
-            q.push_values(chunk, |mut r, (kind, key)| {
-                r.push_bind(principal.to_owned())
-                    .push_bind(kind.code())
-                    .push_bind((*key).to_owned())
-                    .push_bind(at_ms);
-            });
-            q.push(UPSERT_TAIL);
-            q.build().persistent(false).execute(&mut *tx).await?;
-        }
-        let rows: Vec<(String, i64, Option<i64>)> = sqlx::query_as(COUNT)
-            .bind(principal)
-            .bind(since.households)
-            .bind(since.people)
-            .bind(since.emergencies)
-            .fetch_all(&mut *tx)
-            .await?;
-        let counts = tally(rows);
+        let counts = record_in(TxConn::from(&mut *tx), principal, keys, at_ms, since).await?;
         match refuse(&counts) {
             Some(refusal) => {
                 tx.rollback().await?;
@@ -165,6 +140,59 @@ pub async fn record<T>(
             }
         }
     })
+}
+
+/// [`record`]'s statements on a connection inside a write transaction the caller commits or rolls
+/// back (e.g. the access log's group commit, [`crate::log::AccessLog::attach`]): on PostgreSQL
+/// the advisory lock on `principal` first (held to the transaction's end, so the count is
+/// serialized per caseworker across replicas), then the upsert and the count, this request's rows
+/// included.
+pub async fn record_in(
+    conn: TxConn<'_>,
+    principal: &str,
+    keys: &[(LookupKind, &str)],
+    at_ms: i64,
+    since: Since,
+) -> Result<LookupCounts, StoreError> {
+    let mut keys: Vec<(LookupKind, &str)> = keys.to_vec();
+    // One row per key: PostgreSQL refuses to upsert the same row twice in one statement.
+    keys.sort_unstable();
+    keys.dedup();
+    macro_rules! run {
+        ($c:ident, $DB:ty) => {{
+            for chunk in keys.chunks(CHUNK) {
+                let mut q =
+                    QueryBuilder::<$DB>::new("INSERT INTO lookups (principal, kind, key, at_ms) ");
+                q.push_values(chunk, |mut r, (kind, key)| {
+                    r.push_bind(principal.to_owned())
+                        .push_bind(kind.code())
+                        .push_bind((*key).to_owned())
+                        .push_bind(at_ms);
+                });
+                q.push(UPSERT_TAIL);
+                q.build().persistent(false).execute(&mut *$c).await?;
+            }
+            let rows: Vec<(String, i64, Option<i64>)> = sqlx::query_as(COUNT)
+                .bind(principal)
+                .bind(since.households)
+                .bind(since.people)
+                .bind(since.emergencies)
+                .fetch_all(&mut *$c)
+                .await?;
+            rows
+        }};
+    }
+    let rows = match conn {
+        TxConn::Sqlite(c) => run!(c, sqlx::Sqlite),
+        TxConn::Postgres(c) => {
+            sqlx::query(PG_LOCK)
+                .bind(principal)
+                .execute(&mut *c)
+                .await?;
+            run!(c, sqlx::Postgres)
+        }
+    };
+    Ok(tally(rows))
 }
 
 /// The principal's rows inside their windows, without recording anything.

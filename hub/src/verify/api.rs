@@ -568,10 +568,46 @@ pub(super) async fn authorization_status(
     purpose: Purpose,
     planned: &BTreeSet<FactKind>,
 ) -> Result<(AuthorizationStatus, Option<String>), ApiError> {
-    let Some(auth_id) = auth_id else {
+    let letter = letter_on_record(s, auth_id).await?;
+    judge_letter(
+        auth_id,
+        letter.as_ref(),
+        division,
+        subjects,
+        applicant,
+        purpose,
+        planned,
+    )
+}
+
+/// The letter `auth_id` names, as stored (`None` without an id or without such a letter). Letters
+/// are never changed once recorded, so one read serves every judgement of a request
+/// ([`judge_letter`]).
+pub(super) async fn letter_on_record(
+    s: &AppState,
+    auth_id: Option<&str>,
+) -> Result<Option<AuthorizationRow>, ApiError> {
+    match auth_id {
+        Some(id) => Ok(store::get_authorization(&s.store.db(), id).await?),
+        None => Ok(None),
+    }
+}
+
+/// [`authorization_status`] on a letter already read: `auth_id` the id the request names, `row`
+/// the letter on record under it (if any).
+pub(super) fn judge_letter(
+    auth_id: Option<&str>,
+    row: Option<&AuthorizationRow>,
+    division: &DivisionCode,
+    subjects: &[String],
+    applicant: &str,
+    purpose: Purpose,
+    planned: &BTreeSet<FactKind>,
+) -> Result<(AuthorizationStatus, Option<String>), ApiError> {
+    if auth_id.is_none() {
         return Ok((AuthorizationStatus::default(), None));
-    };
-    let Some(row) = store::get_authorization(&s.store.db(), auth_id).await? else {
+    }
+    let Some(row) = row else {
         return Ok((
             AuthorizationStatus::default(),
             Some("未找到该授权书 / no authorization letter with this id is on record".into()),
@@ -730,7 +766,7 @@ pub(crate) async fn request_verification(
     }
     let db = s.store.db();
     if let Some(key) = &idem
-        && !store::reserve_key(&db, &id.uri, key, &verification_id, &request_sha).await?
+        && !store::reserve_key_logged(&s.log, &id.uri, key, &verification_id, &request_sha).await?
     {
         let key = key.as_str();
         // The same key again: the verification it produced, never a second one.

@@ -366,6 +366,87 @@ pub async fn reserve_key(
     Ok(n == 1)
 }
 
+/// [`reserve_key`] for a hub whose access log lives in the same database. On SQLite inside the
+/// log's group commit ([`crate::log::AccessLog::attach`]): the same statement in the log writer's
+/// batch transaction, so a reservation costs a share of a commit shared with concurrent
+/// verifications, not a write lock and a commit of its own. On PostgreSQL its own statement as
+/// before (concurrent commits share WAL flushes there, and a batch inserting several keys could
+/// deadlock with another replica's on the unique index). Durable when it returns.
+pub async fn reserve_key_logged(
+    log: &crate::log::AccessLog,
+    principal: &str,
+    key: &str,
+    verification_id: &str,
+    request_sha256: &str,
+) -> Result<bool, crate::api::ApiError> {
+    if matches!(log.db(), Db::Postgres(_)) {
+        return Ok(reserve_key(log.db(), principal, key, verification_id, request_sha256).await?);
+    }
+    let outcome = std::sync::Arc::new(std::sync::Mutex::new(None));
+    log.attach(Box::new(ReserveKey {
+        principal: principal.to_owned(),
+        key: key.to_owned(),
+        verification_id: verification_id.to_owned(),
+        request_sha256: request_sha256.to_owned(),
+        created_ms: crate::store::now_ms(),
+        outcome: outcome.clone(),
+    }))
+    .await?;
+    let reserved = outcome.lock().unwrap_or_else(|p| p.into_inner()).take();
+    match reserved {
+        Some(Ok(reserved)) => Ok(reserved),
+        Some(Err(e)) => Err(crate::api::ApiError::internal(format!(
+            "reserving the idempotency key failed: {e}"
+        ))),
+        None => Err(crate::api::ApiError::internal(
+            "the idempotency key was not reserved",
+        )),
+    }
+}
+
+/// An `Idempotency-Key` reservation written in the access log's batch transaction.
+struct ReserveKey {
+    principal: String,
+    key: String,
+    verification_id: String,
+    request_sha256: String,
+    created_ms: i64,
+    /// Whether the key was free (and is now this verification's), or why the statement failed.
+    outcome: std::sync::Arc<std::sync::Mutex<Option<Result<bool, String>>>>,
+}
+
+impl crate::log::Attached for ReserveKey {
+    fn write<'a>(
+        &'a mut self,
+        conn: crate::log::TxConn<'a>,
+        _placed: &'a crate::log::Placed,
+    ) -> crate::log::AttachedFuture<'a> {
+        Box::pin(async move {
+            macro_rules! run {
+                ($c:ident) => {
+                    sqlx::query(RESERVE_KEY)
+                        .bind(&self.principal)
+                        .bind(&self.key)
+                        .bind(&self.verification_id)
+                        .bind(&self.request_sha256)
+                        .bind(self.created_ms)
+                        .execute(&mut *$c)
+                        .await
+                        .map(|r| r.rows_affected())
+                };
+            }
+            let n = match conn {
+                crate::log::TxConn::Sqlite(c) => run!(c),
+                crate::log::TxConn::Postgres(c) => run!(c),
+            };
+            let ok = n.is_ok();
+            *self.outcome.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some(n.map(|n| n == 1).map_err(|e| e.to_string()));
+            ok
+        })
+    }
+}
+
 /// The verification id and request hash a key is reserved for.
 pub async fn get_key(
     db: &Db,

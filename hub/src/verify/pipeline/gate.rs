@@ -24,7 +24,7 @@ use time::OffsetDateTime;
 use super::Asker;
 use crate::api::ApiError;
 use crate::authz::{Authz, enforce_logged};
-use crate::verify::api::{VerificationRequest, authorization_status};
+use crate::verify::api::{VerificationRequest, judge_letter, letter_on_record};
 use crate::verify::report::DepartmentStatus;
 
 /// Policy id recorded when the applicant's registered division cannot be established.
@@ -148,24 +148,22 @@ pub(crate) async fn gate(a: &Asker<'_>, r: &Request<'_>) -> Result<Gate, ApiErro
     let s = a.s;
     let req = r.req;
     let planned: BTreeSet<FactKind> = r.wanted.values().flatten().copied().collect();
-    let letter_on = |division: DivisionCode| {
-        let planned = &planned;
-        async move {
-            authorization_status(
-                s,
-                req.authorization_id.as_deref(),
-                &division,
-                a.subjects,
-                r.applicant,
-                req.purpose,
-                planned,
-            )
-            .await
-        }
+    // The letter is read once and judged on each region (letters never change once recorded).
+    let on_record = letter_on_record(s, req.authorization_id.as_deref()).await?;
+    let letter_on = |division: &DivisionCode| {
+        judge_letter(
+            req.authorization_id.as_deref(),
+            on_record.as_ref(),
+            division,
+            a.subjects,
+            r.applicant,
+            req.purpose,
+            &planned,
+        )
     };
 
     // First decision, on the declared division and the household's size.
-    let (letter, problem) = letter_on(r.household.registered_division.clone()).await?;
+    let (letter, problem) = letter_on(&r.household.registered_division)?;
     let size = HouseholdSize::of(r.household);
     let ctx = request_ctx(req, letter);
     let verdict = policy(
@@ -186,7 +184,8 @@ pub(crate) async fn gate(a: &Asker<'_>, r: &Request<'_>) -> Result<Gate, ApiErro
 
     // Anti-trawling caps (crate::ratelimit), per identity URI and counted in the database: distinct
     // households and distinct people (every member) per hour, letterless emergency or urgent
-    // checks per day. Counted before civil affairs is asked about anyone.
+    // checks per day. Counted before civil affairs is asked about anyone, durable in a share of
+    // the access log's group commit (not a write transaction and a commit of their own).
     let lookup = crate::ratelimit::Lookup {
         principal_uri: &a.id.uri,
         verification_id: r.verification_id,
@@ -196,7 +195,7 @@ pub(crate) async fn gate(a: &Asker<'_>, r: &Request<'_>) -> Result<Gate, ApiErro
         emergency_without_letter: matches!(req.urgency, Urgency::Emergency | Urgency::Urgent)
             && !letter.covers,
     };
-    if let Err(limit) = s.limits.note_lookup(&s.store.db(), &lookup).await? {
+    if let Err(limit) = s.limits.note_lookup_logged(&s.log, &lookup).await? {
         s.log
             .append(a.refused(vec![limit.policy_id().into()])?)
             .await?;
@@ -219,7 +218,7 @@ pub(crate) async fn gate(a: &Asker<'_>, r: &Request<'_>) -> Result<Gate, ApiErro
     let registration_elapsed = registration_started.elapsed();
     let region = registration.region(r.household);
     let (letter, problem) = match &region {
-        Some(division) => match letter_on(division.clone()).await {
+        Some(division) => match letter_on(division) {
             Ok(on) => on,
             Err(e) => {
                 s.log.append(registration_entry).await?;
