@@ -102,7 +102,7 @@ impl Application {
         Ok(Application {
             listener,
             admin_listener,
-            state: AppState {
+            state: AppState::new(api::Services {
                 store,
                 tls,
                 keys,
@@ -113,7 +113,7 @@ impl Application {
                 progress: Arc::default(),
                 warning: Arc::new(crate::warning::WarningSettings::from_config(&config)),
                 started: Instant::now(),
-            },
+            }),
             router_opts: RouterOptions {
                 request_timeout: config.server.request_timeout(),
                 max_body_bytes: config.server.max_body_bytes,

@@ -187,9 +187,10 @@ pub fn parse_identity_uri(
 }
 
 /// The authenticated caller of a request. The TLS layer inserts it as a request extension after a
-/// successful handshake; a handler that takes `Caller` cannot run without one.
+/// successful handshake; a handler that takes `Caller` cannot run without one. Shared (`Arc`):
+/// every request of a connection carries it, and a clone must not copy its strings.
 #[derive(Debug, Clone)]
-pub struct Caller(pub Identity);
+pub struct Caller(pub std::sync::Arc<Identity>);
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;

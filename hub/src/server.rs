@@ -242,7 +242,7 @@ async fn handle_connection(
         conn.alpn_protocol().map(<[u8]>::to_vec)
     };
     let activity = Arc::new(Activity::new());
-    let caller = Caller(identity);
+    let caller = Caller(Arc::new(identity));
     let svc = {
         let activity = activity.clone();
         tower::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {

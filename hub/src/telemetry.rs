@@ -81,10 +81,7 @@ pub fn init(cfg: &TelemetryConfig) -> anyhow::Result<TelemetryGuard> {
                 )
                 .build();
             let tracer = provider.tracer("jishijiu-hub");
-            (
-                Some(tracing_opentelemetry::layer().with_tracer(tracer)),
-                Some(provider),
-            )
+            (Some(otel_layer(tracer)), Some(provider))
         }
         None => {
             let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
@@ -93,10 +90,7 @@ pub fn init(cfg: &TelemetryConfig) -> anyhow::Result<TelemetryGuard> {
                 )))
                 .build();
             let tracer = provider.tracer("jishijiu-hub");
-            (
-                Some(tracing_opentelemetry::layer().with_tracer(tracer)),
-                Some(provider),
-            )
+            (Some(otel_layer(tracer)), Some(provider))
         }
     };
     tracing_subscriber::registry()
@@ -105,6 +99,22 @@ pub fn init(cfg: &TelemetryConfig) -> anyhow::Result<TelemetryGuard> {
         .with(otel)
         .try_init()?;
     Ok(TelemetryGuard { provider })
+}
+
+/// The OpenTelemetry layer without the per-span extras that cost on every request: busy/idle
+/// times (two clock reads and lookups at each enter and exit), the source location and the thread
+/// (attributes built for every span, exported or not).
+fn otel_layer<S>(
+    tracer: opentelemetry_sdk::trace::SdkTracer,
+) -> tracing_opentelemetry::OpenTelemetryLayer<S, opentelemetry_sdk::trace::SdkTracer>
+where
+    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+{
+    tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_tracked_inactivity(false)
+        .with_location(false)
+        .with_threads(false)
 }
 
 /// The collector's trace URL: `telemetry.otlp_endpoint` is the OTLP/HTTP base URL (as in

@@ -36,9 +36,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{
-    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
+use tower_http::request_id::{PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -47,9 +45,27 @@ use crate::keys::HubKeys;
 use crate::store::Store;
 use crate::tls::TlsState;
 
-/// Shared state of every handler.
+/// Shared state of every handler: one `Arc` around [`Services`], because axum clones a route's
+/// handler (and with it this state) for every request, more than once when middleware sits in
+/// between; a clone is then one atomic increment, not one per service.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl AppState {
+    pub fn new(services: Services) -> Self {
+        Self(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// The services behind [`AppState`].
+pub struct Services {
     pub store: Arc<dyn Store>,
     pub tls: Arc<TlsState>,
     pub keys: Arc<HubKeys>,
@@ -222,16 +238,17 @@ async fn json_errors(req: Request, next: Next) -> Response {
     out
 }
 
-/// Count and time every request by route template and status.
+/// Count and time every request by route template and status. It wraps the router (see
+/// [`router`]), so the matched route comes back on the response, put there by [`NoteRoute`].
 async fn record_metrics(req: Request, next: Next) -> Response {
-    let route = req
+    let method = req.method().as_str().to_owned();
+    let start = Instant::now();
+    let response = next.run(req).await;
+    let route = response
         .extensions()
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".into());
-    let method = req.method().as_str().to_owned();
-    let start = Instant::now();
-    let response = next.run(req).await;
     let status = response.status().as_u16().to_string();
     metrics::counter!("hub_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status).increment(1);
     metrics::histogram!("hub_http_request_duration_seconds", "route" => route, "method" => method)
@@ -363,9 +380,17 @@ pub fn json_object(
 }
 
 /// Build the API router with its layers.
+///
+/// The cross-cutting layers wrap the router once, as one service, instead of going on with
+/// `Router::layer`: that wraps every route in its own boxed service per layer, and axum clones a
+/// route's whole chain for every request (ten boxes and the handler state, again below each
+/// `from_fn`; the profile is in BENCHMARKS.md, issue 14, P4). Only [`NoteRoute`] sits on the
+/// routes, since only it needs the matched route: it names the route in the request's span and
+/// hands it to [`record_metrics`] on the response.
 pub fn router(state: AppState, opts: &RouterOptions) -> Router {
     let x_request_id = HeaderName::from_static("x-request-id");
-    Router::new()
+    let limits = state.limits.clone();
+    let routes = Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/v1/whoami", get(ops::whoami))
@@ -380,27 +405,13 @@ pub fn router(state: AppState, opts: &RouterOptions) -> Router {
         .merge(crate::console::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(
-            state.limits.clone(),
-            crate::ratelimit::limit_requests,
-        ))
-        .with_state(state)
-        // `limit_body` enforces `max_body_bytes`; axum's own 2 MiB default would get in its way.
-        .layer(DefaultBodyLimit::disable())
-        .layer(axum::middleware::from_fn_with_state(
-            opts.max_body_bytes,
-            limit_body,
-        ))
-        .layer(axum::middleware::from_fn(record_metrics))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            opts.request_timeout,
-        ))
-        .layer(axum::middleware::from_fn(json_errors))
-        .layer(CatchPanicLayer::custom(|_| {
-            ApiError::internal("handler panicked").into_response()
-        }))
-        .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
+        .layer(tower::layer::layer_fn(NoteRoute))
+        .with_state(state);
+    // Outermost first.
+    let stack = tower::ServiceBuilder::new()
+        // A malformed id is replaced before anything reads it.
+        .layer(axum::middleware::from_fn(normalize_request_id))
+        .layer(SetRequestIdLayer::new(x_request_id.clone(), FastRequestId))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let request_id = req
                 .extensions()
@@ -412,14 +423,110 @@ pub fn router(state: AppState, opts: &RouterOptions) -> Router {
                 .get::<Caller>()
                 .map(|c| c.0.principal.as_str())
                 .unwrap_or("-");
-            let route = req
-                .extensions()
-                .get::<MatchedPath>()
-                .map(|m| m.as_str())
-                .unwrap_or("-");
-            tracing::info_span!("request", request_id, method = %req.method(), route, principal)
+            // `route` is recorded by `NoteRoute` once the router has matched one.
+            tracing::info_span!(
+                "request",
+                request_id,
+                method = %req.method(),
+                route = tracing::field::Empty,
+                principal
+            )
         }))
-        .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
-        // Outermost: a malformed id is replaced before anything reads it.
-        .layer(axum::middleware::from_fn(normalize_request_id))
+        .layer(PropagateRequestIdLayer::new(x_request_id))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::internal("handler panicked").into_response()
+        }))
+        .layer(axum::middleware::from_fn(json_errors))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            opts.request_timeout,
+        ))
+        .layer(axum::middleware::from_fn(record_metrics))
+        .layer(axum::middleware::from_fn_with_state(
+            opts.max_body_bytes,
+            limit_body,
+        ))
+        // `limit_body` enforces `max_body_bytes`; axum's own 2 MiB default would get in its way.
+        .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn_with_state(
+            limits,
+            crate::ratelimit::limit_requests,
+        ))
+        .service(routes);
+    Router::new().fallback_service(stack)
+}
+
+/// The layer on every route (see [`router`]): records the matched route in the request's span
+/// and puts it into the response's extensions for [`record_metrics`].
+#[derive(Clone)]
+struct NoteRoute<S>(S);
+
+impl<S> tower::Service<Request> for NoteRoute<S>
+where
+    S: tower::Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = NoteRouteFuture<S::Future>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let route = req.extensions().get::<MatchedPath>().cloned();
+        if let Some(route) = &route {
+            tracing::Span::current().record("route", route.as_str());
+        }
+        NoteRouteFuture {
+            inner: self.0.call(req),
+            route,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// [`NoteRoute`]'s future: the route's response with the matched route in its extensions.
+    struct NoteRouteFuture<F> {
+        #[pin]
+        inner: F,
+        route: Option<MatchedPath>,
+    }
+}
+
+impl<F, E> std::future::Future for NoteRouteFuture<F>
+where
+    F: std::future::Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = self.project();
+        let mut response = std::task::ready!(this.inner.poll(cx))?;
+        if let Some(route) = this.route.take() {
+            response.extensions_mut().insert(route);
+        }
+        std::task::Poll::Ready(Ok(response))
+    }
+}
+
+/// Request ids for requests that come without one: random (v4) UUIDs from the thread's CSPRNG
+/// (`rand`), not one `getrandom` system call per request as `MakeRequestUuid` does.
+#[derive(Clone, Copy)]
+struct FastRequestId;
+
+impl tower_http::request_id::MakeRequestId for FastRequestId {
+    fn make_request_id<B>(&mut self, _: &http::Request<B>) -> Option<RequestId> {
+        let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
+        let mut buf = uuid::Uuid::encode_buffer();
+        http::HeaderValue::from_str(id.hyphenated().encode_lower(&mut buf))
+            .ok()
+            .map(RequestId::new)
+    }
 }

@@ -179,13 +179,13 @@ pub struct WhoAmI {
 /// The identity the hub derived from the caller's certificate.
 pub async fn whoami(Caller(id): Caller) -> Json<WhoAmI> {
     Json(WhoAmI {
-        uri: id.uri,
-        principal: id.principal,
+        uri: id.uri.clone(),
+        principal: id.principal.clone(),
         role: id.role.code().to_owned(),
-        organisation: id.organisation,
+        organisation: id.organisation.clone(),
         division: id.division.to_string(),
-        display_name: id.display_name,
-        serial: id.serial,
+        display_name: id.display_name.clone(),
+        serial: id.serial.clone(),
     })
 }
 

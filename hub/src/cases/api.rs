@@ -1463,7 +1463,7 @@ async fn check_move(
 /// logged; then the body, the version, the state machine; then the entry, then the write.
 pub(crate) async fn run_move(
     s: AppState,
-    id: Identity,
+    id: std::sync::Arc<Identity>,
     headers: HeaderMap,
     case_id: String,
     mv: Move,

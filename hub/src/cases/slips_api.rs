@@ -749,7 +749,7 @@ pub(crate) async fn list_slips(
 
 async fn run_slip_move(
     s: AppState,
-    id: Identity,
+    id: std::sync::Arc<Identity>,
     headers: HeaderMap,
     slip_id: String,
     mv: SlipMove,

@@ -359,13 +359,16 @@ pub async fn queue(
         limit: Some(QUEUE_PAGE),
         overdue: None,
     };
-    let list =
-        match crate::cases::api::list_cases(State(s.clone()), Caller(id.clone()), Ok(Query(query)))
-            .await
-        {
-            Ok(axum::Json(l)) => l,
-            Err(e) => return error_page(&s, &id, e),
-        };
+    let list = match crate::cases::api::list_cases(
+        State(s.clone()),
+        Caller(id.clone().into()),
+        Ok(Query(query)),
+    )
+    .await
+    {
+        Ok(axum::Json(l)) => l,
+        Err(e) => return error_page(&s, &id, e),
+    };
     let now = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
     let mut cases: Vec<CaseLine> = list
         .cases
@@ -406,7 +409,7 @@ pub async fn queue(
     let first_page = (!f.cursor.is_empty()).then(|| queue_href(by, state, tier));
     let (slips, slips_refused) = match crate::cases::slips_api::list_slips(
         State(s.clone()),
-        Caller(id.clone()),
+        Caller(id.clone().into()),
         Ok(Query(SlipListQuery {
             state: None,
             overdue: None,
@@ -672,8 +675,13 @@ pub(super) async fn render_case(
     case_id: String,
     failed: Option<super::casework::Failed>,
 ) -> Response {
-    match crate::cases::api::read_case(State(s.clone()), Caller(id.clone()), headers, Path(case_id))
-        .await
+    match crate::cases::api::read_case(
+        State(s.clone()),
+        Caller(id.clone().into()),
+        headers,
+        Path(case_id),
+    )
+    .await
     {
         Ok(axum::Json(view)) => {
             let status = failed.as_ref().map_or(StatusCode::OK, |f| f.status);
@@ -833,7 +841,7 @@ pub async fn open_case(
     }
     let res = crate::cases::api::open_case(
         State(s.clone()),
-        Caller(id.clone()),
+        Caller(id.clone().into()),
         api_headers,
         Ok(axum::Json(body)),
     )
