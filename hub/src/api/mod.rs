@@ -238,17 +238,16 @@ async fn json_errors(req: Request, next: Next) -> Response {
     out
 }
 
-/// Count and time every request by route template and status. It wraps the router (see
-/// [`router`]), so the matched route comes back on the response, put there by [`NoteRoute`].
+/// Count and time every request by route template and status.
 async fn record_metrics(req: Request, next: Next) -> Response {
-    let method = req.method().as_str().to_owned();
-    let start = Instant::now();
-    let response = next.run(req).await;
-    let route = response
+    let route = req
         .extensions()
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().as_str().to_owned();
+    let start = Instant::now();
+    let response = next.run(req).await;
     let status = response.status().as_u16().to_string();
     metrics::counter!("hub_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status).increment(1);
     metrics::histogram!("hub_http_request_duration_seconds", "route" => route, "method" => method)
@@ -381,34 +380,15 @@ pub fn json_object(
 
 /// Build the API router with its layers.
 ///
-/// The cross-cutting layers wrap the router once, as one service, instead of going on with
-/// `Router::layer`: that wraps every route in its own boxed service per layer, and axum clones a
-/// route's whole chain for every request (ten boxes and the handler state, again below each
-/// `from_fn`; the profile is in BENCHMARKS.md, issue 14, P4). Only [`NoteRoute`] sits on the
-/// routes, since only it needs the matched route: it names the route in the request's span and
-/// hands it to [`record_metrics`] on the response.
+/// The layers go on as one `ServiceBuilder` stack in a single `Router::layer` call: each call
+/// wraps every route in a boxed service of its own, and axum clones a route's whole chain for every
+/// request (with ten calls, ten boxes and the handler state, again below each `from_fn`; the
+/// profile is in BENCHMARKS.md, issue 14, P4). They sit on the routes, not around the router,
+/// because the span and the metrics name the matched route.
 pub fn router(state: AppState, opts: &RouterOptions) -> Router {
     let x_request_id = HeaderName::from_static("x-request-id");
-    let limits = state.limits.clone();
-    let routes = Router::new()
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/v1/whoami", get(ops::whoami))
-        .route("/v1/admin/clients", get(ops::clients))
-        .route("/v1/openapi.json", get(openapi))
-        .merge(crate::log::api::routes())
-        .merge(crate::verify::api::routes())
-        .merge(crate::cases::api::routes())
-        .merge(crate::cases::slips_api::routes())
-        .merge(crate::cases::escalation_api::routes())
-        .merge(crate::warning::routes())
-        .merge(crate::console::routes())
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(tower::layer::layer_fn(NoteRoute))
-        .with_state(state);
     // Outermost first.
-    let stack = tower::ServiceBuilder::new()
+    let layers = tower::ServiceBuilder::new()
         // A malformed id is replaced before anything reads it.
         .layer(axum::middleware::from_fn(normalize_request_id))
         .layer(SetRequestIdLayer::new(x_request_id.clone(), FastRequestId))
@@ -423,14 +403,12 @@ pub fn router(state: AppState, opts: &RouterOptions) -> Router {
                 .get::<Caller>()
                 .map(|c| c.0.principal.as_str())
                 .unwrap_or("-");
-            // `route` is recorded by `NoteRoute` once the router has matched one.
-            tracing::info_span!(
-                "request",
-                request_id,
-                method = %req.method(),
-                route = tracing::field::Empty,
-                principal
-            )
+            let route = req
+                .extensions()
+                .get::<MatchedPath>()
+                .map(|m| m.as_str())
+                .unwrap_or("-");
+            tracing::info_span!("request", request_id, method = %req.method(), route, principal)
         }))
         .layer(PropagateRequestIdLayer::new(x_request_id))
         .layer(CatchPanicLayer::custom(|_| {
@@ -449,71 +427,26 @@ pub fn router(state: AppState, opts: &RouterOptions) -> Router {
         // `limit_body` enforces `max_body_bytes`; axum's own 2 MiB default would get in its way.
         .layer(DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn_with_state(
-            limits,
+            state.limits.clone(),
             crate::ratelimit::limit_requests,
-        ))
-        .service(routes);
-    Router::new().fallback_service(stack)
-}
-
-/// The layer on every route (see [`router`]): records the matched route in the request's span
-/// and puts it into the response's extensions for [`record_metrics`].
-#[derive(Clone)]
-struct NoteRoute<S>(S);
-
-impl<S> tower::Service<Request> for NoteRoute<S>
-where
-    S: tower::Service<Request, Response = Response>,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future = NoteRouteFuture<S::Future>;
-
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        self.0.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request) -> Self::Future {
-        let route = req.extensions().get::<MatchedPath>().cloned();
-        if let Some(route) = &route {
-            tracing::Span::current().record("route", route.as_str());
-        }
-        NoteRouteFuture {
-            inner: self.0.call(req),
-            route,
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// [`NoteRoute`]'s future: the route's response with the matched route in its extensions.
-    struct NoteRouteFuture<F> {
-        #[pin]
-        inner: F,
-        route: Option<MatchedPath>,
-    }
-}
-
-impl<F, E> std::future::Future for NoteRouteFuture<F>
-where
-    F: std::future::Future<Output = Result<Response, E>>,
-{
-    type Output = Result<Response, E>;
-
-    fn poll(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        let this = self.project();
-        let mut response = std::task::ready!(this.inner.poll(cx))?;
-        if let Some(route) = this.route.take() {
-            response.extensions_mut().insert(route);
-        }
-        std::task::Poll::Ready(Ok(response))
-    }
+        ));
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/v1/whoami", get(ops::whoami))
+        .route("/v1/admin/clients", get(ops::clients))
+        .route("/v1/openapi.json", get(openapi))
+        .merge(crate::log::api::routes())
+        .merge(crate::verify::api::routes())
+        .merge(crate::cases::api::routes())
+        .merge(crate::cases::slips_api::routes())
+        .merge(crate::cases::escalation_api::routes())
+        .merge(crate::warning::routes())
+        .merge(crate::console::routes())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(layers)
+        .with_state(state)
 }
 
 /// Request ids for requests that come without one: random (v4) UUIDs from the thread's CSPRNG
