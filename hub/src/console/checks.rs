@@ -700,7 +700,7 @@ pub async fn check_page(
 ) -> Response {
     let progress: Progress = match crate::verify::progress::read_progress(
         State(s.clone()),
-        Caller(id.clone().into()),
+        Caller(id.clone()),
         Path(vid.clone()),
     )
     .await
@@ -712,7 +712,7 @@ pub async fn check_page(
     if progress.status == CheckStatus::Done {
         let res = crate::verify::api::get_verification(
             State(s.clone()),
-            Caller(id.clone().into()),
+            Caller(id.clone()),
             api_headers(&headers, &[]),
             Path(vid.clone()),
         )
@@ -789,7 +789,7 @@ pub async fn my_checks(State(s): State<AppState>, Caller(id): Caller) -> Respons
     use crate::verify::report::FollowUpStatus;
     let list = match crate::cases::api::list_verifications(
         State(s.clone()),
-        Caller(id.clone().into()),
+        Caller(id.clone()),
         Ok(crate::api::Query(VerificationListQuery {
             cursor: None,
             limit: Some(100),
@@ -802,7 +802,7 @@ pub async fn my_checks(State(s): State<AppState>, Caller(id): Caller) -> Respons
     };
     let (follow_ups, follow_ups_refused) = match crate::verify::api::list_follow_ups(
         State(s.clone()),
-        Caller(id.clone().into()),
+        Caller(id.clone()),
         crate::api::Query(crate::verify::api::FollowUpQuery {
             status: Some("all".into()),
         }),

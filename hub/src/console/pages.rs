@@ -359,16 +359,13 @@ pub async fn queue(
         limit: Some(QUEUE_PAGE),
         overdue: None,
     };
-    let list = match crate::cases::api::list_cases(
-        State(s.clone()),
-        Caller(id.clone().into()),
-        Ok(Query(query)),
-    )
-    .await
-    {
-        Ok(axum::Json(l)) => l,
-        Err(e) => return error_page(&s, &id, e),
-    };
+    let list =
+        match crate::cases::api::list_cases(State(s.clone()), Caller(id.clone()), Ok(Query(query)))
+            .await
+        {
+            Ok(axum::Json(l)) => l,
+            Err(e) => return error_page(&s, &id, e),
+        };
     let now = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
     let mut cases: Vec<CaseLine> = list
         .cases
@@ -409,7 +406,7 @@ pub async fn queue(
     let first_page = (!f.cursor.is_empty()).then(|| queue_href(by, state, tier));
     let (slips, slips_refused) = match crate::cases::slips_api::list_slips(
         State(s.clone()),
-        Caller(id.clone().into()),
+        Caller(id.clone()),
         Ok(Query(SlipListQuery {
             state: None,
             overdue: None,
@@ -841,7 +838,7 @@ pub async fn open_case(
     }
     let res = crate::cases::api::open_case(
         State(s.clone()),
-        Caller(id.clone().into()),
+        Caller(id.clone()),
         api_headers,
         Ok(axum::Json(body)),
     )

@@ -400,7 +400,7 @@ pub async fn supervision(
     let f = q.map(|q| q.0).unwrap_or_default();
     let r = crate::cases::supervision::timeliness(
         State(s.clone()),
-        Caller(id.clone().into()),
+        Caller(id.clone()),
         Ok(Query(TimelinessQuery {
             division: None,
             from: opt(&f.from),
@@ -418,7 +418,7 @@ pub async fn supervision(
     };
     let escalations = match crate::cases::escalation_api::list_escalations(
         State(s.clone()),
-        Caller(id.clone().into()),
+        Caller(id.clone()),
         Ok(Query(EscalationQuery {
             state: Some(EscalationState::Open),
             township: None,
@@ -433,7 +433,7 @@ pub async fn supervision(
     };
     let slips: SlipSupervision = match crate::cases::supervision_slips::slips(
         State(s.clone()),
-        Caller(id.clone().into()),
+        Caller(id.clone()),
         Ok(Query(SlipSupervisionQuery {
             division: None,
             from: Some(t.from.clone()),
@@ -453,7 +453,7 @@ pub async fn supervision(
     };
     let overdue_cases = match crate::cases::api::list_cases(
         State(s.clone()),
-        Caller(id.clone().into()),
+        Caller(id.clone()),
         Ok(Query(crate::cases::api::CaseListQuery {
             state: None,
             tier: None,
@@ -898,7 +898,7 @@ pub async fn audit_search(
     }
     let r = crate::log::api::search(
         State(s.clone()),
-        Caller(id.clone().into()),
+        Caller(id.clone()),
         api_headers,
         Ok(axum::Json(Value::Object(body))),
     )
@@ -1080,7 +1080,7 @@ pub async fn subject_report(
     }
     match crate::log::api::subject_report(
         State(s.clone()),
-        Caller(id.clone().into()),
+        Caller(id.clone()),
         api_headers,
         Ok(axum::Json(
             json!({"resident_id": f.resident_id.trim(), "format": "html"}),
@@ -1304,7 +1304,7 @@ async fn dept_figures(
 pub async fn slips(State(s): State<AppState>, Caller(id): Caller, headers: HeaderMap) -> Response {
     let list = match crate::cases::slips_api::list_slips(
         State(s.clone()),
-        Caller(id.clone().into()),
+        Caller(id.clone()),
         Ok(Query(crate::cases::slips_api::SlipListQuery {
             state: None,
             overdue: None,
@@ -1544,7 +1544,7 @@ pub async fn slip_move(
         "accept" => {
             crate::cases::slips_api::accept_slip(
                 State(s.clone()),
-                Caller(id.clone().into()),
+                Caller(id.clone()),
                 api_headers,
                 Path(slip_id.clone()),
                 Ok(axum::Json(json!({}))),
@@ -1563,7 +1563,7 @@ pub async fn slip_move(
             }
             crate::cases::slips_api::answer_slip(
                 State(s.clone()),
-                Caller(id.clone().into()),
+                Caller(id.clone()),
                 api_headers,
                 Path(slip_id.clone()),
                 Ok(axum::Json(body)),
@@ -1639,8 +1639,7 @@ struct AdminPage {
 /// `administer`), CRL freshness and readiness (as `/readyz`), the policy set in force, the
 /// notification outbox's backlog.
 pub async fn admin(State(s): State<AppState>, Caller(id): Caller) -> Response {
-    let mut seen = match crate::api::ops::clients(State(s.clone()), Caller(id.clone().into())).await
-    {
+    let mut seen = match crate::api::ops::clients(State(s.clone()), Caller(id.clone())).await {
         Ok(axum::Json(c)) => c,
         Err(e) => return error_page(&s, &id, e),
     };
