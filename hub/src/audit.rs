@@ -367,9 +367,11 @@ impl Source {
     }
 
     async fn fetch_chunk(db: Db, from: u64, to: u64) -> anyhow::Result<DbChunk> {
-        let entries = logstore::read_entries_indexed(&db, from, to).await?;
-        let hashes =
-            logstore::read_hash_range(&db, stored_hash_count(from), stored_hash_count(to)).await?;
+        // Two connections, read side by side.
+        let (entries, hashes) = tokio::try_join!(
+            logstore::read_entries_indexed(&db, from, to),
+            logstore::read_hash_range(&db, stored_hash_count(from), stored_hash_count(to)),
+        )?;
         Ok(DbChunk {
             from,
             to,
@@ -465,7 +467,11 @@ pub async fn open_read_only(url: &str) -> anyhow::Result<Db> {
         let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)
             .context("--db: not a valid sqlite:// URL")?
             .read_only(true)
-            .create_if_missing(false);
+            .create_if_missing(false)
+            // sqlx's SQLite worker hands rows over one by one through a bounded channel (50 by
+            // default): with a large log that is a thread wake-up every few rows. A deep channel
+            // lets the worker run ahead and the reader drain rows in bursts.
+            .row_buffer_size(DB_CHUNK_ENTRIES as usize);
         let path = options.get_filename().to_owned();
         anyhow::ensure!(
             path.is_file(),
@@ -622,8 +628,12 @@ async fn verify_entries(
             Err(e) => return bad(Some(first), e.to_string()),
         };
         let w = usize::from(t.width);
+        let mut leaves = Vec::with_capacity(entries.len());
         for i in 0..w.max(entries.len()) {
             let got = entries.get(i).map(|e| leaf_hash(e));
+            if let Some(h) = got {
+                leaves.push(h);
+            }
             if got.is_none() || served.get(i).copied() != got {
                 let reason = match (entries.get(i), served.get(i)) {
                     (None, _) => "entry missing (deleted or bundle short)".to_owned(),
@@ -633,8 +643,9 @@ async fn verify_entries(
                 return bad(Some(first + i as u64), reason);
             }
         }
-        for e in &entries {
-            auditor.push_entry(e);
+        // Each entry's leaf hash was computed once above (and matched the served tile).
+        for h in leaves {
+            auditor.push_leaf_hash(h);
             if let Some((ts, tr)) = trusted
                 && auditor.size() == ts
                 && auditor.root() != tr
