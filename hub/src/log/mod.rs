@@ -115,6 +115,9 @@ pub enum LogError {
     RotationRefused(String),
 }
 
+/// How often, at most, the WAL of an SQLite log is checkpointed beside the writer.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+
 /// Knobs of the service.
 #[derive(Debug, Clone)]
 pub struct LogOptions {
@@ -260,6 +263,9 @@ pub struct AccessLog {
     serve_cosigned: bool,
     /// The newest checkpoint with enough witness cosignatures (set by [`witnessing`]).
     cosigned: RwLock<Option<Served>>,
+    /// Where the writer commits (on SQLite a connection of its own), for tests to look at.
+    #[cfg(test)]
+    writer_db: Db,
 }
 
 impl std::fmt::Debug for AccessLog {
@@ -435,8 +441,25 @@ impl AccessLog {
         let serve_cosigned = opts.serve_cosigned;
         let instance = opts.instance.clone();
         let refresh = opts.head_refresh;
+        // SQLite: the writer commits on a connection of its own, and the WAL is checkpointed
+        // beside it rather than inside its commits (see `store::sqlite::dedicated_writer`).
+        let writer_db = match &db {
+            Db::Sqlite(pool) => {
+                let own = crate::store::sqlite::dedicated_writer(pool).await?;
+                tokio::spawn(crate::store::sqlite::checkpoint_in_background(
+                    pool.clone(),
+                    size_tx.subscribe(),
+                    CHECKPOINT_EVERY,
+                ));
+                Db::Sqlite(own)
+            }
+            Db::Postgres(_) => db.clone(),
+        };
         let writer = Writer {
-            db: db.clone(),
+            #[cfg(not(test))]
+            db: writer_db,
+            #[cfg(test)]
+            db: writer_db.clone(),
             signer,
             opts,
             size: head.size,
@@ -461,6 +484,8 @@ impl AccessLog {
             instance,
             serve_cosigned,
             cosigned: RwLock::new(None),
+            #[cfg(test)]
+            writer_db,
         });
         if shared {
             tokio::spawn(refresh_task(Arc::downgrade(&log), refresh));

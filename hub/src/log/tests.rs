@@ -438,19 +438,21 @@ async fn batches_of_many_sizes_do_not_fill_the_statement_cache() {
     use sqlx::Connection as _;
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("log.db").display());
-    // One connection: every statement of the log runs on it.
     let store = crate::store::sqlite::SqliteStore::connect(&url, 1)
         .await
         .unwrap();
-    let pool = store.pool().clone();
     let signer = Signer::from_seed("test.example/log", [9; 32]).unwrap();
     let log = AccessLog::start(
-        crate::store::Db::Sqlite(pool.clone()),
+        crate::store::Db::Sqlite(store.pool().clone()),
         signer,
         LogOptions::default(),
     )
     .await
     .unwrap();
+    // The writer's own connection: every statement of a batch runs on it.
+    let crate::store::Db::Sqlite(pool) = log.writer_db.clone() else {
+        panic!("an SQLite log")
+    };
     let cached = |pool: sqlx::SqlitePool| async move {
         pool.acquire().await.unwrap().cached_statements_size()
     };
@@ -542,4 +544,43 @@ async fn work_without_entries_commits_in_the_group_commit_without_a_checkpoint()
         log.attach(asks).await,
         Err(LogError::BadRequest { .. })
     ));
+}
+
+/// The writer commits on a connection of its own and the WAL is checkpointed beside it: with far
+/// fewer than SQLite's 1,000-page auto-checkpoint in the WAL, the entries still reach the database
+/// file (and the writer's connection is not one of the store's pool).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_is_checkpointed_beside_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), 64, "r1").await;
+    let file = dir.path().join("log.db");
+    let before = std::fs::metadata(&file).unwrap().len();
+    // About 200 entries of ~700 bytes with their hashes and indexes: far below 1,000 WAL pages.
+    for k in 0..10u64 {
+        log.append_many((0..20).map(|i| test_entry(k * 20 + i, Some("s"))).collect())
+            .await
+            .unwrap();
+    }
+    let wal = dir.path().join("log.db-wal");
+    let wal_pages = std::fs::metadata(&wal).unwrap().len() / 4096;
+    assert!(
+        wal_pages < 1000,
+        "{wal_pages} WAL pages: the test must stay below auto-checkpoint"
+    );
+    let mut grown = before;
+    for _ in 0..100 {
+        grown = std::fs::metadata(&file).unwrap().len();
+        if grown > before + 64 * 1024 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        grown > before + 64 * 1024,
+        "the database file did not grow ({before} -> {grown} bytes): nothing checkpointed"
+    );
+    let crate::store::Db::Sqlite(writer) = &log.writer_db else {
+        panic!("an SQLite log")
+    };
+    assert_eq!(writer.options().get_max_connections(), 1);
 }
