@@ -268,6 +268,31 @@ pub async fn read_rotations(db: &Db) -> Result<Vec<super::integrity::Rotation>, 
     Ok(rows)
 }
 
+/// Runs each group's attached work in `$tx`, each in its own savepoint: a work that fails is rolled
+/// back alone and the batch goes on (see [`super::Attached`]). A macro because `$tx` is a different
+/// transaction type on each backend (inside `on_db!`).
+macro_rules! write_attached {
+    ($tx:ident, $groups:expr) => {
+        for g in $groups.iter_mut() {
+            sqlx::query("SAVEPOINT jsj_attached")
+                .execute(&mut *$tx)
+                .await?;
+            if g.work.write(TxConn::from(&mut *$tx), &g.placed).await {
+                sqlx::query("RELEASE SAVEPOINT jsj_attached")
+                    .execute(&mut *$tx)
+                    .await?;
+            } else {
+                sqlx::query("ROLLBACK TO SAVEPOINT jsj_attached")
+                    .execute(&mut *$tx)
+                    .await?;
+                sqlx::query("RELEASE SAVEPOINT jsj_attached")
+                    .execute(&mut *$tx)
+                    .await?;
+            }
+        }
+    };
+}
+
 /// Commits one batch in one transaction. The transaction first takes the head:
 /// - PostgreSQL: `SELECT … FOR UPDATE` on the head row, which serializes the batches of every
 ///   replica sharing the database (each replica sequences; PostgreSQL orders them). The
@@ -474,15 +499,7 @@ pub async fn commit_batch(
                 }
             }
         }
-        for g in p.attached.iter_mut() {
-            sqlx::query("SAVEPOINT jsj_attached").execute(&mut *tx).await?;
-            if g.work.write(TxConn::from(&mut *tx), &g.placed).await {
-                sqlx::query("RELEASE SAVEPOINT jsj_attached").execute(&mut *tx).await?;
-            } else {
-                sqlx::query("ROLLBACK TO SAVEPOINT jsj_attached").execute(&mut *tx).await?;
-                sqlx::query("RELEASE SAVEPOINT jsj_attached").execute(&mut *tx).await?;
-            }
-        }
+        write_attached!(tx, p.attached);
         tx.commit().await?;
         Ok(Some(p))
     })
@@ -493,15 +510,7 @@ pub async fn commit_batch(
 pub async fn commit_attached(db: &Db, mut groups: Vec<Group>) -> Result<(), LogError> {
     on_db!(db, pool, _DB => {
         let mut tx = pool.begin_write().await?;
-        for g in groups.iter_mut() {
-            sqlx::query("SAVEPOINT jsj_attached").execute(&mut *tx).await?;
-            if g.work.write(TxConn::from(&mut *tx), &g.placed).await {
-                sqlx::query("RELEASE SAVEPOINT jsj_attached").execute(&mut *tx).await?;
-            } else {
-                sqlx::query("ROLLBACK TO SAVEPOINT jsj_attached").execute(&mut *tx).await?;
-                sqlx::query("RELEASE SAVEPOINT jsj_attached").execute(&mut *tx).await?;
-            }
-        }
+        write_attached!(tx, groups);
         tx.commit().await?;
         Ok(())
     })
