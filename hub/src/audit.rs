@@ -12,7 +12,6 @@
 //! The verifier does not trust the source: everything is recomputed from entry bytes. A database
 //! copy is opened read-only and never migrated ([`open_read_only`]).
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -321,7 +320,7 @@ struct DbChunk {
     to: u64,
     /// Sorted by index; gaps (deleted rows) are simply absent.
     entries: Vec<(u64, Vec<u8>)>,
-    hashes: HashMap<u64, Hash>,
+    hashes: logstore::HashRange,
     /// The next chunk, being read in the background.
     next: Option<(u64, tokio::task::JoinHandle<anyhow::Result<DbChunk>>)>,
 }
@@ -447,8 +446,7 @@ impl Source {
             Source::Db { db, cache } => {
                 if t.level == 0 {
                     Self::ensure_chunk(db, cache, t.n * 256, size).await?;
-                    let reader = crate::log::MapHashes(&cache.hashes);
-                    Ok(tlog::tile::read_tile_data(t, &reader)?)
+                    Ok(tlog::tile::read_tile_data(t, &cache.hashes)?)
                 } else {
                     Ok(with_db_reader(db, |r| tlog::tile::read_tile_data(t, r)).await?)
                 }

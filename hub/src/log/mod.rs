@@ -343,15 +343,6 @@ pub fn frontier_indexes(size: u64) -> Vec<u64> {
 /// A [`HashReader`] over a map of stored hashes.
 struct MapReader<'a>(&'a HashMap<u64, Hash>);
 
-/// A public [`HashReader`] over a map of stored hashes (for the auditor's prefetched chunks).
-pub struct MapHashes<'a>(pub &'a HashMap<u64, Hash>);
-
-impl HashReader for MapHashes<'_> {
-    fn read_hashes(&self, indexes: &[StoredHashIndex]) -> tlog::Result<Vec<Hash>> {
-        MapReader(self.0).read_hashes(indexes)
-    }
-}
-
 impl HashReader for MapReader<'_> {
     fn read_hashes(&self, indexes: &[StoredHashIndex]) -> tlog::Result<Vec<Hash>> {
         indexes

@@ -206,6 +206,64 @@ async fn forged_history_is_refused_at_start_up_on_postgres() -> anyhow::Result<(
     r
 }
 
+/// The stored hashes of a range as the auditors read them (one aggregated row per group of ids)
+/// equal the hashes read one by one; a group with a deleted row is read row by row (the missing
+/// id is absent, its neighbours are not), and a hash of the wrong length is an error.
+async fn hash_ranges_read_whole(pg: Option<&PgTestDb>) -> anyhow::Result<()> {
+    use hub::log::store::{read_hash_range, read_hashes};
+    let d = Deployment::new(pg)?;
+    // More than one group of 4,096 stored hashes (about two per entry).
+    d.fill(2_100).await?;
+    let db = d.db().await?;
+    let total = tlog::stored::stored_hash_count(2_100);
+    assert!(total > 4_096, "{total}");
+    let ids: Vec<u64> = (0..total).collect();
+    let one_by_one = read_hashes(&db, &ids).await?;
+    assert_eq!(one_by_one.len() as u64, total);
+    for (from, to) in [(0, total), (1_000, 4_500), (4_095, 4_097), (7, 8)] {
+        let range = read_hash_range(&db, from, to).await?;
+        for id in from..to {
+            assert_eq!(
+                range.get(&id),
+                one_by_one.get(&id),
+                "id {id} of {from}..{to}"
+            );
+        }
+        assert!(range.get(&to).is_none() && (from == 0 || range.get(&(from - 1)).is_none()));
+    }
+    // A deleted row: absent, and only it.
+    exec(&db, "DELETE FROM log_hashes WHERE id = 50", &[]).await?;
+    let range = read_hash_range(&db, 0, 4_096).await?;
+    assert!(range.get(&50).is_none());
+    for id in (0..4_096).filter(|id| *id != 50) {
+        assert_eq!(range.get(&id), one_by_one.get(&id), "id {id}");
+    }
+    // A hash of 31 bytes: an error naming the column, not a shifted read of its neighbours.
+    exec(
+        &db,
+        "UPDATE log_hashes SET hash = $1 WHERE id = 4100",
+        &[bytes(&[7u8; 31])],
+    )
+    .await?;
+    let err = read_hash_range(&db, 4_000, total).await.unwrap_err();
+    assert!(err.to_string().contains("log_hashes.hash"), "{err}");
+    assert!(read_hash_range(&db, 4_101, total).await.is_ok());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hash_ranges_read_whole_on_sqlite() -> anyhow::Result<()> {
+    hash_ranges_read_whole(None).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hash_ranges_read_whole_on_postgres() -> anyhow::Result<()> {
+    let pg = PgTestDb::create().await?;
+    let r = hash_ranges_read_whole(Some(&pg)).await;
+    pg.drop_db().await?;
+    r
+}
+
 /// (d): entries or stored hashes edited without fixing the rest are refused at start-up, with the
 /// first bad index: the default `recent` audit covers the newest entries and the stored hashes
 /// they created; `sample` and `full` reach older ones.
