@@ -571,12 +571,21 @@ pub async fn read_hashes(db: &Db, ids: &[u64]) -> Result<HashMap<u64, Hash>, Log
 
 /// Entries `[from, to)` in index order.
 pub async fn read_entries(db: &Db, from: u64, to: u64) -> Result<Vec<Vec<u8>>, LogError> {
+    Ok(read_entries_indexed(db, from, to)
+        .await?
+        .into_iter()
+        .map(|(_, d)| d)
+        .collect())
+}
+
+/// Entries `[from, to)` with their indexes, row by row.
+async fn entry_rows(db: &Db, from: u64, to: u64) -> Result<Vec<(u64, Vec<u8>)>, LogError> {
     let sql = "SELECT idx, data FROM log_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx";
     let rows: Vec<(i64, Vec<u8>)> = on_db!(db, pool, DB => {
         let rows = sqlx::query(sql).bind(to_i64(from)).bind(to_i64(to)).fetch_all(pool).await?;
         rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<Vec<_>, sqlx::Error>>()?
     });
-    Ok(rows.into_iter().map(|(_, d)| d).collect())
+    Ok(rows.into_iter().map(|(i, d)| (i as u64, d)).collect())
 }
 
 /// The entries at `indexes` (index, bytes); absent ones are simply missing.
@@ -653,18 +662,84 @@ pub async fn search(db: &Db, f: &SearchFilter, size: u64) -> Result<Vec<(u64, Ve
     Ok(rows.into_iter().map(|(i, d)| (i as u64, d)).collect())
 }
 
-/// Entries `[from, to)` with their indexes (gaps show as missing indexes).
+/// Entries a [`read_entries_indexed`] group spans (they arrive as one aggregated row).
+const ENTRY_GROUP: u64 = 1 << 10;
+
+/// Entries `[from, to)` with their indexes (gaps show as missing indexes). Like
+/// [`read_hash_range`], each group of [`ENTRY_GROUP`] indexes comes as ONE row (count, first
+/// index, the entries' lengths and their bytes concatenated in index order); a group with a gap
+/// or lengths that do not add up is read again row by row.
 pub async fn read_entries_indexed(
     db: &Db,
     from: u64,
     to: u64,
 ) -> Result<Vec<(u64, Vec<u8>)>, LogError> {
-    let sql = "SELECT idx, data FROM log_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx";
-    let rows: Vec<(i64, Vec<u8>)> = on_db!(db, pool, DB => {
-        let rows = sqlx::query(sql).bind(to_i64(from)).bind(to_i64(to)).fetch_all(pool).await?;
-        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<Vec<_>, sqlx::Error>>()?
-    });
-    Ok(rows.into_iter().map(|(i, d)| (i as u64, d)).collect())
+    let mut out = Vec::with_capacity(usize::try_from(to.saturating_sub(from)).unwrap_or(0));
+    let mut lo = from;
+    while lo < to {
+        let hi = (lo - lo % ENTRY_GROUP + ENTRY_GROUP).min(to);
+        // (rows, first index, the lengths joined by commas, the entries concatenated)
+        let (count, first, lengths, joined): (i64, Option<i64>, String, Vec<u8>) = match db {
+            Db::Sqlite(pool) => {
+                let row = sqlx::query(
+                    "SELECT count(*), min(idx), coalesce(group_concat(length(data)), ''), \
+                     CAST(coalesce(group_concat(data, ''), '') AS BLOB) \
+                     FROM (SELECT idx, data FROM log_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx)",
+                )
+                .bind(to_i64(lo))
+                .bind(to_i64(hi))
+                .fetch_one(pool)
+                .await?;
+                (
+                    row.try_get(0)?,
+                    row.try_get(1)?,
+                    row.try_get(2)?,
+                    row.try_get(3)?,
+                )
+            }
+            Db::Postgres(pool) => {
+                let row = sqlx::query(
+                    "SELECT count(*), min(idx), \
+                     coalesce(string_agg(length(data)::TEXT, ',' ORDER BY idx), ''), \
+                     coalesce(string_agg(data, ''::BYTEA ORDER BY idx), ''::BYTEA) \
+                     FROM log_entries WHERE idx >= $1 AND idx < $2",
+                )
+                .bind(to_i64(lo))
+                .bind(to_i64(hi))
+                .fetch_one(pool)
+                .await?;
+                (
+                    row.try_get(0)?,
+                    row.try_get(1)?,
+                    row.try_get(2)?,
+                    row.try_get(3)?,
+                )
+            }
+        };
+        let span = hi - lo;
+        let split = (u64::try_from(count).ok() == Some(span) && first == Some(to_i64(lo)))
+            .then(|| split_joined(&lengths, &joined, span))
+            .flatten();
+        match split {
+            Some(parts) => out.extend((lo..hi).zip(parts.into_iter().map(<[u8]>::to_vec))),
+            None if count > 0 => out.extend(entry_rows(db, lo, hi).await?),
+            None => {}
+        }
+        lo = hi;
+    }
+    Ok(out)
+}
+
+/// `joined` cut at the comma-separated `lengths`: `n` pieces that use every byte, or `None`.
+fn split_joined<'a>(lengths: &str, joined: &'a [u8], n: u64) -> Option<Vec<&'a [u8]>> {
+    let mut parts = Vec::with_capacity(usize::try_from(n).ok()?);
+    let mut rest = joined;
+    for l in lengths.split(',') {
+        let (part, tail) = rest.split_at_checked(l.parse().ok()?)?;
+        parts.push(part);
+        rest = tail;
+    }
+    (rest.is_empty() && parts.len() as u64 == n).then_some(parts)
 }
 
 /// The stored hashes with ids in `[from, to)`, by id; an id without a row is `None`.

@@ -206,11 +206,11 @@ async fn forged_history_is_refused_at_start_up_on_postgres() -> anyhow::Result<(
     r
 }
 
-/// The stored hashes of a range as the auditors read them (one aggregated row per group of ids)
-/// equal the hashes read one by one; a group with a deleted row is read row by row (the missing
+/// The stored hashes and the entries of a range as the auditors read them (one aggregated row per
+/// group of ids) equal the rows read one by one; a group with a deleted row is read row by row (the missing
 /// id is absent, its neighbours are not), and a hash of the wrong length is an error.
-async fn hash_ranges_read_whole(pg: Option<&PgTestDb>) -> anyhow::Result<()> {
-    use hub::log::store::{read_hash_range, read_hashes};
+async fn ranges_read_whole(pg: Option<&PgTestDb>) -> anyhow::Result<()> {
+    use hub::log::store::{read_entries_at, read_entries_indexed, read_hash_range, read_hashes};
     let d = Deployment::new(pg)?;
     // More than one group of 4,096 stored hashes (about two per entry).
     d.fill(2_100).await?;
@@ -248,18 +248,44 @@ async fn hash_ranges_read_whole(pg: Option<&PgTestDb>) -> anyhow::Result<()> {
     let err = read_hash_range(&db, 4_000, total).await.unwrap_err();
     assert!(err.to_string().contains("log_hashes.hash"), "{err}");
     assert!(read_hash_range(&db, 4_101, total).await.is_ok());
+
+    // The entries likewise (groups of 1,024), against the rows one by one.
+    let mut one_by_one = read_entries_at(&db, &(0..2_100).collect::<Vec<_>>()).await?;
+    one_by_one.sort();
+    assert_eq!(one_by_one.len(), 2_100);
+    for (from, to) in [(0, 2_100), (1_000, 1_030), (1_023, 1_025), (2_099, 2_100)] {
+        let read = read_entries_indexed(&db, from, to).await?;
+        assert_eq!(read, one_by_one[from as usize..to as usize], "{from}..{to}");
+    }
+    // A deleted entry is a gap, its neighbours stay; an entry stored as TEXT is read as before.
+    exec(&db, "DELETE FROM log_entries WHERE idx = 1500", &[]).await?;
+    exec(
+        &db,
+        "UPDATE log_entries SET data = $1 WHERE idx = 10",
+        &[json!("not a blob")],
+    )
+    .await
+    .ok();
+    let read = read_entries_indexed(&db, 0, 2_100).await?;
+    assert_eq!(read.len(), 2_099);
+    assert!(read.iter().all(|(k, _)| *k != 1500));
+    for (k, data) in &read {
+        if *k != 10 {
+            assert_eq!(*data, one_by_one[*k as usize].1, "entry {k}");
+        }
+    }
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hash_ranges_read_whole_on_sqlite() -> anyhow::Result<()> {
-    hash_ranges_read_whole(None).await
+async fn ranges_read_whole_on_sqlite() -> anyhow::Result<()> {
+    ranges_read_whole(None).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hash_ranges_read_whole_on_postgres() -> anyhow::Result<()> {
+async fn ranges_read_whole_on_postgres() -> anyhow::Result<()> {
     let pg = PgTestDb::create().await?;
-    let r = hash_ranges_read_whole(Some(&pg)).await;
+    let r = ranges_read_whole(Some(&pg)).await;
     pg.drop_db().await?;
     r
 }
