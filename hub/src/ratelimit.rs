@@ -620,7 +620,7 @@ impl RateLimits {
                 lookup.verification_id.to_owned(),
             ));
         }
-        let outcome: LookupOutcome = Arc::new(std::sync::Mutex::new(None));
+        let outcome = LookupOutcome::default();
         log.attach(Box::new(LookupWrite {
             principal: lookup.principal_uri.to_owned(),
             keys,
@@ -630,7 +630,7 @@ impl RateLimits {
             outcome: outcome.clone(),
         }))
         .await?;
-        let judged = outcome.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let judged = outcome.take();
         match judged {
             Some(Ok(None)) => Ok(Ok(())),
             Some(Ok(Some(limit))) => {
@@ -695,7 +695,7 @@ impl RateLimits {
 
 /// What [`LookupWrite`] found: the refusal, if a cap refused (its rows rolled back), or why the
 /// statements failed.
-type LookupOutcome = Arc<std::sync::Mutex<Option<Result<Option<LimitExceeded>, String>>>>;
+type LookupOutcome = crate::log::Outcome<Result<Option<LimitExceeded>, String>>;
 
 /// The lookups of one verification, recorded and judged inside the access log's batch
 /// transaction ([`RateLimits::note_lookup_logged`]).
@@ -729,7 +729,7 @@ impl crate::log::Attached for LookupWrite {
             .map_err(|e| e.to_string());
             // Keep the rows only when recorded and no cap refused.
             let keep = matches!(judged, Ok(None));
-            *self.outcome.lock().unwrap_or_else(|p| p.into_inner()) = Some(judged);
+            self.outcome.set(judged);
             keep
         })
     }

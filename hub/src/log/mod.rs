@@ -234,6 +234,34 @@ pub trait Attached: Send {
     }
 }
 
+/// Where an [`Attached`] work leaves what it did (a cell shared with its caller, who takes it once
+/// the append returned: empty if the work never ran).
+pub struct Outcome<T>(Arc<std::sync::Mutex<Option<T>>>);
+
+impl<T> Default for Outcome<T> {
+    fn default() -> Self {
+        Outcome(Arc::new(std::sync::Mutex::new(None)))
+    }
+}
+
+impl<T> Clone for Outcome<T> {
+    fn clone(&self) -> Self {
+        Outcome(self.0.clone())
+    }
+}
+
+impl<T> Outcome<T> {
+    /// Record what the work did (a second call replaces the first).
+    pub fn set(&self, value: T) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(value);
+    }
+
+    /// What the work recorded, if it ran.
+    pub fn take(&self) -> Option<T> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
 /// The current head as served (size, root, signed checkpoint note).
 #[derive(Debug, Clone)]
 pub struct Served {

@@ -382,7 +382,7 @@ pub async fn reserve_key_logged(
     if matches!(log.db(), Db::Postgres(_)) {
         return Ok(reserve_key(log.db(), principal, key, verification_id, request_sha256).await?);
     }
-    let outcome = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let outcome = crate::log::Outcome::default();
     log.attach(Box::new(ReserveKey {
         principal: principal.to_owned(),
         key: key.to_owned(),
@@ -392,7 +392,7 @@ pub async fn reserve_key_logged(
         outcome: outcome.clone(),
     }))
     .await?;
-    let reserved = outcome.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let reserved = outcome.take();
     match reserved {
         Some(Ok(reserved)) => Ok(reserved),
         Some(Err(e)) => Err(crate::api::ApiError::internal(format!(
@@ -412,7 +412,7 @@ struct ReserveKey {
     request_sha256: String,
     created_ms: i64,
     /// Whether the key was free (and is now this verification's), or why the statement failed.
-    outcome: std::sync::Arc<std::sync::Mutex<Option<Result<bool, String>>>>,
+    outcome: crate::log::Outcome<Result<bool, String>>,
 }
 
 impl crate::log::Attached for ReserveKey {
@@ -440,8 +440,8 @@ impl crate::log::Attached for ReserveKey {
                 crate::log::TxConn::Postgres(c) => run!(c),
             };
             let ok = n.is_ok();
-            *self.outcome.lock().unwrap_or_else(|p| p.into_inner()) =
-                Some(n.map(|n| n == 1).map_err(|e| e.to_string()));
+            self.outcome
+                .set(n.map(|n| n == 1).map_err(|e| e.to_string()));
             ok
         })
     }

@@ -516,10 +516,8 @@ struct EventsWrite {
 }
 
 /// What an [`EventsWrite`] did, per event: `None` its id was taken meanwhile, else what the rules
-/// raised; `None` as a whole: not run.
-type WriteOutcome = std::sync::Arc<
-    std::sync::Mutex<Option<Result<Vec<Option<Vec<super::rules::Raised>>>, String>>>,
->;
+/// raised.
+type WriteOutcome = crate::log::Outcome<Result<Vec<Option<Vec<super::rules::Raised>>>, String>>;
 
 impl crate::log::Attached for EventsWrite {
     fn write<'a>(
@@ -540,9 +538,7 @@ impl crate::log::Attached for EventsWrite {
                 Err("the events' access-log entries were not placed".to_owned())
             };
             let ok = r.is_ok();
-            if let Ok(mut o) = self.outcome.lock() {
-                *o = Some(r);
-            }
+            self.outcome.set(r);
             ok
         })
     }
@@ -644,7 +640,7 @@ async fn store_checked(
     // Stage 4: durable when this returns: the entries, the rows and their warnings, in one commit.
     let mut receipts: Vec<Option<(String, EventReceipt)>> = vec![None; rows.len()];
     if !rows.is_empty() {
-        let outcome = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let outcome = WriteOutcome::default();
         let write = EventsWrite {
             rows: rows.clone(),
             details,
@@ -652,7 +648,7 @@ async fn store_checked(
             outcome: outcome.clone(),
         };
         let logged = s.log.append_many_with(entries, Box::new(write)).await?;
-        let done = outcome.lock().map(|mut o| o.take()).unwrap_or_default();
+        let done = outcome.take();
         let written = match done {
             Some(Ok(written)) if written.len() == rows.len() => written,
             Some(Ok(_)) => return Err(ApiError::internal("events not all written")),
