@@ -675,47 +675,23 @@ pub async fn read_entries_indexed(
     to: u64,
 ) -> Result<Vec<(u64, Vec<u8>)>, LogError> {
     let mut out = Vec::with_capacity(usize::try_from(to.saturating_sub(from)).unwrap_or(0));
-    let mut lo = from;
-    while lo < to {
-        let hi = (lo - lo % ENTRY_GROUP + ENTRY_GROUP).min(to);
+    for (lo, hi) in groups(from, to, ENTRY_GROUP) {
         // (rows, first index, the lengths joined by commas, the entries concatenated)
-        let (count, first, lengths, joined): (i64, Option<i64>, String, Vec<u8>) = match db {
-            Db::Sqlite(pool) => {
-                let row = sqlx::query(
-                    "SELECT count(*), min(idx), coalesce(group_concat(length(data)), ''), \
-                     CAST(coalesce(group_concat(data, ''), '') AS BLOB) \
-                     FROM (SELECT idx, data FROM log_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx)",
-                )
-                .bind(to_i64(lo))
-                .bind(to_i64(hi))
-                .fetch_one(pool)
-                .await?;
-                (
-                    row.try_get(0)?,
-                    row.try_get(1)?,
-                    row.try_get(2)?,
-                    row.try_get(3)?,
-                )
-            }
-            Db::Postgres(pool) => {
-                let row = sqlx::query(
-                    "SELECT count(*), min(idx), \
-                     coalesce(string_agg(length(data)::TEXT, ',' ORDER BY idx), ''), \
-                     coalesce(string_agg(data, ''::BYTEA ORDER BY idx), ''::BYTEA) \
-                     FROM log_entries WHERE idx >= $1 AND idx < $2",
-                )
-                .bind(to_i64(lo))
-                .bind(to_i64(hi))
-                .fetch_one(pool)
-                .await?;
-                (
-                    row.try_get(0)?,
-                    row.try_get(1)?,
-                    row.try_get(2)?,
-                    row.try_get(3)?,
-                )
-            }
-        };
+        let (count, first, lengths, joined): (i64, Option<i64>, String, Vec<u8>) = group_row(
+            db,
+            [
+                "SELECT count(*), min(idx), coalesce(group_concat(length(data)), ''), \
+                 CAST(coalesce(group_concat(data, ''), '') AS BLOB) \
+                 FROM (SELECT idx, data FROM log_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx)",
+                "SELECT count(*), min(idx), \
+                 coalesce(string_agg(length(data)::TEXT, ',' ORDER BY idx), ''), \
+                 coalesce(string_agg(data, ''::BYTEA ORDER BY idx), ''::BYTEA) \
+                 FROM log_entries WHERE idx >= $1 AND idx < $2",
+            ],
+            lo,
+            hi,
+        )
+        .await?;
         let span = hi - lo;
         let split = (u64::try_from(count).ok() == Some(span) && first == Some(to_i64(lo)))
             .then(|| split_joined(&lengths, &joined, span))
@@ -725,9 +701,45 @@ pub async fn read_entries_indexed(
             None if count > 0 => out.extend(entry_rows(db, lo, hi).await?),
             None => {}
         }
-        lo = hi;
     }
     Ok(out)
+}
+
+/// `[from, to)` cut at the multiples of `size`: the groups an aggregated range read asks for.
+fn groups(from: u64, to: u64, size: u64) -> impl Iterator<Item = (u64, u64)> {
+    let end = move |lo: u64| (lo - lo % size + size).min(to);
+    std::iter::successors(Some(from).filter(|lo| *lo < to), move |lo| {
+        Some(end(*lo)).filter(|hi| *hi < to)
+    })
+    .map(move |lo| (lo, end(lo)))
+}
+
+/// The one aggregated row of the group `[lo, hi)`: `sql` for SQLite and for PostgreSQL, both
+/// binding `lo` and `hi`.
+async fn group_row<T>(db: &Db, sql: [&'static str; 2], lo: u64, hi: u64) -> Result<T, LogError>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+        + Send
+        + Unpin,
+{
+    let [sqlite, postgres] = sql;
+    Ok(match db {
+        Db::Sqlite(pool) => {
+            sqlx::query_as(sqlite)
+                .bind(to_i64(lo))
+                .bind(to_i64(hi))
+                .fetch_one(pool)
+                .await?
+        }
+        Db::Postgres(pool) => {
+            sqlx::query_as(postgres)
+                .bind(to_i64(lo))
+                .bind(to_i64(hi))
+                .fetch_one(pool)
+                .await?
+        }
+    })
 }
 
 /// `joined` cut at the comma-separated `lengths`: `n` pieces that use every byte, or `None`.
@@ -787,46 +799,22 @@ pub async fn read_hash_range(db: &Db, from: u64, to: u64) -> Result<HashRange, L
         from,
         hashes: vec![None; usize::try_from(to.saturating_sub(from)).unwrap_or(0)],
     };
-    let mut lo = from;
-    while lo < to {
-        let hi = (lo - lo % HASH_GROUP + HASH_GROUP).min(to);
+    for (lo, hi) in groups(from, to, HASH_GROUP) {
         // (rows, rows of 32 bytes, first id, the hashes concatenated in id order)
-        let (count, whole, first, joined): (i64, i64, Option<i64>, Vec<u8>) = match db {
-            Db::Sqlite(pool) => {
-                let row = sqlx::query(
-                    "SELECT count(*), coalesce(sum(length(hash) = 32), 0), min(id), \
-                     CAST(coalesce(group_concat(hash, ''), '') AS BLOB) \
-                     FROM (SELECT id, hash FROM log_hashes WHERE id >= $1 AND id < $2 ORDER BY id)",
-                )
-                .bind(to_i64(lo))
-                .bind(to_i64(hi))
-                .fetch_one(pool)
-                .await?;
-                (
-                    row.try_get(0)?,
-                    row.try_get(1)?,
-                    row.try_get(2)?,
-                    row.try_get(3)?,
-                )
-            }
-            Db::Postgres(pool) => {
-                let row = sqlx::query(
-                    "SELECT count(*), coalesce(sum(CASE WHEN length(hash) = 32 THEN 1 ELSE 0 END), 0)::BIGINT, \
-                     min(id), coalesce(string_agg(hash, ''::BYTEA ORDER BY id), ''::BYTEA) \
-                     FROM log_hashes WHERE id >= $1 AND id < $2",
-                )
-                .bind(to_i64(lo))
-                .bind(to_i64(hi))
-                .fetch_one(pool)
-                .await?;
-                (
-                    row.try_get(0)?,
-                    row.try_get(1)?,
-                    row.try_get(2)?,
-                    row.try_get(3)?,
-                )
-            }
-        };
+        let (count, whole, first, joined): (i64, i64, Option<i64>, Vec<u8>) = group_row(
+            db,
+            [
+                "SELECT count(*), coalesce(sum(length(hash) = 32), 0), min(id), \
+                 CAST(coalesce(group_concat(hash, ''), '') AS BLOB) \
+                 FROM (SELECT id, hash FROM log_hashes WHERE id >= $1 AND id < $2 ORDER BY id)",
+                "SELECT count(*), coalesce(sum(CASE WHEN length(hash) = 32 THEN 1 ELSE 0 END), 0)::BIGINT, \
+                 min(id), coalesce(string_agg(hash, ''::BYTEA ORDER BY id), ''::BYTEA) \
+                 FROM log_hashes WHERE id >= $1 AND id < $2",
+            ],
+            lo,
+            hi,
+        )
+        .await?;
         let span = hi - lo;
         let dense = u64::try_from(count).ok() == Some(span)
             && whole == count
@@ -848,7 +836,32 @@ pub async fn read_hash_range(db: &Db, from: u64, to: u64) -> Result<HashRange, L
                 range.hashes[k] = Some(hash_from("log_hashes.hash", &h)?);
             }
         }
-        lo = hi;
     }
     Ok(range)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{groups, split_joined};
+
+    #[test]
+    fn ranges_are_cut_at_the_multiples_of_the_group_size() {
+        let cut = |from, to| groups(from, to, 4).collect::<Vec<_>>();
+        assert_eq!(cut(0, 8), [(0, 4), (4, 8)]);
+        assert_eq!(cut(3, 10), [(3, 4), (4, 8), (8, 10)]);
+        assert_eq!(cut(5, 6), [(5, 6)]);
+        assert!(cut(6, 6).is_empty() && cut(7, 6).is_empty());
+    }
+
+    #[test]
+    fn joined_entries_are_split_only_when_the_lengths_add_up() {
+        assert_eq!(
+            split_joined("2,0,3", b"abcde", 3),
+            Some(vec![&b"ab"[..], b"", b"cde"])
+        );
+        assert_eq!(split_joined("2,4", b"abcde", 2), None);
+        assert_eq!(split_joined("2,2", b"abcde", 2), None);
+        assert_eq!(split_joined("5", b"abcde", 2), None);
+        assert_eq!(split_joined("x", b"abcde", 1), None);
+    }
 }
